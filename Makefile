@@ -1,0 +1,127 @@
+# AgentLocator for nginx.
+#
+#   make test    install what is missing, build the module, run the suite
+#   make run     nginx with the module on 127.0.0.1:8080 (prefix var/)
+#   make stop    stop it
+#
+# Other targets: deps, build, nginx-static, test-static, clean.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+
+TOP          := $(CURDIR)
+BUILD        := $(TOP)/build
+VAR          := $(TOP)/var
+MODULE_SO    := $(BUILD)/ngx_http_agentlocator_module.so
+
+# Debian's nginx-dev: the headers and configure scripts of the packaged
+# nginx, with the flags it was configured with (conf_flags).
+NGINX_DEV_SRC ?= /usr/share/nginx/src
+NGINX        ?= /usr/sbin/nginx
+DYN_SRC      := $(BUILD)/nginx-dev-src
+
+STATIC_SRC   := $(BUILD)/nginx-static-src
+STATIC_PREFIX := $(BUILD)/nginx-static
+STATIC_NGINX := $(STATIC_PREFIX)/sbin/nginx
+
+# The same hardening Debian compiles its nginx with; nginx adds -Werror.
+MODULE_CFLAGS ?= -g -O2 -fstack-protector-strong -Wformat \
+                 -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2
+
+BUILD_INFO   := objs/addon/agentlocator/ngx_agentlocator_build_info.h
+SOURCES      := config ngx_agentlocator_module.c $(wildcard src/*.c src/*.h) \
+                tools/build-info.sh
+
+DEB_BUILD    := nginx nginx-dev libpq-dev libcurl4-openssl-dev libyajl-dev \
+                libssl-dev postgresql dpkg-dev libpcre2-dev zlib1g-dev
+DEB_TEST     := libtest-base-perl libtest-longstring-perl \
+                liblist-moreutils-perl libtext-diff-perl \
+                libhttp-message-perl libprotocol-websocket-perl curl
+DEB_ALL      := $(DEB_BUILD) $(DEB_TEST)
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+PROVE_JOBS   ?= 2
+T            ?= t/
+
+.PHONY: deps build nginx-static test test-static run stop clean
+
+
+# Installs only what is missing; a machine that has everything hears nothing.
+deps:
+	@missing=$$(for p in $(DEB_ALL); do \
+	    [ "$$(dpkg-query -W -f='$${db:Status-Status}' "$$p" 2>/dev/null)" \
+	      = installed ] || echo "$$p"; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	    echo "deps: installing" $$missing; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    $(SUDO) apt-get update -qq; \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends $$missing \
+	        >/dev/null; \
+	fi
+
+
+# The .so against Debian's nginx-dev, loadable by the stock /usr/sbin/nginx.
+# configure runs once (about 15 s); later builds only recompile what changed.
+build: deps $(DYN_SRC)/objs/Makefile
+	@tools/build-info.sh $(DYN_SRC)/$(BUILD_INFO) $(TOP)
+	@$(MAKE) -s -C $(DYN_SRC) -f objs/Makefile modules >$(BUILD)/make-dynamic.log 2>&1 \
+	    || { cat $(BUILD)/make-dynamic.log; exit 1; }
+	@install -m 0644 $(DYN_SRC)/objs/ngx_http_agentlocator_module.so $(MODULE_SO)
+	@echo "build: $(MODULE_SO)"
+
+$(DYN_SRC)/objs/Makefile: config
+	@rm -rf $(DYN_SRC)
+	@mkdir -p $(BUILD)
+	@cp -a $(NGINX_DEV_SRC) $(DYN_SRC)
+	@echo "build: configuring against $(NGINX_DEV_SRC) (log: build/configure-dynamic.log)"
+	@cd $(DYN_SRC) && . ./conf_flags \
+	    && ./configure --with-compat "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt="$(MODULE_CFLAGS)" \
+	        --add-dynamic-module=$(TOP) >$(BUILD)/configure-dynamic.log 2>&1 \
+	    || { tail -n 30 $(BUILD)/configure-dynamic.log; rm -f $@; exit 1; }
+
+
+# nginx from Debian's source package with the module compiled in.
+nginx-static: deps $(STATIC_SRC)/objs/Makefile
+	@tools/build-info.sh $(STATIC_SRC)/$(BUILD_INFO) $(TOP)
+	@$(MAKE) -s -C $(STATIC_SRC) -f objs/Makefile -j2 >$(BUILD)/make-static.log 2>&1 \
+	    || { tail -n 40 $(BUILD)/make-static.log; exit 1; }
+	@$(MAKE) -s -C $(STATIC_SRC) -f objs/Makefile install >>$(BUILD)/make-static.log 2>&1
+	@echo "nginx-static: $(STATIC_NGINX)"
+	@$(STATIC_NGINX) -V 2>&1 | grep -o -- '--add-module=[^ ]*'
+
+$(STATIC_SRC)/objs/Makefile: config
+	@tools/nginx-source.sh $(STATIC_SRC)
+	@echo "nginx-static: configuring (log: build/configure-static.log)"
+	@cd $(STATIC_SRC) && ./configure \
+	        --prefix=$(STATIC_PREFIX) \
+	        --with-debug --with-threads --with-compat \
+	        --with-http_ssl_module --with-http_v2_module \
+	        --with-http_realip_module --with-http_stub_status_module \
+	        --with-cc-opt="$(MODULE_CFLAGS)" \
+	        --add-module=$(TOP) >$(BUILD)/configure-static.log 2>&1 \
+	    || { tail -n 30 $(BUILD)/configure-static.log; rm -f $@; exit 1; }
+
+
+test: deps build
+	@TEST_NGINX_BINARY=$${TEST_NGINX_BINARY:-$(NGINX)} \
+	    prove -j$(PROVE_JOBS) $(T)
+
+# The same suite against the statically linked nginx (no load_module).
+test-static: deps nginx-static
+	@TEST_NGINX_BINARY=$(STATIC_NGINX) TEST_NGINX_LOAD_MODULE= \
+	    prove -j$(PROVE_JOBS) $(T)
+
+
+run: deps build
+	@tools/run.sh start $(NGINX) $(MODULE_SO) $(VAR)
+
+stop:
+	@tools/run.sh stop $(NGINX) $(MODULE_SO) $(VAR)
+
+
+clean:
+	rm -rf $(BUILD) $(VAR) t/servroot*

@@ -1,0 +1,198 @@
+
+/*
+ * The one way the module writes a response: status, content type, body and
+ * X-Revision, so no handler can forget the header, and every 4xx carries a
+ * one-line reason and one log line.
+ */
+
+
+#include "ngx_agentlocator.h"
+#include "ngx_agentlocator_build_info.h"
+
+
+static ngx_str_t  ngx_agentlocator_text_plain = ngx_string("text/plain");
+
+
+ngx_int_t
+ngx_agentlocator_reply(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *content_type, ngx_str_t *body)
+{
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "X-Revision");
+    ngx_str_set(&h->value, NGX_AGENTLOCATOR_REVISION);
+
+    /* every answer is live state: no proxy or client may replay it */
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    r->headers_out.status = status;
+
+    if (content_type && content_type->len) {
+        r->headers_out.content_type = *content_type;
+        r->headers_out.content_type_len = content_type->len;
+    }
+
+    r->headers_out.content_length_n = body ? (off_t) body->len : 0;
+
+    if (body == NULL || body->len == 0) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * 4xx for bad input: "<reason>\n" as text/plain, and one log line at "info"
+ * (nginx's level for client errors) naming the reason.
+ */
+
+ngx_int_t
+ngx_agentlocator_reply_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *reason)
+{
+    size_t      len;
+    ngx_str_t   body;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "agentlocator: %ui %s", status, reason);
+
+    len = ngx_strlen(reason);
+
+    body.data = ngx_pnalloc(r->pool, len + 1);
+    if (body.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(body.data, reason, len);
+    body.data[len] = '\n';
+    body.len = len + 1;
+
+    return ngx_agentlocator_reply(r, status, &ngx_agentlocator_text_plain,
+                                  &body);
+}
+
+
+/*
+ * Answers 405 with an Allow header when the method is not in "methods";
+ * returns NGX_DECLINED when the method is allowed.
+ */
+
+ngx_int_t
+ngx_agentlocator_allow_methods(ngx_http_request_t *r, ngx_uint_t methods,
+    const char *allow)
+{
+    ngx_table_elt_t  *h;
+
+    if (r->method & methods) {
+        return NGX_DECLINED;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Allow");
+    h->value.data = (u_char *) allow;
+    h->value.len = ngx_strlen(allow);
+
+    return ngx_agentlocator_reply_error(r, NGX_HTTP_NOT_ALLOWED,
+                                        "method not allowed");
+}
+
+
+/* JSON string escaping (RFC 8259): quote, backslash and control bytes. */
+
+size_t
+ngx_agentlocator_json_escape_len(ngx_str_t *src)
+{
+    size_t   len;
+    u_char  *p, *last;
+
+    len = 0;
+
+    for (p = src->data, last = p + src->len; p < last; p++) {
+        if (*p == '"' || *p == '\\') {
+            len += 2;
+
+        } else if (*p < 0x20 || *p == 0x7f) {
+            len += sizeof("\\u00XX") - 1;
+
+        } else {
+            len++;
+        }
+    }
+
+    return len;
+}
+
+
+u_char *
+ngx_agentlocator_json_escape(u_char *dst, ngx_str_t *src)
+{
+    u_char         *p, *last;
+    static u_char   hex[] = "0123456789abcdef";
+
+    for (p = src->data, last = p + src->len; p < last; p++) {
+        if (*p == '"' || *p == '\\') {
+            *dst++ = '\\';
+            *dst++ = *p;
+
+        } else if (*p < 0x20 || *p == 0x7f) {
+            *dst++ = '\\';
+            *dst++ = 'u';
+            *dst++ = '0';
+            *dst++ = '0';
+            *dst++ = hex[*p >> 4];
+            *dst++ = hex[*p & 0xf];
+
+        } else {
+            *dst++ = *p;
+        }
+    }
+
+    return dst;
+}
