@@ -70,17 +70,27 @@ ngx_agentlocator_health_ready(ngx_http_request_t *r)
     ngx_str_t                           body;
     ngx_uint_t                          ready, exiting;
     ngx_agentlocator_registry_t        *reg;
+    ngx_agentlocator_srv_conf_t        *ascf;
     ngx_agentlocator_main_conf_t       *amcf;
+    ngx_agentlocator_public_url_t      *url;
     ngx_agentlocator_registry_usage_t   usage;
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
+    ascf = ngx_http_get_module_srv_conf(r, ngx_http_agentlocator_module);
+
     reg = ngx_agentlocator_registry_get(amcf);
+    url = ascf->public_url;
 
     exiting = (ngx_exiting || ngx_quit || ngx_terminate) ? 1 : 0;
     ready = (reg != NULL && !exiting);
 
     len = sizeof("{\"ready\":false,\"checks\":{\"zone\":\"missing\","
-                 "\"worker\":\"exiting\"},\"zone\":null}\n") - 1;
+                 "\"worker\":\"exiting\"},\"public_url\":null,"
+                 "\"zone\":null}\n") - 1;
+
+    if (url) {
+        len += ngx_agentlocator_json_escape_len(&url->url) + 2;
+    }
 
     if (reg) {
         ngx_agentlocator_registry_usage(reg, &usage);
@@ -99,10 +109,21 @@ ngx_agentlocator_health_ready(ngx_http_request_t *r)
     body.data = p;
 
     p = ngx_sprintf(p, "{\"ready\":%s,\"checks\":{\"zone\":\"%s\","
-                    "\"worker\":\"%s\"},\"zone\":",
+                    "\"worker\":\"%s\"},\"public_url\":",
                     ready ? "true" : "false",
                     reg ? "ok" : "missing",
                     exiting ? "exiting" : "ok");
+
+    if (url) {
+        *p++ = '"';
+        p = ngx_agentlocator_json_escape(p, &url->url);
+        *p++ = '"';
+
+    } else {
+        p = ngx_cpymem(p, "null", 4);
+    }
+
+    p = ngx_cpymem(p, ",\"zone\":", sizeof(",\"zone\":") - 1);
 
     if (reg) {
         p = ngx_cpymem(p, "{\"name\":\"", sizeof("{\"name\":\"") - 1);

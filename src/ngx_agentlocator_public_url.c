@@ -50,6 +50,18 @@ ngx_agentlocator_public_url_parse(ngx_pool_t *pool, ngx_str_t *value,
 
     host = p;
 
+    /* userinfo first: "user:pass@host" would otherwise read as a bad port */
+
+    for (path = p; path < last; path++) {
+        if (*path == '/' || *path == '?' || *path == '#') {
+            break;
+        }
+
+        if (*path == '@') {
+            return "must not contain user:password@";
+        }
+    }
+
     if (p < last && *p == '[') {
         while (p < last && *p != ']') {
             if (!((*p >= '0' && *p <= '9') || ((*p | 0x20) >= 'a'
@@ -94,10 +106,6 @@ ngx_agentlocator_public_url_parse(ngx_pool_t *pool, ngx_str_t *value,
         if (port_n < 1 || port_n > 65535) {
             return "has an invalid port";
         }
-    }
-
-    if (p < last && *p == '@') {
-        return "must not contain user:password@";
     }
 
     if (p < last && *p != '/') {

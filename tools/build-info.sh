@@ -6,6 +6,7 @@
 # incremental builds incremental.
 #
 # usage: build-info.sh OUTPUT_HEADER [SOURCE_DIR]
+#        build-info.sh --revision [SOURCE_DIR]    (print the revision only)
 
 set -eu
 
@@ -22,6 +23,11 @@ then
     then
         revision="$revision-dirty"
     fi
+fi
+
+if [ "$out" = --revision ]; then
+    echo "$revision"
+    exit 0
 fi
 
 # SOURCE_DATE_EPOCH keeps reproducible builds reproducible.
