@@ -9,6 +9,7 @@
 
 
 static void *ngx_agentlocator_create_main_conf(ngx_conf_t *cf);
+static char *ngx_agentlocator_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_agentlocator_create_srv_conf(ngx_conf_t *cf);
 static char *ngx_agentlocator_merge_srv_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -22,6 +23,14 @@ static char *ngx_agentlocator_public_url(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_health(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_agentlocator_voice(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_agentlocator_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_agentlocator_secret(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_agentlocator_set_handler(ngx_conf_t *cf,
+    ngx_agentlocator_loc_conf_t *alcf, ngx_http_handler_pt handler);
 
 
 static ngx_command_t  ngx_agentlocator_commands[] = {
@@ -47,6 +56,62 @@ static ngx_command_t  ngx_agentlocator_commands[] = {
       0,
       NULL },
 
+    { ngx_string("agentlocator_voice"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_agentlocator_voice,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agentlocator_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_agentlocator_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agentlocator_greeting"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_agentlocator_srv_conf_t, greeting),
+      NULL },
+
+    { ngx_string("agentlocator_fallback_prompt"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_agentlocator_srv_conf_t, fallback_prompt),
+      NULL },
+
+    { ngx_string("agentlocator_signature"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_agentlocator_loc_conf_t, signature),
+      NULL },
+
+    { ngx_string("agentlocator_webhook_max_body"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_agentlocator_loc_conf_t, max_body),
+      NULL },
+
+    { ngx_string("agentlocator_twilio_account_sid"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_agentlocator_secret,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_agentlocator_main_conf_t, account_sid),
+      NULL },
+
+    { ngx_string("agentlocator_twilio_auth_token"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_agentlocator_secret,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_agentlocator_main_conf_t, auth_token),
+      NULL },
+
       ngx_null_command
 };
 
@@ -56,7 +121,7 @@ static ngx_http_module_t  ngx_agentlocator_module_ctx = {
     NULL,                                  /* postconfiguration */
 
     ngx_agentlocator_create_main_conf,     /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_agentlocator_init_main_conf,       /* init main configuration */
 
     ngx_agentlocator_create_srv_conf,      /* create server configuration */
     ngx_agentlocator_merge_srv_conf,       /* merge server configuration */
@@ -96,9 +161,38 @@ ngx_agentlocator_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     amcf->shm_zone = NULL;
+     *     amcf->account_sid = { 0, NULL };
+     *     amcf->auth_token = { 0, NULL };
      */
 
+    amcf->timeouts.start_timeout = NGX_CONF_UNSET_MSEC;
+    amcf->timeouts.no_media_timeout = NGX_CONF_UNSET_MSEC;
+    amcf->timeouts.completed_grace = NGX_CONF_UNSET_MSEC;
+    amcf->timeouts.stale_after = NGX_CONF_UNSET_MSEC;
+
     return amcf;
+}
+
+
+static char *
+ngx_agentlocator_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_agentlocator_main_conf_t *amcf = conf;
+
+    ngx_agentlocator_timeouts_t  *to;
+
+    to = &amcf->timeouts;
+
+    ngx_conf_init_msec_value(to->start_timeout, 8000);
+    ngx_conf_init_msec_value(to->no_media_timeout, 6000);
+
+    /* a completed call stays visible for late callbacks, then is reaped */
+    ngx_conf_init_msec_value(to->completed_grace, 5 * 60 * 1000);
+
+    /* Twilio's default maximum call length is 4 hours */
+    ngx_conf_init_msec_value(to->stale_after, 4 * 60 * 60 * 1000);
+
+    return NGX_CONF_OK;
 }
 
 
@@ -111,6 +205,14 @@ ngx_agentlocator_create_srv_conf(ngx_conf_t *cf)
     if (ascf == NULL) {
         return NULL;
     }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     ascf->greeting = { 0, NULL };
+     *     ascf->fallback_prompt = { 0, NULL };
+     *     ascf->fallback_twiml = { 0, NULL };
+     */
 
     ascf->public_url = NGX_CONF_UNSET_PTR;
 
@@ -125,6 +227,13 @@ ngx_agentlocator_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_agentlocator_srv_conf_t *conf = child;
 
     ngx_conf_merge_ptr_value(conf->public_url, prev->public_url, NULL);
+    ngx_conf_merge_str_value(conf->greeting, prev->greeting, "");
+    ngx_conf_merge_str_value(conf->fallback_prompt, prev->fallback_prompt,
+                             "");
+
+    if (ngx_agentlocator_twiml_resolve(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -144,7 +253,14 @@ ngx_agentlocator_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     alcf->health = NGX_AGENTLOCATOR_HEALTH_NONE;
+     *     alcf->voice = NGX_AGENTLOCATOR_VOICE_NONE;
+     *     alcf->status = 0;
+     *     alcf->conf_file = NULL;
+     *     alcf->conf_line = 0;
      */
+
+    alcf->signature = NGX_CONF_UNSET;
+    alcf->max_body = NGX_CONF_UNSET_SIZE;
 
     return alcf;
 }
@@ -152,12 +268,70 @@ ngx_agentlocator_create_loc_conf(ngx_conf_t *cf)
 
 /*
  * Handlers are per location and are not inherited: a nested location that
- * sets none of its own is an ordinary location.
+ * sets none of its own is an ordinary location.  What a handler needs from
+ * the rest of the configuration is checked here, once everything is known,
+ * so `nginx -t` fails instead of the first webhook.
  */
 
 static char *
 ngx_agentlocator_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 {
+    ngx_agentlocator_loc_conf_t *prev = parent;
+    ngx_agentlocator_loc_conf_t *conf = child;
+
+    ngx_agentlocator_srv_conf_t   *ascf;
+    ngx_agentlocator_main_conf_t  *amcf;
+
+    ngx_conf_merge_value(conf->signature, prev->signature, 1);
+    ngx_conf_merge_size_value(conf->max_body, prev->max_body, 64 * 1024);
+
+    if (conf->voice == NGX_AGENTLOCATOR_VOICE_NONE && !conf->status) {
+        return NGX_CONF_OK;
+    }
+
+    amcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_agentlocator_module);
+    ascf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_agentlocator_module);
+
+    if (amcf->shm_zone == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"%s\" in %s:%ui needs an agentlocator_zone "
+                      "in the http block",
+                      conf->status ? "agentlocator_status"
+                                   : "agentlocator_voice",
+                      conf->conf_file, conf->conf_line);
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->voice == NGX_AGENTLOCATOR_VOICE_NONE) {
+        return NGX_CONF_OK;
+    }
+
+    if (ascf->public_url == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"agentlocator_voice\" in %s:%ui needs "
+                      "agentlocator_public_url in its server or http block: "
+                      "TwiML URLs are never derived from the request",
+                      conf->conf_file, conf->conf_line);
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->signature && amcf->auth_token.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"agentlocator_voice\" in %s:%ui checks Twilio "
+                      "signatures but agentlocator_twilio_auth_token is not "
+                      "set (or set \"agentlocator_signature off\")",
+                      conf->conf_file, conf->conf_line);
+        return NGX_CONF_ERROR;
+    }
+
+    if (!conf->signature) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "agentlocator_signature is off for the webhook in "
+                      "%s:%ui: anyone can post to it as if they were Twilio",
+                      conf->conf_file, conf->conf_line);
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -213,8 +387,7 @@ ngx_agentlocator_health(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_agentlocator_loc_conf_t *alcf = conf;
 
-    ngx_str_t                 *value;
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_str_t  *value;
 
     if (alcf->health != NGX_AGENTLOCATOR_HEALTH_NONE) {
         return "is duplicate";
@@ -239,13 +412,126 @@ ngx_agentlocator_health(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    return ngx_agentlocator_set_handler(cf, alcf,
+                                        ngx_agentlocator_health_handler);
+}
+
+
+static char *
+ngx_agentlocator_voice(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_agentlocator_loc_conf_t *alcf = conf;
+
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    static ngx_str_t  names[] = {
+        ngx_null_string,
+        ngx_string("incoming_call"),
+        ngx_string("stream_status"),
+        ngx_string("stream_ended"),
+        ngx_string("handle_recording"),
+        ngx_string("call_status")
+    };
+
+    if (alcf->voice != NGX_AGENTLOCATOR_VOICE_NONE) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < sizeof(names) / sizeof(ngx_str_t); i++) {
+        if (value[1].len == names[i].len
+            && ngx_strncmp(value[1].data, names[i].data, names[i].len) == 0)
+        {
+            alcf->voice = i;
+            break;
+        }
+    }
+
+    if (alcf->voice == NGX_AGENTLOCATOR_VOICE_NONE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid agentlocator_voice handler \"%V\", "
+                           "expected \"incoming_call\", \"stream_status\", "
+                           "\"stream_ended\", \"handle_recording\" or "
+                           "\"call_status\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_agentlocator_set_handler(cf, alcf,
+                                        ngx_agentlocator_voice_handler);
+}
+
+
+static char *
+ngx_agentlocator_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_agentlocator_loc_conf_t *alcf = conf;
+
+    if (alcf->status) {
+        return "is duplicate";
+    }
+
+    alcf->status = 1;
+
+    return ngx_agentlocator_set_handler(cf, alcf,
+                                        ngx_agentlocator_status_handler);
+}
+
+
+/* A secret directive: literal, env:NAME or file:/path (see secret.c). */
+
+static char *
+ngx_agentlocator_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t   *field, *value;
+    const char  *err;
+
+    field = (ngx_str_t *) ((u_char *) conf + cmd->offset);
+
+    if (field->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    err = ngx_agentlocator_secret_load(cf, &value[1], field);
+
+    if (err) {
+        /* the value itself may be the secret: name only its source */
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" %s%s%s",
+                           &cmd->name, err,
+                           value[1].len > 4
+                           && ngx_strncmp(value[1].data, "env:", 4) == 0
+                           ? ": " : "",
+                           value[1].len > 4
+                           && ngx_strncmp(value[1].data, "env:", 4) == 0
+                           ? (char *) value[1].data : "");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* One content handler per location; remember where it was declared. */
+
+static char *
+ngx_agentlocator_set_handler(ngx_conf_t *cf,
+    ngx_agentlocator_loc_conf_t *alcf, ngx_http_handler_pt handler)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     if (clcf->handler) {
         return "conflicts with another content handler in this location";
     }
 
-    clcf->handler = ngx_agentlocator_health_handler;
+    clcf->handler = handler;
+
+    alcf->conf_file = cf->conf_file->file.name.data;
+    alcf->conf_line = cf->conf_file->line;
 
     return NGX_CONF_OK;
 }

@@ -18,17 +18,101 @@
 #define NGX_AGENTLOCATOR_VERSION      "0.1.0"
 
 
-/* The registry lives in the agentlocator_zone; every worker maps it. */
+/*
+ * The registry lives in the agentlocator_zone; every worker maps it.  One
+ * entry per call, slab-allocated, found by CallSid in "calls", ordered by
+ * its next due time in "deadlines" (watchdog, expiry) and by last activity
+ * in "lru" (eviction).  "table" holds every entry once: it is what the
+ * trees are rebuilt from when a worker died in the middle of changing them.
+ */
 
-#define NGX_AGENTLOCATOR_REGISTRY_LAYOUT  0x414c0001   /* "AL", layout 1 */
+#define NGX_AGENTLOCATOR_REGISTRY_LAYOUT  0x414c0002   /* "AL", layout 2 */
+#define NGX_AGENTLOCATOR_CALL_MAGIC       0x43414c4c   /* "CALL" */
+
+#define NGX_AGENTLOCATOR_SID_LEN          34           /* "CA" + 32 hex */
+#define NGX_AGENTLOCATOR_PARTY_LEN        64           /* From, To */
+#define NGX_AGENTLOCATOR_CALL_STATUS_LEN  16
+
+
+typedef enum {
+    NGX_AGENTLOCATOR_CALL_ARMED = 1,
+    NGX_AGENTLOCATOR_CALL_STREAMING,
+    NGX_AGENTLOCATOR_CALL_STOPPED,
+    NGX_AGENTLOCATOR_CALL_REDIRECTING,
+    NGX_AGENTLOCATOR_CALL_REDIRECTED,
+    NGX_AGENTLOCATOR_CALL_COMPLETED
+} ngx_agentlocator_call_state_e;
+
+
+typedef enum {
+    NGX_AGENTLOCATOR_REDIRECT_NONE = 0,
+    NGX_AGENTLOCATOR_REDIRECT_PENDING,
+    NGX_AGENTLOCATOR_REDIRECT_DONE,
+    NGX_AGENTLOCATOR_REDIRECT_GAVE_UP
+} ngx_agentlocator_redirect_outcome_e;
+
+
+typedef struct {
+    ngx_rbtree_node_t             node;         /* key: crc32 of call_sid */
+    ngx_rbtree_node_t             deadline;     /* key: due, ms */
+    ngx_queue_t                   lru;
+
+    uint32_t                      magic;
+    uint32_t                      slot;         /* index in sh->table */
+
+    ngx_msec_t                    created;      /* monotonic ms */
+    time_t                        created_at;   /* wall clock, s */
+    ngx_msec_t                    updated;      /* last webhook or event */
+    ngx_msec_t                    stream_start;
+    ngx_msec_t                    last_media;
+    ngx_msec_t                    completed;
+    ngx_msec_t                    lease_until;  /* watchdog claim */
+
+    uint64_t                      frames;
+    uint64_t                      bytes;
+
+    ngx_pid_t                     claimant;
+    uint16_t                      redirect_status;
+
+    uint8_t                       state;        /* _call_state_e */
+    uint8_t                       redirect_attempts;
+    uint8_t                       redirect_outcome;
+    uint8_t                       in_deadlines:1;
+    uint8_t                       stream_error:1;
+    uint8_t                       recording:1;
+
+    uint8_t                       from_len;
+    uint8_t                       to_len;
+    uint8_t                       call_status_len;
+
+    u_char                        call_sid[NGX_AGENTLOCATOR_SID_LEN];
+    u_char                        stream_sid[NGX_AGENTLOCATOR_SID_LEN];
+    u_char                        account_sid[NGX_AGENTLOCATOR_SID_LEN];
+    u_char                        from[NGX_AGENTLOCATOR_PARTY_LEN];
+    u_char                        to[NGX_AGENTLOCATOR_PARTY_LEN];
+    u_char                        call_status[NGX_AGENTLOCATOR_CALL_STATUS_LEN];
+} ngx_agentlocator_call_t;
 
 
 typedef struct {
     uint32_t                      layout;
-    ngx_rbtree_t                  rbtree;
-    ngx_rbtree_node_t             sentinel;
+    ngx_pid_t                     changing;     /* pid inside a tree change */
+
+    ngx_rbtree_t                  calls;
+    ngx_rbtree_node_t             calls_sentinel;
+    ngx_rbtree_t                  deadlines;
+    ngx_rbtree_node_t             deadlines_sentinel;
     ngx_queue_t                   lru;
+
+    ngx_agentlocator_call_t     **table;
+    ngx_uint_t                    table_size;
+    ngx_uint_t                    table_hint;
+
     ngx_uint_t                    entries;
+    ngx_uint_t                    full;         /* ZONE_FULL events */
+    ngx_uint_t                    evicted;
+    ngx_uint_t                    expired;
+    ngx_uint_t                    repaired;
 } ngx_agentlocator_registry_sh_t;
 
 
@@ -40,8 +124,21 @@ typedef struct {
 } ngx_agentlocator_registry_t;
 
 
+/* How long each state may last before the registry calls it due. */
+
+typedef struct {
+    ngx_msec_t                    start_timeout;
+    ngx_msec_t                    no_media_timeout;
+    ngx_msec_t                    completed_grace;
+    ngx_msec_t                    stale_after;
+} ngx_agentlocator_timeouts_t;
+
+
 typedef struct {
     ngx_shm_zone_t               *shm_zone;     /* NULL: no agentlocator_zone */
+    ngx_agentlocator_timeouts_t   timeouts;
+    ngx_str_t                     account_sid;
+    ngx_str_t                     auth_token;
 } ngx_agentlocator_main_conf_t;
 
 
@@ -57,6 +154,9 @@ typedef struct {
 
 typedef struct {
     ngx_agentlocator_public_url_t  *public_url;  /* NULL: not configured */
+    ngx_str_t                       greeting;    /* absolute URL or empty */
+    ngx_str_t                       fallback_prompt;
+    ngx_str_t                       fallback_twiml;  /* built at merge */
 } ngx_agentlocator_srv_conf_t;
 
 
@@ -68,9 +168,67 @@ typedef enum {
 } ngx_agentlocator_health_e;
 
 
+typedef enum {
+    NGX_AGENTLOCATOR_VOICE_NONE = 0,
+    NGX_AGENTLOCATOR_VOICE_INCOMING_CALL,
+    NGX_AGENTLOCATOR_VOICE_STREAM_STATUS,
+    NGX_AGENTLOCATOR_VOICE_STREAM_ENDED,
+    NGX_AGENTLOCATOR_VOICE_HANDLE_RECORDING,
+    NGX_AGENTLOCATOR_VOICE_CALL_STATUS
+} ngx_agentlocator_voice_e;
+
+
 typedef struct {
     ngx_uint_t                    health;       /* ngx_agentlocator_health_e */
+    ngx_uint_t                    voice;        /* ngx_agentlocator_voice_e */
+    ngx_flag_t                    status;
+    ngx_flag_t                    signature;
+    size_t                        max_body;
+
+    /* where the handler was declared, for errors found at merge time */
+    u_char                       *conf_file;
+    ngx_uint_t                    conf_line;
 } ngx_agentlocator_loc_conf_t;
+
+
+/* A decoded application/x-www-form-urlencoded body. */
+
+#define NGX_AGENTLOCATOR_FORM_MAX_PARAMS  128
+
+typedef struct {
+    ngx_str_t                     key;
+    ngx_str_t                     value;
+} ngx_agentlocator_param_t;
+
+
+typedef struct {
+    ngx_agentlocator_param_t      params[NGX_AGENTLOCATOR_FORM_MAX_PARAMS];
+    ngx_uint_t                    nparams;
+} ngx_agentlocator_form_t;
+
+
+/* What a webhook tells the registry about a call. */
+
+typedef struct {
+    ngx_str_t                     call_sid;
+    ngx_str_t                     account_sid;
+    ngx_str_t                     from;
+    ngx_str_t                     to;
+} ngx_agentlocator_call_info_t;
+
+
+typedef struct {
+    ngx_uint_t                    entries;
+    ngx_uint_t                    capacity;     /* entries that would fit */
+    size_t                        size;
+    size_t                        entry_bytes;  /* zone bytes per call */
+    ngx_uint_t                    pages_total;
+    ngx_uint_t                    pages_free;
+    ngx_uint_t                    full;
+    ngx_uint_t                    evicted;
+    ngx_uint_t                    expired;
+    ngx_uint_t                    repaired;
+} ngx_agentlocator_registry_usage_t;
 
 
 extern ngx_module_t  ngx_http_agentlocator_module;
@@ -85,16 +243,73 @@ char *ngx_agentlocator_registry_zone(ngx_conf_t *cf,
     ngx_agentlocator_main_conf_t *amcf, ngx_str_t *name, ngx_str_t *size);
 ngx_agentlocator_registry_t *ngx_agentlocator_registry_get(
     ngx_agentlocator_main_conf_t *amcf);
-
-typedef struct {
-    ngx_uint_t                    entries;
-    size_t                        size;
-    ngx_uint_t                    pages_total;
-    ngx_uint_t                    pages_free;
-} ngx_agentlocator_registry_usage_t;
-
 void ngx_agentlocator_registry_usage(ngx_agentlocator_registry_t *reg,
     ngx_agentlocator_registry_usage_t *usage);
+ngx_int_t ngx_agentlocator_registry_incoming(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_call_info_t *info,
+    ngx_uint_t *created);
+ngx_int_t ngx_agentlocator_registry_stream_event(
+    ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
+    ngx_str_t *call_sid, ngx_uint_t started, ngx_uint_t error,
+    ngx_str_t *stream_sid);
+ngx_int_t ngx_agentlocator_registry_stream_ended(
+    ngx_agentlocator_registry_t *reg, ngx_str_t *call_sid,
+    ngx_uint_t *redirected);
+ngx_int_t ngx_agentlocator_registry_recording(
+    ngx_agentlocator_registry_t *reg, ngx_str_t *call_sid);
+ngx_int_t ngx_agentlocator_registry_call_status(
+    ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
+    ngx_str_t *call_sid, ngx_str_t *status, ngx_uint_t terminal);
+ngx_int_t ngx_agentlocator_registry_snapshot(ngx_agentlocator_registry_t *reg,
+    ngx_pool_t *pool, ngx_array_t *calls, ngx_uint_t max);
+const char *ngx_agentlocator_call_state_name(ngx_uint_t state);
+
+/* ngx_agentlocator_form.c */
+const char *ngx_agentlocator_form_parse(u_char *buf, size_t len,
+    ngx_agentlocator_form_t *form);
+ngx_int_t ngx_agentlocator_form_get(ngx_agentlocator_form_t *form,
+    const char *name, ngx_str_t *value);
+
+/* ngx_agentlocator_signature.c */
+#define NGX_AGENTLOCATOR_SIGNATURE_LEN    28           /* base64 of SHA-1 */
+#define NGX_AGENTLOCATOR_SIG_WS_SLASH     0x01
+
+ngx_int_t ngx_agentlocator_signature_verify(ngx_pool_t *pool,
+    ngx_str_t *token, ngx_str_t *url, ngx_agentlocator_form_t *form,
+    ngx_str_t *signature, ngx_uint_t flags);
+ngx_int_t ngx_agentlocator_signature_params(ngx_pool_t *pool,
+    ngx_agentlocator_form_t *form, ngx_str_t *out);
+ngx_int_t ngx_agentlocator_signature_compute(ngx_pool_t *pool,
+    ngx_str_t *token, ngx_str_t *url, ngx_agentlocator_form_t *form,
+    u_char *out);
+ngx_int_t ngx_agentlocator_signature_request_url(ngx_http_request_t *r,
+    ngx_agentlocator_public_url_t *public_url, const char *scheme,
+    ngx_str_t *url);
+
+/* ngx_agentlocator_twiml.c */
+size_t ngx_agentlocator_xml_escape_len(ngx_str_t *src);
+u_char *ngx_agentlocator_xml_escape(u_char *dst, ngx_str_t *src);
+ngx_int_t ngx_agentlocator_twiml_connect(ngx_pool_t *pool,
+    ngx_agentlocator_srv_conf_t *ascf, ngx_str_t *call_sid, ngx_str_t *out);
+ngx_int_t ngx_agentlocator_twiml_fallback(ngx_pool_t *pool,
+    ngx_agentlocator_srv_conf_t *ascf, ngx_str_t *out);
+ngx_int_t ngx_agentlocator_twiml_resolve(ngx_conf_t *cf,
+    ngx_agentlocator_srv_conf_t *ascf);
+ngx_int_t ngx_agentlocator_twiml_empty(ngx_str_t *out);
+ngx_int_t ngx_agentlocator_absolute_url(ngx_pool_t *pool,
+    ngx_agentlocator_public_url_t *base, ngx_str_t *uri, ngx_str_t *out);
+
+/* ngx_agentlocator_secret.c */
+const char *ngx_agentlocator_secret_load(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_str_t *secret);
+
+/* ngx_agentlocator_voice.c */
+ngx_int_t ngx_agentlocator_voice_handler(ngx_http_request_t *r);
+ngx_int_t ngx_agentlocator_valid_sid(ngx_str_t *sid, const char *prefix);
+u_char *ngx_agentlocator_log_safe(u_char *buf, size_t size, ngx_str_t *src);
+
+/* ngx_agentlocator_status.c */
+ngx_int_t ngx_agentlocator_status_handler(ngx_http_request_t *r);
 
 /* ngx_agentlocator_reply.c */
 ngx_int_t ngx_agentlocator_reply(ngx_http_request_t *r, ngx_uint_t status,

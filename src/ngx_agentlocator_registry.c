@@ -1,16 +1,62 @@
 
 /*
- * The call registry: the agentlocator_zone shared by every worker.  This file
- * owns the zone's lifecycle (declaration, the three init branches, usage
- * figures); the per-call entries are added on top of the same shctx.
+ * The call registry: one entry per live call in the agentlocator_zone,
+ * shared by every worker.  All access is under the zone's own slab mutex,
+ * the one lock nginx releases when a worker dies holding it.  A tree or
+ * queue change is bracketed by sh->changing, so the next locker can tell a
+ * half-done change (the holder died) and rebuild from sh->table.
  */
 
 
 #include "ngx_agentlocator.h"
 
 
+#define NGX_AGENTLOCATOR_EXPIRE_BATCH   8     /* reaped per allocation */
+#define NGX_AGENTLOCATOR_EVICT_SCAN     64    /* entries looked at when full */
+
+
 static ngx_int_t ngx_agentlocator_registry_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+static void ngx_agentlocator_registry_lock(ngx_agentlocator_registry_t *reg);
+static void ngx_agentlocator_registry_repair(ngx_agentlocator_registry_t *reg);
+static ngx_agentlocator_call_t *ngx_agentlocator_registry_lookup(
+    ngx_agentlocator_registry_sh_t *sh, ngx_str_t *call_sid);
+static ngx_agentlocator_call_t *ngx_agentlocator_registry_alloc(
+    ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
+    ngx_msec_t now);
+static ngx_uint_t ngx_agentlocator_registry_expire(
+    ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
+    ngx_msec_t now, ngx_uint_t force);
+static void ngx_agentlocator_registry_free(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_call_t *call);
+static void ngx_agentlocator_registry_link(ngx_agentlocator_registry_sh_t *sh,
+    ngx_agentlocator_call_t *call);
+static void ngx_agentlocator_registry_touch(ngx_agentlocator_registry_sh_t *sh,
+    ngx_agentlocator_call_t *call, ngx_agentlocator_timeouts_t *to,
+    ngx_msec_t now);
+static ngx_msec_t ngx_agentlocator_call_due(ngx_agentlocator_call_t *call,
+    ngx_agentlocator_timeouts_t *to);
+static void ngx_agentlocator_rbtree_insert_call(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static void ngx_agentlocator_copy_bounded(u_char *dst, uint8_t *dst_len,
+    size_t size, ngx_str_t *src);
+
+
+#define ngx_agentlocator_call_of(n, field)                                    \
+    ((ngx_agentlocator_call_t *) ((u_char *) (n)                             \
+                                  - offsetof(ngx_agentlocator_call_t, field)))
+
+/* a change to the trees begins and ends in this order, even if killed */
+#define ngx_agentlocator_change_begin(sh)                                     \
+    (sh)->changing = ngx_pid; ngx_memory_barrier()
+#define ngx_agentlocator_change_end(sh)                                       \
+    ngx_memory_barrier(); (sh)->changing = 0
+
+
+static const char  *ngx_agentlocator_state_names[] = {
+    "none", "armed", "streaming", "stopped", "redirecting", "redirected",
+    "completed"
+};
 
 
 char *
@@ -77,6 +123,7 @@ ngx_agentlocator_registry_zone(ngx_conf_t *cf,
 }
 
 
+
 /*
  * nginx reuses a zone across reload only when name, size and tag match; then
  * "data" is the previous cycle's registry and the calls in it live on.  A
@@ -88,8 +135,9 @@ ngx_agentlocator_registry_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_agentlocator_registry_t  *oreg = data;
 
-    size_t                        len;
-    ngx_agentlocator_registry_t  *reg;
+    size_t                           len, chunk;
+    ngx_agentlocator_registry_t     *reg;
+    ngx_agentlocator_registry_sh_t  *sh;
 
     reg = shm_zone->data;
 
@@ -117,20 +165,39 @@ ngx_agentlocator_registry_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    reg->sh = ngx_slab_calloc(reg->shpool,
-                              sizeof(ngx_agentlocator_registry_sh_t));
-    if (reg->sh == NULL) {
+    sh = ngx_slab_calloc(reg->shpool, sizeof(ngx_agentlocator_registry_sh_t));
+    if (sh == NULL) {
         return NGX_ERROR;
     }
 
-    reg->shpool->data = reg->sh;
+    /*
+     * The table needs a slot for every entry the zone could ever hold: one
+     * per slab chunk of an entry's size.
+     */
 
-    ngx_rbtree_init(&reg->sh->rbtree, &reg->sh->sentinel,
-                    ngx_rbtree_insert_value);
+    for (chunk = 8; chunk < sizeof(ngx_agentlocator_call_t); chunk <<= 1) {
+        /* void */
+    }
 
-    ngx_queue_init(&reg->sh->lru);
+    sh->table_size = shm_zone->shm.size / chunk + 1;
 
-    reg->sh->layout = NGX_AGENTLOCATOR_REGISTRY_LAYOUT;
+    sh->table = ngx_slab_calloc(reg->shpool,
+                                sh->table_size
+                                * sizeof(ngx_agentlocator_call_t *));
+    if (sh->table == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_rbtree_init(&sh->calls, &sh->calls_sentinel,
+                    ngx_agentlocator_rbtree_insert_call);
+    ngx_rbtree_init(&sh->deadlines, &sh->deadlines_sentinel,
+                    ngx_rbtree_insert_timer_value);
+    ngx_queue_init(&sh->lru);
+
+    sh->layout = NGX_AGENTLOCATOR_REGISTRY_LAYOUT;
+
+    reg->sh = sh;
+    reg->shpool->data = sh;
 
     len = sizeof(" in agentlocator_zone \"\"") + shm_zone->shm.name.len;
 
@@ -142,7 +209,7 @@ ngx_agentlocator_registry_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_sprintf(reg->shpool->log_ctx, " in agentlocator_zone \"%V\"%Z",
                 &shm_zone->shm.name);
 
-    /* a full registry is reported once per event by our own ZONE_FULL line */
+    /* a full registry is reported by our own ZONE_FULL line */
     reg->shpool->log_nomem = 0;
 
     return NGX_OK;
@@ -164,21 +231,749 @@ ngx_agentlocator_registry_get(ngx_agentlocator_main_conf_t *amcf)
 }
 
 
+static void
+ngx_agentlocator_registry_lock(ngx_agentlocator_registry_t *reg)
+{
+    ngx_shmtx_lock(&reg->shpool->mutex);
+
+    if (reg->sh->changing) {
+        /* the previous holder died mid-change: nginx unlocked for it */
+        ngx_agentlocator_registry_repair(reg);
+    }
+}
+
+
+#define ngx_agentlocator_registry_unlock(reg)                                 \
+    ngx_shmtx_unlock(&(reg)->shpool->mutex)
+
+
+/*
+ * Rebuilds the trees and the queue from the table, keeping every entry that
+ * is whole.  An entry allocated but not yet in the table, or taken out of
+ * the table but not yet freed, is lost to the slab: bounded and logged.
+ */
+
+static void
+ngx_agentlocator_registry_repair(ngx_agentlocator_registry_t *reg)
+{
+    ngx_uint_t                       i, kept, dropped;
+    ngx_agentlocator_call_t         *call;
+    ngx_agentlocator_registry_sh_t  *sh;
+
+    sh = reg->sh;
+
+    ngx_rbtree_init(&sh->calls, &sh->calls_sentinel,
+                    ngx_agentlocator_rbtree_insert_call);
+    ngx_rbtree_init(&sh->deadlines, &sh->deadlines_sentinel,
+                    ngx_rbtree_insert_timer_value);
+    ngx_queue_init(&sh->lru);
+
+    kept = 0;
+    dropped = 0;
+
+    for (i = 0; i < sh->table_size; i++) {
+        call = sh->table[i];
+
+        if (call == NULL) {
+            continue;
+        }
+
+        if ((u_char *) call < reg->shpool->start
+            || (u_char *) call + sizeof(ngx_agentlocator_call_t)
+               > reg->shpool->end
+            || call->magic != NGX_AGENTLOCATOR_CALL_MAGIC
+            || call->slot != i)
+        {
+            sh->table[i] = NULL;
+            dropped++;
+            continue;
+        }
+
+        call->in_deadlines = 0;
+        ngx_agentlocator_registry_link(sh, call);
+        kept++;
+    }
+
+    sh->entries = kept;
+    sh->repaired++;
+    sh->changing = 0;
+
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                  "REGISTRY_REPAIRED zone=\"%V\" entries=%ui dropped=%ui: "
+                  "a worker died while changing the registry",
+                  &reg->name, kept, dropped);
+}
+
+
+/* Inserts a whole entry into the three structures. */
+
+static void
+ngx_agentlocator_registry_link(ngx_agentlocator_registry_sh_t *sh,
+    ngx_agentlocator_call_t *call)
+{
+    ngx_rbtree_insert(&sh->calls, &call->node);
+    ngx_queue_insert_head(&sh->lru, &call->lru);
+
+    if (call->deadline.key) {
+        ngx_rbtree_insert(&sh->deadlines, &call->deadline);
+        call->in_deadlines = 1;
+    }
+}
+
+
+static ngx_agentlocator_call_t *
+ngx_agentlocator_registry_lookup(ngx_agentlocator_registry_sh_t *sh,
+    ngx_str_t *call_sid)
+{
+    ngx_int_t                 rc;
+    uint32_t                  hash;
+    ngx_rbtree_node_t        *node, *sentinel;
+    ngx_agentlocator_call_t  *call;
+
+    if (call_sid->len != NGX_AGENTLOCATOR_SID_LEN) {
+        return NULL;
+    }
+
+    hash = ngx_crc32_short(call_sid->data, call_sid->len);
+
+    node = sh->calls.root;
+    sentinel = sh->calls.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash != node->key) {
+            node = (hash < node->key) ? node->left : node->right;
+            continue;
+        }
+
+        call = ngx_agentlocator_call_of(node, node);
+
+        rc = ngx_memcmp(call_sid->data, call->call_sid,
+                        NGX_AGENTLOCATOR_SID_LEN);
+
+        if (rc == 0) {
+            return call;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_agentlocator_rbtree_insert_call(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t       **p;
+    ngx_agentlocator_call_t  *a, *b;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            a = ngx_agentlocator_call_of(node, node);
+            b = ngx_agentlocator_call_of(temp, node);
+
+            p = (ngx_memcmp(a->call_sid, b->call_sid,
+                            NGX_AGENTLOCATOR_SID_LEN) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+/*
+ * incoming_call: a new entry in state "armed" due at start_timeout.  A
+ * repeated webhook for a known CallSid changes nothing ("created" = 0).
+ * NGX_BUSY: the zone is full even after eviction; the caller answers the
+ * call anyway, unprotected.
+ */
+
+ngx_int_t
+ngx_agentlocator_registry_incoming(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_call_info_t *info,
+    ngx_uint_t *created)
+{
+    ngx_uint_t                       i, slot;
+    ngx_msec_t                       now;
+    ngx_agentlocator_call_t         *call;
+    ngx_agentlocator_registry_sh_t  *sh;
+
+    sh = reg->sh;
+    now = ngx_current_msec;
+    *created = 0;
+
+    ngx_agentlocator_registry_lock(reg);
+
+    call = ngx_agentlocator_registry_lookup(sh, &info->call_sid);
+
+    if (call) {
+        ngx_agentlocator_registry_touch(sh, call, to, now);
+        ngx_agentlocator_registry_unlock(reg);
+        return NGX_OK;
+    }
+
+    call = NULL;
+    slot = 0;
+
+    if (sh->entries < sh->table_size) {
+        call = ngx_agentlocator_registry_alloc(reg, to, now);
+    }
+
+    if (call) {
+        for (i = 0; i < sh->table_size; i++) {
+            slot = (sh->table_hint + i) % sh->table_size;
+
+            if (sh->table[slot] == NULL) {
+                break;
+            }
+        }
+
+        if (i == sh->table_size) {
+            ngx_slab_free_locked(reg->shpool, call);
+            call = NULL;
+        }
+    }
+
+    if (call == NULL) {
+        sh->full++;
+        ngx_agentlocator_registry_unlock(reg);
+        return NGX_BUSY;
+    }
+
+    ngx_memzero(call, sizeof(ngx_agentlocator_call_t));
+
+    call->magic = NGX_AGENTLOCATOR_CALL_MAGIC;
+    call->slot = (uint32_t) slot;
+    call->state = NGX_AGENTLOCATOR_CALL_ARMED;
+    call->created = now;
+    call->created_at = ngx_time();
+    call->updated = now;
+
+    ngx_memcpy(call->call_sid, info->call_sid.data, NGX_AGENTLOCATOR_SID_LEN);
+
+    if (info->account_sid.len == NGX_AGENTLOCATOR_SID_LEN) {
+        ngx_memcpy(call->account_sid, info->account_sid.data,
+                   NGX_AGENTLOCATOR_SID_LEN);
+    }
+
+    ngx_agentlocator_copy_bounded(call->from, &call->from_len,
+                                  NGX_AGENTLOCATOR_PARTY_LEN, &info->from);
+    ngx_agentlocator_copy_bounded(call->to, &call->to_len,
+                                  NGX_AGENTLOCATOR_PARTY_LEN, &info->to);
+
+    call->node.key = ngx_crc32_short(call->call_sid,
+                                     NGX_AGENTLOCATOR_SID_LEN);
+    call->deadline.key = ngx_agentlocator_call_due(call, to);
+
+    /* the entry is whole before anything points at it */
+
+    ngx_agentlocator_change_begin(sh);
+
+    sh->table[slot] = call;
+    sh->table_hint = (slot + 1) % sh->table_size;
+    ngx_agentlocator_registry_link(sh, call);
+    sh->entries++;
+
+    ngx_agentlocator_change_end(sh);
+
+    ngx_agentlocator_registry_unlock(reg);
+
+    *created = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * stream_status: "stream-started" moves an armed (or stopped) call to
+ * streaming; "stream-stopped" and "stream-error" move it to stopped.  A call
+ * the watchdog owns or that completed keeps its state.
+ */
+
+ngx_int_t
+ngx_agentlocator_registry_stream_event(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid, ngx_uint_t started,
+    ngx_uint_t error, ngx_str_t *stream_sid)
+{
+    ngx_msec_t                       now;
+    ngx_agentlocator_call_t         *call;
+    ngx_agentlocator_registry_sh_t  *sh;
+
+    sh = reg->sh;
+    now = ngx_current_msec;
+
+    ngx_agentlocator_registry_lock(reg);
+
+    call = ngx_agentlocator_registry_lookup(sh, call_sid);
+
+    if (call == NULL) {
+        ngx_agentlocator_registry_unlock(reg);
+        return NGX_DECLINED;
+    }
+
+    if (stream_sid && stream_sid->len == NGX_AGENTLOCATOR_SID_LEN) {
+        ngx_memcpy(call->stream_sid, stream_sid->data,
+                   NGX_AGENTLOCATOR_SID_LEN);
+    }
+
+    if (error) {
+        call->stream_error = 1;
+    }
+
+    switch (call->state) {
+
+    case NGX_AGENTLOCATOR_CALL_ARMED:
+    case NGX_AGENTLOCATOR_CALL_STOPPED:
+        if (started) {
+            call->state = NGX_AGENTLOCATOR_CALL_STREAMING;
+
+            if (call->stream_start == 0) {
+                call->stream_start = now;
+            }
+
+        } else {
+            call->state = NGX_AGENTLOCATOR_CALL_STOPPED;
+        }
+
+        break;
+
+    case NGX_AGENTLOCATOR_CALL_STREAMING:
+        if (!started) {
+            call->state = NGX_AGENTLOCATOR_CALL_STOPPED;
+        }
+
+        break;
+
+    default:
+        break;
+    }
+
+    ngx_agentlocator_registry_touch(sh, call, to, now);
+
+    ngx_agentlocator_registry_unlock(reg);
+
+    return NGX_OK;
+}
+
+
+/*
+ * stream_ended (<Connect action>): "redirected" is set only when the
+ * watchdog's redirect has landed; while it is still being attempted the
+ * fallback is the safer answer (a landed redirect replaces it anyway).
+ */
+
+ngx_int_t
+ngx_agentlocator_registry_stream_ended(ngx_agentlocator_registry_t *reg,
+    ngx_str_t *call_sid, ngx_uint_t *redirected)
+{
+    ngx_agentlocator_call_t         *call;
+    ngx_agentlocator_registry_sh_t  *sh;
+
+    sh = reg->sh;
+    *redirected = 0;
+
+    ngx_agentlocator_registry_lock(reg);
+
+    call = ngx_agentlocator_registry_lookup(sh, call_sid);
+
+    if (call == NULL) {
+        ngx_agentlocator_registry_unlock(reg);
+        return NGX_DECLINED;
+    }
+
+    if (call->state == NGX_AGENTLOCATOR_CALL_REDIRECTED
+        || call->redirect_outcome == NGX_AGENTLOCATOR_REDIRECT_DONE)
+    {
+        *redirected = 1;
+
+    } else if (call->state == NGX_AGENTLOCATOR_CALL_ARMED
+               || call->state == NGX_AGENTLOCATOR_CALL_STREAMING)
+    {
+        call->state = NGX_AGENTLOCATOR_CALL_STOPPED;
+    }
+
+    call->updated = ngx_current_msec;
+
+    ngx_agentlocator_registry_unlock(reg);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_agentlocator_registry_recording(ngx_agentlocator_registry_t *reg,
+    ngx_str_t *call_sid)
+{
+    ngx_agentlocator_call_t  *call;
+
+    ngx_agentlocator_registry_lock(reg);
+
+    call = ngx_agentlocator_registry_lookup(reg->sh, call_sid);
+
+    if (call) {
+        call->recording = 1;
+        call->updated = ngx_current_msec;
+    }
+
+    ngx_agentlocator_registry_unlock(reg);
+
+    return call ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * call_status: records Twilio's CallStatus; a final one completes the call,
+ * which then stays visible for completed_grace (late stream_ended or status
+ * callbacks still find it) and is reaped after.
+ */
+
+ngx_int_t
+ngx_agentlocator_registry_call_status(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid, ngx_str_t *status,
+    ngx_uint_t terminal)
+{
+    ngx_msec_t                       now;
+    ngx_agentlocator_call_t         *call;
+    ngx_agentlocator_registry_sh_t  *sh;
+
+    sh = reg->sh;
+    now = ngx_current_msec;
+
+    ngx_agentlocator_registry_lock(reg);
+
+    call = ngx_agentlocator_registry_lookup(sh, call_sid);
+
+    if (call == NULL) {
+        ngx_agentlocator_registry_unlock(reg);
+        return NGX_DECLINED;
+    }
+
+    ngx_agentlocator_copy_bounded(call->call_status, &call->call_status_len,
+                                  NGX_AGENTLOCATOR_CALL_STATUS_LEN, status);
+
+    if (terminal && call->state != NGX_AGENTLOCATOR_CALL_COMPLETED) {
+        call->state = NGX_AGENTLOCATOR_CALL_COMPLETED;
+        call->completed = now;
+    }
+
+    ngx_agentlocator_registry_touch(sh, call, to, now);
+
+    ngx_agentlocator_registry_unlock(reg);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Copies of up to "max" entries, most recently active first, into "calls"
+ * (an array of ngx_agentlocator_call_t).  Copying keeps the lock short; the
+ * caller formats outside it.
+ */
+
+ngx_int_t
+ngx_agentlocator_registry_snapshot(ngx_agentlocator_registry_t *reg,
+    ngx_pool_t *pool, ngx_array_t *calls, ngx_uint_t max)
+{
+    ngx_uint_t                n;
+    ngx_queue_t              *q;
+    ngx_agentlocator_call_t  *call, *copy;
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+    n = reg->sh->entries;
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    n = ngx_min(n + 16, max);
+
+    if (ngx_array_init(calls, pool, n ? n : 1, sizeof(ngx_agentlocator_call_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_agentlocator_registry_lock(reg);
+
+    for (q = ngx_queue_head(&reg->sh->lru);
+         q != ngx_queue_sentinel(&reg->sh->lru) && calls->nelts < n;
+         q = ngx_queue_next(q))
+    {
+        call = ngx_queue_data(q, ngx_agentlocator_call_t, lru);
+
+        copy = ngx_array_push(calls);    /* within nalloc: no allocation */
+        *copy = *call;
+    }
+
+    ngx_agentlocator_registry_unlock(reg);
+
+    return NGX_OK;
+}
+
+
 void
 ngx_agentlocator_registry_usage(ngx_agentlocator_registry_t *reg,
     ngx_agentlocator_registry_usage_t *usage)
 {
+    size_t            chunk;
     ngx_slab_pool_t  *shpool;
 
     shpool = reg->shpool;
 
-    ngx_shmtx_lock(&shpool->mutex);
+    ngx_agentlocator_registry_lock(reg);
 
     usage->entries = reg->sh->entries;
     usage->pages_free = shpool->pfree;
+    usage->full = reg->sh->full;
+    usage->evicted = reg->sh->evicted;
+    usage->expired = reg->sh->expired;
+    usage->repaired = reg->sh->repaired;
 
-    ngx_shmtx_unlock(&shpool->mutex);
+    ngx_agentlocator_registry_unlock(reg);
+
+    for (chunk = 8; chunk < sizeof(ngx_agentlocator_call_t); chunk <<= 1) {
+        /* void */
+    }
 
     usage->size = reg->size;
     usage->pages_total = (shpool->end - shpool->start) / ngx_pagesize;
+    usage->entry_bytes = chunk + sizeof(ngx_agentlocator_call_t *);
+    usage->capacity = usage->entries
+                      + usage->pages_free * ngx_pagesize / chunk;
+}
+
+
+const char *
+ngx_agentlocator_call_state_name(ngx_uint_t state)
+{
+    if (state > NGX_AGENTLOCATOR_CALL_COMPLETED) {
+        state = 0;
+    }
+
+    return ngx_agentlocator_state_names[state];
+}
+
+
+/*
+ * A new entry: first reap a few expired ones (as limit_req does), then try
+ * the slab; when it is full, evict the oldest completed or stale entries
+ * and try once more.
+ */
+
+static ngx_agentlocator_call_t *
+ngx_agentlocator_registry_alloc(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_timeouts_t *to, ngx_msec_t now)
+{
+    ngx_agentlocator_call_t  *call;
+
+    (void) ngx_agentlocator_registry_expire(reg, to, now, 0);
+
+    call = ngx_slab_alloc_locked(reg->shpool, sizeof(ngx_agentlocator_call_t));
+
+    if (call == NULL
+        && ngx_agentlocator_registry_expire(reg, to, now, 1) > 0)
+    {
+        call = ngx_slab_alloc_locked(reg->shpool,
+                                     sizeof(ngx_agentlocator_call_t));
+    }
+
+    return call;
+}
+
+
+/*
+ * force = 0: frees entries whose time is up and that nobody needs: a
+ * completed call past its grace, a call idle for stale_after.
+ * force = 1 (zone full): also the oldest completed calls still in grace, then
+ * stale ones by age of last activity.  Live calls are never evicted.
+ */
+
+static ngx_uint_t
+ngx_agentlocator_registry_expire(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_timeouts_t *to, ngx_msec_t now, ngx_uint_t force)
+{
+    ngx_uint_t                       n, freed, limit;
+    ngx_queue_t                     *q, *prev;
+    ngx_rbtree_node_t               *node, *next;
+    ngx_agentlocator_call_t         *call;
+    ngx_agentlocator_registry_sh_t  *sh;
+
+    sh = reg->sh;
+    freed = 0;
+    limit = force ? NGX_AGENTLOCATOR_EVICT_SCAN : NGX_AGENTLOCATOR_EXPIRE_BATCH;
+
+    /* in due order: completed calls are due when their grace ends */
+
+    if (sh->deadlines.root != sh->deadlines.sentinel) {
+        node = ngx_rbtree_min(sh->deadlines.root, sh->deadlines.sentinel);
+
+        for (n = 0; node && n < limit; n++, node = next) {
+            next = ngx_rbtree_next(&sh->deadlines, node);
+            call = ngx_agentlocator_call_of(node, deadline);
+
+            if (!force && (ngx_msec_int_t) (node->key - now) > 0) {
+                break;
+            }
+
+            if (call->state == NGX_AGENTLOCATOR_CALL_COMPLETED
+                || (ngx_msec_int_t) (now - call->updated)
+                   >= (ngx_msec_int_t) to->stale_after)
+            {
+                ngx_agentlocator_registry_free(reg, call);
+                freed++;
+
+                if (force) {
+                    sh->evicted++;
+
+                } else {
+                    sh->expired++;
+                }
+            }
+        }
+    }
+
+    if (!force || freed) {
+        return freed;
+    }
+
+    /* no completed call to evict: the least recently active stale ones */
+
+    q = ngx_queue_last(&sh->lru);
+
+    for (n = 0; q != ngx_queue_sentinel(&sh->lru) && n < limit; n++, q = prev) {
+        prev = ngx_queue_prev(q);
+        call = ngx_queue_data(q, ngx_agentlocator_call_t, lru);
+
+        if ((ngx_msec_int_t) (now - call->updated)
+            >= (ngx_msec_int_t) to->stale_after)
+        {
+            ngx_agentlocator_registry_free(reg, call);
+            sh->evicted++;
+            freed++;
+        }
+    }
+
+    return freed;
+}
+
+
+static void
+ngx_agentlocator_registry_free(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_call_t *call)
+{
+    ngx_agentlocator_registry_sh_t  *sh;
+
+    sh = reg->sh;
+
+    ngx_agentlocator_change_begin(sh);
+
+    ngx_rbtree_delete(&sh->calls, &call->node);
+
+    if (call->in_deadlines) {
+        ngx_rbtree_delete(&sh->deadlines, &call->deadline);
+        call->in_deadlines = 0;
+    }
+
+    ngx_queue_remove(&call->lru);
+    sh->table[call->slot] = NULL;
+    sh->entries--;
+    call->magic = 0;
+
+    ngx_agentlocator_change_end(sh);
+
+    ngx_slab_free_locked(reg->shpool, call);
+}
+
+
+/* Activity: to the head of the LRU, and re-filed by its new due time. */
+
+static void
+ngx_agentlocator_registry_touch(ngx_agentlocator_registry_sh_t *sh,
+    ngx_agentlocator_call_t *call, ngx_agentlocator_timeouts_t *to,
+    ngx_msec_t now)
+{
+    call->updated = now;
+
+    ngx_agentlocator_change_begin(sh);
+
+    ngx_queue_remove(&call->lru);
+    ngx_queue_insert_head(&sh->lru, &call->lru);
+
+    if (call->in_deadlines) {
+        ngx_rbtree_delete(&sh->deadlines, &call->deadline);
+        call->in_deadlines = 0;
+    }
+
+    call->deadline.key = ngx_agentlocator_call_due(call, to);
+    ngx_rbtree_insert(&sh->deadlines, &call->deadline);
+    call->in_deadlines = 1;
+
+    ngx_agentlocator_change_end(sh);
+}
+
+
+/*
+ * When the call next needs attention.  Media frames do not re-file a
+ * streaming call: its entry comes due at the latest possible time and the
+ * watchdog looks at last_media then, so the hot path stays off the tree.
+ */
+
+static ngx_msec_t
+ngx_agentlocator_call_due(ngx_agentlocator_call_t *call,
+    ngx_agentlocator_timeouts_t *to)
+{
+    ngx_msec_t  due;
+
+    switch (call->state) {
+
+    case NGX_AGENTLOCATOR_CALL_ARMED:
+        due = call->created + to->start_timeout;
+        break;
+
+    case NGX_AGENTLOCATOR_CALL_STREAMING:
+        due = (call->last_media ? call->last_media : call->stream_start)
+              + to->no_media_timeout;
+        break;
+
+    case NGX_AGENTLOCATOR_CALL_COMPLETED:
+        due = call->completed + to->completed_grace;
+        break;
+
+    default:
+        due = call->updated + to->stale_after;
+        break;
+    }
+
+    /* 0 means "not in the deadline tree" */
+    return due ? due : 1;
+}
+
+
+static void
+ngx_agentlocator_copy_bounded(u_char *dst, uint8_t *dst_len, size_t size,
+    ngx_str_t *src)
+{
+    size_t  len;
+
+    len = ngx_min(src->len, size);
+
+    ngx_memcpy(dst, src->data, len);
+    *dst_len = (uint8_t) len;
 }

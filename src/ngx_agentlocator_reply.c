@@ -144,25 +144,79 @@ ngx_agentlocator_allow_methods(ngx_http_request_t *r, ngx_uint_t methods,
 }
 
 
-/* JSON string escaping (RFC 8259): quote, backslash and control bytes. */
+/*
+ * JSON string escaping (RFC 8259): quote, backslash and control bytes are
+ * escaped; a byte that does not start a well-formed UTF-8 sequence becomes
+ * U+FFFD, so what a client sent can never make our JSON invalid.
+ */
+
+static size_t
+ngx_agentlocator_utf8_len(u_char *p, u_char *last)
+{
+    size_t    n, i;
+    uint32_t  cp, min;
+
+    if (*p < 0x80) {
+        return 1;
+    }
+
+    if ((*p & 0xe0) == 0xc0) {
+        n = 2; cp = *p & 0x1f; min = 0x80;
+
+    } else if ((*p & 0xf0) == 0xe0) {
+        n = 3; cp = *p & 0x0f; min = 0x800;
+
+    } else if ((*p & 0xf8) == 0xf0) {
+        n = 4; cp = *p & 0x07; min = 0x10000;
+
+    } else {
+        return 0;
+    }
+
+    if ((size_t) (last - p) < n) {
+        return 0;
+    }
+
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+
+    return n;
+}
+
 
 size_t
 ngx_agentlocator_json_escape_len(ngx_str_t *src)
 {
-    size_t   len;
+    size_t   len, n;
     u_char  *p, *last;
 
     len = 0;
+    last = src->data + src->len;
 
-    for (p = src->data, last = p + src->len; p < last; p++) {
-        if (*p == '"' || *p == '\\') {
+    for (p = src->data; p < last; p += n) {
+        n = ngx_agentlocator_utf8_len(p, last);
+
+        if (n == 0) {
+            n = 1;
+            len += sizeof("\\ufffd") - 1;
+
+        } else if (*p == '"' || *p == '\\') {
             len += 2;
 
         } else if (*p < 0x20 || *p == 0x7f) {
             len += sizeof("\\u00XX") - 1;
 
         } else {
-            len++;
+            len += n;
         }
     }
 
@@ -173,11 +227,20 @@ ngx_agentlocator_json_escape_len(ngx_str_t *src)
 u_char *
 ngx_agentlocator_json_escape(u_char *dst, ngx_str_t *src)
 {
+    size_t          n;
     u_char         *p, *last;
     static u_char   hex[] = "0123456789abcdef";
 
-    for (p = src->data, last = p + src->len; p < last; p++) {
-        if (*p == '"' || *p == '\\') {
+    last = src->data + src->len;
+
+    for (p = src->data; p < last; p += n) {
+        n = ngx_agentlocator_utf8_len(p, last);
+
+        if (n == 0) {
+            n = 1;
+            dst = ngx_cpymem(dst, "\\ufffd", sizeof("\\ufffd") - 1);
+
+        } else if (*p == '"' || *p == '\\') {
             *dst++ = '\\';
             *dst++ = *p;
 
@@ -190,7 +253,7 @@ ngx_agentlocator_json_escape(u_char *dst, ngx_str_t *src)
             *dst++ = hex[*p & 0xf];
 
         } else {
-            *dst++ = *p;
+            dst = ngx_cpymem(dst, p, n);
         }
     }
 

@@ -1,0 +1,387 @@
+
+/*
+ * X-Twilio-Signature: base64(HMAC-SHA1(auth token, URL + sorted params)),
+ * checked against the URL variants Twilio's own libraries accept (port
+ * stripped, default port added; for WebSocket upgrades also a trailing
+ * slash).  Pure computation over strings; the voice and media handlers feed
+ * it the URL as Twilio saw it.
+ */
+
+
+#include "ngx_agentlocator.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+
+#define NGX_AGENTLOCATOR_SIGNATURE_VARIANTS  6
+
+
+static int ngx_libc_cdecl ngx_agentlocator_param_cmp(const void *one,
+    const void *two);
+static ngx_uint_t ngx_agentlocator_url_variants(ngx_pool_t *pool,
+    ngx_str_t *url, ngx_uint_t slash, ngx_str_t *variants);
+static ngx_int_t ngx_agentlocator_signature_of(ngx_pool_t *pool,
+    ngx_str_t *token, ngx_str_t *url, ngx_str_t *params, u_char *out);
+
+
+/*
+ * NGX_OK: "signature" matches one variant of "url" (+ "form" params, if
+ * any); NGX_DECLINED: it matches none; NGX_ERROR: out of memory.
+ * Every candidate is compared in constant time.
+ */
+
+ngx_int_t
+ngx_agentlocator_signature_verify(ngx_pool_t *pool, ngx_str_t *token,
+    ngx_str_t *url, ngx_agentlocator_form_t *form, ngx_str_t *signature,
+    ngx_uint_t flags)
+{
+    u_char       expected[NGX_AGENTLOCATOR_SIGNATURE_LEN];
+    ngx_int_t    matched;
+    ngx_str_t    params, variants[NGX_AGENTLOCATOR_SIGNATURE_VARIANTS];
+    ngx_uint_t   i, n;
+
+    if (signature->len != NGX_AGENTLOCATOR_SIGNATURE_LEN) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_agentlocator_signature_params(pool, form, &params) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    n = ngx_agentlocator_url_variants(pool, url,
+                                      flags & NGX_AGENTLOCATOR_SIG_WS_SLASH,
+                                      variants);
+    if (n == 0) {
+        return NGX_ERROR;
+    }
+
+    matched = 0;
+
+    for (i = 0; i < n; i++) {
+        if (ngx_agentlocator_signature_of(pool, token, &variants[i], &params,
+                                          expected)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        matched |= (CRYPTO_memcmp(expected, signature->data,
+                                  NGX_AGENTLOCATOR_SIGNATURE_LEN) == 0);
+    }
+
+    return matched ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * The parameter half of the signed string: every key+value, sorted by key
+ * and then value in byte order, exact duplicates once (what twilio-node and
+ * twilio-python do with repeated keys).
+ */
+
+ngx_int_t
+ngx_agentlocator_signature_params(ngx_pool_t *pool,
+    ngx_agentlocator_form_t *form, ngx_str_t *out)
+{
+    u_char                     *p;
+    size_t                      len;
+    ngx_uint_t                  i, n;
+    ngx_agentlocator_param_t  **sorted, *prev;
+
+    ngx_str_null(out);
+
+    if (form == NULL || form->nparams == 0) {
+        return NGX_OK;
+    }
+
+    n = form->nparams;
+
+    sorted = ngx_palloc(pool, n * sizeof(ngx_agentlocator_param_t *));
+    if (sorted == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = 0;
+
+    for (i = 0; i < n; i++) {
+        sorted[i] = &form->params[i];
+        len += form->params[i].key.len + form->params[i].value.len;
+    }
+
+    ngx_qsort(sorted, n, sizeof(ngx_agentlocator_param_t *),
+              ngx_agentlocator_param_cmp);
+
+    p = ngx_pnalloc(pool, len ? len : 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+    prev = NULL;
+
+    for (i = 0; i < n; i++) {
+        if (prev && ngx_agentlocator_param_cmp(&prev, &sorted[i]) == 0) {
+            continue;
+        }
+
+        prev = sorted[i];
+        p = ngx_cpymem(p, prev->key.data, prev->key.len);
+        p = ngx_cpymem(p, prev->value.data, prev->value.len);
+    }
+
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+/* base64(HMAC-SHA1(token, url + params)) into out (28 bytes). */
+
+ngx_int_t
+ngx_agentlocator_signature_compute(ngx_pool_t *pool, ngx_str_t *token,
+    ngx_str_t *url, ngx_agentlocator_form_t *form, u_char *out)
+{
+    ngx_str_t  params;
+
+    if (ngx_agentlocator_signature_params(pool, form, &params) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_agentlocator_signature_of(pool, token, url, &params, out);
+}
+
+
+static ngx_int_t
+ngx_agentlocator_signature_of(ngx_pool_t *pool, ngx_str_t *token,
+    ngx_str_t *url, ngx_str_t *params, u_char *out)
+{
+    u_char        *msg, md[EVP_MAX_MD_SIZE];
+    size_t         len;
+    ngx_str_t      src, dst;
+    unsigned int   md_len;
+
+    len = url->len + params->len;
+
+    msg = ngx_pnalloc(pool, len ? len : 1);
+    if (msg == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ngx_cpymem(msg, url->data, url->len), params->data,
+               params->len);
+
+    if (HMAC(EVP_sha1(), token->data, (int) token->len, msg, len, md, &md_len)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    src.data = md;
+    src.len = md_len;
+    dst.data = out;
+
+    ngx_encode_base64(&dst, &src);
+
+    return NGX_OK;
+}
+
+
+static int ngx_libc_cdecl
+ngx_agentlocator_param_cmp(const void *one, const void *two)
+{
+    ngx_agentlocator_param_t  *a = *(ngx_agentlocator_param_t **) one;
+    ngx_agentlocator_param_t  *b = *(ngx_agentlocator_param_t **) two;
+
+    ngx_int_t  rc;
+
+    rc = ngx_memn2cmp(a->key.data, b->key.data, a->key.len, b->key.len);
+
+    if (rc == 0) {
+        rc = ngx_memn2cmp(a->value.data, b->value.data, a->value.len,
+                          b->value.len);
+    }
+
+    return (int) rc;
+}
+
+
+/*
+ * The URL as given, with the port removed (any port: Twilio drops it for
+ * HTTPS voice), with the default port added when there is none; with
+ * "slash", each of those again with "/" appended (Twilio's advice for
+ * Media Streams handshakes).
+ */
+
+static ngx_uint_t
+ngx_agentlocator_url_variants(ngx_pool_t *pool, ngx_str_t *url,
+    ngx_uint_t slash, ngx_str_t *variants)
+{
+    u_char      *p, *last, *host, *port, *rest, *v;
+    ngx_str_t    def;
+    ngx_uint_t   i, n;
+
+    n = 0;
+    variants[n++] = *url;
+
+    p = url->data;
+    last = p + url->len;
+
+    for ( /* void */ ; p + 2 < last; p++) {
+        if (p[0] == ':' && p[1] == '/' && p[2] == '/') {
+            break;
+        }
+    }
+
+    if (p + 2 >= last) {
+        goto slashes;
+    }
+
+    host = p + 3;
+
+    for (p = host; p < last && *p != '/' && *p != '?'; p++) {
+        /* void */
+    }
+
+    rest = p;
+
+    /* the port: after the last ":" that follows any "]" of an IPv6 host */
+
+    port = NULL;
+
+    for (p = host; p < rest; p++) {
+        if (*p == ']') {
+            port = NULL;
+
+        } else if (*p == ':') {
+            port = p;
+        }
+    }
+
+    if (port) {
+        v = ngx_pnalloc(pool, url->len);
+        if (v == NULL) {
+            return 0;
+        }
+
+        variants[n].data = v;
+        v = ngx_cpymem(v, url->data, port - url->data);
+        v = ngx_cpymem(v, rest, last - rest);
+        variants[n].len = v - variants[n].data;
+        n++;
+
+    } else {
+        if (url->len > 5 && ngx_strncasecmp(url->data, (u_char *) "https", 5)
+                            == 0)
+        {
+            ngx_str_set(&def, ":443");
+
+        } else if (url->len > 3
+                   && ngx_strncasecmp(url->data, (u_char *) "wss", 3) == 0)
+        {
+            ngx_str_set(&def, ":443");
+
+        } else {
+            ngx_str_set(&def, ":80");
+        }
+
+        v = ngx_pnalloc(pool, url->len + def.len);
+        if (v == NULL) {
+            return 0;
+        }
+
+        variants[n].data = v;
+        v = ngx_cpymem(v, url->data, rest - url->data);
+        v = ngx_cpymem(v, def.data, def.len);
+        v = ngx_cpymem(v, rest, last - rest);
+        variants[n].len = v - variants[n].data;
+        n++;
+    }
+
+slashes:
+
+    if (!slash) {
+        return n;
+    }
+
+    for (i = 0; i < 2 && i < n; i++) {
+        if (variants[i].len && variants[i].data[variants[i].len - 1] == '/') {
+            continue;
+        }
+
+        v = ngx_pnalloc(pool, variants[i].len + 1);
+        if (v == NULL) {
+            return 0;
+        }
+
+        ngx_memcpy(v, variants[i].data, variants[i].len);
+        v[variants[i].len] = '/';
+
+        variants[n].data = v;
+        variants[n].len = variants[i].len + 1;
+        n++;
+    }
+
+    return n;
+}
+
+
+/*
+ * The URL Twilio requested: the public scheme (or "scheme", e.g. "wss" for
+ * the media upgrade) and host, then the request URI exactly as received.
+ * When agentlocator_public_url has a path that a front proxy strips, the
+ * prefix is put back; when nginx sees it too, it is not doubled.
+ */
+
+ngx_int_t
+ngx_agentlocator_signature_request_url(ngx_http_request_t *r,
+    ngx_agentlocator_public_url_t *public_url, const char *scheme,
+    ngx_str_t *url)
+{
+    u_char     *p;
+    size_t      scheme_len, len;
+    ngx_str_t  *uri, *prefix;
+
+    uri = &r->unparsed_uri;
+    prefix = &public_url->path;
+
+    if (prefix->len
+        && uri->len >= prefix->len
+        && ngx_strncmp(uri->data, prefix->data, prefix->len) == 0
+        && (uri->len == prefix->len || uri->data[prefix->len] == '/'
+            || uri->data[prefix->len] == '?'))
+    {
+        prefix = NULL;
+    }
+
+    if (scheme == NULL) {
+        scheme = (const char *) public_url->scheme.data;
+        scheme_len = public_url->scheme.len;
+
+    } else {
+        scheme_len = ngx_strlen(scheme);
+    }
+
+    len = scheme_len + sizeof("://") - 1 + public_url->host.len
+          + (prefix ? prefix->len : 0) + uri->len;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    url->data = p;
+    p = ngx_cpymem(p, scheme, scheme_len);
+    p = ngx_cpymem(p, "://", 3);
+    p = ngx_cpymem(p, public_url->host.data, public_url->host.len);
+
+    if (prefix) {
+        p = ngx_cpymem(p, prefix->data, prefix->len);
+    }
+
+    p = ngx_cpymem(p, uri->data, uri->len);
+    url->len = p - url->data;
+
+    return NGX_OK;
+}

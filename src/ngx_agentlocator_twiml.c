@@ -1,0 +1,288 @@
+
+/*
+ * TwiML documents (SPEC §4).  Every URL in them is absolute, built from
+ * agentlocator_public_url, and every value is XML-escaped.  Twilio reads
+ * the document only if it starts with "<?xml" or "<Response>" (error 12100),
+ * so nothing precedes the declaration.
+ */
+
+
+#include "ngx_agentlocator.h"
+
+
+#define NGX_AGENTLOCATOR_XML_DECL                                             \
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+
+#define NGX_AGENTLOCATOR_PATH_STREAM_ENDED     "/webhook/stream_ended"
+#define NGX_AGENTLOCATOR_PATH_STREAM_STATUS    "/webhook/stream_status"
+#define NGX_AGENTLOCATOR_PATH_HANDLE_RECORDING "/webhook/handle_recording"
+#define NGX_AGENTLOCATOR_PATH_MEDIA            "/ws/twilio-media"
+
+
+size_t
+ngx_agentlocator_xml_escape_len(ngx_str_t *src)
+{
+    size_t   len;
+    u_char  *p, *last;
+
+    len = 0;
+
+    for (p = src->data, last = p + src->len; p < last; p++) {
+        switch (*p) {
+        case '&':  len += sizeof("&amp;") - 1;  break;
+        case '<':  len += sizeof("&lt;") - 1;   break;
+        case '>':  len += sizeof("&gt;") - 1;   break;
+        case '"':  len += sizeof("&quot;") - 1; break;
+        case '\'': len += sizeof("&apos;") - 1; break;
+        default:   len++;
+        }
+    }
+
+    return len;
+}
+
+
+/*
+ * Control bytes other than tab, CR and LF are not allowed in XML 1.0 at
+ * all, escaped or not: they become "?" rather than break the document.
+ */
+
+u_char *
+ngx_agentlocator_xml_escape(u_char *dst, ngx_str_t *src)
+{
+    u_char  *p, *last;
+
+    for (p = src->data, last = p + src->len; p < last; p++) {
+        switch (*p) {
+        case '&':  dst = ngx_cpymem(dst, "&amp;", 5);  break;
+        case '<':  dst = ngx_cpymem(dst, "&lt;", 4);   break;
+        case '>':  dst = ngx_cpymem(dst, "&gt;", 4);   break;
+        case '"':  dst = ngx_cpymem(dst, "&quot;", 6); break;
+        case '\'': dst = ngx_cpymem(dst, "&apos;", 6); break;
+        default:
+            *dst++ = (*p < 0x20 && *p != '\t' && *p != '\r' && *p != '\n')
+                     ? '?' : *p;
+        }
+    }
+
+    return dst;
+}
+
+
+/* "/x" -> public_url + "/x"; an absolute http(s) URL is kept as it is. */
+
+ngx_int_t
+ngx_agentlocator_absolute_url(ngx_pool_t *pool,
+    ngx_agentlocator_public_url_t *base, ngx_str_t *uri, ngx_str_t *out)
+{
+    u_char  *p;
+
+    if ((uri->len > 7 && ngx_strncasecmp(uri->data, (u_char *) "http://", 7)
+                         == 0)
+        || (uri->len > 8
+            && ngx_strncasecmp(uri->data, (u_char *) "https://", 8) == 0))
+    {
+        *out = *uri;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(pool, base->url.len + 1 + uri->len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+    p = ngx_cpymem(p, base->url.data, base->url.len);
+
+    if (uri->len == 0 || uri->data[0] != '/') {
+        *p++ = '/';
+    }
+
+    p = ngx_cpymem(p, uri->data, uri->len);
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * incoming_call: greeting, then the bidirectional stream.  The stream URL
+ * is wss:// on the public host (Twilio accepts only wss); its end or failure
+ * brings Twilio to <Connect action>, i.e. stream_ended.
+ */
+
+ngx_int_t
+ngx_agentlocator_twiml_connect(ngx_pool_t *pool,
+    ngx_agentlocator_srv_conf_t *ascf, ngx_str_t *call_sid, ngx_str_t *out)
+{
+    u_char                         *p;
+    size_t                          len;
+    ngx_agentlocator_public_url_t  *pub;
+
+    pub = ascf->public_url;
+
+    len = sizeof(NGX_AGENTLOCATOR_XML_DECL "<Response>") - 1
+          + sizeof("<Play></Play>") - 1
+          + ngx_agentlocator_xml_escape_len(&ascf->greeting)
+          + sizeof("<Connect action=\"\">") - 1
+          + ngx_agentlocator_xml_escape_len(&pub->url)
+          + sizeof(NGX_AGENTLOCATOR_PATH_STREAM_ENDED) - 1
+          + sizeof("<Stream url=\"wss://\" statusCallback=\"\">") - 1
+          + ngx_agentlocator_xml_escape_len(&pub->host)
+          + ngx_agentlocator_xml_escape_len(&pub->path)
+          + sizeof(NGX_AGENTLOCATOR_PATH_MEDIA) - 1
+          + ngx_agentlocator_xml_escape_len(&pub->url)
+          + sizeof(NGX_AGENTLOCATOR_PATH_STREAM_STATUS) - 1
+          + sizeof("<Parameter name=\"call_sid\" value=\"\"/>") - 1
+          + ngx_agentlocator_xml_escape_len(call_sid)
+          + sizeof("</Stream></Connect></Response>\n") - 1;
+
+    p = ngx_pnalloc(pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+
+    p = ngx_cpymem(p, NGX_AGENTLOCATOR_XML_DECL "<Response>",
+                   sizeof(NGX_AGENTLOCATOR_XML_DECL "<Response>") - 1);
+
+    if (ascf->greeting.len) {
+        p = ngx_cpymem(p, "<Play>", sizeof("<Play>") - 1);
+        p = ngx_agentlocator_xml_escape(p, &ascf->greeting);
+        p = ngx_cpymem(p, "</Play>", sizeof("</Play>") - 1);
+    }
+
+    p = ngx_cpymem(p, "<Connect action=\"", sizeof("<Connect action=\"") - 1);
+    p = ngx_agentlocator_xml_escape(p, &pub->url);
+    p = ngx_cpymem(p, NGX_AGENTLOCATOR_PATH_STREAM_ENDED "\">",
+                   sizeof(NGX_AGENTLOCATOR_PATH_STREAM_ENDED "\">") - 1);
+
+    p = ngx_cpymem(p, "<Stream url=\"wss://", sizeof("<Stream url=\"wss://") - 1);
+    p = ngx_agentlocator_xml_escape(p, &pub->host);
+    p = ngx_agentlocator_xml_escape(p, &pub->path);
+    p = ngx_cpymem(p, NGX_AGENTLOCATOR_PATH_MEDIA "\" statusCallback=\"",
+                   sizeof(NGX_AGENTLOCATOR_PATH_MEDIA "\" statusCallback=\"")
+                   - 1);
+    p = ngx_agentlocator_xml_escape(p, &pub->url);
+    p = ngx_cpymem(p, NGX_AGENTLOCATOR_PATH_STREAM_STATUS "\">",
+                   sizeof(NGX_AGENTLOCATOR_PATH_STREAM_STATUS "\">") - 1);
+
+    p = ngx_cpymem(p, "<Parameter name=\"call_sid\" value=\"",
+                   sizeof("<Parameter name=\"call_sid\" value=\"") - 1);
+    p = ngx_agentlocator_xml_escape(p, call_sid);
+    p = ngx_cpymem(p, "\"/></Stream></Connect></Response>\n",
+                   sizeof("\"/></Stream></Connect></Response>\n") - 1);
+
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The fallback when the stream did not carry the call: the prompt, then a
+ * recording.  <Play> comes first because Twilio never reaches a verb after
+ * <Record>.  The action URL is absolute: the watchdog sends this same
+ * document inline through the REST API, where relative URLs are refused.
+ */
+
+ngx_int_t
+ngx_agentlocator_twiml_fallback(ngx_pool_t *pool,
+    ngx_agentlocator_srv_conf_t *ascf, ngx_str_t *out)
+{
+    u_char                         *p;
+    size_t                          len;
+    ngx_agentlocator_public_url_t  *pub;
+
+    pub = ascf->public_url;
+
+    len = sizeof(NGX_AGENTLOCATOR_XML_DECL "<Response>") - 1
+          + sizeof("<Play></Play>") - 1
+          + ngx_agentlocator_xml_escape_len(&ascf->fallback_prompt)
+          + sizeof("<Record action=\"\" playBeep=\"false\" timeout=\"4\" "
+                   "maxLength=\"30\"/>") - 1
+          + ngx_agentlocator_xml_escape_len(&pub->url)
+          + sizeof(NGX_AGENTLOCATOR_PATH_HANDLE_RECORDING) - 1
+          + sizeof("</Response>\n") - 1;
+
+    p = ngx_pnalloc(pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+
+    p = ngx_cpymem(p, NGX_AGENTLOCATOR_XML_DECL "<Response>",
+                   sizeof(NGX_AGENTLOCATOR_XML_DECL "<Response>") - 1);
+
+    if (ascf->fallback_prompt.len) {
+        p = ngx_cpymem(p, "<Play>", sizeof("<Play>") - 1);
+        p = ngx_agentlocator_xml_escape(p, &ascf->fallback_prompt);
+        p = ngx_cpymem(p, "</Play>", sizeof("</Play>") - 1);
+    }
+
+    p = ngx_cpymem(p, "<Record action=\"", sizeof("<Record action=\"") - 1);
+    p = ngx_agentlocator_xml_escape(p, &pub->url);
+    p = ngx_cpymem(p, NGX_AGENTLOCATOR_PATH_HANDLE_RECORDING
+                   "\" playBeep=\"false\" timeout=\"4\" maxLength=\"30\"/>"
+                   "</Response>\n",
+                   sizeof(NGX_AGENTLOCATOR_PATH_HANDLE_RECORDING
+                          "\" playBeep=\"false\" timeout=\"4\" "
+                          "maxLength=\"30\"/></Response>\n") - 1);
+
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_agentlocator_twiml_empty(ngx_str_t *out)
+{
+    ngx_str_set(out, NGX_AGENTLOCATOR_XML_DECL "<Response/>\n");
+
+    return NGX_OK;
+}
+
+
+/*
+ * At configuration time, per server: prompts made absolute and the fallback
+ * document built once (it depends on nothing in the request).
+ */
+
+ngx_int_t
+ngx_agentlocator_twiml_resolve(ngx_conf_t *cf,
+    ngx_agentlocator_srv_conf_t *ascf)
+{
+    ngx_str_t  abs;
+
+    if (ascf->public_url == NULL) {
+        return NGX_OK;
+    }
+
+    if (ascf->greeting.len) {
+        if (ngx_agentlocator_absolute_url(cf->pool, ascf->public_url,
+                                          &ascf->greeting, &abs)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ascf->greeting = abs;
+    }
+
+    if (ascf->fallback_prompt.len) {
+        if (ngx_agentlocator_absolute_url(cf->pool, ascf->public_url,
+                                          &ascf->fallback_prompt, &abs)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ascf->fallback_prompt = abs;
+    }
+
+    return ngx_agentlocator_twiml_fallback(cf->pool, ascf,
+                                           &ascf->fallback_twiml);
+}

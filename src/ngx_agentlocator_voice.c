@@ -1,0 +1,703 @@
+
+/*
+ * The voice webhooks (SPEC §4): read and check the form Twilio posts,
+ * authenticate it, update the registry, answer TwiML.  Bad input gets a 4xx
+ * with a reason; trouble of our own never becomes a 5xx for Twilio: the
+ * caller gets the fallback (a recording) instead of "an application error
+ * has occurred".
+ */
+
+
+#include "ngx_agentlocator.h"
+
+
+static void ngx_agentlocator_voice_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_agentlocator_voice_process(ngx_http_request_t *r);
+static ngx_int_t ngx_agentlocator_voice_read_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static ngx_int_t ngx_agentlocator_voice_check_signature(ngx_http_request_t *r,
+    ngx_agentlocator_form_t *form, ngx_str_t *call_sid);
+static ngx_int_t ngx_agentlocator_voice_incoming_call(ngx_http_request_t *r,
+    ngx_agentlocator_form_t *form, ngx_str_t *call_sid);
+static ngx_int_t ngx_agentlocator_voice_stream_status(ngx_http_request_t *r,
+    ngx_agentlocator_form_t *form, ngx_str_t *call_sid);
+static ngx_int_t ngx_agentlocator_voice_stream_ended(ngx_http_request_t *r,
+    ngx_str_t *call_sid);
+static ngx_int_t ngx_agentlocator_voice_handle_recording(ngx_http_request_t *r,
+    ngx_agentlocator_form_t *form, ngx_str_t *call_sid);
+static ngx_int_t ngx_agentlocator_voice_call_status(ngx_http_request_t *r,
+    ngx_agentlocator_form_t *form, ngx_str_t *call_sid);
+static ngx_int_t ngx_agentlocator_voice_degraded(ngx_http_request_t *r);
+static ngx_int_t ngx_agentlocator_voice_twiml(ngx_http_request_t *r,
+    ngx_str_t *twiml);
+static ngx_uint_t ngx_agentlocator_is_form(ngx_http_request_t *r);
+static ngx_table_elt_t *ngx_agentlocator_find_header(ngx_http_request_t *r,
+    const char *name, size_t len);
+
+
+static ngx_str_t  ngx_agentlocator_text_xml = ngx_string("text/xml");
+static ngx_str_t  ngx_agentlocator_text_plain = ngx_string("text/plain");
+
+
+ngx_int_t
+ngx_agentlocator_voice_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_agentlocator_loc_conf_t  *alcf;
+
+    rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_POST, "POST");
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    if (!ngx_agentlocator_is_form(r)) {
+        return ngx_agentlocator_reply_error(r,
+                   NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                   "Content-Type must be application/x-www-form-urlencoded");
+    }
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
+
+    if (r->headers_in.content_length_n > (off_t) alcf->max_body) {
+        return ngx_agentlocator_reply_error(r,
+                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                   "request body too large");
+    }
+
+    rc = ngx_http_read_client_request_body(r,
+                                        ngx_agentlocator_voice_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_agentlocator_voice_body_handler(ngx_http_request_t *r)
+{
+    ngx_http_finalize_request(r, ngx_agentlocator_voice_process(r));
+}
+
+
+static ngx_int_t
+ngx_agentlocator_voice_process(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_str_t                     body, call_sid;
+    const char                   *err;
+    ngx_agentlocator_form_t      *form;
+    ngx_agentlocator_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
+
+    rc = ngx_agentlocator_voice_read_body(r, &body);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_agentlocator_reply_error(r,
+                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                   "request body too large");
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_agentlocator_voice_degraded(r);
+    }
+
+    form = ngx_palloc(r->pool, sizeof(ngx_agentlocator_form_t));
+    if (form == NULL) {
+        return ngx_agentlocator_voice_degraded(r);
+    }
+
+    err = ngx_agentlocator_form_parse(body.data, body.len, form);
+    if (err) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST, err);
+    }
+
+    rc = ngx_agentlocator_form_get(form, "CallSid", &call_sid);
+
+    if (rc == NGX_ERROR) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "conflicting CallSid values");
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_str_null(&call_sid);
+    }
+
+    /* authenticate before judging the content: strangers learn nothing */
+
+    if (alcf->signature) {
+        rc = ngx_agentlocator_voice_check_signature(r, form, &call_sid);
+
+        if (rc == NGX_DECLINED) {
+            return ngx_agentlocator_reply_error(r, NGX_HTTP_FORBIDDEN,
+                                                "invalid X-Twilio-Signature");
+        }
+
+        if (rc != NGX_OK) {
+            return ngx_agentlocator_voice_degraded(r);
+        }
+    }
+
+    if (call_sid.len == 0) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "missing CallSid");
+    }
+
+    if (ngx_agentlocator_valid_sid(&call_sid, "CA") != NGX_OK) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "malformed CallSid");
+    }
+
+    switch (alcf->voice) {
+
+    case NGX_AGENTLOCATOR_VOICE_INCOMING_CALL:
+        return ngx_agentlocator_voice_incoming_call(r, form, &call_sid);
+
+    case NGX_AGENTLOCATOR_VOICE_STREAM_STATUS:
+        return ngx_agentlocator_voice_stream_status(r, form, &call_sid);
+
+    case NGX_AGENTLOCATOR_VOICE_STREAM_ENDED:
+        return ngx_agentlocator_voice_stream_ended(r, &call_sid);
+
+    case NGX_AGENTLOCATOR_VOICE_HANDLE_RECORDING:
+        return ngx_agentlocator_voice_handle_recording(r, form, &call_sid);
+
+    default: /* NGX_AGENTLOCATOR_VOICE_CALL_STATUS */
+        return ngx_agentlocator_voice_call_status(r, form, &call_sid);
+    }
+}
+
+
+/*
+ * The body as one buffer, read back from the temp file when nginx spilled
+ * it there (client_body_buffer_size).  NGX_DECLINED: over the limit.
+ */
+
+static ngx_int_t
+ngx_agentlocator_voice_read_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char                       *p;
+    off_t                         len, size;
+    ssize_t                       n;
+    ngx_buf_t                    *b;
+    ngx_chain_t                  *cl;
+    ngx_agentlocator_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
+
+    ngx_str_null(body);
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len > (off_t) alcf->max_body) {
+        return NGX_DECLINED;
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            size = b->file_last - b->file_pos;
+
+            n = ngx_read_file(b->file, p, (size_t) size, b->file_pos);
+
+            if (n != (ssize_t) size) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "agentlocator: could not read the request "
+                              "body back from \"%V\"", &b->file->name);
+                return NGX_ERROR;
+            }
+
+            p += size;
+
+        } else {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    body->len = p - body->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * X-Twilio-Signature over the URL Twilio requested (public scheme and host,
+ * the raw request URI) and every posted parameter.  NGX_DECLINED: invalid,
+ * with one log line that names the call and the URL, never the token or
+ * the signature; NGX_ERROR: out of memory.
+ */
+
+static ngx_int_t
+ngx_agentlocator_voice_check_signature(ngx_http_request_t *r,
+    ngx_agentlocator_form_t *form, ngx_str_t *call_sid)
+{
+    u_char                         safe[NGX_AGENTLOCATOR_SID_LEN + 1];
+    ngx_int_t                      rc;
+    ngx_str_t                      url;
+    const char                    *reason;
+    ngx_table_elt_t               *h;
+    ngx_agentlocator_srv_conf_t   *ascf;
+    ngx_agentlocator_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
+    ascf = ngx_http_get_module_srv_conf(r, ngx_http_agentlocator_module);
+
+    if (ngx_agentlocator_signature_request_url(r, ascf->public_url, NULL,
+                                               &url)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    h = ngx_agentlocator_find_header(r, "X-Twilio-Signature",
+                                     sizeof("X-Twilio-Signature") - 1);
+
+    if (h == NULL || h->value.len == 0) {
+        reason = "missing";
+
+    } else {
+        rc = ngx_agentlocator_signature_verify(r->pool, &amcf->auth_token,
+                                               &url, form, &h->value, 0);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+        reason = "mismatch";
+    }
+
+    ngx_agentlocator_log_safe(safe, sizeof(safe), call_sid);
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "SIGNATURE_INVALID call=%s reason=%s url=\"%V\"",
+                  safe, reason, &url);
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_agentlocator_voice_incoming_call(ngx_http_request_t *r,
+    ngx_agentlocator_form_t *form, ngx_str_t *call_sid)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      twiml;
+    ngx_uint_t                     created;
+    ngx_agentlocator_registry_t   *reg;
+    ngx_agentlocator_srv_conf_t   *ascf;
+    ngx_agentlocator_main_conf_t  *amcf;
+    ngx_agentlocator_call_info_t   info;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
+    ascf = ngx_http_get_module_srv_conf(r, ngx_http_agentlocator_module);
+
+    ngx_memzero(&info, sizeof(ngx_agentlocator_call_info_t));
+    info.call_sid = *call_sid;
+
+    /* optional fields: a conflicting repeat is ignored, not trusted */
+
+    if (ngx_agentlocator_form_get(form, "AccountSid", &info.account_sid)
+            != NGX_OK
+        || ngx_agentlocator_valid_sid(&info.account_sid, "AC") != NGX_OK)
+    {
+        ngx_str_null(&info.account_sid);
+    }
+
+    if (ngx_agentlocator_form_get(form, "From", &info.from) != NGX_OK) {
+        ngx_str_null(&info.from);
+    }
+
+    if (ngx_agentlocator_form_get(form, "To", &info.to) != NGX_OK) {
+        ngx_str_null(&info.to);
+    }
+
+    reg = ngx_agentlocator_registry_get(amcf);
+    created = 0;
+
+    rc = reg ? ngx_agentlocator_registry_incoming(reg, &amcf->timeouts, &info,
+                                                  &created)
+             : NGX_BUSY;
+
+    if (rc == NGX_BUSY) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ZONE_FULL call=%V: agentlocator_zone has no room, "
+                      "the call proceeds without the watchdog", call_sid);
+
+    } else {
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "CALL_INCOMING call=%V state=armed repeat=%ui",
+                      call_sid, created ? 0 : 1);
+    }
+
+    if (ngx_agentlocator_twiml_connect(r->pool, ascf, call_sid, &twiml)
+        != NGX_OK)
+    {
+        return ngx_agentlocator_voice_degraded(r);
+    }
+
+    return ngx_agentlocator_voice_twiml(r, &twiml);
+}
+
+
+static ngx_int_t
+ngx_agentlocator_voice_stream_status(ngx_http_request_t *r,
+    ngx_agentlocator_form_t *form, ngx_str_t *call_sid)
+{
+    u_char                         safe[32];
+    ngx_int_t                      rc;
+    ngx_str_t                      event, stream_sid;
+    ngx_uint_t                     started, error;
+    ngx_agentlocator_registry_t   *reg;
+    ngx_agentlocator_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
+
+    if (ngx_agentlocator_form_get(form, "StreamEvent", &event) != NGX_OK) {
+        ngx_str_null(&event);
+    }
+
+    if (ngx_agentlocator_form_get(form, "StreamSid", &stream_sid) != NGX_OK
+        || ngx_agentlocator_valid_sid(&stream_sid, "MZ") != NGX_OK)
+    {
+        ngx_str_null(&stream_sid);
+    }
+
+    ngx_agentlocator_log_safe(safe, sizeof(safe), &event);
+
+    started = (event.len == sizeof("stream-started") - 1
+               && ngx_strncmp(event.data, "stream-started", event.len) == 0);
+    error = (event.len == sizeof("stream-error") - 1
+             && ngx_strncmp(event.data, "stream-error", event.len) == 0);
+
+    if (!started && !error
+        && !(event.len == sizeof("stream-stopped") - 1
+             && ngx_strncmp(event.data, "stream-stopped", event.len) == 0))
+    {
+        /* Twilio adds events without notice: log, do not fail */
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "STREAM_STATUS call=%V event=%s ignored", call_sid,
+                      safe);
+
+        return ngx_agentlocator_reply(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
+    }
+
+    reg = ngx_agentlocator_registry_get(amcf);
+
+    rc = reg ? ngx_agentlocator_registry_stream_event(reg, &amcf->timeouts,
+                                                      call_sid, started, error,
+                                                      &stream_sid)
+             : NGX_DECLINED;
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "STREAM_STATUS call=%V event=%s known=%d", call_sid, safe,
+                  rc == NGX_OK);
+
+    return ngx_agentlocator_reply(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
+}
+
+
+static ngx_int_t
+ngx_agentlocator_voice_stream_ended(ngx_http_request_t *r,
+    ngx_str_t *call_sid)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      twiml;
+    ngx_uint_t                     redirected;
+    ngx_agentlocator_registry_t   *reg;
+    ngx_agentlocator_srv_conf_t   *ascf;
+    ngx_agentlocator_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
+    ascf = ngx_http_get_module_srv_conf(r, ngx_http_agentlocator_module);
+
+    reg = ngx_agentlocator_registry_get(amcf);
+    redirected = 0;
+
+    rc = reg ? ngx_agentlocator_registry_stream_ended(reg, call_sid,
+                                                      &redirected)
+             : NGX_DECLINED;
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "STREAM_ENDED call=%V known=%d answer=%s", call_sid,
+                  rc == NGX_OK, redirected ? "empty" : "fallback");
+
+    if (redirected) {
+        (void) ngx_agentlocator_twiml_empty(&twiml);
+
+    } else {
+        twiml = ascf->fallback_twiml;
+    }
+
+    return ngx_agentlocator_voice_twiml(r, &twiml);
+}
+
+
+static ngx_int_t
+ngx_agentlocator_voice_handle_recording(ngx_http_request_t *r,
+    ngx_agentlocator_form_t *form, ngx_str_t *call_sid)
+{
+    u_char                         duration[16], recording_sid[40];
+    ngx_int_t                      rc;
+    ngx_str_t                      value;
+    ngx_agentlocator_registry_t   *reg;
+    ngx_agentlocator_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
+
+    if (ngx_agentlocator_form_get(form, "RecordingDuration", &value)
+        != NGX_OK)
+    {
+        ngx_str_null(&value);
+    }
+
+    ngx_agentlocator_log_safe(duration, sizeof(duration), &value);
+
+    if (ngx_agentlocator_form_get(form, "RecordingSid", &value) != NGX_OK) {
+        ngx_str_null(&value);
+    }
+
+    ngx_agentlocator_log_safe(recording_sid, sizeof(recording_sid), &value);
+
+    reg = ngx_agentlocator_registry_get(amcf);
+
+    rc = reg ? ngx_agentlocator_registry_recording(reg, call_sid)
+             : NGX_DECLINED;
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "RECORDING call=%V recording=%s duration=%s known=%d",
+                  call_sid, recording_sid, duration, rc == NGX_OK);
+
+    return ngx_agentlocator_reply(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
+}
+
+
+static ngx_int_t
+ngx_agentlocator_voice_call_status(ngx_http_request_t *r,
+    ngx_agentlocator_form_t *form, ngx_str_t *call_sid)
+{
+    u_char                         safe[NGX_AGENTLOCATOR_CALL_STATUS_LEN + 1];
+    ngx_int_t                      rc;
+    ngx_str_t                      status;
+    ngx_uint_t                     i, terminal;
+    ngx_agentlocator_registry_t   *reg;
+    ngx_agentlocator_main_conf_t  *amcf;
+
+    static ngx_str_t  ok = ngx_string("OK\n");
+    static ngx_str_t  final[] = {
+        ngx_string("completed"), ngx_string("busy"), ngx_string("failed"),
+        ngx_string("no-answer"), ngx_string("canceled")
+    };
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
+
+    if (ngx_agentlocator_form_get(form, "CallStatus", &status) != NGX_OK) {
+        ngx_str_null(&status);
+    }
+
+    terminal = 0;
+
+    for (i = 0; i < sizeof(final) / sizeof(ngx_str_t); i++) {
+        if (status.len == final[i].len
+            && ngx_strncmp(status.data, final[i].data, status.len) == 0)
+        {
+            terminal = 1;
+            break;
+        }
+    }
+
+    ngx_agentlocator_log_safe(safe, sizeof(safe), &status);
+    status.data = safe;
+    status.len = ngx_strlen(safe);
+
+    reg = ngx_agentlocator_registry_get(amcf);
+
+    rc = reg ? ngx_agentlocator_registry_call_status(reg, &amcf->timeouts,
+                                                     call_sid, &status,
+                                                     terminal)
+             : NGX_DECLINED;
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "CALL_STATUS call=%V status=%s final=%ui known=%d",
+                  call_sid, safe, terminal, rc == NGX_OK);
+
+    return ngx_agentlocator_reply(r, NGX_HTTP_OK,
+                                  &ngx_agentlocator_text_plain, &ok);
+}
+
+
+/*
+ * Our own failure (memory, a temp file we cannot read back): Twilio still
+ * gets a valid answer.  For the TwiML handlers that is the fallback, which
+ * ends the call in a recording; the callbacks get their usual success.
+ */
+
+static ngx_int_t
+ngx_agentlocator_voice_degraded(ngx_http_request_t *r)
+{
+    ngx_agentlocator_srv_conf_t  *ascf;
+    ngx_agentlocator_loc_conf_t  *alcf;
+
+    ascf = ngx_http_get_module_srv_conf(r, ngx_http_agentlocator_module);
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "agentlocator: internal error, answering Twilio with the "
+                  "degraded response");
+
+    switch (alcf->voice) {
+
+    case NGX_AGENTLOCATOR_VOICE_INCOMING_CALL:
+    case NGX_AGENTLOCATOR_VOICE_STREAM_ENDED:
+        /* built at configuration time: needs no memory now */
+        return ngx_agentlocator_voice_twiml(r, &ascf->fallback_twiml);
+
+    default:
+        return ngx_agentlocator_reply(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
+    }
+}
+
+
+static ngx_int_t
+ngx_agentlocator_voice_twiml(ngx_http_request_t *r, ngx_str_t *twiml)
+{
+    return ngx_agentlocator_reply(r, NGX_HTTP_OK, &ngx_agentlocator_text_xml,
+                                  twiml);
+}
+
+
+/* "CA" + 32 hex digits, as Twilio issues them. */
+
+ngx_int_t
+ngx_agentlocator_valid_sid(ngx_str_t *sid, const char *prefix)
+{
+    u_char      ch;
+    ngx_uint_t  i;
+
+    if (sid->len != NGX_AGENTLOCATOR_SID_LEN
+        || sid->data[0] != (u_char) prefix[0]
+        || sid->data[1] != (u_char) prefix[1])
+    {
+        return NGX_DECLINED;
+    }
+
+    for (i = 2; i < NGX_AGENTLOCATOR_SID_LEN; i++) {
+        ch = sid->data[i];
+
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')
+              || (ch >= 'A' && ch <= 'F')))
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A client's value fit for a log line: printable token characters only,
+ * bounded, NUL-terminated ("-" when empty).
+ */
+
+u_char *
+ngx_agentlocator_log_safe(u_char *buf, size_t size, ngx_str_t *src)
+{
+    u_char  ch, *p;
+    size_t  i, n;
+
+    n = ngx_min(src->len, size - 1);
+    p = buf;
+
+    for (i = 0; i < n; i++) {
+        ch = src->data[i];
+
+        *p++ = ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+                || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'
+                || ch == '.' || ch == ':' || ch == '+' || ch == '@')
+               ? ch : '?';
+    }
+
+    if (p == buf) {
+        *p++ = '-';
+    }
+
+    *p = '\0';
+
+    return buf;
+}
+
+
+static ngx_uint_t
+ngx_agentlocator_is_form(ngx_http_request_t *r)
+{
+    size_t      len;
+    ngx_str_t  *type;
+
+    static const char  form[] = "application/x-www-form-urlencoded";
+
+    if (r->headers_in.content_type == NULL) {
+        return 0;
+    }
+
+    type = &r->headers_in.content_type->value;
+    len = sizeof(form) - 1;
+
+    return type->len >= len
+           && ngx_strncasecmp(type->data, (u_char *) form, len) == 0
+           && (type->len == len || type->data[len] == ';'
+               || type->data[len] == ' ');
+}
+
+
+static ngx_table_elt_t *
+ngx_agentlocator_find_header(ngx_http_request_t *r, const char *name,
+    size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
