@@ -1,0 +1,152 @@
+# What a voice handler needs is checked by `nginx -t`, with a clear message.
+use lib 't/lib';
+use Test::AgentLocator::Nginx 'no_plan';
+
+$ENV{AGENTLOCATOR_UNSET_VARIABLE} = undef;
+delete $ENV{AGENTLOCATOR_UNSET_VARIABLE};
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: a voice handler without agentlocator_public_url
+--- http_config
+    agentlocator_zone calls 1m;
+    agentlocator_twilio_auth_token 12345;
+--- config
+    location = /webhook/incoming_call { agentlocator_voice incoming_call; }
+--- must_die
+--- error_log eval
+qr/"agentlocator_voice" in \S+nginx\.conf:\d+ needs agentlocator_public_url in its server or http block/
+
+
+
+=== TEST 2: a voice handler without a zone
+--- http_config
+    agentlocator_twilio_auth_token 12345;
+    agentlocator_public_url https://voice.example.com;
+--- config
+    location = /webhook/call_status { agentlocator_voice call_status; }
+--- must_die
+--- error_log eval
+qr/"agentlocator_voice" in \S+nginx\.conf:\d+ needs an agentlocator_zone in the http block/
+
+
+
+=== TEST 3: signatures on (the default) without an auth token
+--- http_config
+    agentlocator_zone calls 1m;
+    agentlocator_public_url https://voice.example.com;
+--- config
+    location = /webhook/incoming_call { agentlocator_voice incoming_call; }
+--- must_die
+--- error_log
+checks Twilio signatures but agentlocator_twilio_auth_token is not set
+
+
+
+=== TEST 4: signatures off need no token, and say so at start
+--- http_config
+    agentlocator_zone calls 1m;
+    agentlocator_public_url https://voice.example.com;
+--- config
+    location = /webhook/incoming_call {
+        agentlocator_voice incoming_call;
+        agentlocator_signature off;
+    }
+--- request
+GET /webhook/incoming_call
+--- error_code: 405
+--- error_log eval
+qr/\[warn\] .*agentlocator_signature is off for the webhook in \S+nginx\.conf:\d+: anyone can post to it as if they were Twilio/
+
+
+
+=== TEST 5: an unknown voice handler
+--- http_config
+    agentlocator_zone calls 1m;
+--- config
+    location = /x { agentlocator_voice incoming; }
+--- must_die
+--- error_log
+invalid agentlocator_voice handler "incoming", expected "incoming_call", "stream_status", "stream_ended", "handle_recording" or "call_status"
+
+
+
+=== TEST 6: two handlers in one location
+--- http_config
+    agentlocator_zone calls 1m;
+--- config
+    location = /x { agentlocator_health live; agentlocator_status; }
+--- must_die
+--- error_log
+"agentlocator_status" directive conflicts with another content handler in this location
+
+
+
+=== TEST 7: agentlocator_status without a zone
+--- config
+    location = /status { agentlocator_status; }
+--- must_die
+--- error_log eval
+qr/"agentlocator_status" in \S+ needs an agentlocator_zone/
+
+
+
+=== TEST 8: an auth token from an unset environment variable (named, not shown)
+--- http_config
+    agentlocator_twilio_auth_token env:AGENTLOCATOR_UNSET_VARIABLE;
+--- must_die
+--- error_log
+"agentlocator_twilio_auth_token" names an environment variable that is not set: env:AGENTLOCATOR_UNSET_VARIABLE
+
+
+
+=== TEST 9: an auth token file that does not exist
+--- http_config
+    agentlocator_twilio_auth_token file:/nonexistent/twilio-token;
+--- must_die
+--- error_log
+"agentlocator_twilio_auth_token" names a file that cannot be read
+
+
+
+=== TEST 10: an empty token file
+--- http_config
+    agentlocator_twilio_auth_token file:$TEST_NGINX_HTML_DIR/empty;
+--- user_files
+>>> empty
+
+--- must_die
+--- error_log
+"agentlocator_twilio_auth_token" names an empty file
+
+
+
+=== TEST 11: an empty literal token
+--- http_config
+    agentlocator_twilio_auth_token "";
+--- must_die
+--- error_log
+"agentlocator_twilio_auth_token" is empty
+
+
+
+=== TEST 12: a literal token is never echoed in a configuration error
+--- http_config
+    agentlocator_twilio_auth_token S3cr3t-T0k3n-zz;
+    agentlocator_twilio_auth_token S3cr3t-T0k3n-zz;
+--- must_die
+--- error_log
+"agentlocator_twilio_auth_token" directive is duplicate
+--- no_error_log
+S3cr3t-T0k3n-zz
+
+
+
+=== TEST 13: agentlocator_webhook_max_body takes a size
+--- http_config
+    agentlocator_webhook_max_body lots;
+--- must_die
+--- error_log
+"agentlocator_webhook_max_body" directive invalid value

@@ -1,0 +1,199 @@
+package Test::AgentLocator::Server;
+
+# One nginx with our module for scenario tests that the block format cannot
+# express: reloads, killed workers, the same call across known workers.
+# nginx runs in the foreground as our child (no slow reaping by PID 1).
+#
+#   my $s = Test::AgentLocator::Server->new(workers => 2, http => '...',
+#                                          server => '...');
+#   my $res = $s->request('GET /status');       # {status, headers, body, worker}
+#   $s->reload; $s->kill_worker($pid); $s->stop;
+
+use strict;
+use warnings;
+use Cwd qw(abs_path);
+use File::Path qw(make_path remove_tree);
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(sleep time);
+
+use File::Basename qw(dirname);
+
+# this file is <top>/t/lib/Test/AgentLocator/Server.pm
+my $Top = abs_path(dirname(abs_path(__FILE__)) . '/../../../..');
+
+sub new {
+    my ($class, %o) = @_;
+    my $self = bless { workers => 2, http => '', server => '', main => '',
+                       %o }, $class;
+    $self->{root} = tempdir("$Top/t/servroot_scenario_XXXXXX",
+                            CLEANUP => !$ENV{TEST_NGINX_NO_CLEAN});
+    make_path(map { "$self->{root}/$_" } qw(conf logs html));
+    $self->{port} = free_port();
+    $self->write_conf;
+    $self->start;
+    return $self;
+}
+
+sub free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Proto => 'tcp') or die "no free port: $!";
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+sub module_line {
+    my $so = exists $ENV{TEST_NGINX_LOAD_MODULE} ? $ENV{TEST_NGINX_LOAD_MODULE}
+           : "$Top/build/ngx_http_agentlocator_module.so";
+    return $so eq '' ? '' : "load_module $so;";
+}
+
+sub write_conf {
+    my ($self, %o) = @_;
+    $self->{$_} = $o{$_} for keys %o;
+    my $user = $> == 0 ? 'user root;' : '';
+    open my $fh, '>', "$self->{root}/conf/nginx.conf" or die $!;
+    print $fh <<"EOC";
+@{[module_line()]}
+$user
+daemon off;
+master_process on;
+worker_processes $self->{workers};
+error_log logs/error.log info;
+pid logs/nginx.pid;
+$self->{main}
+events { worker_connections 1024; accept_mutex off; }
+http {
+    access_log off;
+    client_body_temp_path $self->{root}/client_body_temp;
+    proxy_temp_path $self->{root}/proxy_temp;
+    fastcgi_temp_path $self->{root}/fastcgi_temp;
+    uwsgi_temp_path $self->{root}/uwsgi_temp;
+    scgi_temp_path $self->{root}/scgi_temp;
+    $self->{http}
+    server {
+        listen 127.0.0.1:$self->{port};
+        add_header X-Worker \$pid always;
+        $self->{server}
+    }
+}
+EOC
+    close $fh;
+}
+
+sub start {
+    my ($self) = @_;
+    my $bin = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDOUT, '>>', "$self->{root}/logs/stderr.log";
+        open STDERR, '>&', \*STDOUT;
+        { exec $bin, '-p', "$self->{root}/", '-c', 'conf/nginx.conf' }
+        POSIX::_exit(127);
+    }
+    $self->{pid} = $pid;
+    $self->wait_for(sub { -s "$self->{root}/logs/nginx.pid" }, 10)
+        or die "nginx did not start:\n" . $self->slurp('stderr.log');
+    $self->wait_for(sub { $self->workers == $self->{workers} }, 10)
+        or die "nginx workers did not start";
+}
+
+sub wait_for {
+    my ($self, $cond, $secs) = @_;
+    my $until = time + $secs;
+    while (time < $until) {
+        return 1 if $cond->();
+        die "nginx exited:\n" . $self->slurp('stderr.log')
+            if waitpid($self->{pid}, WNOHANG) == $self->{pid};
+        sleep 0.01;
+    }
+    return 0;
+}
+
+# Worker pids: the master's children (cache manager etc. would be listed
+# too; these tests configure none).
+sub workers {
+    my ($self) = @_;
+    my $f = "/proc/$self->{pid}/task/$self->{pid}/children";
+    open my $fh, '<', $f or return ();
+    my @pids = split ' ', (<$fh> // '');
+    return wantarray ? @pids : scalar @pids;
+}
+
+# HUP; returns when the old workers are gone and new ones run.
+sub reload {
+    my ($self, %conf) = @_;
+    $self->write_conf(%conf) if %conf;
+    my %old = map { $_ => 1 } $self->workers;
+    kill 'HUP', $self->{pid};
+    $self->wait_for(sub {
+        my @now = $self->workers;
+        @now == $self->{workers} && !grep { $old{$_} } @now;
+    }, 15) or die "reload did not replace the workers";
+}
+
+sub kill_worker {
+    my ($self, $pid) = @_;
+    kill 'KILL', $pid;
+    $self->wait_for(sub {
+        my @now = $self->workers;
+        @now == $self->{workers} && !grep { $_ == $pid } @now;
+    }, 15) or die "the master did not replace worker $pid";
+}
+
+# request("POST /uri", body => ..., headers => [...]) on a new connection
+sub request {
+    my ($self, $line, %o) = @_;
+    my $body = $o{body} // '';
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => $self->{port},
+                                     Proto => 'tcp', Timeout => 5)
+        or die "connect: $!";
+    my $hdrs = join '', map { "$_\r\n" } @{ $o{headers} // [] };
+    $hdrs .= "Content-Length: " . length($body) . "\r\n" if length $body;
+    print $sock "$line HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                . "$hdrs\r\n$body";
+    local $/;
+    my $raw = <$sock> // '';
+    close $sock;
+    my ($head, $content) = split /\r\n\r\n/, $raw, 2;
+    my ($status) = ($head // '') =~ m{^HTTP/1\.\d (\d+)};
+    my %h = map { /^([^:]+):\s*(.*)$/ ? (lc $1 => $2) : () }
+            split /\r\n/, $head // '';
+    return { status => $status // 0, headers => \%h, body => $content // '',
+             worker => $h{'x-worker'} // 0 };
+}
+
+sub slurp {
+    my ($self, $name) = @_;
+    open my $fh, '<', "$self->{root}/logs/$name" or return '';
+    local $/;
+    return <$fh> // '';
+}
+
+sub error_log { $_[0]->slurp('error.log') }
+
+sub stop {
+    my ($self) = @_;
+    return unless $self->{pid};
+    kill 'QUIT', $self->{pid};
+    my $until = time + 10;
+    while (time < $until) {
+        last if waitpid($self->{pid}, WNOHANG) == $self->{pid};
+        sleep 0.01;
+    }
+    if (kill 0, $self->{pid}) {
+        kill 'KILL', $self->{pid};
+        waitpid($self->{pid}, 0);
+        $self->{stuck} = 1;
+    }
+    1 while waitpid(-1, WNOHANG) > 0;
+    delete $self->{pid};
+    return !$self->{stuck};
+}
+
+sub DESTROY { $_[0]->stop }
+
+1;
