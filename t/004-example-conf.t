@@ -29,6 +29,10 @@ open my $out, '>', "$prefix/conf/nginx.conf" or die $!;
 print $out $conf;
 close $out;
 
+# the credentials the example reads from the environment
+local $ENV{TWILIO_AUTH_TOKEN} = 'example-token';
+local $ENV{TWILIO_ACCOUNT_SID} = 'AC' . '0' x 32;
+
 my $output = `$nginx -t -p $prefix/ -c conf/nginx.conf 2>&1`;
 is $?, 0, 'nginx -t accepts nginx.conf.example' or diag $output;
 like $output, qr/syntax is ok/, 'nginx reports the syntax ok';

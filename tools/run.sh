@@ -20,6 +20,15 @@ start)
         echo "run: already running (pid $(cat "$pidfile")); 'make stop' first"
         exit 0
     fi
+    # The example reads Twilio credentials from the environment; a local
+    # run without them gets placeholders (signatures will not validate).
+    if [ -z "${TWILIO_AUTH_TOKEN:-}" ]; then
+        echo "run: TWILIO_AUTH_TOKEN is not set; using a placeholder"
+        export TWILIO_AUTH_TOKEN=placeholder-not-a-real-token
+    fi
+    if [ -z "${TWILIO_ACCOUNT_SID:-}" ]; then
+        export TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000
+    fi
     mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/tmp"
     ln -sfn "$top/html" "$prefix/html"
     sed "s|^load_module .*agentlocator.*;|load_module $module;|" \
