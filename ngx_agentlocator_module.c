@@ -8,6 +8,7 @@
 #include "ngx_agentlocator.h"
 
 
+static ngx_int_t ngx_agentlocator_init_process(ngx_cycle_t *cycle);
 static void *ngx_agentlocator_create_main_conf(ngx_conf_t *cf);
 static char *ngx_agentlocator_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_agentlocator_create_srv_conf(ngx_conf_t *cf);
@@ -138,13 +139,28 @@ ngx_module_t  ngx_http_agentlocator_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_agentlocator_init_process,         /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     NULL,                                  /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+static ngx_int_t
+ngx_agentlocator_init_process(ngx_cycle_t *cycle)
+{
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    ngx_agentlocator_registry_init_worker(cycle);
+
+    return NGX_OK;
+}
 
 
 static void *

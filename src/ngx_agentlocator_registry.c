@@ -53,6 +53,30 @@ static void ngx_agentlocator_copy_bounded(u_char *dst, uint8_t *dst_len,
     ngx_memory_barrier(); (sh)->changing = 0
 
 
+#if (NGX_DEBUG)
+
+/*
+ * Debug builds only: AGENTLOCATOR_TEST_CRASH_IN_CHANGE=N (passed with
+ * "env") makes a worker SIGKILL itself in the middle of its Nth registry
+ * change, so the tests can prove the repair path.
+ */
+
+static ngx_uint_t  ngx_agentlocator_crash_countdown;
+
+#define ngx_agentlocator_crash_point()                                        \
+    if (ngx_agentlocator_crash_countdown                                      \
+        && --ngx_agentlocator_crash_countdown == 0)                           \
+    {                                                                         \
+        (void) kill(ngx_pid, SIGKILL);                                        \
+    }
+
+#else
+
+#define ngx_agentlocator_crash_point()
+
+#endif
+
+
 static const char  *ngx_agentlocator_state_names[] = {
     "none", "armed", "streaming", "stopped", "redirecting", "redirected",
     "completed"
@@ -213,6 +237,28 @@ ngx_agentlocator_registry_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     reg->shpool->log_nomem = 0;
 
     return NGX_OK;
+}
+
+
+void
+ngx_agentlocator_registry_init_worker(ngx_cycle_t *cycle)
+{
+#if (NGX_DEBUG)
+    char       *crash;
+    ngx_int_t   n;
+
+    crash = getenv("AGENTLOCATOR_TEST_CRASH_IN_CHANGE");
+
+    if (crash) {
+        n = ngx_atoi((u_char *) crash, ngx_strlen(crash));
+        ngx_agentlocator_crash_countdown = (n > 0) ? (ngx_uint_t) n : 0;
+
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "agentlocator: this worker will kill itself in its "
+                      "registry change #%ui (AGENTLOCATOR_TEST_CRASH_IN_CHANGE)",
+                      ngx_agentlocator_crash_countdown);
+    }
+#endif
 }
 
 
@@ -491,7 +537,15 @@ ngx_agentlocator_registry_incoming(ngx_agentlocator_registry_t *reg,
 
     sh->table[slot] = call;
     sh->table_hint = (slot + 1) % sh->table_size;
-    ngx_agentlocator_registry_link(sh, call);
+
+    ngx_rbtree_insert(&sh->calls, &call->node);
+
+    ngx_agentlocator_crash_point();
+
+    ngx_queue_insert_head(&sh->lru, &call->lru);
+    ngx_rbtree_insert(&sh->deadlines, &call->deadline);
+    call->in_deadlines = 1;
+
     sh->entries++;
 
     ngx_agentlocator_change_end(sh);

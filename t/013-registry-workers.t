@@ -99,4 +99,34 @@ subtest 'a killed worker loses nothing: its replacement reads the zone' => sub {
     unlike($s->error_log, qr/REGISTRY_REPAIRED|\[emerg\]/, 'no repair, no emerg');
 };
 
+subtest 'a worker killed inside a registry change: the next one repairs' => sub {
+    # Debian's nginx is built --with-debug, which compiles the crash point in
+    plan skip_all => 'nginx without --with-debug has no crash point'
+        unless `${\ ($ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx')} -V 2>&1`
+               =~ /--with-debug/;
+
+    local $ENV{AGENTLOCATOR_TEST_CRASH_IN_CHANGE} = 3;
+    my $s = Test::AgentLocator::Server->new(workers => 1, http => $HTTP,
+        server => $SERVER, main => 'env AGENTLOCATOR_TEST_CRASH_IN_CHANGE;');
+
+    # the 3rd registration dies between two tree insertions, lock held
+    my ($victim) = $s->workers;
+    is(incoming($s, $_)->{status}, 200, "call $_ registered") for 1 .. 2;
+    my $r = eval { incoming($s, 3) };
+    ok(!$r || !$r->{status}, 'the worker died in the middle of call 3');
+    $s->wait_for(sub { my ($w) = $s->workers; $w && $w != $victim }, 10);
+
+    $r = $s->request('GET /status');
+    like($r->{body}, qr/"entries":3,.*"repaired":1/,
+         'the replacement repaired the registry: three whole calls');
+    is_deeply([sort @{ status_calls($r) }], [map { call_sid($_) } 1 .. 3],
+              'call 3 was whole before it was linked, so it is kept');
+    is(incoming($s, 4)->{status}, 200, 'registering goes on');
+    like($s->request('GET /status')->{body}, qr/"entries":4,/, 'four calls');
+    like($s->error_log, qr/\[warn\] .*REGISTRY_REPAIRED zone="calls" entries=3 dropped=0/,
+         'REGISTRY_REPAIRED logged');
+    like($s->error_log, qr/exited on signal 9/, 'the master saw the kill');
+    ok($s->stop, 'stopped');
+};
+
 done_testing();
