@@ -28,6 +28,10 @@ static char *ngx_agentlocator_voice(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_agentlocator_media_stream(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_agentlocator_recordings(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_agentlocator_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_set_handler(ngx_conf_t *cf,
@@ -61,6 +65,48 @@ static ngx_command_t  ngx_agentlocator_commands[] = {
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_agentlocator_voice,
       NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agentlocator_media_stream"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_agentlocator_media_stream,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agentlocator_media_max_message"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_agentlocator_loc_conf_t, media_max_message),
+      NULL },
+
+    { ngx_string("agentlocator_media_send_buffer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_agentlocator_loc_conf_t, media_send_buffer),
+      NULL },
+
+    { ngx_string("agentlocator_media_idle_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_agentlocator_loc_conf_t, media_idle_timeout),
+      NULL },
+
+    { ngx_string("agentlocator_media_subprotocol"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_conf_set_str_array_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_agentlocator_loc_conf_t, media_subprotocols),
+      NULL },
+
+    { ngx_string("agentlocator_recordings"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_agentlocator_recordings,
+      NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
 
@@ -270,6 +316,7 @@ ngx_agentlocator_create_loc_conf(ngx_conf_t *cf)
      *
      *     alcf->health = NGX_AGENTLOCATOR_HEALTH_NONE;
      *     alcf->voice = NGX_AGENTLOCATOR_VOICE_NONE;
+     *     alcf->media = 0;
      *     alcf->status = 0;
      *     alcf->conf_file = NULL;
      *     alcf->conf_line = 0;
@@ -277,6 +324,10 @@ ngx_agentlocator_create_loc_conf(ngx_conf_t *cf)
 
     alcf->signature = NGX_CONF_UNSET;
     alcf->max_body = NGX_CONF_UNSET_SIZE;
+    alcf->media_max_message = NGX_CONF_UNSET_SIZE;
+    alcf->media_send_buffer = NGX_CONF_UNSET_SIZE;
+    alcf->media_idle_timeout = NGX_CONF_UNSET_MSEC;
+    alcf->media_subprotocols = NGX_CONF_UNSET_PTR;
 
     return alcf;
 }
@@ -298,12 +349,34 @@ ngx_agentlocator_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_agentlocator_srv_conf_t   *ascf;
     ngx_agentlocator_main_conf_t  *amcf;
 
+    const char                    *what;
+
     ngx_conf_merge_value(conf->signature, prev->signature, 1);
     ngx_conf_merge_size_value(conf->max_body, prev->max_body, 64 * 1024);
+    ngx_conf_merge_size_value(conf->media_max_message,
+                              prev->media_max_message, 64 * 1024);
+    ngx_conf_merge_size_value(conf->media_send_buffer,
+                              prev->media_send_buffer, 256 * 1024);
+    ngx_conf_merge_msec_value(conf->media_idle_timeout,
+                              prev->media_idle_timeout, 60000);
+    ngx_conf_merge_ptr_value(conf->media_subprotocols,
+                             prev->media_subprotocols, NULL);
 
-    if (conf->voice == NGX_AGENTLOCATOR_VOICE_NONE && !conf->status) {
+    if (conf->media_max_message < 1024) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "agentlocator_media_max_message must be at least 1k: "
+                      "Twilio's media messages are about 400 bytes");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->voice == NGX_AGENTLOCATOR_VOICE_NONE && !conf->status
+        && !conf->media)
+    {
         return NGX_CONF_OK;
     }
+
+    what = conf->status ? "agentlocator_status"
+           : conf->media ? "agentlocator_media_stream" : "agentlocator_voice";
 
     amcf = ngx_http_conf_get_module_main_conf(cf,
                                               ngx_http_agentlocator_module);
@@ -313,37 +386,35 @@ ngx_agentlocator_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"%s\" in %s:%ui needs an agentlocator_zone "
                       "in the http block",
-                      conf->status ? "agentlocator_status"
-                                   : "agentlocator_voice",
-                      conf->conf_file, conf->conf_line);
+                      what, conf->conf_file, conf->conf_line);
         return NGX_CONF_ERROR;
     }
 
-    if (conf->voice == NGX_AGENTLOCATOR_VOICE_NONE) {
+    if (conf->status) {
         return NGX_CONF_OK;
     }
 
     if (ascf->public_url == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "\"agentlocator_voice\" in %s:%ui needs "
+                      "\"%s\" in %s:%ui needs "
                       "agentlocator_public_url in its server or http block: "
-                      "TwiML URLs are never derived from the request",
-                      conf->conf_file, conf->conf_line);
+                      "Twilio's URLs are never derived from the request",
+                      what, conf->conf_file, conf->conf_line);
         return NGX_CONF_ERROR;
     }
 
     if (conf->signature && amcf->auth_token.len == 0) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "\"agentlocator_voice\" in %s:%ui checks Twilio "
+                      "\"%s\" in %s:%ui checks Twilio "
                       "signatures but agentlocator_twilio_auth_token is not "
                       "set (or set \"agentlocator_signature off\")",
-                      conf->conf_file, conf->conf_line);
+                      what, conf->conf_file, conf->conf_line);
         return NGX_CONF_ERROR;
     }
 
     if (!conf->signature) {
         ngx_log_error(NGX_LOG_WARN, cf->log, 0,
-                      "agentlocator_signature is off for the webhook in "
+                      "agentlocator_signature is off for the location in "
                       "%s:%ui: anyone can post to it as if they were Twilio",
                       conf->conf_file, conf->conf_line);
     }
@@ -476,6 +547,84 @@ ngx_agentlocator_voice(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     return ngx_agentlocator_set_handler(cf, alcf,
                                         ngx_agentlocator_voice_handler);
+}
+
+
+static char *
+ngx_agentlocator_media_stream(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_agentlocator_loc_conf_t *alcf = conf;
+
+    ngx_str_t  *value;
+
+    if (alcf->media) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    alcf->media = 1;
+
+    if (cf->args->nelts == 2) {
+        if (ngx_strcmp(value[1].data, "echo") != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid agentlocator_media_stream mode "
+                               "\"%V\", expected \"echo\" or nothing",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        alcf->media = 2;
+    }
+
+    return ngx_agentlocator_set_handler(cf, alcf,
+                                        ngx_agentlocator_media_stream_handler);
+}
+
+
+/*
+ * The recordings directory is an nginx path: created at start, owned by
+ * the workers' user, like the temp paths.
+ */
+
+static char *
+ngx_agentlocator_recordings(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_agentlocator_main_conf_t *amcf = conf;
+
+    ngx_str_t  *value;
+
+    if (amcf->recordings) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    amcf->recordings = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
+    if (amcf->recordings == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->recordings->name = value[1];
+
+    while (amcf->recordings->name.len > 1
+           && amcf->recordings->name.data[amcf->recordings->name.len - 1]
+              == '/')
+    {
+        amcf->recordings->name.len--;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &amcf->recordings->name, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->recordings->conf_file = cf->conf_file->file.name.data;
+    amcf->recordings->line = cf->conf_file->line;
+
+    if (ngx_add_path(cf, &amcf->recordings) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 

@@ -109,6 +109,15 @@ typedef struct {
     ngx_uint_t                    table_hint;
 
     ngx_uint_t                    entries;
+
+    /* media stream counters, for the metrics endpoint (atomic, no lock) */
+    ngx_atomic_t                  ws_accepted;
+    ngx_atomic_t                  ws_open;
+    ngx_atomic_t                  ws_frames;
+    ngx_atomic_t                  ws_bytes;
+    ngx_atomic_t                  ws_bad_messages;
+    ngx_atomic_t                  ws_protocol_errors;
+
     ngx_uint_t                    full;         /* ZONE_FULL events */
     ngx_uint_t                    evicted;
     ngx_uint_t                    expired;
@@ -139,6 +148,7 @@ typedef struct {
     ngx_agentlocator_timeouts_t   timeouts;
     ngx_str_t                     account_sid;
     ngx_str_t                     auth_token;
+    ngx_path_t                   *recordings;   /* NULL: not kept */
 } ngx_agentlocator_main_conf_t;
 
 
@@ -184,6 +194,12 @@ typedef struct {
     ngx_flag_t                    status;
     ngx_flag_t                    signature;
     size_t                        max_body;
+
+    ngx_uint_t                    media;        /* 1 stream, 2 echo */
+    size_t                        media_max_message;
+    size_t                        media_send_buffer;
+    ngx_msec_t                    media_idle_timeout;
+    ngx_array_t                  *media_subprotocols;  /* of ngx_str_t */
 
     /* where the handler was declared, for errors found at merge time */
     u_char                       *conf_file;
@@ -264,6 +280,14 @@ ngx_int_t ngx_agentlocator_registry_call_status(
 ngx_int_t ngx_agentlocator_registry_snapshot(ngx_agentlocator_registry_t *reg,
     ngx_pool_t *pool, ngx_array_t *calls, ngx_uint_t max);
 const char *ngx_agentlocator_call_state_name(ngx_uint_t state);
+ngx_int_t ngx_agentlocator_registry_media_start(
+    ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
+    ngx_str_t *call_sid, ngx_str_t *stream_sid, ngx_str_t *account_sid,
+    ngx_uint_t *known);
+ngx_int_t ngx_agentlocator_registry_media_progress(
+    ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
+    ngx_str_t *call_sid, uint64_t frames, uint64_t bytes,
+    ngx_msec_t last_media, ngx_uint_t stopped);
 
 /* ngx_agentlocator_form.c */
 const char *ngx_agentlocator_form_parse(u_char *buf, size_t len,
@@ -309,12 +333,25 @@ ngx_int_t ngx_agentlocator_voice_handler(ngx_http_request_t *r);
 ngx_int_t ngx_agentlocator_valid_sid(ngx_str_t *sid, const char *prefix);
 u_char *ngx_agentlocator_log_safe(u_char *buf, size_t size, ngx_str_t *src);
 
+/* ngx_agentlocator_media_stream.c */
+ngx_int_t ngx_agentlocator_media_stream_handler(ngx_http_request_t *r);
+
+/* ngx_agentlocator_recording.c */
+typedef struct ngx_agentlocator_recording_s  ngx_agentlocator_recording_t;
+
+ngx_agentlocator_recording_t *ngx_agentlocator_recording_open(
+    ngx_str_t *dir, u_char *call_sid, ngx_log_t *log);
+void ngx_agentlocator_recording_append(ngx_agentlocator_recording_t *rec,
+    u_char *data, size_t len);
+void ngx_agentlocator_recording_close(ngx_agentlocator_recording_t *rec);
+
 /* ngx_agentlocator_status.c */
 ngx_int_t ngx_agentlocator_status_handler(ngx_http_request_t *r);
 
 /* ngx_agentlocator_reply.c */
 ngx_int_t ngx_agentlocator_reply(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *content_type, ngx_str_t *body);
+ngx_int_t ngx_agentlocator_reply_headers(ngx_http_request_t *r);
 ngx_int_t ngx_agentlocator_reply_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *reason);
 ngx_int_t ngx_agentlocator_allow_methods(ngx_http_request_t *r,

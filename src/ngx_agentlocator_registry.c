@@ -782,6 +782,83 @@ ngx_agentlocator_registry_snapshot(ngx_agentlocator_registry_t *reg,
 }
 
 
+/*
+ * The media stream's "start": the call is streaming.  A call the registry
+ * does not know (its incoming_call went to another host, or the zone lost
+ * it) is registered here, so the watchdog protects the stream all the same.
+ */
+
+ngx_int_t
+ngx_agentlocator_registry_media_start(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid,
+    ngx_str_t *stream_sid, ngx_str_t *account_sid, ngx_uint_t *known)
+{
+    ngx_int_t                      rc;
+    ngx_uint_t                     created;
+    ngx_agentlocator_call_info_t   info;
+
+    ngx_memzero(&info, sizeof(ngx_agentlocator_call_info_t));
+    info.call_sid = *call_sid;
+    info.account_sid = *account_sid;
+
+    rc = ngx_agentlocator_registry_incoming(reg, to, &info, &created);
+    if (rc != NGX_OK) {
+        *known = 0;
+        return rc;
+    }
+
+    *known = !created;
+
+    return ngx_agentlocator_registry_stream_event(reg, to, call_sid, 1, 0,
+                                                  stream_sid);
+}
+
+
+/*
+ * Media counters and the last media time, batched by the stream (not one
+ * lock per frame).  The due time is not re-filed: the watchdog reads
+ * last_media when the entry comes due.
+ */
+
+ngx_int_t
+ngx_agentlocator_registry_media_progress(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid, uint64_t frames,
+    uint64_t bytes, ngx_msec_t last_media, ngx_uint_t stopped)
+{
+    ngx_agentlocator_call_t  *call;
+
+    ngx_agentlocator_registry_lock(reg);
+
+    call = ngx_agentlocator_registry_lookup(reg->sh, call_sid);
+
+    if (call == NULL) {
+        ngx_agentlocator_registry_unlock(reg);
+        return NGX_DECLINED;
+    }
+
+    call->frames += frames;
+    call->bytes += bytes;
+
+    if (last_media) {
+        call->last_media = last_media;
+    }
+
+    if (stopped) {
+        if (call->state == NGX_AGENTLOCATOR_CALL_STREAMING
+            || call->state == NGX_AGENTLOCATOR_CALL_ARMED)
+        {
+            call->state = NGX_AGENTLOCATOR_CALL_STOPPED;
+        }
+
+        ngx_agentlocator_registry_touch(reg->sh, call, to, ngx_current_msec);
+    }
+
+    ngx_agentlocator_registry_unlock(reg);
+
+    return NGX_OK;
+}
+
+
 void
 ngx_agentlocator_registry_usage(ngx_agentlocator_registry_t *reg,
     ngx_agentlocator_registry_usage_t *usage)

@@ -8,6 +8,7 @@
 
 #include "ngx_agentlocator.h"
 #include "ngx_agentlocator_build_info.h"
+#include "ngx_agentlocator_ws_codec.h"
 
 
 static ngx_str_t  ngx_agentlocator_text_plain = ngx_string("text/plain");
@@ -17,36 +18,24 @@ ngx_int_t
 ngx_agentlocator_reply(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *content_type, ngx_str_t *body)
 {
-    ngx_int_t         rc;
-    ngx_buf_t        *b;
-    ngx_chain_t       out;
-    ngx_table_elt_t  *h;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         r->keepalive = 0;
     }
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_agentlocator_reply_headers(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "X-Revision");
-    ngx_str_set(&h->value, NGX_AGENTLOCATOR_REVISION);
-
-    /* every answer is live state: no proxy or client may replay it */
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
 
     r->headers_out.status = status;
+
+    if (status == 426) {
+        /* not in nginx's table of reason phrases */
+        ngx_str_set(&r->headers_out.status_line, "426 Upgrade Required");
+    }
 
     if (content_type && content_type->len) {
         r->headers_out.content_type = *content_type;
@@ -80,6 +69,37 @@ ngx_agentlocator_reply(ngx_http_request_t *r, ngx_uint_t status,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+/* The headers on everything the module answers, the 101 included. */
+
+ngx_int_t
+ngx_agentlocator_reply_headers(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "X-Revision");
+    ngx_str_set(&h->value, NGX_AGENTLOCATOR_REVISION);
+
+    /* every answer is live state: no proxy or client may replay it */
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    return NGX_OK;
 }
 
 
@@ -150,49 +170,6 @@ ngx_agentlocator_allow_methods(ngx_http_request_t *r, ngx_uint_t methods,
  * U+FFFD, so what a client sent can never make our JSON invalid.
  */
 
-static size_t
-ngx_agentlocator_utf8_len(u_char *p, u_char *last)
-{
-    size_t    n, i;
-    uint32_t  cp, min;
-
-    if (*p < 0x80) {
-        return 1;
-    }
-
-    if ((*p & 0xe0) == 0xc0) {
-        n = 2; cp = *p & 0x1f; min = 0x80;
-
-    } else if ((*p & 0xf0) == 0xe0) {
-        n = 3; cp = *p & 0x0f; min = 0x800;
-
-    } else if ((*p & 0xf8) == 0xf0) {
-        n = 4; cp = *p & 0x07; min = 0x10000;
-
-    } else {
-        return 0;
-    }
-
-    if ((size_t) (last - p) < n) {
-        return 0;
-    }
-
-    for (i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-        return 0;
-    }
-
-    return n;
-}
-
-
 size_t
 ngx_agentlocator_json_escape_len(ngx_str_t *src)
 {
@@ -203,7 +180,7 @@ ngx_agentlocator_json_escape_len(ngx_str_t *src)
     last = src->data + src->len;
 
     for (p = src->data; p < last; p += n) {
-        n = ngx_agentlocator_utf8_len(p, last);
+        n = ngx_agentlocator_utf8_char(p, last);
 
         if (n == 0) {
             n = 1;
@@ -234,7 +211,7 @@ ngx_agentlocator_json_escape(u_char *dst, ngx_str_t *src)
     last = src->data + src->len;
 
     for (p = src->data; p < last; p += n) {
-        n = ngx_agentlocator_utf8_len(p, last);
+        n = ngx_agentlocator_utf8_char(p, last);
 
         if (n == 0) {
             n = 1;

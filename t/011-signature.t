@@ -294,7 +294,7 @@ SIGNATURE_INVALID
 Content-Type: application/x-www-form-urlencoded
 --- error_code: 200
 --- error_log
-agentlocator_signature is off for the webhook in
+agentlocator_signature is off for the location in
 --- no_error_log
 SIGNATURE_INVALID
 

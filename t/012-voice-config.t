@@ -58,7 +58,7 @@ checks Twilio signatures but agentlocator_twilio_auth_token is not set
 GET /webhook/incoming_call
 --- error_code: 405
 --- error_log eval
-qr/\[warn\] .*agentlocator_signature is off for the webhook in \S+nginx\.conf:\d+: anyone can post to it as if they were Twilio/
+qr/\[warn\] .*agentlocator_signature is off for the location in \S+nginx\.conf:\d+: anyone can post to it as if they were Twilio/
 
 
 

@@ -1,0 +1,1301 @@
+
+/*
+ * agentlocator_media_stream: Twilio's Media Streams WebSocket, terminated
+ * here (SPEC §5).  The handshake is checked and answered with 101, then
+ * this file owns the connection: frames are read through the codec, Twilio
+ * messages update the registry and the recording, and replies go out
+ * through a bounded queue; while the queue is over its bound nothing more
+ * is read, so a slow client cannot make the worker buffer without limit.
+ */
+
+
+#include "ngx_agentlocator.h"
+#include "ngx_agentlocator_ws_codec.h"
+#include "ngx_agentlocator_twilio_event.h"
+
+#include <openssl/sha.h>
+
+
+#define NGX_AGENTLOCATOR_WS_GUID  "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+/* nginx has no name for it */
+#define NGX_AGENTLOCATOR_HTTP_UPGRADE_REQUIRED  426
+
+#define NGX_AGENTLOCATOR_MEDIA_READ_BUFFER   4096
+
+/*
+ * The zone sees a stream's counters and last media time at most this late;
+ * the watchdog's no_media_timeout (default 6 s) is thirty times longer.
+ */
+#define NGX_AGENTLOCATOR_MEDIA_FLUSH         200
+
+/* after our close frame, how long the client has to answer with its own */
+#define NGX_AGENTLOCATOR_MEDIA_CLOSE_WAIT    1000
+
+/* log at most this many bad messages per stream; count all of them */
+#define NGX_AGENTLOCATOR_MEDIA_LOG_BAD       10
+
+
+typedef struct ngx_agentlocator_ws_out_s  ngx_agentlocator_ws_out_t;
+
+struct ngx_agentlocator_ws_out_s {
+    ngx_agentlocator_ws_out_t    *next;
+    size_t                        len;
+    size_t                        sent;
+    u_char                        data[1];
+};
+
+
+typedef struct {
+    ngx_http_request_t               *request;
+    ngx_agentlocator_registry_t      *registry;
+    ngx_agentlocator_main_conf_t     *amcf;
+    ngx_agentlocator_loc_conf_t      *alcf;
+
+    ngx_agentlocator_ws_parser_t      parser;
+    u_char                           *in;
+    u_char                           *in_pos;
+    u_char                           *in_last;
+
+    ngx_agentlocator_ws_out_t        *out;
+    ngx_agentlocator_ws_out_t       **out_last;
+    size_t                            out_bytes;
+
+    u_char                           *payload;     /* decoded audio */
+    size_t                            payload_cap;
+
+    u_char                            call_sid[NGX_AGENTLOCATOR_SID_LEN];
+    u_char                            stream_sid[NGX_AGENTLOCATOR_SID_LEN];
+
+    uint64_t                          frames;
+    uint64_t                          bytes;
+    uint64_t                          unflushed_frames;
+    uint64_t                          unflushed_bytes;
+    ngx_msec_t                        last_media;
+    ngx_msec_t                        last_flush;
+    ngx_uint_t                        bad_messages;
+
+    ngx_agentlocator_recording_t     *recording;
+
+    unsigned                          code;        /* close code */
+    unsigned                          has_call:1;
+    unsigned                          has_stream:1;
+    unsigned                          stopped:1;
+    unsigned                          closing:1;   /* our close is queued */
+    unsigned                          peer_closed:1;
+    unsigned                          finished:1;
+    unsigned                          counted:1;   /* in ws_open */
+} ngx_agentlocator_media_t;
+
+
+static ngx_int_t ngx_agentlocator_media_handshake(ngx_http_request_t *r,
+    ngx_str_t *accept, ngx_str_t *protocol);
+static ngx_int_t ngx_agentlocator_media_check_signature(
+    ngx_http_request_t *r);
+static void ngx_agentlocator_media_cleanup(void *data);
+static void ngx_agentlocator_media_read(ngx_http_request_t *r);
+static void ngx_agentlocator_media_write(ngx_http_request_t *r);
+static void ngx_agentlocator_media_frame(ngx_agentlocator_media_t *ms,
+    ngx_agentlocator_ws_frame_t *frame);
+static void ngx_agentlocator_media_message(ngx_agentlocator_media_t *ms,
+    u_char *data, size_t len);
+static void ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
+    ngx_agentlocator_twilio_event_t *ev);
+static void ngx_agentlocator_media_audio(ngx_agentlocator_media_t *ms,
+    ngx_agentlocator_twilio_event_t *ev);
+static void ngx_agentlocator_media_flush(ngx_agentlocator_media_t *ms,
+    ngx_uint_t stopped);
+static void ngx_agentlocator_media_bad(ngx_agentlocator_media_t *ms,
+    const char *reason);
+static ngx_int_t ngx_agentlocator_media_send(ngx_agentlocator_media_t *ms,
+    unsigned opcode, u_char *data, size_t len);
+static ngx_int_t ngx_agentlocator_media_send_event(
+    ngx_agentlocator_media_t *ms, const char *event, const char *field,
+    u_char *value, size_t len);
+static void ngx_agentlocator_media_close(ngx_agentlocator_media_t *ms,
+    unsigned code, const char *reason);
+static void ngx_agentlocator_media_finish(ngx_agentlocator_media_t *ms);
+static ngx_int_t ngx_agentlocator_media_drain(ngx_agentlocator_media_t *ms);
+static ngx_table_elt_t *ngx_agentlocator_media_header(ngx_http_request_t *r,
+    const char *name);
+static ngx_uint_t ngx_agentlocator_media_token(ngx_str_t *value,
+    const char *token);
+
+
+ngx_int_t
+ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      accept, protocol;
+    ngx_table_elt_t               *h;
+    ngx_connection_t              *c;
+    ngx_pool_cleanup_t            *cln;
+    ngx_agentlocator_media_t      *ms;
+    ngx_http_core_loc_conf_t      *clcf;
+    ngx_agentlocator_loc_conf_t   *alcf;
+    ngx_agentlocator_main_conf_t  *amcf;
+
+    c = r->connection;
+
+    rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_GET, "GET");
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    rc = ngx_agentlocator_media_handshake(r, &accept, &protocol);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
+
+    if (alcf->signature) {
+        rc = ngx_agentlocator_media_check_signature(r);
+
+        if (rc == NGX_DECLINED) {
+            return ngx_agentlocator_reply_error(r, NGX_HTTP_FORBIDDEN,
+                                                "invalid X-Twilio-Signature");
+        }
+
+        if (rc != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ms = ngx_pcalloc(r->pool, sizeof(ngx_agentlocator_media_t));
+    if (ms == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ms->request = r;
+    ms->amcf = amcf;
+    ms->alcf = alcf;
+    ms->registry = ngx_agentlocator_registry_get(amcf);
+    ms->out_last = &ms->out;
+    ms->code = NGX_AGENTLOCATOR_WS_ABNORMAL;
+
+    ngx_agentlocator_ws_parser_init(&ms->parser, alcf->media_max_message);
+
+    ms->in = ngx_palloc(r->pool, NGX_AGENTLOCATOR_MEDIA_READ_BUFFER);
+    ms->payload_cap = alcf->media_max_message / 4 * 3 + 3;
+    ms->payload = ngx_palloc(r->pool, ms->payload_cap);
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+
+    if (ms->in == NULL || ms->payload == NULL || cln == NULL) {
+        ngx_agentlocator_ws_parser_free(&ms->parser);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* from here on every exit path frees what the stream holds */
+    cln->handler = ngx_agentlocator_media_cleanup;
+    cln->data = ms;
+
+    ms->in_pos = ms->in;
+    ms->in_last = ms->in;
+
+    /* frames sent right behind the handshake are already in header_in */
+
+    if (r->header_in->pos < r->header_in->last) {
+        ms->in_pos = r->header_in->pos;
+        ms->in_last = r->header_in->last;
+        r->header_in->pos = r->header_in->last;
+    }
+
+    ngx_http_set_ctx(r, ms, ngx_http_agentlocator_module);
+
+    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
+    r->headers_out.content_length_n = -1;
+    r->keepalive = 0;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Upgrade");
+    ngx_str_set(&h->value, "websocket");
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Sec-WebSocket-Accept");
+    h->value = accept;
+
+    if (protocol.len) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Sec-WebSocket-Protocol");
+        h->value = protocol;
+    }
+
+    if (ngx_agentlocator_reply_headers(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&r->headers_out.status_line, "101 Switching Protocols");
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_http_send_special(r, NGX_HTTP_FLUSH) == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    /* the request now lives as long as the WebSocket does */
+
+    r->main->count++;
+
+    c->log->action = "serving the Twilio media stream";
+
+    r->read_event_handler = ngx_agentlocator_media_read;
+    r->write_event_handler = ngx_agentlocator_media_write;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ms->registry) {
+        (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_accepted, 1);
+        (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_open, 1);
+        ms->counted = 1;
+    }
+
+    if (protocol.len == 0) {
+        ngx_str_set(&protocol, "-");
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, c->log, 0, "WS_CONNECT protocol=%V",
+                  &protocol);
+
+    /*
+     * The idle timer is an ordinary connection timer: it keeps a worker
+     * that is shutting down alive while its calls stream, as nginx does
+     * for proxied WebSockets (worker_shutdown_timeout bounds it).
+     */
+
+    ngx_add_timer(c->read, alcf->media_idle_timeout);
+
+    if (ms->in_pos < ms->in_last || c->read->ready) {
+        ngx_post_event(c->read, &ngx_posted_events);
+    }
+
+    return NGX_DONE;
+}
+
+
+/*
+ * RFC 6455 §4.2.1: what makes a GET a WebSocket opening handshake.  On
+ * success "accept" is Sec-WebSocket-Accept and "protocol" the subprotocol
+ * to echo (empty unless the client offered one we were configured with).
+ */
+
+static ngx_int_t
+ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
+    ngx_str_t *protocol)
+{
+    u_char                       *p, *last, *start, key[64], digest[20];
+    size_t                        len;
+    ngx_str_t                     src, dst, *sub;
+    ngx_uint_t                    i;
+    ngx_table_elt_t              *h, *upgrade, *version;
+    ngx_agentlocator_loc_conf_t  *alcf;
+
+    if (r->http_version != NGX_HTTP_VERSION_11) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                   "WebSocket handshake needs HTTP/1.1");
+    }
+
+    upgrade = ngx_agentlocator_media_header(r, "Upgrade");
+
+    if (upgrade == NULL
+        || !ngx_agentlocator_media_token(&upgrade->value, "websocket"))
+    {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Upgrade");
+        ngx_str_set(&h->value, "websocket");
+
+        return ngx_agentlocator_reply_error(r, NGX_AGENTLOCATOR_HTTP_UPGRADE_REQUIRED,
+                   "this endpoint speaks WebSocket only");
+    }
+
+    h = ngx_agentlocator_media_header(r, "Connection");
+
+    if (h == NULL || !ngx_agentlocator_media_token(&h->value, "upgrade")) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                   "Connection header must contain \"upgrade\"");
+    }
+
+    version = ngx_agentlocator_media_header(r, "Sec-WebSocket-Version");
+
+    if (version == NULL || version->value.len != 2
+        || ngx_strncmp(version->value.data, "13", 2) != 0)
+    {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Sec-WebSocket-Version");
+        ngx_str_set(&h->value, "13");
+
+        return ngx_agentlocator_reply_error(r, NGX_AGENTLOCATOR_HTTP_UPGRADE_REQUIRED,
+                   "unsupported Sec-WebSocket-Version");
+    }
+
+    h = ngx_agentlocator_media_header(r, "Sec-WebSocket-Key");
+
+    /* 16 random bytes in base64: 24 characters ending in "==" */
+
+    if (h == NULL || h->value.len != 24) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                   "invalid Sec-WebSocket-Key");
+    }
+
+    src = h->value;
+    dst.data = key;
+
+    if (ngx_decode_base64(&dst, &src) != NGX_OK || dst.len != 16
+        || src.data[22] != '=' || src.data[23] != '=')
+    {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                   "invalid Sec-WebSocket-Key");
+    }
+
+    len = h->value.len + sizeof(NGX_AGENTLOCATOR_WS_GUID) - 1;
+    p = ngx_cpymem(key, h->value.data, h->value.len);
+    ngx_memcpy(p, NGX_AGENTLOCATOR_WS_GUID,
+               sizeof(NGX_AGENTLOCATOR_WS_GUID) - 1);
+
+    SHA1(key, len, digest);
+
+    accept->data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(20));
+    if (accept->data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    src.data = digest;
+    src.len = 20;
+    ngx_encode_base64(accept, &src);
+
+    /* a subprotocol only if offered and one of ours, the first that is */
+
+    ngx_str_null(protocol);
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
+    h = ngx_agentlocator_media_header(r, "Sec-WebSocket-Protocol");
+
+    if (h == NULL || alcf->media_subprotocols == NULL) {
+        return NGX_OK;
+    }
+
+    p = h->value.data;
+    last = p + h->value.len;
+
+    while (p < last) {
+        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+
+        start = p;
+
+        while (p < last && *p != ',' && *p != ' ' && *p != '\t') {
+            p++;
+        }
+
+        sub = alcf->media_subprotocols->elts;
+
+        for (i = 0; i < alcf->media_subprotocols->nelts; i++) {
+            if (sub[i].len == (size_t) (p - start)
+                && ngx_strncmp(sub[i].data, start, sub[i].len) == 0)
+            {
+                *protocol = sub[i];
+                return NGX_OK;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Twilio signs the upgrade with the wss:// URL it connected to and no
+ * parameters; its docs advise trying the URL with a trailing "/" too.
+ */
+
+static ngx_int_t
+ngx_agentlocator_media_check_signature(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      url;
+    const char                    *reason;
+    ngx_table_elt_t               *h;
+    ngx_agentlocator_srv_conf_t   *ascf;
+    ngx_agentlocator_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
+    ascf = ngx_http_get_module_srv_conf(r, ngx_http_agentlocator_module);
+
+    if (ngx_agentlocator_signature_request_url(r, ascf->public_url,
+            ascf->public_url->scheme.len == 5 ? "wss" : "ws", &url)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    h = ngx_agentlocator_media_header(r, "X-Twilio-Signature");
+
+    if (h == NULL || h->value.len == 0) {
+        reason = "missing";
+
+    } else {
+        rc = ngx_agentlocator_signature_verify(r->pool, &amcf->auth_token,
+                                               &url, NULL, &h->value,
+                                               NGX_AGENTLOCATOR_SIG_WS_SLASH);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+        reason = "mismatch";
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "SIGNATURE_INVALID call=- reason=%s url=\"%V\"", reason,
+                  &url);
+
+    return NGX_DECLINED;
+}
+
+
+static void
+ngx_agentlocator_media_read(ngx_http_request_t *r)
+{
+    int                           rc;
+    ssize_t                       n;
+    ngx_connection_t             *c;
+    ngx_agentlocator_media_t     *ms;
+    ngx_agentlocator_ws_frame_t   frame;
+
+    c = r->connection;
+    ms = ngx_http_get_module_ctx(r, ngx_http_agentlocator_module);
+
+    if (c->close) {
+        /* worker_shutdown_timeout or a forced shutdown */
+        ngx_agentlocator_media_close(ms, NGX_AGENTLOCATOR_WS_GOING_AWAY,
+                                     "server shutting down");
+        ngx_agentlocator_media_finish(ms);
+        return;
+    }
+
+    if (c->read->timedout) {
+        c->read->timedout = 0;
+
+        if (ms->closing) {
+            /* the client never answered our close frame */
+            ngx_agentlocator_media_finish(ms);
+            return;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "WS_IDLE call=%*s: no message in %M ms",
+                      ms->has_call ? NGX_AGENTLOCATOR_SID_LEN : 1,
+                      ms->has_call ? ms->call_sid : (u_char *) "-",
+                      ms->alcf->media_idle_timeout);
+
+        ngx_agentlocator_media_close(ms, NGX_AGENTLOCATOR_WS_NORMAL,
+                                     "idle timeout");
+        return;
+    }
+
+    for ( ;; ) {
+
+        /* parse what is buffered first, unless replies are backed up */
+
+        while (ms->in_pos < ms->in_last) {
+
+            if (ms->closing) {
+                /* after our close frame only the client's close matters */
+                ms->in_pos = ms->in_last;
+                break;
+            }
+
+            if (ms->out_bytes > ms->alcf->media_send_buffer) {
+                /* resumed by ngx_agentlocator_media_drain() */
+                return;
+            }
+
+            rc = ngx_agentlocator_ws_parse(&ms->parser, &ms->in_pos,
+                                           ms->in_last, &frame);
+
+            if (rc == NGX_AGENTLOCATOR_WS_FRAME) {
+                ngx_agentlocator_media_frame(ms, &frame);
+
+                if (ms->finished) {
+                    return;
+                }
+
+                continue;
+            }
+
+            if (rc == NGX_AGENTLOCATOR_WS_FAIL) {
+                ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                              "WS_PROTOCOL_ERROR reason=\"%s\" close=%ui",
+                              ms->parser.error,
+                              (ngx_uint_t) ms->parser.close_code);
+
+                if (ms->registry) {
+                    (void) ngx_atomic_fetch_add(
+                               &ms->registry->sh->ws_protocol_errors, 1);
+                }
+
+                ngx_agentlocator_media_close(ms, ms->parser.close_code,
+                                             ms->parser.error);
+                ms->in_pos = ms->in_last;
+                break;
+            }
+        }
+
+        if (ms->finished) {
+            return;
+        }
+
+        ms->in_pos = ms->in;
+        ms->in_last = ms->in;
+
+        n = c->recv(c, ms->in, NGX_AGENTLOCATOR_MEDIA_READ_BUFFER);
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == 0 || n == NGX_ERROR) {
+            /* the TCP connection ended, with or without a close frame */
+            c->error = 1;
+            ngx_agentlocator_media_finish(ms);
+            return;
+        }
+
+        ms->in_last = ms->in + n;
+
+        if (!ms->closing) {
+            ngx_add_timer(c->read, ms->alcf->media_idle_timeout);
+        }
+    }
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        ngx_agentlocator_media_finish(ms);
+    }
+}
+
+
+static void
+ngx_agentlocator_media_write(ngx_http_request_t *r)
+{
+    ngx_agentlocator_media_t  *ms;
+
+    ms = ngx_http_get_module_ctx(r, ngx_http_agentlocator_module);
+
+    if (ngx_agentlocator_media_drain(ms) == NGX_ERROR) {
+        ngx_agentlocator_media_finish(ms);
+    }
+}
+
+
+static void
+ngx_agentlocator_media_frame(ngx_agentlocator_media_t *ms,
+    ngx_agentlocator_ws_frame_t *frame)
+{
+    unsigned  code;
+
+    switch (frame->opcode) {
+
+    case NGX_AGENTLOCATOR_WS_TEXT:
+        ngx_agentlocator_media_message(ms, frame->data, frame->len);
+        return;
+
+    case NGX_AGENTLOCATOR_WS_BINARY:
+        ngx_agentlocator_media_bad(ms, "binary message");
+        return;
+
+    case NGX_AGENTLOCATOR_WS_PING:
+        (void) ngx_agentlocator_media_send(ms, NGX_AGENTLOCATOR_WS_PONG,
+                                           frame->data, frame->len);
+        return;
+
+    case NGX_AGENTLOCATOR_WS_PONG:
+        return;
+
+    default: /* NGX_AGENTLOCATOR_WS_CLOSE */
+        ms->peer_closed = 1;
+
+        code = (frame->len >= 2) ? (frame->data[0] << 8 | frame->data[1])
+                                 : NGX_AGENTLOCATOR_WS_NO_STATUS;
+
+        if (!ms->closing) {
+            /* answer with the same code, then the server closes TCP */
+            ngx_agentlocator_media_close(ms,
+                code == NGX_AGENTLOCATOR_WS_NO_STATUS
+                ? NGX_AGENTLOCATOR_WS_NORMAL : code, NULL);
+        }
+
+        ms->code = code;
+
+        if (ms->out == NULL) {
+            ngx_agentlocator_media_finish(ms);
+        }
+
+        return;
+    }
+}
+
+
+static void
+ngx_agentlocator_media_message(ngx_agentlocator_media_t *ms, u_char *data,
+    size_t len)
+{
+    u_char                            safe[8];
+    ngx_str_t                         digit;
+    ngx_connection_t                 *c;
+    ngx_agentlocator_twilio_event_t   ev;
+
+    c = ms->request->connection;
+
+    ev.payload = ms->payload;
+    ev.payload_cap = ms->payload_cap;
+
+    if (ngx_agentlocator_twilio_event_parse(data, len, &ev) != 0) {
+        ngx_agentlocator_media_bad(ms, ev.error);
+        return;
+    }
+
+    switch (ev.event) {
+
+    case NGX_AGENTLOCATOR_EV_MEDIA:
+        ngx_agentlocator_media_audio(ms, &ev);
+        return;
+
+    case NGX_AGENTLOCATOR_EV_START:
+        ngx_agentlocator_media_start(ms, &ev);
+        return;
+
+    case NGX_AGENTLOCATOR_EV_CONNECTED:
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                       "agentlocator media: connected");
+        return;
+
+    case NGX_AGENTLOCATOR_EV_MARK:
+        if (ms->alcf->media == 2 && ms->has_stream) {
+            /* echo: as Twilio does once the audio before the mark played */
+            (void) ngx_agentlocator_media_send_event(ms, "mark", "name",
+                                                     ev.name, ev.name_len);
+        }
+
+        return;
+
+    case NGX_AGENTLOCATOR_EV_DTMF:
+        digit.data = ev.digit.data;
+        digit.len = ev.digit.len;
+
+        ngx_log_error(NGX_LOG_INFO, c->log, 0, "WS_DTMF call=%*s digit=%s",
+                      ms->has_call ? NGX_AGENTLOCATOR_SID_LEN : 1,
+                      ms->has_call ? ms->call_sid : (u_char *) "-",
+                      ngx_agentlocator_log_safe(safe, sizeof(safe), &digit));
+        return;
+
+    case NGX_AGENTLOCATOR_EV_STOP:
+        ngx_agentlocator_media_flush(ms, 1);
+        ms->stopped = 1;
+
+        ngx_log_error(NGX_LOG_NOTICE, c->log, 0,
+                      "WS_STOP call=%*s frames=%uL bytes=%uL",
+                      ms->has_call ? NGX_AGENTLOCATOR_SID_LEN : 1,
+                      ms->has_call ? ms->call_sid : (u_char *) "-",
+                      ms->frames, ms->bytes);
+        return;
+
+    default:
+        ngx_agentlocator_media_bad(ms, "unknown event");
+        return;
+    }
+}
+
+
+static void
+ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
+    ngx_agentlocator_twilio_event_t *ev)
+{
+    ngx_str_t                         call_sid, stream_sid, account_sid;
+    ngx_uint_t                        known;
+    ngx_connection_t                 *c;
+    ngx_agentlocator_ev_sid_t        *sid;
+
+    c = ms->request->connection;
+
+    if (ms->has_call) {
+        ngx_agentlocator_media_bad(ms, "second start");
+        return;
+    }
+
+    /* start.callSid; our own <Parameter name="call_sid"> as a fallback */
+
+    sid = ev->call_sid.len ? &ev->call_sid : &ev->param_call_sid;
+
+    call_sid.data = sid->data;
+    call_sid.len = sid->len;
+
+    stream_sid.data = ev->stream_sid.data;
+    stream_sid.len = ev->stream_sid.len;
+
+    account_sid.data = ev->account_sid.data;
+    account_sid.len = ev->account_sid.len;
+
+    if (ngx_agentlocator_valid_sid(&call_sid, "CA") != NGX_OK) {
+        ngx_agentlocator_media_bad(ms, "start without a valid callSid");
+        return;
+    }
+
+    if (ngx_agentlocator_valid_sid(&stream_sid, "MZ") != NGX_OK) {
+        ngx_agentlocator_media_bad(ms, "start without a valid streamSid");
+        return;
+    }
+
+    if (ngx_agentlocator_valid_sid(&account_sid, "AC") != NGX_OK) {
+        ngx_str_null(&account_sid);
+    }
+
+    ngx_memcpy(ms->call_sid, call_sid.data, NGX_AGENTLOCATOR_SID_LEN);
+    ngx_memcpy(ms->stream_sid, stream_sid.data, NGX_AGENTLOCATOR_SID_LEN);
+    ms->has_call = 1;
+    ms->has_stream = 1;
+
+    known = 0;
+
+    if (ms->registry
+        && ngx_agentlocator_registry_media_start(ms->registry,
+                                                 &ms->amcf->timeouts,
+                                                 &call_sid, &stream_sid,
+                                                 &account_sid, &known)
+           == NGX_BUSY)
+    {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "ZONE_FULL call=%V: agentlocator_zone has no room for "
+                      "the stream, it proceeds without the watchdog",
+                      &call_sid);
+    }
+
+    ms->last_flush = ngx_current_msec;
+
+    if (ms->amcf->recordings) {
+        ms->recording = ngx_agentlocator_recording_open(
+                            &ms->amcf->recordings->name, ms->call_sid,
+                            c->log);
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, c->log, 0,
+                  "WS_START call=%V stream=%V known=%ui recording=%s",
+                  &call_sid, &stream_sid, known,
+                  ms->recording ? "on" : "off");
+}
+
+
+static void
+ngx_agentlocator_media_audio(ngx_agentlocator_media_t *ms,
+    ngx_agentlocator_twilio_event_t *ev)
+{
+    u_char      *b64;
+    size_t       len;
+    ngx_msec_t   now;
+
+    /* Twilio sends "inbound" on <Connect><Stream>; other tracks are not ours */
+
+    if (ev->track.len && !(ev->track.len == 7
+                           && ngx_strncmp(ev->track.data, "inbound", 7) == 0))
+    {
+        return;
+    }
+
+    now = ngx_current_msec;
+
+    ms->frames++;
+    ms->bytes += ev->payload_len;
+    ms->unflushed_frames++;
+    ms->unflushed_bytes += ev->payload_len;
+    ms->last_media = now;
+
+    if (ms->recording) {
+        ngx_agentlocator_recording_append(ms->recording, ev->payload,
+                                          ev->payload_len);
+    }
+
+    if (now - ms->last_flush >= NGX_AGENTLOCATOR_MEDIA_FLUSH) {
+        ngx_agentlocator_media_flush(ms, 0);
+    }
+
+    if (ms->alcf->media == 2 && ms->has_stream) {
+        len = ngx_base64_encoded_length(ev->payload_len);
+
+        b64 = ngx_alloc(len, ms->request->connection->log);
+        if (b64 == NULL) {
+            return;
+        }
+
+        len = ngx_agentlocator_base64_encode(b64, ev->payload,
+                                             ev->payload_len);
+
+        (void) ngx_agentlocator_media_send_event(ms, "media", "payload", b64,
+                                                 len);
+        ngx_free(b64);
+    }
+}
+
+
+/* Counters and the last media time to the zone; see ..._MEDIA_FLUSH. */
+
+static void
+ngx_agentlocator_media_flush(ngx_agentlocator_media_t *ms,
+    ngx_uint_t stopped)
+{
+    ngx_str_t                         call_sid;
+    ngx_agentlocator_registry_sh_t   *sh;
+
+    ms->last_flush = ngx_current_msec;
+
+    if (ms->registry == NULL) {
+        return;
+    }
+
+    sh = ms->registry->sh;
+
+    (void) ngx_atomic_fetch_add(&sh->ws_frames, ms->unflushed_frames);
+    (void) ngx_atomic_fetch_add(&sh->ws_bytes, ms->unflushed_bytes);
+
+    if (ms->has_call && !ms->stopped) {
+        call_sid.data = ms->call_sid;
+        call_sid.len = NGX_AGENTLOCATOR_SID_LEN;
+
+        (void) ngx_agentlocator_registry_media_progress(ms->registry,
+                   &ms->amcf->timeouts, &call_sid, ms->unflushed_frames,
+                   ms->unflushed_bytes, ms->last_media, stopped);
+    }
+
+    ms->unflushed_frames = 0;
+    ms->unflushed_bytes = 0;
+}
+
+
+/* A message we cannot use: counted, logged (the first few), not fatal. */
+
+static void
+ngx_agentlocator_media_bad(ngx_agentlocator_media_t *ms, const char *reason)
+{
+    ms->bad_messages++;
+
+    if (ms->registry) {
+        (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_bad_messages, 1);
+    }
+
+    if (ms->bad_messages <= NGX_AGENTLOCATOR_MEDIA_LOG_BAD) {
+        ngx_log_error(NGX_LOG_INFO, ms->request->connection->log, 0,
+                      "WS_BAD_MESSAGE reason=\"%s\" count=%ui%s", reason,
+                      ms->bad_messages,
+                      ms->bad_messages == NGX_AGENTLOCATOR_MEDIA_LOG_BAD
+                      ? " (further ones are only counted)" : "");
+    }
+}
+
+
+/*
+ * {"event":"media","streamSid":"MZ...","media":{"payload":"..."}} and the
+ * like: only ever with the streamSid Twilio gave in "start"; the value is
+ * JSON-escaped.
+ */
+
+static ngx_int_t
+ngx_agentlocator_media_send_event(ngx_agentlocator_media_t *ms,
+    const char *event, const char *field, u_char *value, size_t len)
+{
+    u_char     *buf, *p;
+    size_t      size;
+    ngx_int_t   rc;
+    ngx_str_t   v;
+
+    v.data = value;
+    v.len = len;
+
+    size = sizeof("{\"event\":\"\",\"streamSid\":\"\",\"\":{\"\":\"\"}}") - 1
+           + 2 * ngx_strlen(event) + ngx_strlen(field)
+           + NGX_AGENTLOCATOR_SID_LEN + ngx_agentlocator_json_escape_len(&v);
+
+    buf = ngx_alloc(size, ms->request->connection->log);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(buf, "{\"event\":\"%s\",\"streamSid\":\"%*s\",\"%s\":{"
+                    "\"%s\":\"", event, NGX_AGENTLOCATOR_SID_LEN,
+                    ms->stream_sid, event, field);
+    p = ngx_agentlocator_json_escape(p, &v);
+    p = ngx_cpymem(p, "\"}}", 3);
+
+    rc = ngx_agentlocator_media_send(ms, NGX_AGENTLOCATOR_WS_TEXT, buf,
+                                     p - buf);
+    ngx_free(buf);
+
+    return rc;
+}
+
+
+/*
+ * Queues one server frame and starts writing.  The queue's bound is
+ * enforced on the reading side (nothing more is read while it is over), so
+ * what is queued here is what answers messages already read.
+ */
+
+static ngx_int_t
+ngx_agentlocator_media_send(ngx_agentlocator_media_t *ms, unsigned opcode,
+    u_char *data, size_t len)
+{
+    size_t                      hlen;
+    ngx_agentlocator_ws_out_t  *out;
+
+    if (ms->closing || ms->finished) {
+        return NGX_DECLINED;
+    }
+
+    out = ngx_alloc(offsetof(ngx_agentlocator_ws_out_t, data)
+                    + NGX_AGENTLOCATOR_WS_MAX_HEADER + len,
+                    ms->request->connection->log);
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+
+    hlen = ngx_agentlocator_ws_header(out->data, opcode, len);
+
+    if (len) {
+        ngx_memcpy(out->data + hlen, data, len);
+    }
+
+    out->next = NULL;
+    out->len = hlen + len;
+    out->sent = 0;
+
+    *ms->out_last = out;
+    ms->out_last = &out->next;
+    ms->out_bytes += out->len;
+
+    if (opcode == NGX_AGENTLOCATOR_WS_CLOSE) {
+        ms->closing = 1;
+    }
+
+    return ngx_agentlocator_media_drain(ms);
+}
+
+
+/*
+ * Our close frame (code, reason): queued once; the connection ends when
+ * the client answers with its own or after NGX_AGENTLOCATOR_MEDIA_CLOSE_WAIT.
+ */
+
+static void
+ngx_agentlocator_media_close(ngx_agentlocator_media_t *ms, unsigned code,
+    const char *reason)
+{
+    u_char             payload[NGX_AGENTLOCATOR_WS_MAX_CONTROL];
+    size_t             len;
+    ngx_connection_t  *c;
+
+    if (ms->closing || ms->finished) {
+        return;
+    }
+
+    c = ms->request->connection;
+    ms->code = code;
+
+    payload[0] = (u_char) (code >> 8);
+    payload[1] = (u_char) code;
+    len = 2;
+
+    if (reason) {
+        len += ngx_min(ngx_strlen(reason), sizeof(payload) - 2);
+        ngx_memcpy(payload + 2, reason, len - 2);
+    }
+
+    if (ngx_agentlocator_media_send(ms, NGX_AGENTLOCATOR_WS_CLOSE, payload,
+                                    len)
+        == NGX_ERROR)
+    {
+        ngx_agentlocator_media_finish(ms);
+        return;
+    }
+
+    if (ms->finished) {
+        return;
+    }
+
+    if (ms->peer_closed && ms->out == NULL) {
+        ngx_agentlocator_media_finish(ms);
+        return;
+    }
+
+    ngx_add_timer(c->read, NGX_AGENTLOCATOR_MEDIA_CLOSE_WAIT);
+}
+
+
+/*
+ * Writes queued frames until the socket would block.  NGX_ERROR: the
+ * connection is broken.  When the queue falls back under its bound,
+ * reading resumes.
+ */
+
+static ngx_int_t
+ngx_agentlocator_media_drain(ngx_agentlocator_media_t *ms)
+{
+    ssize_t                     n;
+    ngx_uint_t                  was_full;
+    ngx_connection_t           *c;
+    ngx_http_request_t         *r;
+    ngx_agentlocator_ws_out_t  *out;
+
+    r = ms->request;
+    c = r->connection;
+
+    if (ms->finished || c->error) {
+        return NGX_ERROR;
+    }
+
+    /* the 101 response may still sit in nginx's output chain */
+
+    if (r->out || c->buffered) {
+        if (ngx_http_output_filter(r, NULL) == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (r->out || c->buffered) {
+            goto again;
+        }
+    }
+
+    was_full = (ms->out_bytes > ms->alcf->media_send_buffer);
+
+    while (ms->out) {
+        out = ms->out;
+
+        n = c->send(c, out->data + out->sent, out->len - out->sent);
+
+        if (n == NGX_AGAIN) {
+            goto again;
+        }
+
+        if (n == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        out->sent += n;
+        ms->out_bytes -= n;
+
+        if (out->sent < out->len) {
+            continue;
+        }
+
+        ms->out = out->next;
+
+        if (ms->out == NULL) {
+            ms->out_last = &ms->out;
+        }
+
+        ngx_free(out);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (ms->closing && ms->peer_closed) {
+        /* both close frames exchanged: the server closes TCP */
+        ngx_agentlocator_media_finish(ms);
+        return NGX_OK;
+    }
+
+    if (was_full && !ms->closing) {
+        ngx_post_event(c->read, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+
+again:
+
+    /* a client that reads nothing for the idle timeout is gone */
+
+    ngx_add_timer(c->write, ms->alcf->media_idle_timeout);
+
+    if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* The end of the stream: log it and close; the cleanup frees the rest. */
+
+static void
+ngx_agentlocator_media_finish(ngx_agentlocator_media_t *ms)
+{
+    ngx_http_request_t  *r;
+
+    if (ms->finished) {
+        return;
+    }
+
+    ms->finished = 1;
+    r = ms->request;
+
+    if (r->connection->write->timedout) {
+        ms->code = NGX_AGENTLOCATOR_WS_ABNORMAL;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "WS_CLOSE code=%ui call=%*s frames=%uL bytes=%uL bad=%ui",
+                  (ngx_uint_t) ms->code,
+                  ms->has_call ? NGX_AGENTLOCATOR_SID_LEN : 1,
+                  ms->has_call ? ms->call_sid : (u_char *) "-",
+                  ms->frames, ms->bytes, ms->bad_messages);
+
+    ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
+}
+
+
+/*
+ * Runs when the request is freed, however the stream ended: the registry
+ * learns the stream stopped, the recording is completed, memory is freed.
+ */
+
+static void
+ngx_agentlocator_media_cleanup(void *data)
+{
+    ngx_agentlocator_media_t  *ms = data;
+
+    ngx_agentlocator_ws_out_t  *out, *next;
+
+    if (ms->has_call) {
+        ngx_agentlocator_media_flush(ms, 1);
+        ms->stopped = 1;
+    }
+
+    if (ms->recording) {
+        ngx_agentlocator_recording_close(ms->recording);
+        ms->recording = NULL;
+    }
+
+    for (out = ms->out; out; out = next) {
+        next = out->next;
+        ngx_free(out);
+    }
+
+    ms->out = NULL;
+
+    ngx_agentlocator_ws_parser_free(&ms->parser);
+
+    if (ms->counted) {
+        (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_open,
+                                    (ngx_atomic_int_t) -1);
+    }
+}
+
+
+static ngx_table_elt_t *
+ngx_agentlocator_media_header(ngx_http_request_t *r, const char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+/* Whether a comma-separated header value has "token" (case-insensitive). */
+
+static ngx_uint_t
+ngx_agentlocator_media_token(ngx_str_t *value, const char *token)
+{
+    u_char  *p, *last, *start, *end;
+    size_t   len;
+
+    len = ngx_strlen(token);
+    p = value->data;
+    last = p + value->len;
+
+    while (p < last) {
+        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+
+        start = p;
+
+        while (p < last && *p != ',') {
+            p++;
+        }
+
+        end = p;
+
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
+            end--;
+        }
+
+        if ((size_t) (end - start) == len
+            && ngx_strncasecmp(start, (u_char *) token, len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
