@@ -864,9 +864,20 @@ ngx_agentlocator_registry_usage(ngx_agentlocator_registry_t *reg,
     ngx_agentlocator_registry_usage_t *usage)
 {
     size_t            chunk;
+    ngx_uint_t        shift, slot, spare;
     ngx_slab_pool_t  *shpool;
 
     shpool = reg->shpool;
+
+    /* the slab class entries are allocated from */
+
+    for (chunk = 8, shift = 3; chunk < sizeof(ngx_agentlocator_call_t);
+         chunk <<= 1, shift++)
+    {
+        /* void */
+    }
+
+    slot = shift - shpool->min_shift;
 
     ngx_agentlocator_registry_lock(reg);
 
@@ -877,17 +888,16 @@ ngx_agentlocator_registry_usage(ngx_agentlocator_registry_t *reg,
     usage->expired = reg->sh->expired;
     usage->repaired = reg->sh->repaired;
 
-    ngx_agentlocator_registry_unlock(reg);
+    /* free chunks in pages of that class (shared with the zone's own data) */
+    spare = shpool->stats[slot].total - shpool->stats[slot].used;
 
-    for (chunk = 8; chunk < sizeof(ngx_agentlocator_call_t); chunk <<= 1) {
-        /* void */
-    }
+    ngx_agentlocator_registry_unlock(reg);
 
     usage->size = reg->size;
     usage->pages_total = (shpool->end - shpool->start) / ngx_pagesize;
     usage->entry_bytes = chunk + sizeof(ngx_agentlocator_call_t *);
-    usage->capacity = usage->entries
-                      + usage->pages_free * ngx_pagesize / chunk;
+    usage->capacity = usage->entries + spare
+                      + usage->pages_free * (ngx_pagesize / chunk);
 }
 
 
