@@ -32,6 +32,8 @@ static char *ngx_agentlocator_media_stream(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_recordings(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_agentlocator_subprotocols(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_agentlocator_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_set_handler(ngx_conf_t *cf,
@@ -98,9 +100,9 @@ static ngx_command_t  ngx_agentlocator_commands[] = {
 
     { ngx_string("agentlocator_media_subprotocol"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
-      ngx_conf_set_str_array_slot,
+      ngx_agentlocator_subprotocols,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_agentlocator_loc_conf_t, media_subprotocols),
+      0,
       NULL },
 
     { ngx_string("agentlocator_recordings"),
@@ -578,6 +580,41 @@ ngx_agentlocator_media_stream(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     return ngx_agentlocator_set_handler(cf, alcf,
                                         ngx_agentlocator_media_stream_handler);
+}
+
+
+/* agentlocator_media_subprotocol NAME ...: the ones we may echo. */
+
+static char *
+ngx_agentlocator_subprotocols(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_agentlocator_loc_conf_t *alcf = conf;
+
+    ngx_str_t   *value, *name;
+    ngx_uint_t   i;
+
+    if (alcf->media_subprotocols != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    alcf->media_subprotocols = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                                sizeof(ngx_str_t));
+    if (alcf->media_subprotocols == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        name = ngx_array_push(alcf->media_subprotocols);
+        if (name == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *name = value[i];
+    }
+
+    return NGX_CONF_OK;
 }
 
 

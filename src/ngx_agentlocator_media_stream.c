@@ -88,8 +88,8 @@ typedef struct {
 } ngx_agentlocator_media_t;
 
 
-static ngx_int_t ngx_agentlocator_media_handshake(ngx_http_request_t *r,
-    ngx_str_t *accept, ngx_str_t *protocol);
+static ngx_uint_t ngx_agentlocator_media_handshake(ngx_http_request_t *r,
+    ngx_str_t *accept, ngx_str_t *protocol, const char **reason);
 static ngx_int_t ngx_agentlocator_media_check_signature(
     ngx_http_request_t *r);
 static void ngx_agentlocator_media_cleanup(void *data);
@@ -127,6 +127,8 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
     ngx_str_t                      accept, protocol;
+    ngx_uint_t                     status;
+    const char                    *reason;
     ngx_table_elt_t               *h;
     ngx_connection_t              *c;
     ngx_pool_cleanup_t            *cln;
@@ -142,9 +144,9 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    rc = ngx_agentlocator_media_handshake(r, &accept, &protocol);
-    if (rc != NGX_OK) {
-        return rc;
+    status = ngx_agentlocator_media_handshake(r, &accept, &protocol, &reason);
+    if (status) {
+        return ngx_agentlocator_reply_error(r, status, reason);
     }
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
@@ -303,14 +305,15 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
 
 
 /*
- * RFC 6455 §4.2.1: what makes a GET a WebSocket opening handshake.  On
- * success "accept" is Sec-WebSocket-Accept and "protocol" the subprotocol
- * to echo (empty unless the client offered one we were configured with).
+ * RFC 6455 §4.2.1: what makes a GET a WebSocket opening handshake.
+ * Returns 0, with "accept" (Sec-WebSocket-Accept) and "protocol" (the
+ * subprotocol to echo: empty unless the client offered one of ours), or
+ * the HTTP status to refuse with and its reason.
  */
 
-static ngx_int_t
+static ngx_uint_t
 ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
-    ngx_str_t *protocol)
+    ngx_str_t *protocol, const char **reason)
 {
     u_char                       *p, *last, *start, key[64], digest[20];
     size_t                        len;
@@ -320,8 +323,8 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
     ngx_agentlocator_loc_conf_t  *alcf;
 
     if (r->http_version != NGX_HTTP_VERSION_11) {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                   "WebSocket handshake needs HTTP/1.1");
+        *reason = "WebSocket handshake needs HTTP/1.1";
+        return NGX_HTTP_BAD_REQUEST;
     }
 
     upgrade = ngx_agentlocator_media_header(r, "Upgrade");
@@ -331,6 +334,7 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
     {
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
+            *reason = "out of memory";
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
@@ -338,15 +342,15 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
         ngx_str_set(&h->key, "Upgrade");
         ngx_str_set(&h->value, "websocket");
 
-        return ngx_agentlocator_reply_error(r, NGX_AGENTLOCATOR_HTTP_UPGRADE_REQUIRED,
-                   "this endpoint speaks WebSocket only");
+        *reason = "this endpoint speaks WebSocket only";
+        return NGX_AGENTLOCATOR_HTTP_UPGRADE_REQUIRED;
     }
 
     h = ngx_agentlocator_media_header(r, "Connection");
 
     if (h == NULL || !ngx_agentlocator_media_token(&h->value, "upgrade")) {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                   "Connection header must contain \"upgrade\"");
+        *reason = "Connection header must contain \"upgrade\"";
+        return NGX_HTTP_BAD_REQUEST;
     }
 
     version = ngx_agentlocator_media_header(r, "Sec-WebSocket-Version");
@@ -356,6 +360,7 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
     {
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
+            *reason = "out of memory";
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
@@ -363,27 +368,27 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
         ngx_str_set(&h->key, "Sec-WebSocket-Version");
         ngx_str_set(&h->value, "13");
 
-        return ngx_agentlocator_reply_error(r, NGX_AGENTLOCATOR_HTTP_UPGRADE_REQUIRED,
-                   "unsupported Sec-WebSocket-Version");
+        *reason = "unsupported Sec-WebSocket-Version";
+        return NGX_AGENTLOCATOR_HTTP_UPGRADE_REQUIRED;
     }
 
     h = ngx_agentlocator_media_header(r, "Sec-WebSocket-Key");
 
     /* 16 random bytes in base64: 24 characters ending in "==" */
 
-    if (h == NULL || h->value.len != 24) {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                   "invalid Sec-WebSocket-Key");
+    *reason = "invalid Sec-WebSocket-Key";
+
+    if (h == NULL || h->value.len != 24
+        || h->value.data[22] != '=' || h->value.data[23] != '=')
+    {
+        return NGX_HTTP_BAD_REQUEST;
     }
 
     src = h->value;
     dst.data = key;
 
-    if (ngx_decode_base64(&dst, &src) != NGX_OK || dst.len != 16
-        || src.data[22] != '=' || src.data[23] != '=')
-    {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                   "invalid Sec-WebSocket-Key");
+    if (ngx_decode_base64(&dst, &src) != NGX_OK || dst.len != 16) {
+        return NGX_HTTP_BAD_REQUEST;
     }
 
     len = h->value.len + sizeof(NGX_AGENTLOCATOR_WS_GUID) - 1;
@@ -395,6 +400,7 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
 
     accept->data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(20));
     if (accept->data == NULL) {
+        *reason = "out of memory";
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -402,7 +408,7 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
     src.len = 20;
     ngx_encode_base64(accept, &src);
 
-    /* a subprotocol only if offered and one of ours, the first that is */
+    /* a subprotocol only if offered and one of ours: the first offered */
 
     ngx_str_null(protocol);
 
@@ -410,7 +416,7 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
     h = ngx_agentlocator_media_header(r, "Sec-WebSocket-Protocol");
 
     if (h == NULL || alcf->media_subprotocols == NULL) {
-        return NGX_OK;
+        return 0;
     }
 
     p = h->value.data;
@@ -434,12 +440,12 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
                 && ngx_strncmp(sub[i].data, start, sub[i].len) == 0)
             {
                 *protocol = sub[i];
-                return NGX_OK;
+                return 0;
             }
         }
     }
 
-    return NGX_OK;
+    return 0;
 }
 
 

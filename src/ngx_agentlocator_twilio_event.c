@@ -348,7 +348,7 @@ ngx_agentlocator_twilio_event_parse(const unsigned char *json, size_t len,
     }
 
     if (c.depth != 0 || !ev->has_event) {
-        ev->error = "no \"event\" in the message";
+        ev->error = "message without an event";
         return -1;
     }
 
