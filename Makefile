@@ -37,7 +37,8 @@ DEB_BUILD    := nginx nginx-dev libpq-dev libcurl4-openssl-dev libyajl-dev \
                 libssl-dev postgresql dpkg-dev libpcre2-dev zlib1g-dev
 DEB_TEST     := libtest-base-perl libtest-longstring-perl \
                 liblist-moreutils-perl libtext-diff-perl \
-                libhttp-message-perl libprotocol-websocket-perl curl
+                libhttp-message-perl libprotocol-websocket-perl curl \
+                python3-websockets sox
 DEB_ALL      := $(DEB_BUILD) $(DEB_TEST)
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

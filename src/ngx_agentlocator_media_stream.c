@@ -82,6 +82,7 @@ typedef struct {
     unsigned                          has_stream:1;
     unsigned                          stopped:1;
     unsigned                          closing:1;   /* our close is queued */
+    unsigned                          failed:1;    /* protocol error */
     unsigned                          peer_closed:1;
     unsigned                          finished:1;
     unsigned                          counted:1;   /* in ws_open */
@@ -146,6 +147,8 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
 
     status = ngx_agentlocator_media_handshake(r, &accept, &protocol, &reason);
     if (status) {
+        /* a client that wanted a WebSocket has no use for keep-alive */
+        r->keepalive = 0;
         return ngx_agentlocator_reply_error(r, status, reason);
     }
 
@@ -156,6 +159,7 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
         rc = ngx_agentlocator_media_check_signature(r);
 
         if (rc == NGX_DECLINED) {
+            r->keepalive = 0;
             return ngx_agentlocator_reply_error(r, NGX_HTTP_FORBIDDEN,
                                                 "invalid X-Twilio-Signature");
         }
@@ -544,8 +548,8 @@ ngx_agentlocator_media_read(ngx_http_request_t *r)
 
         while (ms->in_pos < ms->in_last) {
 
-            if (ms->closing) {
-                /* after our close frame only the client's close matters */
+            if (ms->failed) {
+                /* the stream is unreadable after a protocol error */
                 ms->in_pos = ms->in_last;
                 break;
             }
@@ -579,6 +583,8 @@ ngx_agentlocator_media_read(ngx_http_request_t *r)
                                &ms->registry->sh->ws_protocol_errors, 1);
                 }
 
+                /* "fail the connection": our close frame, then TCP close */
+                ms->failed = 1;
                 ngx_agentlocator_media_close(ms, ms->parser.close_code,
                                              ms->parser.error);
                 ms->in_pos = ms->in_last;
@@ -637,6 +643,11 @@ ngx_agentlocator_media_frame(ngx_agentlocator_media_t *ms,
     ngx_agentlocator_ws_frame_t *frame)
 {
     unsigned  code;
+
+    if (ms->closing && frame->opcode != NGX_AGENTLOCATOR_WS_CLOSE) {
+        /* after our close frame only the client's close matters */
+        return;
+    }
 
     switch (frame->opcode) {
 
@@ -1141,8 +1152,8 @@ ngx_agentlocator_media_drain(ngx_agentlocator_media_t *ms)
         ngx_del_timer(c->write);
     }
 
-    if (ms->closing && ms->peer_closed) {
-        /* both close frames exchanged: the server closes TCP */
+    if (ms->closing && (ms->peer_closed || ms->failed)) {
+        /* both close frames exchanged, or a failed stream: close TCP */
         ngx_agentlocator_media_finish(ms);
         return NGX_OK;
     }

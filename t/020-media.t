@@ -82,7 +82,7 @@ subtest 'handshake: 101 with a correct Sec-WebSocket-Accept' => sub {
 subtest 'handshake rejections' => sub {
     my $key = 'dGhlIHNhbXBsZSBub25jZQ==';
     my %cases = (
-        'POST' => ["POST /ws/twilio-media HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        'POST' => ["POST /ws/twilio-media HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                    405, qr/method not allowed/],
         'HTTP/1.0' => ["GET /ws/twilio-media HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\n"
                        . "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
