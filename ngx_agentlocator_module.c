@@ -256,6 +256,10 @@ ngx_agentlocator_init_main_conf(ngx_conf_t *cf, void *conf)
     /* Twilio's default maximum call length is 4 hours */
     ngx_conf_init_msec_value(to->stale_after, 4 * 60 * 60 * 1000);
 
+    if (amcf->auth_token.len) {
+        ngx_agentlocator_hmac_init(&amcf->auth_key, &amcf->auth_token);
+    }
+
     return NGX_CONF_OK;
 }
 

@@ -12,6 +12,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <ngx_sha1.h>
 
 
 #define NGX_AGENTLOCATOR_MODULE_NAME  "ngx_http_agentlocator_module"
@@ -143,11 +144,20 @@ typedef struct {
 } ngx_agentlocator_timeouts_t;
 
 
+/* an HMAC-SHA1 key, its padded blocks already hashed */
+
+typedef struct {
+    ngx_sha1_t                    inner;
+    ngx_sha1_t                    outer;
+} ngx_agentlocator_hmac_t;
+
+
 typedef struct {
     ngx_shm_zone_t               *shm_zone;     /* NULL: no agentlocator_zone */
     ngx_agentlocator_timeouts_t   timeouts;
     ngx_str_t                     account_sid;
     ngx_str_t                     auth_token;
+    ngx_agentlocator_hmac_t       auth_key;     /* of auth_token */
     ngx_path_t                   *recordings;   /* NULL: not kept */
 } ngx_agentlocator_main_conf_t;
 
@@ -299,14 +309,13 @@ ngx_int_t ngx_agentlocator_form_get(ngx_agentlocator_form_t *form,
 #define NGX_AGENTLOCATOR_SIGNATURE_LEN    28           /* base64 of SHA-1 */
 #define NGX_AGENTLOCATOR_SIG_WS_SLASH     0x01
 
+void ngx_agentlocator_hmac_init(ngx_agentlocator_hmac_t *key,
+    ngx_str_t *secret);
 ngx_int_t ngx_agentlocator_signature_verify(ngx_pool_t *pool,
-    ngx_str_t *token, ngx_str_t *url, ngx_agentlocator_form_t *form,
-    ngx_str_t *signature, ngx_uint_t flags);
+    ngx_agentlocator_hmac_t *key, ngx_str_t *url,
+    ngx_agentlocator_form_t *form, ngx_str_t *signature, ngx_uint_t flags);
 ngx_int_t ngx_agentlocator_signature_params(ngx_pool_t *pool,
     ngx_agentlocator_form_t *form, ngx_str_t *out);
-ngx_int_t ngx_agentlocator_signature_compute(ngx_pool_t *pool,
-    ngx_str_t *token, ngx_str_t *url, ngx_agentlocator_form_t *form,
-    u_char *out);
 ngx_int_t ngx_agentlocator_signature_request_url(ngx_http_request_t *r,
     ngx_agentlocator_public_url_t *public_url, const char *scheme,
     ngx_str_t *url);

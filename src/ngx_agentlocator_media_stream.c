@@ -484,7 +484,7 @@ ngx_agentlocator_media_check_signature(ngx_http_request_t *r)
         reason = "missing";
 
     } else {
-        rc = ngx_agentlocator_signature_verify(r->pool, &amcf->auth_token,
+        rc = ngx_agentlocator_signature_verify(r->pool, &amcf->auth_key,
                                                &url, NULL, &h->value,
                                                NGX_AGENTLOCATOR_SIG_WS_SLASH);
         if (rc != NGX_DECLINED) {

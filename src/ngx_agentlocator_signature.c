@@ -11,8 +11,6 @@
 #include "ngx_agentlocator.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 
 #define NGX_AGENTLOCATOR_SIGNATURE_VARIANTS  6
@@ -22,23 +20,23 @@ static int ngx_libc_cdecl ngx_agentlocator_param_cmp(const void *one,
     const void *two);
 static ngx_uint_t ngx_agentlocator_url_variants(ngx_pool_t *pool,
     ngx_str_t *url, ngx_uint_t slash, ngx_str_t *variants);
-static ngx_int_t ngx_agentlocator_signature_of(ngx_pool_t *pool,
-    ngx_str_t *token, ngx_str_t *url, ngx_str_t *params, u_char *out);
+static void ngx_agentlocator_signature_of(ngx_agentlocator_hmac_t *key,
+    ngx_str_t *url, ngx_str_t *params, u_char *out);
 
 
 /*
  * NGX_OK: "signature" matches one variant of "url" (+ "form" params, if
- * any); NGX_DECLINED: it matches none; NGX_ERROR: out of memory.
- * Every candidate is compared in constant time.
+ * any); NGX_DECLINED: it matches none; NGX_ERROR: out of memory.  Each
+ * candidate is compared in constant time; the variants are tried in order
+ * and the first match ends the search (which variant matched is no secret).
  */
 
 ngx_int_t
-ngx_agentlocator_signature_verify(ngx_pool_t *pool, ngx_str_t *token,
-    ngx_str_t *url, ngx_agentlocator_form_t *form, ngx_str_t *signature,
-    ngx_uint_t flags)
+ngx_agentlocator_signature_verify(ngx_pool_t *pool,
+    ngx_agentlocator_hmac_t *key, ngx_str_t *url,
+    ngx_agentlocator_form_t *form, ngx_str_t *signature, ngx_uint_t flags)
 {
     u_char       expected[NGX_AGENTLOCATOR_SIGNATURE_LEN];
-    ngx_int_t    matched;
     ngx_str_t    params, variants[NGX_AGENTLOCATOR_SIGNATURE_VARIANTS];
     ngx_uint_t   i, n;
 
@@ -57,21 +55,62 @@ ngx_agentlocator_signature_verify(ngx_pool_t *pool, ngx_str_t *token,
         return NGX_ERROR;
     }
 
-    matched = 0;
-
     for (i = 0; i < n; i++) {
-        if (ngx_agentlocator_signature_of(pool, token, &variants[i], &params,
-                                          expected)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        ngx_agentlocator_signature_of(key, &variants[i], &params, expected);
 
-        matched |= (CRYPTO_memcmp(expected, signature->data,
-                                  NGX_AGENTLOCATOR_SIGNATURE_LEN) == 0);
+        if (CRYPTO_memcmp(expected, signature->data,
+                          NGX_AGENTLOCATOR_SIGNATURE_LEN) == 0)
+        {
+            return NGX_OK;
+        }
     }
 
-    return matched ? NGX_OK : NGX_DECLINED;
+    return NGX_DECLINED;
+}
+
+
+/*
+ * HMAC-SHA1 (RFC 2104) with the key's padded blocks hashed once, when the
+ * configuration is read: a signature then costs two SHA-1 runs over the
+ * message and no allocation.
+ */
+
+void
+ngx_agentlocator_hmac_init(ngx_agentlocator_hmac_t *key, ngx_str_t *secret)
+{
+    u_char      k[64], pad[64];
+    ngx_uint_t  i;
+    ngx_sha1_t  sha1;
+
+    ngx_memzero(k, sizeof(k));
+
+    /* a key longer than the block is hashed first (RFC 2104) */
+
+    if (secret->len > sizeof(k)) {
+        ngx_sha1_init(&sha1);
+        ngx_sha1_update(&sha1, secret->data, secret->len);
+        ngx_sha1_final(k, &sha1);
+
+    } else {
+        ngx_memcpy(k, secret->data, secret->len);
+    }
+
+    for (i = 0; i < sizeof(k); i++) {
+        pad[i] = k[i] ^ 0x36;
+    }
+
+    ngx_sha1_init(&key->inner);
+    ngx_sha1_update(&key->inner, pad, sizeof(pad));
+
+    for (i = 0; i < sizeof(k); i++) {
+        pad[i] = k[i] ^ 0x5c;
+    }
+
+    ngx_sha1_init(&key->outer);
+    ngx_sha1_update(&key->outer, pad, sizeof(pad));
+
+    ngx_explicit_memzero(k, sizeof(k));
+    ngx_explicit_memzero(pad, sizeof(pad));
 }
 
 
@@ -137,54 +176,30 @@ ngx_agentlocator_signature_params(ngx_pool_t *pool,
 }
 
 
-/* base64(HMAC-SHA1(token, url + params)) into out (28 bytes). */
+/* base64(HMAC-SHA1(key, url + params)) into out (28 bytes). */
 
-ngx_int_t
-ngx_agentlocator_signature_compute(ngx_pool_t *pool, ngx_str_t *token,
-    ngx_str_t *url, ngx_agentlocator_form_t *form, u_char *out)
+static void
+ngx_agentlocator_signature_of(ngx_agentlocator_hmac_t *key, ngx_str_t *url,
+    ngx_str_t *params, u_char *out)
 {
-    ngx_str_t  params;
+    u_char      md[20];
+    ngx_str_t   src, dst;
+    ngx_sha1_t  sha1;
 
-    if (ngx_agentlocator_signature_params(pool, form, &params) != NGX_OK) {
-        return NGX_ERROR;
-    }
+    sha1 = key->inner;
+    ngx_sha1_update(&sha1, url->data, url->len);
+    ngx_sha1_update(&sha1, params->data, params->len);
+    ngx_sha1_final(md, &sha1);
 
-    return ngx_agentlocator_signature_of(pool, token, url, &params, out);
-}
-
-
-static ngx_int_t
-ngx_agentlocator_signature_of(ngx_pool_t *pool, ngx_str_t *token,
-    ngx_str_t *url, ngx_str_t *params, u_char *out)
-{
-    u_char        *msg, md[EVP_MAX_MD_SIZE];
-    size_t         len;
-    ngx_str_t      src, dst;
-    unsigned int   md_len;
-
-    len = url->len + params->len;
-
-    msg = ngx_pnalloc(pool, len ? len : 1);
-    if (msg == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(ngx_cpymem(msg, url->data, url->len), params->data,
-               params->len);
-
-    if (HMAC(EVP_sha1(), token->data, (int) token->len, msg, len, md, &md_len)
-        == NULL)
-    {
-        return NGX_ERROR;
-    }
+    sha1 = key->outer;
+    ngx_sha1_update(&sha1, md, sizeof(md));
+    ngx_sha1_final(md, &sha1);
 
     src.data = md;
-    src.len = md_len;
+    src.len = sizeof(md);
     dst.data = out;
 
     ngx_encode_base64(&dst, &src);
-
-    return NGX_OK;
 }
 
 

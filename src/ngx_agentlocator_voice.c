@@ -279,7 +279,7 @@ ngx_agentlocator_voice_check_signature(ngx_http_request_t *r,
         reason = "missing";
 
     } else {
-        rc = ngx_agentlocator_signature_verify(r->pool, &amcf->auth_token,
+        rc = ngx_agentlocator_signature_verify(r->pool, &amcf->auth_key,
                                                &url, form, &h->value, 0);
         if (rc != NGX_DECLINED) {
             return rc;

@@ -29,7 +29,7 @@ start)
     if [ -z "${TWILIO_ACCOUNT_SID:-}" ]; then
         export TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000
     fi
-    mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/tmp"
+    mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/tmp" "$prefix/recordings"
     ln -sfn "$top/html" "$prefix/html"
     sed "s|^load_module .*agentlocator.*;|load_module $module;|" \
         "$top/nginx.conf.example" > "$prefix/conf/nginx.conf"
