@@ -4,7 +4,7 @@
 #   make run     nginx with the module on 127.0.0.1:8080 (prefix var/)
 #   make stop    stop it
 #
-# Other targets: deps, build, nginx-static, test-static, clean.
+# Other targets: deps, build, nginx-static, test-static, fuzz, clean.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -46,7 +46,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PROVE_JOBS   ?= 2
 T            ?= t/
 
-.PHONY: deps build nginx-static test test-static run stop clean
+.PHONY: deps build nginx-static test test-static fuzz fuzz-ci run stop clean
 
 
 # Installs only what is missing; a machine that has everything hears nothing.
@@ -115,6 +115,19 @@ test: deps build
 test-static: deps nginx-static
 	@TEST_NGINX_BINARY=$(STATIC_NGINX) TEST_NGINX_LOAD_MODULE= \
 	    prove -j$(PROVE_JOBS) $(T)
+
+
+# libFuzzer + ASan/UBSan on the frame codec and the Twilio message parser;
+# FUZZ_SECONDS per target (fuzz/README.md).
+FUZZ_SECONDS ?= 60
+
+fuzz:
+	@$(MAKE) -s -C fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+# What CI runs: the seeds and known reproducers, then a short bounded run.
+fuzz-ci:
+	@$(MAKE) -s -C fuzz regress
+	@$(MAKE) -s -C fuzz run FUZZ_SECONDS=20
 
 
 run: deps build

@@ -46,6 +46,13 @@ typedef enum {
 
 
 typedef enum {
+    NGX_AGENTLOCATOR_REASON_NONE = 0,
+    NGX_AGENTLOCATOR_REASON_NO_STREAM_START,
+    NGX_AGENTLOCATOR_REASON_NO_MEDIA
+} ngx_agentlocator_reason_e;
+
+
+typedef enum {
     NGX_AGENTLOCATOR_REDIRECT_NONE = 0,
     NGX_AGENTLOCATOR_REDIRECT_PENDING,
     NGX_AGENTLOCATOR_REDIRECT_DONE,
@@ -78,6 +85,7 @@ typedef struct {
     uint8_t                       state;        /* _call_state_e */
     uint8_t                       redirect_attempts;
     uint8_t                       redirect_outcome;
+    uint8_t                       redirect_reason;  /* _reason_e */
     uint8_t                       in_deadlines:1;
     uint8_t                       stream_error:1;
     uint8_t                       recording:1;
@@ -141,7 +149,32 @@ typedef struct {
     ngx_msec_t                    no_media_timeout;
     ngx_msec_t                    completed_grace;
     ngx_msec_t                    stale_after;
+    ngx_msec_t                    interval;     /* watchdog tick */
+    ngx_msec_t                    lease;        /* a claim's validity */
+    ngx_msec_t                    rest_timeout; /* one REST attempt */
+    ngx_uint_t                    attempts;     /* REST attempts per call */
 } ngx_agentlocator_timeouts_t;
+
+
+/* A call the watchdog claimed, copied out of the zone. */
+
+typedef struct {
+    u_char                        call_sid[NGX_AGENTLOCATOR_SID_LEN];
+    u_char                        account_sid[NGX_AGENTLOCATOR_SID_LEN];
+    ngx_uint_t                    attempt;
+    ngx_uint_t                    reason;       /* _reason_e */
+    ngx_uint_t                    takeover;     /* a dead claimant's */
+} ngx_agentlocator_claim_t;
+
+
+/* What became of one REST attempt. */
+
+typedef enum {
+    NGX_AGENTLOCATOR_ATTEMPT_DONE = 0,    /* redirected */
+    NGX_AGENTLOCATOR_ATTEMPT_RETRY,       /* again at retry_at */
+    NGX_AGENTLOCATOR_ATTEMPT_GONE,        /* the call is over (21220) */
+    NGX_AGENTLOCATOR_ATTEMPT_GIVE_UP      /* refused, or out of attempts */
+} ngx_agentlocator_attempt_e;
 
 
 /* an HMAC-SHA1 key, its padded blocks already hashed */
@@ -158,6 +191,11 @@ typedef struct {
     ngx_str_t                     account_sid;
     ngx_str_t                     auth_token;
     ngx_agentlocator_hmac_t       auth_key;     /* of auth_token */
+    ngx_str_t                     api_url;      /* Twilio REST base */
+    ngx_flag_t                    watchdog;     /* set: "off" to disable */
+
+    /* the server whose fallback TwiML the watchdog sends */
+    struct ngx_agentlocator_srv_conf_s  *watchdog_srv;
     ngx_path_t                   *recordings;   /* NULL: not kept */
 } ngx_agentlocator_main_conf_t;
 
@@ -172,7 +210,7 @@ typedef struct {
 } ngx_agentlocator_public_url_t;
 
 
-typedef struct {
+typedef struct ngx_agentlocator_srv_conf_s {
     ngx_agentlocator_public_url_t  *public_url;  /* NULL: not configured */
     ngx_str_t                       greeting;    /* absolute URL or empty */
     ngx_str_t                       fallback_prompt;
@@ -294,6 +332,14 @@ ngx_int_t ngx_agentlocator_registry_media_start(
     ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
     ngx_str_t *call_sid, ngx_str_t *stream_sid, ngx_str_t *account_sid,
     ngx_uint_t *known);
+ngx_uint_t ngx_agentlocator_registry_due(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_claim_t *claims,
+    ngx_uint_t max);
+ngx_int_t ngx_agentlocator_registry_attempt_done(
+    ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
+    u_char *call_sid, ngx_uint_t attempt, ngx_uint_t result,
+    ngx_uint_t status, ngx_msec_t retry_at);
+const char *ngx_agentlocator_reason_name(ngx_uint_t reason);
 ngx_int_t ngx_agentlocator_registry_media_progress(
     ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
     ngx_str_t *call_sid, uint64_t frames, uint64_t bytes,
@@ -341,6 +387,36 @@ const char *ngx_agentlocator_secret_load(ngx_conf_t *cf, ngx_str_t *value,
 ngx_int_t ngx_agentlocator_voice_handler(ngx_http_request_t *r);
 ngx_int_t ngx_agentlocator_valid_sid(ngx_str_t *sid, const char *prefix);
 u_char *ngx_agentlocator_log_safe(u_char *buf, size_t size, ngx_str_t *src);
+
+/* ngx_agentlocator_http_client.c */
+typedef struct {
+    ngx_uint_t                    status;       /* HTTP status, 0: none */
+    int                           curl_code;
+    const char                   *error;        /* NULL when curl_code == 0 */
+    ngx_str_t                     body;         /* at most 64k */
+    ngx_msec_t                    retry_after;  /* 0: none given */
+} ngx_agentlocator_http_result_t;
+
+typedef struct ngx_agentlocator_http_req_s  ngx_agentlocator_http_req_t;
+
+typedef void (*ngx_agentlocator_http_done_pt)(
+    ngx_agentlocator_http_result_t *result, void *data);
+
+ngx_int_t ngx_agentlocator_http_global_init(ngx_log_t *log);
+ngx_int_t ngx_agentlocator_http_init_worker(ngx_cycle_t *cycle);
+void ngx_agentlocator_http_exit_worker(void);
+ngx_agentlocator_http_req_t *ngx_agentlocator_http_post(ngx_str_t *url,
+    ngx_str_t *user, ngx_str_t *password, ngx_str_t *form,
+    ngx_msec_t timeout, ngx_agentlocator_http_done_pt done, void *data,
+    ngx_log_t *log);
+void ngx_agentlocator_http_cancel(ngx_agentlocator_http_req_t *req);
+ngx_uint_t ngx_agentlocator_http_active(void);
+
+/* ngx_agentlocator_watchdog.c */
+char *ngx_agentlocator_watchdog_conf(ngx_conf_t *cf,
+    ngx_agentlocator_main_conf_t *amcf, ngx_str_t *args, ngx_uint_t n);
+ngx_int_t ngx_agentlocator_watchdog_init_worker(ngx_cycle_t *cycle);
+void ngx_agentlocator_watchdog_exit_worker(ngx_cycle_t *cycle);
 
 /* ngx_agentlocator_media_stream.c */
 ngx_int_t ngx_agentlocator_media_stream_handler(ngx_http_request_t *r);

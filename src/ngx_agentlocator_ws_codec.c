@@ -371,10 +371,10 @@ ngx_agentlocator_ws_header(unsigned char *buf, unsigned opcode, size_t len)
     }
 
     buf[1] = 127;
-    buf[2] = 0;
-    buf[3] = 0;
-    buf[4] = 0;
-    buf[5] = 0;
+    buf[2] = (unsigned char) ((uint64_t) len >> 56);
+    buf[3] = (unsigned char) ((uint64_t) len >> 48);
+    buf[4] = (unsigned char) ((uint64_t) len >> 40);
+    buf[5] = (unsigned char) ((uint64_t) len >> 32);
     buf[6] = (unsigned char) (len >> 24);
     buf[7] = (unsigned char) (len >> 16);
     buf[8] = (unsigned char) (len >> 8);
@@ -447,6 +447,11 @@ ngx_agentlocator_utf8_valid(const unsigned char *p, size_t len)
 {
     size_t                n;
     const unsigned char  *last;
+
+    if (len == 0) {
+        /* p may be NULL for an empty message */
+        return 1;
+    }
 
     last = p + len;
 

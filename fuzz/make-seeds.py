@@ -1,0 +1,282 @@
+#!/usr/bin/python3
+"""Writes the seed corpora of the fuzz targets (stdlib only, deterministic).
+
+    /usr/bin/python3 fuzz/make-seeds.py
+
+corpus/ws_frames/*: byte 0 picks max_message (see maxes[] in ws_frames.c:
+9 = 1024, 13 = 65536, 15 = SIZE_MAX), byte 1 the chunk pattern, then the
+client's byte stream: masked frames as Twilio sends them, and broken ones.
+corpus/twilio_event/*: Media Streams messages shaped like real traffic
+(../shared/twilio-facts.md section 2), and malformed ones.
+Existing files in both directories are replaced.
+"""
+
+import base64
+import json
+import os
+import random
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RNG = random.Random(6455)
+
+MAX_1024 = 9
+MAX_64K = 13
+MAX_HUGE = 15
+
+STREAM = "MZ" + "18ad3ab5a668481ce02b83e7395059f0"
+CALL = "CA" + "0123456789abcdef0123456789abcdef"
+ACCOUNT = "AC" + "fedcba9876543210fedcba9876543210"
+
+
+def mulaw(n):
+    # 20 ms of 8 kHz mu-law looks like noise around 0xff/0x7f
+    return bytes(RNG.choice((0xff, 0xfe, 0x7f, 0x7e, 0xfd, 0x7d, 0xef, 0x6f))
+                 ^ RNG.randrange(8) for _ in range(n))
+
+
+def dumps(obj):
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def connected():
+    return dumps({"event": "connected", "protocol": "Call",
+                  "version": "1.0.0"})
+
+
+def start(stream=STREAM, params=None):
+    return dumps({
+        "event": "start", "sequenceNumber": "1",
+        "start": {
+            "accountSid": ACCOUNT, "streamSid": stream, "callSid": CALL,
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000,
+                            "channels": 1},
+            "customParameters": params if params is not None else {
+                "call_sid": CALL, "FirstName": "Jane", "LastName": "Doe",
+                "RemoteParty": "Bob"},
+        },
+        "streamSid": stream,
+    })
+
+
+def media(seq, chunk, ts, payload, track="inbound"):
+    return dumps({
+        "event": "media", "sequenceNumber": str(seq),
+        "media": {"track": track, "chunk": str(chunk), "timestamp": str(ts),
+                  "payload": base64.b64encode(payload).decode()},
+        "streamSid": STREAM,
+    })
+
+
+def mark(seq, name):
+    return dumps({"event": "mark", "sequenceNumber": str(seq),
+                  "streamSid": STREAM, "mark": {"name": name}})
+
+
+def dtmf(seq, digit):
+    return dumps({"event": "dtmf", "streamSid": STREAM,
+                  "sequenceNumber": str(seq),
+                  "dtmf": {"track": "inbound_track", "digit": digit}})
+
+
+def stop(seq):
+    return dumps({"event": "stop", "sequenceNumber": str(seq),
+                  "stop": {"accountSid": ACCOUNT, "callSid": CALL},
+                  "streamSid": STREAM})
+
+
+# --- RFC 6455 client frames ------------------------------------------------
+
+def frame(opcode, payload, fin=True, masked=True, rsv=0, length=None,
+          form=None, key=None):
+    """A client frame; length/form override the header for broken ones."""
+    n = len(payload) if length is None else length
+    b0 = (0x80 if fin else 0) | rsv << 4 | opcode
+    m = 0x80 if masked else 0
+    if form is None:
+        form = 7 if n < 126 else 16 if n <= 0xffff else 64
+    if form == 7:
+        head = bytes((b0, m | n))
+    elif form == 16:
+        head = bytes((b0, m | 126)) + struct.pack(">H", n)
+    else:
+        head = bytes((b0, m | 127)) + struct.pack(">Q", n)
+    if not masked:
+        return head + payload
+    key = key if key is not None else bytes(RNG.randrange(256)
+                                            for _ in range(4))
+    body = bytes(c ^ key[i & 3] for i, c in enumerate(payload))
+    return head + key + body
+
+
+def text(s, **kw):
+    return frame(0x1, s if isinstance(s, bytes) else s.encode(), **kw)
+
+
+def close(code=None, reason=b""):
+    return frame(0x8, b"" if code is None else struct.pack(">H", code)
+                 + reason)
+
+
+def ws_seed(max_sel, split, *frames):
+    return bytes((max_sel, split)) + b"".join(frames)
+
+
+def ws_seeds():
+    audio = [mulaw(160) for _ in range(3)]
+    session = [text(connected()), text(start())]
+    session += [text(media(i + 2, i + 1, 20 * i + 52, a))
+                for i, a in enumerate(audio)]
+    session += [text(mark(5, "Repeat message 0")), text(dtmf(6, "1")),
+                text(stop(7)), close(1000, b"Repeated 5 times")]
+
+    msg = start().decode()
+    third = len(msg) // 3
+    euro = "price: 5\u20ac".encode()          # the euro sign split below
+
+    return {
+        # realistic traffic
+        "text-connected": ws_seed(MAX_64K, 0x00, text(connected())),
+        "text-start-16bit": ws_seed(MAX_64K, 0x05, text(start())),
+        "text-media-160": ws_seed(MAX_64K, 0x0a, text(media(2, 1, 52,
+                                                            audio[0]))),
+        "session": ws_seed(MAX_64K, 0x1f, *session),
+        "session-bytewise": ws_seed(MAX_64K, 0x00, *session),
+        "session-random-chunks": ws_seed(MAX_64K, 0x41, *session),
+        "session-header-sizes": ws_seed(MAX_64K, 0x06, *session),
+        "session-min-1024": ws_seed(MAX_1024, 0x83, *session),
+        "fragmented-text-ping": ws_seed(
+            MAX_64K, 0x0d,
+            text(msg[:third], fin=False),
+            frame(0x9, b"keepalive"),
+            frame(0x0, msg[third:2 * third].encode(), fin=False),
+            frame(0xa, b""),
+            frame(0x0, msg[2 * third:].encode())),
+        "fragmented-utf8-split": ws_seed(
+            MAX_64K, 0x02,
+            text(euro[:-2], fin=False), frame(0x0, euro[-2:-1], fin=False),
+            frame(0x0, euro[-1:])),
+        "ping-pong": ws_seed(MAX_64K, 0x11, frame(0x9, b"\x00\x01ping"),
+                             frame(0xa, bytes(range(125)))),
+        "close-code-reason": ws_seed(MAX_64K, 0x22,
+                                     close(1000, b"Repeated 5 times")),
+        "close-empty": ws_seed(MAX_64K, 0x03, close()),
+        "close-4000-utf8": ws_seed(MAX_64K, 0x07,
+                                   close(4000, "d\u00e9j\u00e0".encode())),
+        "empty-text-binary": ws_seed(MAX_64K, 0x04, frame(0x2, b""),
+                                     text(b"{}"), text(b"")),
+        "binary-64bit": ws_seed(MAX_64K, 0xff,
+                                frame(0x2, mulaw(0x10000))),
+        "binary-64bit-truncated": ws_seed(MAX_HUGE, 0x09,
+                                          frame(0x2, mulaw(300),
+                                                length=0x12345, form=64)),
+        "text-16bit-max-126": ws_seed(6, 0x01, text("x" * 126)),
+        # broken: each ends the stream with a close code
+        "bad-unmasked": ws_seed(MAX_64K, 0x00, text(connected(),
+                                                    masked=False)),
+        "bad-rsv1": ws_seed(MAX_64K, 0x00, text(b"{}", rsv=4)),
+        "bad-opcode-3": ws_seed(MAX_64K, 0x00, frame(0x3, b"x")),
+        "bad-continuation-first": ws_seed(MAX_64K, 0x00, frame(0x0, b"x")),
+        "bad-text-in-fragment": ws_seed(MAX_64K, 0x00,
+                                        text(b"{", fin=False), text(b"}")),
+        "bad-fragmented-ping": ws_seed(MAX_64K, 0x00,
+                                       frame(0x9, b"p", fin=False)),
+        "bad-ping-126": ws_seed(MAX_64K, 0x00, frame(0x9, b"p" * 126)),
+        "bad-nonminimal-16": ws_seed(MAX_64K, 0x00,
+                                     text(b"x" * 5, form=16)),
+        "bad-nonminimal-64": ws_seed(MAX_64K, 0x00,
+                                     text(b"x" * 200, form=64)),
+        "bad-64bit-top-bit": ws_seed(MAX_HUGE, 0x00,
+                                     frame(0x2, b"", length=1 << 63,
+                                           form=64)),
+        "bad-too-big": ws_seed(MAX_1024, 0x00, text("y" * 2000)),
+        "bad-too-big-fragments": ws_seed(MAX_1024, 0x00,
+                                         text("a" * 600, fin=False),
+                                         frame(0x0, b"b" * 600)),
+        "bad-utf8-text": ws_seed(MAX_64K, 0x00,
+                                 text(b"{\"event\":\"\xc0\xaf\"}")),
+        "bad-utf8-surrogate": ws_seed(MAX_64K, 0x00, text(b"\xed\xa0\x80")),
+        "bad-close-1-byte": ws_seed(MAX_64K, 0x00, frame(0x8, b"\x03")),
+        "bad-close-1005": ws_seed(MAX_64K, 0x00, close(1005)),
+        "bad-close-reason-utf8": ws_seed(MAX_64K, 0x00,
+                                         close(1000, b"\xff\xfe")),
+        "bad-after-close": ws_seed(MAX_64K, 0x00, close(1001),
+                                   text(b"late"), b"\x00\x00"),
+    }
+
+
+# --- Twilio messages ---------------------------------------------------------
+
+def twilio_seeds():
+    second = mulaw(8000)
+    return {
+        "connected": connected(),
+        "connected-spaced": b'{"event": "connected", "protocol": "Call", '
+                            b'"version": "1.0.0"}',
+        "start": start(),
+        "start-uuid-no-params": start(
+            stream="9e7ee906-377b-408f-a852-eebfb834422a", params={}),
+        "start-long-sids": start(stream="MZ" + "f" * 100,
+                                 params={"call_sid": "CA" + "e" * 80}),
+        "media-160": media(2, 1, 52, mulaw(160)),
+        "media-outbound": media(9, 8, 192, mulaw(160), track="outbound"),
+        "media-1s": media(40, 39, 832, second),
+        "media-empty-payload": media(3, 2, 72, b""),
+        "media-padding-1": media(3, 2, 72, b"\xff\xfe"),
+        "media-padding-2": media(3, 2, 72, b"\xff"),
+        "mark": mark(4, "my label"),
+        "mark-unicode-escape": b'{"event":"mark","sequenceNumber":"103",'
+                               b'"streamSid":"' + STREAM.encode()
+                               + b'","mark":{"name":"Repeat \\u00e9 0"}}',
+        "dtmf": dtmf(5, "1"),
+        "dtmf-hash": dtmf(6, "#"),
+        "stop": stop(8),
+        "clear-unknown-event": dumps({"event": "clear",
+                                      "streamSid": STREAM}),
+        "extra-fields": dumps({"event": "media", "sequenceNumber": "4",
+                               "extra": [1, 2.5, None, True, {"a": []}],
+                               "media": {"payload": "AAAA",
+                                         "chunk": 7}}),
+        # malformed
+        "bad-no-event": dumps({"streamSid": STREAM}),
+        "bad-event-number": b'{"event":3}',
+        "bad-media-no-payload": dumps({"event": "media",
+                                       "media": {"track": "inbound"}}),
+        "bad-base64-alphabet": dumps({"event": "media",
+                                      "media": {"payload": "ab-_"}}),
+        "bad-base64-length": dumps({"event": "media",
+                                    "media": {"payload": "abcde"}}),
+        "bad-base64-mid-padding": dumps({"event": "media",
+                                         "media": {"payload": "ab==cdef"}}),
+        "bad-truncated": start()[:97],
+        "bad-nested": b'{"event":"stop","x":' + b"[" * 9 + b"]" * 9 + b"}",
+        "bad-not-json": b"event=media&payload=AAAA",
+        "bad-array-top": b'[{"event":"connected"}]',
+        "bad-trailing": connected() + b"{}",
+        "bad-utf8": b'{"event":"mark","mark":{"name":"\xc3\x28"}}',
+        "bad-sample-rate": b'{"event":"start","start":{"mediaFormat":'
+                           b'{"sampleRate":-8000.5,"channels":1e3}}}',
+    }
+
+
+def write(sub, seeds):
+    d = os.path.join(HERE, "corpus", sub)
+    os.makedirs(d, exist_ok=True)
+    for name in os.listdir(d):
+        os.unlink(os.path.join(d, name))
+    for name, data in sorted(seeds.items()):
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+    return len(seeds), sum(len(v) for v in seeds.values())
+
+
+def main():
+    for sub, seeds in (("ws_frames", ws_seeds()),
+                       ("twilio_event", twilio_seeds())):
+        n, size = write(sub, seeds)
+        print("corpus/%s: %d files, %d bytes" % (sub, n, size))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,548 @@
+
+/*
+ * Outbound HTTP for the whole module (Twilio REST now; WhatsApp sends and
+ * transcription later): one libcurl multi handle per worker on the
+ * multi_socket API.  curl's sockets are wrapped as nginx connections with
+ * level-triggered events (curl does not promise to read to EAGAIN), its
+ * single timer is an nginx timer, names resolve on curl's threaded
+ * resolver; nothing here ever blocks the worker.
+ */
+
+
+#include "ngx_agentlocator.h"
+
+#include <curl/curl.h>
+
+
+#define NGX_AGENTLOCATOR_HTTP_MAX_BODY  (64 * 1024)
+
+
+struct ngx_agentlocator_http_req_s {
+    CURL                             *easy;
+    struct curl_slist                *headers;
+    char                             *url;
+    char                             *userpwd;
+    char                             *post;
+
+    ngx_agentlocator_http_done_pt     done;
+    void                             *data;
+
+    ngx_agentlocator_http_result_t    result;
+    u_char                            body[NGX_AGENTLOCATOR_HTTP_MAX_BODY];
+    char                              error[CURL_ERROR_SIZE];
+};
+
+
+typedef struct {
+    CURLM                            *multi;
+    ngx_event_t                       timer;
+    ngx_connection_t                  dummy;   /* timer.data: see below */
+    ngx_uint_t                        active;
+} ngx_agentlocator_http_engine_t;
+
+
+static int ngx_agentlocator_http_socket(CURL *easy, curl_socket_t s,
+    int what, void *userp, void *socketp);
+static int ngx_agentlocator_http_timer(CURLM *multi, long timeout_ms,
+    void *userp);
+static void ngx_agentlocator_http_event(ngx_event_t *ev);
+static void ngx_agentlocator_http_timeout(ngx_event_t *ev);
+static void ngx_agentlocator_http_completions(void);
+static void ngx_agentlocator_http_free(ngx_agentlocator_http_req_t *req);
+static size_t ngx_agentlocator_http_write(char *ptr, size_t size,
+    size_t nmemb, void *userdata);
+static size_t ngx_agentlocator_http_header(char *ptr, size_t size,
+    size_t nitems, void *userdata);
+static char *ngx_agentlocator_strdup(ngx_str_t *s);
+
+
+static ngx_agentlocator_http_engine_t  ngx_agentlocator_http;
+
+
+/* Once, in the master, before any thread exists (curl's requirement). */
+
+ngx_int_t
+ngx_agentlocator_http_global_init(ngx_log_t *log)
+{
+    curl_version_info_data  *info;
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        ngx_log_error(NGX_LOG_EMERG, log, 0,
+                      "agentlocator: curl_global_init() failed");
+        return NGX_ERROR;
+    }
+
+    info = curl_version_info(CURLVERSION_NOW);
+
+    if (!(info->features & CURL_VERSION_ASYNCHDNS)) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "agentlocator: libcurl %s resolves names synchronously;"
+                      " use IP addresses in REST URLs or a libcurl built "
+                      "with the threaded resolver", info->version);
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_agentlocator_http_init_worker(ngx_cycle_t *cycle)
+{
+    ngx_agentlocator_http_engine_t  *e;
+
+    e = &ngx_agentlocator_http;
+
+    e->multi = curl_multi_init();
+    if (e->multi == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "agentlocator: curl_multi_init() failed");
+        return NGX_ERROR;
+    }
+
+    curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION,
+                      ngx_agentlocator_http_socket);
+    curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION,
+                      ngx_agentlocator_http_timer);
+    curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 32L);
+
+    /*
+     * With --with-debug, ngx_add_timer() logs ngx_event_ident(ev->data),
+     * i.e. reads a connection's fd: give the timer a connection-shaped
+     * owner.
+     */
+
+    e->dummy.fd = (ngx_socket_t) -1;
+
+    e->timer.handler = ngx_agentlocator_http_timeout;
+    e->timer.data = &e->dummy;
+    e->timer.log = cycle->log;
+    e->timer.cancelable = 1;
+
+    return NGX_OK;
+}
+
+
+/* At worker exit: in-flight requests are dropped, their sockets freed. */
+
+void
+ngx_agentlocator_http_exit_worker(void)
+{
+    ngx_agentlocator_http_engine_t  *e;
+
+    e = &ngx_agentlocator_http;
+
+    if (e->multi == NULL) {
+        return;
+    }
+
+    if (e->timer.timer_set) {
+        ngx_del_timer(&e->timer);
+    }
+
+    if (e->timer.posted) {
+        ngx_delete_posted_event(&e->timer);
+    }
+
+    /* curl_multi_cleanup() calls the socket callback to remove sockets */
+    (void) curl_multi_cleanup(e->multi);
+    e->multi = NULL;
+}
+
+
+/*
+ * POST an application/x-www-form-urlencoded body with HTTP Basic auth.
+ * "done" is called once, from the event loop, unless the request is
+ * cancelled first.  Returns NULL if the request could not be started.
+ */
+
+ngx_agentlocator_http_req_t *
+ngx_agentlocator_http_post(ngx_str_t *url, ngx_str_t *user,
+    ngx_str_t *password, ngx_str_t *form, ngx_msec_t timeout,
+    ngx_agentlocator_http_done_pt done, void *data, ngx_log_t *log)
+{
+    CURL                         *easy;
+    ngx_str_t                     userpwd;
+    ngx_agentlocator_http_req_t  *req;
+
+    if (ngx_agentlocator_http.multi == NULL) {
+        return NULL;
+    }
+
+    req = ngx_calloc(sizeof(ngx_agentlocator_http_req_t), log);
+    if (req == NULL) {
+        return NULL;
+    }
+
+    req->done = done;
+    req->data = data;
+
+    req->url = ngx_agentlocator_strdup(url);
+    req->post = ngx_agentlocator_strdup(form);
+
+    userpwd.len = user->len + 1 + password->len;
+    userpwd.data = ngx_alloc(userpwd.len + 1, log);
+
+    if (userpwd.data) {
+        ngx_sprintf(userpwd.data, "%V:%V%Z", user, password);
+        req->userpwd = (char *) userpwd.data;
+    }
+
+    easy = curl_easy_init();
+    req->easy = easy;
+
+    req->headers = curl_slist_append(NULL, "Accept: application/json");
+
+    if (req->url == NULL || req->post == NULL || req->userpwd == NULL
+        || easy == NULL || req->headers == NULL)
+    {
+        ngx_agentlocator_http_free(req);
+        return NULL;
+    }
+
+    curl_easy_setopt(easy, CURLOPT_URL, req->url);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->post);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) form->len);
+    curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+    curl_easy_setopt(easy, CURLOPT_USERPWD, req->userpwd);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, req->headers);
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, NGX_AGENTLOCATOR_MODULE_NAME
+                     "/" NGX_AGENTLOCATOR_VERSION);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) timeout);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long) ngx_min(timeout, 5000));
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, req->error);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION,
+                     ngx_agentlocator_http_write);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION,
+                     ngx_agentlocator_http_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
+
+    if (curl_multi_add_handle(ngx_agentlocator_http.multi, easy) != CURLM_OK)
+    {
+        ngx_agentlocator_http_free(req);
+        return NULL;
+    }
+
+    ngx_agentlocator_http.active++;
+
+    return req;
+}
+
+
+/* The request is abandoned; "done" will not be called. */
+
+void
+ngx_agentlocator_http_cancel(ngx_agentlocator_http_req_t *req)
+{
+    (void) curl_multi_remove_handle(ngx_agentlocator_http.multi, req->easy);
+    ngx_agentlocator_http.active--;
+    ngx_agentlocator_http_free(req);
+}
+
+
+ngx_uint_t
+ngx_agentlocator_http_active(void)
+{
+    return ngx_agentlocator_http.active;
+}
+
+
+/*
+ * curl says which directions a socket waits for.  The first time we see a
+ * socket it gets an nginx connection, remembered with curl_multi_assign();
+ * CURL_POLL_REMOVE gives the connection back without closing the fd,
+ * which is curl's.
+ */
+
+static int
+ngx_agentlocator_http_socket(CURL *easy, curl_socket_t s, int what,
+    void *userp, void *socketp)
+{
+    ngx_connection_t  *c = socketp;
+
+    ngx_agentlocator_http_engine_t  *e;
+
+    e = &ngx_agentlocator_http;
+
+    if (what == CURL_POLL_REMOVE) {
+        if (c == NULL) {
+            return 0;
+        }
+
+        if (c->read->active) {
+            (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+        }
+
+        if (c->write->active) {
+            (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+        }
+
+        if (c->read->posted) {
+            ngx_delete_posted_event(c->read);
+        }
+
+        if (c->write->posted) {
+            ngx_delete_posted_event(c->write);
+        }
+
+        ngx_free_connection(c);
+        c->fd = (ngx_socket_t) -1;
+
+        (void) curl_multi_assign(e->multi, s, NULL);
+
+        return 0;
+    }
+
+    if (c == NULL) {
+        c = ngx_get_connection(s, ngx_cycle->log);
+        if (c == NULL) {
+            return -1;
+        }
+
+        c->read->handler = ngx_agentlocator_http_event;
+        c->write->handler = ngx_agentlocator_http_event;
+        c->read->log = c->log;
+        c->write->log = c->log;
+
+        (void) curl_multi_assign(e->multi, s, c);
+    }
+
+    /* level-triggered, and only while curl asks: no busy loop on writable */
+
+    if (what & CURL_POLL_IN) {
+        if (!c->read->active
+            && ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
+               != NGX_OK)
+        {
+            return -1;
+        }
+
+    } else if (c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+
+    if (what & CURL_POLL_OUT) {
+        if (!c->write->active
+            && ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
+               != NGX_OK)
+        {
+            return -1;
+        }
+
+    } else if (c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+
+    return 0;
+}
+
+
+/*
+ * curl's one timer.  0 ms must not call back into curl from here (curl's
+ * rule): it becomes a posted event, run after this event loop turn.
+ */
+
+static int
+ngx_agentlocator_http_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    ngx_event_t  *ev;
+
+    ev = &ngx_agentlocator_http.timer;
+
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
+
+    if (timeout_ms < 0) {
+        return 0;
+    }
+
+    if (timeout_ms == 0) {
+        if (!ev->posted) {
+            ngx_post_event(ev, &ngx_posted_events);
+        }
+
+        return 0;
+    }
+
+    ngx_add_timer(ev, (ngx_msec_t) timeout_ms);
+
+    return 0;
+}
+
+
+static void
+ngx_agentlocator_http_event(ngx_event_t *ev)
+{
+    int                running;
+    ngx_connection_t  *c;
+
+    c = ev->data;
+
+    /* the fd is curl's: readiness is re-reported by epoll, never cached */
+    ev->ready = 0;
+
+    (void) curl_multi_socket_action(ngx_agentlocator_http.multi, c->fd,
+                                    ev->write ? CURL_CSELECT_OUT
+                                              : CURL_CSELECT_IN,
+                                    &running);
+
+    ngx_agentlocator_http_completions();
+}
+
+
+static void
+ngx_agentlocator_http_timeout(ngx_event_t *ev)
+{
+    int  running;
+
+    (void) curl_multi_socket_action(ngx_agentlocator_http.multi,
+                                    CURL_SOCKET_TIMEOUT, 0, &running);
+
+    ngx_agentlocator_http_completions();
+}
+
+
+static void
+ngx_agentlocator_http_completions(void)
+{
+    int                           left;
+    long                          status;
+    CURLMsg                      *msg;
+    ngx_agentlocator_http_req_t  *req;
+
+    while ((msg = curl_multi_info_read(ngx_agentlocator_http.multi, &left))) {
+
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+
+        req = NULL;
+        (void) curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
+                                 (char **) &req);
+
+        if (req == NULL) {
+            continue;
+        }
+
+        status = 0;
+        (void) curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE,
+                                 &status);
+
+        req->result.status = (ngx_uint_t) status;
+        req->result.curl_code = msg->data.result;
+        req->result.error = (msg->data.result == CURLE_OK)
+                            ? NULL
+                            : (req->error[0] ? req->error
+                                 : curl_easy_strerror(msg->data.result));
+        req->result.body.data = req->body;
+
+        (void) curl_multi_remove_handle(ngx_agentlocator_http.multi,
+                                        msg->easy_handle);
+        ngx_agentlocator_http.active--;
+
+        req->done(&req->result, req->data);
+
+        ngx_agentlocator_http_free(req);
+    }
+}
+
+
+static void
+ngx_agentlocator_http_free(ngx_agentlocator_http_req_t *req)
+{
+    if (req->easy) {
+        curl_easy_cleanup(req->easy);
+    }
+
+    curl_slist_free_all(req->headers);
+
+    if (req->userpwd) {
+        /* the auth token was in it */
+        ngx_explicit_memzero(req->userpwd, ngx_strlen(req->userpwd));
+        ngx_free(req->userpwd);
+    }
+
+    ngx_free(req->url);
+    ngx_free(req->post);
+    ngx_free(req);
+}
+
+
+/* Bounded: the REST answers we read are small JSON documents. */
+
+static size_t
+ngx_agentlocator_http_write(char *ptr, size_t size, size_t nmemb,
+    void *userdata)
+{
+    ngx_agentlocator_http_req_t *req = userdata;
+
+    size_t  n, room;
+
+    n = size * nmemb;
+    room = NGX_AGENTLOCATOR_HTTP_MAX_BODY - req->result.body.len;
+
+    ngx_memcpy(req->body + req->result.body.len, ptr, ngx_min(n, room));
+    req->result.body.len += ngx_min(n, room);
+
+    return n;
+}
+
+
+/* Retry-After: seconds (the HTTP-date form is treated as absent). */
+
+static size_t
+ngx_agentlocator_http_header(char *ptr, size_t size, size_t nitems,
+    void *userdata)
+{
+    ngx_agentlocator_http_req_t *req = userdata;
+
+    size_t     n, i;
+    ngx_int_t  v;
+
+    n = size * nitems;
+
+    if (n > sizeof("Retry-After:") - 1
+        && ngx_strncasecmp((u_char *) ptr, (u_char *) "Retry-After:",
+                           sizeof("Retry-After:") - 1) == 0)
+    {
+        i = sizeof("Retry-After:") - 1;
+
+        while (i < n && (ptr[i] == ' ' || ptr[i] == '\t')) {
+            i++;
+        }
+
+        v = 0;
+
+        while (i < n && ptr[i] >= '0' && ptr[i] <= '9' && v < 86400) {
+            v = v * 10 + (ptr[i++] - '0');
+        }
+
+        req->result.retry_after = (ngx_msec_t) v * 1000;
+    }
+
+    return n;
+}
+
+
+static char *
+ngx_agentlocator_strdup(ngx_str_t *s)
+{
+    char  *p;
+
+    p = ngx_alloc(s->len + 1, ngx_cycle->log);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, s->data, s->len);
+    p[s->len] = '\0';
+
+    return p;
+}
