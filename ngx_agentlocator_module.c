@@ -8,7 +8,9 @@
 #include "ngx_agentlocator.h"
 
 
+static ngx_int_t ngx_agentlocator_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_agentlocator_init_process(ngx_cycle_t *cycle);
+static void ngx_agentlocator_exit_process(ngx_cycle_t *cycle);
 static void *ngx_agentlocator_create_main_conf(ngx_conf_t *cf);
 static char *ngx_agentlocator_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_agentlocator_create_srv_conf(ngx_conf_t *cf);
@@ -34,6 +36,10 @@ static char *ngx_agentlocator_recordings(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_subprotocols(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_agentlocator_watchdog(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_agentlocator_api_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_agentlocator_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_set_handler(ngx_conf_t *cf,
@@ -102,6 +108,20 @@ static ngx_command_t  ngx_agentlocator_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_agentlocator_subprotocols,
       NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agentlocator_watchdog"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_agentlocator_watchdog,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agentlocator_twilio_api_url"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_agentlocator_api_url,
+      NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
 
@@ -186,14 +206,33 @@ ngx_module_t  ngx_http_agentlocator_module = {
     ngx_agentlocator_commands,             /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_agentlocator_init_module,          /* init module */
     ngx_agentlocator_init_process,         /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_agentlocator_exit_process,         /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+/* In the master, before workers (and any thread) exist. */
+
+static ngx_int_t
+ngx_agentlocator_init_module(ngx_cycle_t *cycle)
+{
+    static ngx_uint_t  curl_ready;
+
+    if (!curl_ready) {
+        if (ngx_agentlocator_http_global_init(cycle->log) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        curl_ready = 1;
+    }
+
+    return NGX_OK;
+}
 
 
 static ngx_int_t
@@ -207,7 +246,19 @@ ngx_agentlocator_init_process(ngx_cycle_t *cycle)
 
     ngx_agentlocator_registry_init_worker(cycle);
 
-    return NGX_OK;
+    if (ngx_agentlocator_http_init_worker(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_agentlocator_watchdog_init_worker(cycle);
+}
+
+
+static void
+ngx_agentlocator_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_agentlocator_watchdog_exit_worker(cycle);
+    ngx_agentlocator_http_exit_worker();
 }
 
 
@@ -227,12 +278,19 @@ ngx_agentlocator_create_main_conf(ngx_conf_t *cf)
      *     amcf->shm_zone = NULL;
      *     amcf->account_sid = { 0, NULL };
      *     amcf->auth_token = { 0, NULL };
+     *     amcf->api_url = { 0, NULL };
+     *     amcf->watchdog_srv = NULL;
      */
 
     amcf->timeouts.start_timeout = NGX_CONF_UNSET_MSEC;
     amcf->timeouts.no_media_timeout = NGX_CONF_UNSET_MSEC;
     amcf->timeouts.completed_grace = NGX_CONF_UNSET_MSEC;
     amcf->timeouts.stale_after = NGX_CONF_UNSET_MSEC;
+    amcf->timeouts.interval = NGX_CONF_UNSET_MSEC;
+    amcf->timeouts.lease = NGX_CONF_UNSET_MSEC;
+    amcf->timeouts.rest_timeout = NGX_CONF_UNSET_MSEC;
+    amcf->timeouts.attempts = NGX_CONF_UNSET_UINT;
+    amcf->watchdog = NGX_CONF_UNSET;
 
     return amcf;
 }
@@ -255,6 +313,26 @@ ngx_agentlocator_init_main_conf(ngx_conf_t *cf, void *conf)
 
     /* Twilio's default maximum call length is 4 hours */
     ngx_conf_init_msec_value(to->stale_after, 4 * 60 * 60 * 1000);
+
+    ngx_conf_init_msec_value(to->interval, 100);
+    ngx_conf_init_msec_value(to->rest_timeout, 5000);
+
+    /* a claim outlives one REST attempt, so only a dead claimant loses it */
+    ngx_conf_init_msec_value(to->lease, to->rest_timeout + 3000);
+
+    ngx_conf_init_uint_value(to->attempts, 6);
+    ngx_conf_init_value(amcf->watchdog, 1);
+
+    if (to->lease <= to->rest_timeout) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "agentlocator_watchdog lease= must be longer than "
+                      "timeout=: a live attempt would lose its claim");
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->api_url.len == 0) {
+        ngx_str_set(&amcf->api_url, "https://api.twilio.com");
+    }
 
     if (amcf->auth_token.len) {
         ngx_agentlocator_hmac_init(&amcf->auth_key, &amcf->auth_token);
@@ -416,6 +494,23 @@ ngx_agentlocator_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                       "set (or set \"agentlocator_signature off\")",
                       what, conf->conf_file, conf->conf_line);
         return NGX_CONF_ERROR;
+    }
+
+    if (conf->voice == NGX_AGENTLOCATOR_VOICE_INCOMING_CALL
+        && amcf->watchdog_srv == NULL)
+    {
+        /* REST redirects send this server's fallback */
+        amcf->watchdog_srv = ascf;
+
+        if (amcf->watchdog
+            && (amcf->account_sid.len == 0 || amcf->auth_token.len == 0))
+        {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "the agentlocator watchdog cannot redirect calls "
+                          "without agentlocator_twilio_account_sid and "
+                          "agentlocator_twilio_auth_token: it is off");
+            amcf->watchdog = 0;
+        }
     }
 
     if (!conf->signature) {
@@ -584,6 +679,56 @@ ngx_agentlocator_media_stream(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     return ngx_agentlocator_set_handler(cf, alcf,
                                         ngx_agentlocator_media_stream_handler);
+}
+
+
+static char *
+ngx_agentlocator_watchdog(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_agentlocator_main_conf_t *amcf = conf;
+
+    ngx_str_t  *value;
+
+    if (amcf->watchdog != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    amcf->watchdog = 1;
+    value = cf->args->elts;
+
+    return ngx_agentlocator_watchdog_conf(cf, amcf, &value[1],
+                                          cf->args->nelts - 1);
+}
+
+
+/* agentlocator_twilio_api_url: an absolute http(s) URL, like public_url. */
+
+static char *
+ngx_agentlocator_api_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_agentlocator_main_conf_t *amcf = conf;
+
+    ngx_str_t                      *value;
+    const char                     *err;
+    ngx_agentlocator_public_url_t   url;
+
+    if (amcf->api_url.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    err = ngx_agentlocator_public_url_parse(cf->pool, &value[1], &url);
+    if (err) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid agentlocator_twilio_api_url \"%V\": %s",
+                           &value[1], err);
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->api_url = url.url;
+
+    return NGX_CONF_OK;
 }
 
 

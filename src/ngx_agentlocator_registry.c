@@ -34,6 +34,9 @@ static void ngx_agentlocator_registry_link(ngx_agentlocator_registry_sh_t *sh,
 static void ngx_agentlocator_registry_touch(ngx_agentlocator_registry_sh_t *sh,
     ngx_agentlocator_call_t *call, ngx_agentlocator_timeouts_t *to,
     ngx_msec_t now);
+static void ngx_agentlocator_registry_refile(
+    ngx_agentlocator_registry_sh_t *sh, ngx_agentlocator_call_t *call,
+    ngx_msec_t due);
 static ngx_msec_t ngx_agentlocator_call_due(ngx_agentlocator_call_t *call,
     ngx_agentlocator_timeouts_t *to);
 static void ngx_agentlocator_rbtree_insert_call(ngx_rbtree_node_t *temp,
@@ -783,6 +786,203 @@ ngx_agentlocator_registry_snapshot(ngx_agentlocator_registry_t *reg,
 
 
 /*
+ * The watchdog's pass over what is due, in due order, at most "max" claims:
+ * a call whose stream never started or whose media stopped is claimed
+ * (state "redirecting", this worker, a lease) and copied into "claims"; a
+ * claim whose lease ran out (its worker died, or a retry is due) is claimed
+ * again; finished calls past their time are reaped; a streaming call with
+ * recent media is filed again at its real deadline.  Every call handled
+ * leaves with a due time in the future, so the pass always ends.
+ */
+
+ngx_uint_t
+ngx_agentlocator_registry_due(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_claim_t *claims,
+    ngx_uint_t max)
+{
+    ngx_uint_t                       n, reason, takeover, visited;
+    ngx_msec_t                       now, t;
+    ngx_rbtree_node_t               *node;
+    ngx_agentlocator_call_t         *call;
+    ngx_agentlocator_claim_t        *claim;
+    ngx_agentlocator_registry_sh_t  *sh;
+
+    sh = reg->sh;
+    now = ngx_current_msec;
+    n = 0;
+
+    ngx_agentlocator_registry_lock(reg);
+
+    for (visited = 0; n < max && visited < 4 * max; visited++) {
+
+        if (sh->deadlines.root == sh->deadlines.sentinel) {
+            break;
+        }
+
+        node = ngx_rbtree_min(sh->deadlines.root, sh->deadlines.sentinel);
+
+        if ((ngx_msec_int_t) (node->key - now) > 0) {
+            break;
+        }
+
+        call = ngx_agentlocator_call_of(node, deadline);
+        reason = NGX_AGENTLOCATOR_REASON_NONE;
+        takeover = 0;
+
+        switch (call->state) {
+
+        case NGX_AGENTLOCATOR_CALL_ARMED:
+            reason = NGX_AGENTLOCATOR_REASON_NO_STREAM_START;
+            break;
+
+        case NGX_AGENTLOCATOR_CALL_STREAMING:
+            t = (call->last_media ? call->last_media : call->stream_start)
+                + to->no_media_timeout;
+
+            if ((ngx_msec_int_t) (t - now) > 0) {
+                ngx_agentlocator_registry_refile(sh, call, t);
+                continue;
+            }
+
+            reason = NGX_AGENTLOCATOR_REASON_NO_MEDIA;
+            break;
+
+        case NGX_AGENTLOCATOR_CALL_REDIRECTING:
+            /* a retry that is due, or a claimant that died: lease over */
+            reason = call->redirect_reason;
+            takeover = (call->claimant != 0);
+            break;
+
+        case NGX_AGENTLOCATOR_CALL_COMPLETED:
+            ngx_agentlocator_registry_free(reg, call);
+            sh->expired++;
+            continue;
+
+        default: /* stopped, redirected */
+            t = call->updated + to->stale_after;
+
+            if ((ngx_msec_int_t) (t - now) > 0) {
+                ngx_agentlocator_registry_refile(sh, call, t);
+                continue;
+            }
+
+            ngx_agentlocator_registry_free(reg, call);
+            sh->expired++;
+            continue;
+        }
+
+        /* the claim: one state change under the lock, so exactly once */
+
+        call->state = NGX_AGENTLOCATOR_CALL_REDIRECTING;
+        call->redirect_reason = (uint8_t) reason;
+        call->redirect_outcome = NGX_AGENTLOCATOR_REDIRECT_PENDING;
+        call->redirect_attempts++;
+        call->claimant = ngx_pid;
+        call->lease_until = now + to->lease;
+
+        ngx_agentlocator_registry_refile(sh, call, call->lease_until);
+
+        claim = &claims[n++];
+        ngx_memcpy(claim->call_sid, call->call_sid, NGX_AGENTLOCATOR_SID_LEN);
+        ngx_memcpy(claim->account_sid, call->account_sid,
+                   NGX_AGENTLOCATOR_SID_LEN);
+        claim->attempt = call->redirect_attempts;
+        claim->reason = reason;
+        claim->takeover = takeover;
+    }
+
+    ngx_agentlocator_registry_unlock(reg);
+
+    return n;
+}
+
+
+/*
+ * The claimant's REST attempt ended.  Only the current claim counts: an
+ * answer that comes after the lease passed to another worker is ignored.
+ */
+
+ngx_int_t
+ngx_agentlocator_registry_attempt_done(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_timeouts_t *to, u_char *call_sid, ngx_uint_t attempt,
+    ngx_uint_t result, ngx_uint_t status, ngx_msec_t retry_at)
+{
+    ngx_str_t                        sid;
+    ngx_msec_t                       now;
+    ngx_agentlocator_call_t         *call;
+    ngx_agentlocator_registry_sh_t  *sh;
+
+    sh = reg->sh;
+    now = ngx_current_msec;
+
+    sid.data = call_sid;
+    sid.len = NGX_AGENTLOCATOR_SID_LEN;
+
+    ngx_agentlocator_registry_lock(reg);
+
+    call = ngx_agentlocator_registry_lookup(sh, &sid);
+
+    if (call == NULL
+        || call->state != NGX_AGENTLOCATOR_CALL_REDIRECTING
+        || call->claimant != ngx_pid
+        || call->redirect_attempts != attempt)
+    {
+        ngx_agentlocator_registry_unlock(reg);
+        return NGX_DECLINED;
+    }
+
+    call->redirect_status = (uint16_t) status;
+    call->updated = now;
+
+    switch (result) {
+
+    case NGX_AGENTLOCATOR_ATTEMPT_DONE:
+        call->state = NGX_AGENTLOCATOR_CALL_REDIRECTED;
+        call->redirect_outcome = NGX_AGENTLOCATOR_REDIRECT_DONE;
+        call->claimant = 0;
+        ngx_agentlocator_registry_refile(sh, call, now + to->stale_after);
+        break;
+
+    case NGX_AGENTLOCATOR_ATTEMPT_RETRY:
+        /* any worker may make the next attempt when it is due */
+        call->claimant = 0;
+        call->lease_until = retry_at;
+        ngx_agentlocator_registry_refile(sh, call, retry_at);
+        break;
+
+    case NGX_AGENTLOCATOR_ATTEMPT_GONE:
+        call->state = NGX_AGENTLOCATOR_CALL_COMPLETED;
+        call->redirect_outcome = NGX_AGENTLOCATOR_REDIRECT_GAVE_UP;
+        call->claimant = 0;
+        call->completed = now;
+        ngx_agentlocator_registry_refile(sh, call,
+                                         now + to->completed_grace);
+        break;
+
+    default: /* NGX_AGENTLOCATOR_ATTEMPT_GIVE_UP */
+        call->state = NGX_AGENTLOCATOR_CALL_STOPPED;
+        call->redirect_outcome = NGX_AGENTLOCATOR_REDIRECT_GAVE_UP;
+        call->claimant = 0;
+        ngx_agentlocator_registry_refile(sh, call, now + to->stale_after);
+        break;
+    }
+
+    ngx_agentlocator_registry_unlock(reg);
+
+    return NGX_OK;
+}
+
+
+const char *
+ngx_agentlocator_reason_name(ngx_uint_t reason)
+{
+    static const char  *names[] = { "none", "no_stream_start", "no_media" };
+
+    return names[reason <= NGX_AGENTLOCATOR_REASON_NO_MEDIA ? reason : 0];
+}
+
+
+/*
  * The media stream's "start": the call is streaming.  A call the registry
  * does not know (its incoming_call went to another host, or the zone lost
  * it) is registered here, so the watchdog protects the stream all the same.
@@ -1043,6 +1243,26 @@ ngx_agentlocator_registry_free(ngx_agentlocator_registry_t *reg,
 }
 
 
+/* The call is due at "due" instead. */
+
+static void
+ngx_agentlocator_registry_refile(ngx_agentlocator_registry_sh_t *sh,
+    ngx_agentlocator_call_t *call, ngx_msec_t due)
+{
+    ngx_agentlocator_change_begin(sh);
+
+    if (call->in_deadlines) {
+        ngx_rbtree_delete(&sh->deadlines, &call->deadline);
+    }
+
+    call->deadline.key = due ? due : 1;
+    ngx_rbtree_insert(&sh->deadlines, &call->deadline);
+    call->in_deadlines = 1;
+
+    ngx_agentlocator_change_end(sh);
+}
+
+
 /* Activity: to the head of the LRU, and re-filed by its new due time. */
 
 static void
@@ -1057,16 +1277,10 @@ ngx_agentlocator_registry_touch(ngx_agentlocator_registry_sh_t *sh,
     ngx_queue_remove(&call->lru);
     ngx_queue_insert_head(&sh->lru, &call->lru);
 
-    if (call->in_deadlines) {
-        ngx_rbtree_delete(&sh->deadlines, &call->deadline);
-        call->in_deadlines = 0;
-    }
-
-    call->deadline.key = ngx_agentlocator_call_due(call, to);
-    ngx_rbtree_insert(&sh->deadlines, &call->deadline);
-    call->in_deadlines = 1;
-
     ngx_agentlocator_change_end(sh);
+
+    ngx_agentlocator_registry_refile(sh, call,
+                                     ngx_agentlocator_call_due(call, to));
 }
 
 
@@ -1095,6 +1309,10 @@ ngx_agentlocator_call_due(ngx_agentlocator_call_t *call,
 
     case NGX_AGENTLOCATOR_CALL_COMPLETED:
         due = call->completed + to->completed_grace;
+        break;
+
+    case NGX_AGENTLOCATOR_CALL_REDIRECTING:
+        due = call->lease_until;
         break;
 
     default:

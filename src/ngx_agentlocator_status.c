@@ -147,11 +147,12 @@ ngx_agentlocator_status_call(u_char *p, ngx_agentlocator_call_t *call,
 
     p = ngx_sprintf(p, ",\"frames\":%uL,\"bytes\":%uL,\"stream_error\":%s,"
                     "\"recording\":%s,\"redirect\":{\"attempts\":%ui,"
-                    "\"outcome\":\"%s\",\"status\":%ui}}",
+                    "\"reason\":\"%s\",\"outcome\":\"%s\",\"status\":%ui}}",
                     call->frames, call->bytes,
                     call->stream_error ? "true" : "false",
                     call->recording ? "true" : "false",
                     (ngx_uint_t) call->redirect_attempts,
+                    ngx_agentlocator_reason_name(call->redirect_reason),
                     ngx_agentlocator_redirect_names[
                         call->redirect_outcome
                         <= NGX_AGENTLOCATOR_REDIRECT_GAVE_UP

@@ -1,0 +1,123 @@
+#!/usr/bin/python3
+"""A stand-in for Twilio's REST API in tests: records every request and
+answers as told.  Python's standard library only.
+
+    twilio_rest.py [--port N]        prints "PORT <n>" when listening
+
+Control (JSON bodies):
+    POST /__mode      {"mode": "ok" | "fail" | "429" | "21220" | "400" | "delay",
+                       "fail_times": N,      # "fail": 500 N times per call, then 200
+                       "retry_after": S,     # "429": Retry-After seconds (once per call)
+                       "delay_ms": N}        # "delay": wait, then 200
+    GET  /__requests  -> [{"time", "method", "path", "auth", "form"}, ...]
+    POST /__reset     forget the recorded requests and counters
+"""
+
+import argparse
+import json
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LOCK = threading.Lock()
+STATE = {"mode": {"mode": "ok"}, "requests": [], "seen": {}}
+
+
+def call_json(call_sid, account):
+    return {"sid": call_sid, "account_sid": account, "status": "in-progress",
+            "api_version": "2010-04-01", "direction": "inbound"}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def reply(self, status, obj, headers=None):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/__requests":
+            with LOCK:
+                self.reply(200, STATE["requests"])
+            return
+        self.reply(404, {"code": 20404, "message": "not found"})
+
+    def do_POST(self):
+        raw = self.body()
+        if self.path == "/__mode":
+            with LOCK:
+                STATE["mode"] = json.loads(raw or b"{}")
+                STATE["seen"] = {}
+            self.reply(200, STATE["mode"])
+            return
+        if self.path == "/__reset":
+            with LOCK:
+                STATE["requests"] = []
+                STATE["seen"] = {}
+            self.reply(200, {})
+            return
+
+        parts = self.path.split("/")
+        # /2010-04-01/Accounts/{AC}/Calls/{CA}.json
+        if (len(parts) != 6 or parts[1] != "2010-04-01"
+                or parts[2] != "Accounts" or parts[4] != "Calls"
+                or not parts[5].endswith(".json")):
+            self.reply(404, {"code": 20404, "message": "not found"})
+            return
+        account, call = parts[3], parts[5][:-5]
+        form = urllib.parse.parse_qs(raw.decode(), keep_blank_values=True)
+        with LOCK:
+            STATE["requests"].append({
+                "time": time.time(), "method": "POST", "path": self.path,
+                "auth": self.headers.get("Authorization"),
+                "content_type": self.headers.get("Content-Type"),
+                "form": form})
+            n = STATE["seen"].get(call, 0) + 1
+            STATE["seen"][call] = n
+            mode = dict(STATE["mode"])
+
+        m = mode.get("mode", "ok")
+        if m == "fail" and n <= int(mode.get("fail_times", 1)):
+            self.reply(500, {"code": 20500, "message": "Internal Server Error"})
+        elif m == "429" and n == 1:
+            self.reply(429, {"code": 20429, "message": "Too Many Requests"},
+                       {"Retry-After": str(mode.get("retry_after", 1))})
+        elif m == "21220":
+            self.reply(400, {"code": 21220, "status": 400,
+                             "message": "Call is not in-progress. Cannot redirect.",
+                             "more_info": "https://www.twilio.com/docs/errors/21220"})
+        elif m == "400":
+            self.reply(400, {"code": 21218, "status": 400,
+                             "message": "Invalid ApplicationSid"})
+        else:
+            if m == "delay":
+                time.sleep(int(mode.get("delay_ms", 1000)) / 1000.0)
+            self.reply(200, call_json(call, account))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    args = ap.parse_args()
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    print("PORT %d" % server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
