@@ -26,10 +26,12 @@ sub incoming {
     return (@kv, map { ($_ => $more{$_}) } sort keys %more);
 }
 
+# the watchdog has its own suite (t/030-watchdog.t)
 our $HTTP = <<'_EOC_';
     agentlocator_zone calls 1m;
     agentlocator_twilio_auth_token 12345;
     agentlocator_public_url https://voice.example.com;
+    agentlocator_watchdog off;
 _EOC_
 
 our $LOCATIONS = <<'_EOC_';

@@ -26,6 +26,7 @@ add_block_preprocessor(sub {
     chomp $public;
     $block->set_value(http_config => "agentlocator_zone calls 1m;\n"
         . "agentlocator_twilio_auth_token 12345;\n"
+        . "agentlocator_watchdog off;\n"
         . "agentlocator_public_url $public;\n" . ($block->http_config // ''))
         unless defined $block->keep_http_config;
     $block->set_value(config => <<'_EOC_') unless defined $block->config;
