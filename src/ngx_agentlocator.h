@@ -266,8 +266,9 @@ typedef struct {
 
 
 typedef struct {
-    ngx_agentlocator_param_t      params[NGX_AGENTLOCATOR_FORM_MAX_PARAMS];
+    ngx_agentlocator_param_t     *params;       /* room for "nalloc" */
     ngx_uint_t                    nparams;
+    ngx_uint_t                    nalloc;
 } ngx_agentlocator_form_t;
 
 
@@ -346,6 +347,7 @@ ngx_int_t ngx_agentlocator_registry_media_progress(
     ngx_msec_t last_media, ngx_uint_t stopped);
 
 /* ngx_agentlocator_form.c */
+ngx_uint_t ngx_agentlocator_form_count(u_char *buf, size_t len);
 const char *ngx_agentlocator_form_parse(u_char *buf, size_t len,
     ngx_agentlocator_form_t *form);
 ngx_int_t ngx_agentlocator_form_get(ngx_agentlocator_form_t *form,

@@ -14,9 +14,28 @@ static ngx_int_t ngx_agentlocator_form_unescape(u_char *start, u_char *end,
 static ngx_int_t ngx_agentlocator_hex(u_char ch);
 
 
+/* An upper bound of the pairs in a body, to size form->params. */
+
+ngx_uint_t
+ngx_agentlocator_form_count(u_char *buf, size_t len)
+{
+    u_char      *p, *last;
+    ngx_uint_t   n;
+
+    n = 1;
+
+    for (p = buf, last = buf + len; p < last; p++) {
+        n += (*p == '&');
+    }
+
+    return n;
+}
+
+
 /*
  * Splits "k=v&k2=v2" into form->params in body order, decoding "+" and
- * %XX.  Returns NULL or a one-line reason.  Empty pairs ("a=1&&b=2") are
+ * %XX, into the caller's form->params (nalloc of them, see
+ * ngx_agentlocator_form_count()).  Returns NULL or a one-line reason.  Empty pairs ("a=1&&b=2") are
  * skipped; a pair without "=" has an empty value; keys may repeat.
  */
 
@@ -47,6 +66,10 @@ ngx_agentlocator_form_parse(u_char *buf, size_t len,
         if (p > pair) {
             if (form->nparams == NGX_AGENTLOCATOR_FORM_MAX_PARAMS) {
                 return "too many form parameters";
+            }
+
+            if (form->nparams == form->nalloc) {
+                return "too many form parameters";    /* caller's bound */
             }
 
             param = &form->params[form->nparams];

@@ -110,6 +110,14 @@ ngx_agentlocator_voice_process(ngx_http_request_t *r)
         return ngx_agentlocator_voice_degraded(r);
     }
 
+    form->nalloc = ngx_min(ngx_agentlocator_form_count(body.data, body.len),
+                           NGX_AGENTLOCATOR_FORM_MAX_PARAMS);
+    form->params = ngx_palloc(r->pool,
+                              form->nalloc * sizeof(ngx_agentlocator_param_t));
+    if (form->params == NULL) {
+        return ngx_agentlocator_voice_degraded(r);
+    }
+
     err = ngx_agentlocator_form_parse(body.data, body.len, form);
     if (err) {
         return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST, err);
@@ -205,6 +213,15 @@ ngx_agentlocator_voice_read_body(ngx_http_request_t *r, ngx_str_t *body)
     }
 
     if (len == 0) {
+        return NGX_OK;
+    }
+
+    b = r->request_body->bufs->buf;
+
+    if (r->request_body->bufs->next == NULL && !b->in_file) {
+        /* the usual case: one buffer in memory, parsed where it is */
+        body->data = b->pos;
+        body->len = b->last - b->pos;
         return NGX_OK;
     }
 
