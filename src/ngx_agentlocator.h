@@ -12,7 +12,17 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <ngx_sha1.h>
+
+/*
+ * OpenSSL's SHA_CTX is a plain struct: a key's padded blocks are hashed
+ * once and the state copied per signature, and its SHA-1 uses the CPU's
+ * SHA instructions.  OpenSSL 3 calls these functions deprecated (nginx
+ * itself still uses them the same way).
+ */
+#ifndef OPENSSL_SUPPRESS_DEPRECATED
+#define OPENSSL_SUPPRESS_DEPRECATED
+#endif
+#include <openssl/sha.h>
 
 
 #define NGX_AGENTLOCATOR_MODULE_NAME  "ngx_http_agentlocator_module"
@@ -21,13 +31,16 @@
 
 /*
  * The registry lives in the agentlocator_zone; every worker maps it.  One
- * entry per call, slab-allocated, found by CallSid in "calls", ordered by
- * its next due time in "deadlines" (watchdog, expiry) and by last activity
- * in "lru" (eviction).  "table" holds every entry once: it is what the
- * trees are rebuilt from when a worker died in the middle of changing them.
+ * entry per call, slab-allocated, found by CallSid through "index" (open
+ * addressing on the CallSid's hash: a lookup touches two or three cache
+ * lines where a tree of 100,000 calls touched twenty), ordered by its next
+ * due time in the "deadlines" rbtree (watchdog, expiry) and by last
+ * activity in "lru" (eviction).  "table" holds every entry once, each in
+ * a slot of its own: it is what the index, the tree and the queue are
+ * rebuilt from when a worker died in the middle of changing them.
  */
 
-#define NGX_AGENTLOCATOR_REGISTRY_LAYOUT  0x414c0002   /* "AL", layout 2 */
+#define NGX_AGENTLOCATOR_REGISTRY_LAYOUT  0x414c0003   /* "AL", layout 3 */
 #define NGX_AGENTLOCATOR_CALL_MAGIC       0x43414c4c   /* "CALL" */
 
 #define NGX_AGENTLOCATOR_SID_LEN          34           /* "CA" + 32 hex */
@@ -61,12 +74,12 @@ typedef enum {
 
 
 typedef struct {
-    ngx_rbtree_node_t             node;         /* key: crc32 of call_sid */
     ngx_rbtree_node_t             deadline;     /* key: due, ms */
     ngx_queue_t                   lru;
 
     uint32_t                      magic;
-    uint32_t                      slot;         /* index in sh->table */
+    uint32_t                      slot;         /* in sh->table */
+    uint32_t                      hash;         /* crc32 of call_sid */
 
     ngx_msec_t                    created;      /* monotonic ms */
     time_t                        created_at;   /* wall clock, s */
@@ -107,8 +120,9 @@ typedef struct {
     uint32_t                      layout;
     ngx_pid_t                     changing;     /* pid inside a tree change */
 
-    ngx_rbtree_t                  calls;
-    ngx_rbtree_node_t             calls_sentinel;
+    ngx_agentlocator_call_t     **index;        /* by hash, NULL = empty */
+    ngx_uint_t                    index_mask;   /* size - 1, a power of 2 */
+
     ngx_rbtree_t                  deadlines;
     ngx_rbtree_node_t             deadlines_sentinel;
     ngx_queue_t                   lru;
@@ -180,8 +194,8 @@ typedef enum {
 /* an HMAC-SHA1 key, its padded blocks already hashed */
 
 typedef struct {
-    ngx_sha1_t                    inner;
-    ngx_sha1_t                    outer;
+    SHA_CTX                       inner;
+    SHA_CTX                       outer;
 } ngx_agentlocator_hmac_t;
 
 
@@ -215,6 +229,8 @@ typedef struct ngx_agentlocator_srv_conf_s {
     ngx_str_t                       greeting;    /* absolute URL or empty */
     ngx_str_t                       fallback_prompt;
     ngx_str_t                       fallback_twiml;  /* built at merge */
+    ngx_str_t                       connect_head;    /* incoming_call's */
+    ngx_str_t                       connect_tail;    /* around CallSid */
 } ngx_agentlocator_srv_conf_t;
 
 

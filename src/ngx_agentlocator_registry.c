@@ -39,8 +39,10 @@ static void ngx_agentlocator_registry_refile(
     ngx_msec_t due);
 static ngx_msec_t ngx_agentlocator_call_due(ngx_agentlocator_call_t *call,
     ngx_agentlocator_timeouts_t *to);
-static void ngx_agentlocator_rbtree_insert_call(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static void ngx_agentlocator_index_insert(ngx_agentlocator_registry_sh_t *sh,
+    ngx_agentlocator_call_t *call);
+static void ngx_agentlocator_index_delete(ngx_agentlocator_registry_sh_t *sh,
+    ngx_agentlocator_call_t *call);
 static void ngx_agentlocator_copy_bounded(u_char *dst, uint8_t *dst_len,
     size_t size, ngx_str_t *src);
 
@@ -162,7 +164,7 @@ ngx_agentlocator_registry_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_agentlocator_registry_t  *oreg = data;
 
-    size_t                           len, chunk;
+    size_t                           len, chunk, size;
     ngx_agentlocator_registry_t     *reg;
     ngx_agentlocator_registry_sh_t  *sh;
 
@@ -215,8 +217,20 @@ ngx_agentlocator_registry_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_ERROR;
     }
 
-    ngx_rbtree_init(&sh->calls, &sh->calls_sentinel,
-                    ngx_agentlocator_rbtree_insert_call);
+    /* at most half full, so probe sequences stay short */
+
+    for (size = 2; size < 2 * sh->table_size; size <<= 1) {
+        /* void */
+    }
+
+    sh->index = ngx_slab_calloc(reg->shpool,
+                                size * sizeof(ngx_agentlocator_call_t *));
+    if (sh->index == NULL) {
+        return NGX_ERROR;
+    }
+
+    sh->index_mask = size - 1;
+
     ngx_rbtree_init(&sh->deadlines, &sh->deadlines_sentinel,
                     ngx_rbtree_insert_timer_value);
     ngx_queue_init(&sh->lru);
@@ -311,8 +325,8 @@ ngx_agentlocator_registry_repair(ngx_agentlocator_registry_t *reg)
 
     sh = reg->sh;
 
-    ngx_rbtree_init(&sh->calls, &sh->calls_sentinel,
-                    ngx_agentlocator_rbtree_insert_call);
+    ngx_memzero(sh->index,
+                (sh->index_mask + 1) * sizeof(ngx_agentlocator_call_t *));
     ngx_rbtree_init(&sh->deadlines, &sh->deadlines_sentinel,
                     ngx_rbtree_insert_timer_value);
     ngx_queue_init(&sh->lru);
@@ -360,7 +374,7 @@ static void
 ngx_agentlocator_registry_link(ngx_agentlocator_registry_sh_t *sh,
     ngx_agentlocator_call_t *call)
 {
-    ngx_rbtree_insert(&sh->calls, &call->node);
+    ngx_agentlocator_index_insert(sh, call);
     ngx_queue_insert_head(&sh->lru, &call->lru);
 
     if (call->deadline.key) {
@@ -374,9 +388,8 @@ static ngx_agentlocator_call_t *
 ngx_agentlocator_registry_lookup(ngx_agentlocator_registry_sh_t *sh,
     ngx_str_t *call_sid)
 {
-    ngx_int_t                 rc;
     uint32_t                  hash;
-    ngx_rbtree_node_t        *node, *sentinel;
+    ngx_uint_t                i;
     ngx_agentlocator_call_t  *call;
 
     if (call_sid->len != NGX_AGENTLOCATOR_SID_LEN) {
@@ -385,68 +398,76 @@ ngx_agentlocator_registry_lookup(ngx_agentlocator_registry_sh_t *sh,
 
     hash = ngx_crc32_short(call_sid->data, call_sid->len);
 
-    node = sh->calls.root;
-    sentinel = sh->calls.sentinel;
+    for (i = hash & sh->index_mask; /* void */ ; i = (i + 1) & sh->index_mask)
+    {
+        call = sh->index[i];
 
-    while (node != sentinel) {
-
-        if (hash != node->key) {
-            node = (hash < node->key) ? node->left : node->right;
-            continue;
+        if (call == NULL) {
+            return NULL;
         }
 
-        call = ngx_agentlocator_call_of(node, node);
-
-        rc = ngx_memcmp(call_sid->data, call->call_sid,
-                        NGX_AGENTLOCATOR_SID_LEN);
-
-        if (rc == 0) {
+        if (call->hash == hash
+            && ngx_memcmp(call->call_sid, call_sid->data,
+                          NGX_AGENTLOCATOR_SID_LEN) == 0)
+        {
             return call;
         }
-
-        node = (rc < 0) ? node->left : node->right;
     }
-
-    return NULL;
 }
 
 
+/* Linear probing; the index is never more than half full. */
+
 static void
-ngx_agentlocator_rbtree_insert_call(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+ngx_agentlocator_index_insert(ngx_agentlocator_registry_sh_t *sh,
+    ngx_agentlocator_call_t *call)
 {
-    ngx_rbtree_node_t       **p;
-    ngx_agentlocator_call_t  *a, *b;
+    ngx_uint_t  i;
 
-    for ( ;; ) {
-
-        if (node->key < temp->key) {
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-            p = &temp->right;
-
-        } else {
-            a = ngx_agentlocator_call_of(node, node);
-            b = ngx_agentlocator_call_of(temp, node);
-
-            p = (ngx_memcmp(a->call_sid, b->call_sid,
-                            NGX_AGENTLOCATOR_SID_LEN) < 0)
-                ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
+    for (i = call->hash & sh->index_mask;
+         sh->index[i] != NULL;
+         i = (i + 1) & sh->index_mask)
+    {
+        /* void */
     }
 
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
+    sh->index[i] = call;
+}
+
+
+/*
+ * Deletion without tombstones: the entries after the hole that would no
+ * longer be found move back into it (Knuth's algorithm R).
+ */
+
+static void
+ngx_agentlocator_index_delete(ngx_agentlocator_registry_sh_t *sh,
+    ngx_agentlocator_call_t *call)
+{
+    ngx_uint_t                i, j, home, mask;
+    ngx_agentlocator_call_t  *c;
+
+    mask = sh->index_mask;
+
+    for (i = call->hash & mask; sh->index[i] != call; i = (i + 1) & mask) {
+        if (sh->index[i] == NULL) {
+            return;    /* not indexed: nothing to do */
+        }
+    }
+
+    for (j = (i + 1) & mask; (c = sh->index[j]) != NULL; j = (j + 1) & mask)
+    {
+        home = c->hash & mask;
+
+        /* c may fill the hole at i if its home is not in (i, j] */
+
+        if ((j > i) ? (home <= i || home > j) : (home <= i && home > j)) {
+            sh->index[i] = c;
+            i = j;
+        }
+    }
+
+    sh->index[i] = NULL;
 }
 
 
@@ -530,8 +551,7 @@ ngx_agentlocator_registry_incoming(ngx_agentlocator_registry_t *reg,
     ngx_agentlocator_copy_bounded(call->to, &call->to_len,
                                   NGX_AGENTLOCATOR_PARTY_LEN, &info->to);
 
-    call->node.key = ngx_crc32_short(call->call_sid,
-                                     NGX_AGENTLOCATOR_SID_LEN);
+    call->hash = ngx_crc32_short(call->call_sid, NGX_AGENTLOCATOR_SID_LEN);
     call->deadline.key = ngx_agentlocator_call_due(call, to);
 
     /* the entry is whole before anything points at it */
@@ -541,7 +561,7 @@ ngx_agentlocator_registry_incoming(ngx_agentlocator_registry_t *reg,
     sh->table[slot] = call;
     sh->table_hint = (slot + 1) % sh->table_size;
 
-    ngx_rbtree_insert(&sh->calls, &call->node);
+    ngx_agentlocator_index_insert(sh, call);
 
     ngx_agentlocator_crash_point();
 
@@ -1095,7 +1115,10 @@ ngx_agentlocator_registry_usage(ngx_agentlocator_registry_t *reg,
 
     usage->size = reg->size;
     usage->pages_total = (shpool->end - shpool->start) / ngx_pagesize;
-    usage->entry_bytes = chunk + sizeof(ngx_agentlocator_call_t *);
+    /* the entry, its table slot and its share of the index */
+    usage->entry_bytes = chunk + sizeof(ngx_agentlocator_call_t *)
+                         * (1 + (reg->sh->index_mask + 1)
+                                / reg->sh->table_size);
     usage->capacity = usage->entries + spare
                       + usage->pages_free * (ngx_pagesize / chunk);
 }
@@ -1225,7 +1248,7 @@ ngx_agentlocator_registry_free(ngx_agentlocator_registry_t *reg,
 
     ngx_agentlocator_change_begin(sh);
 
-    ngx_rbtree_delete(&sh->calls, &call->node);
+    ngx_agentlocator_index_delete(sh, call);
 
     if (call->in_deadlines) {
         ngx_rbtree_delete(&sh->deadlines, &call->deadline);

@@ -80,16 +80,13 @@ ngx_agentlocator_hmac_init(ngx_agentlocator_hmac_t *key, ngx_str_t *secret)
 {
     u_char      k[64], pad[64];
     ngx_uint_t  i;
-    ngx_sha1_t  sha1;
 
     ngx_memzero(k, sizeof(k));
 
     /* a key longer than the block is hashed first (RFC 2104) */
 
     if (secret->len > sizeof(k)) {
-        ngx_sha1_init(&sha1);
-        ngx_sha1_update(&sha1, secret->data, secret->len);
-        ngx_sha1_final(k, &sha1);
+        SHA1(secret->data, secret->len, k);
 
     } else {
         ngx_memcpy(k, secret->data, secret->len);
@@ -99,15 +96,15 @@ ngx_agentlocator_hmac_init(ngx_agentlocator_hmac_t *key, ngx_str_t *secret)
         pad[i] = k[i] ^ 0x36;
     }
 
-    ngx_sha1_init(&key->inner);
-    ngx_sha1_update(&key->inner, pad, sizeof(pad));
+    SHA1_Init(&key->inner);
+    SHA1_Update(&key->inner, pad, sizeof(pad));
 
     for (i = 0; i < sizeof(k); i++) {
         pad[i] = k[i] ^ 0x5c;
     }
 
-    ngx_sha1_init(&key->outer);
-    ngx_sha1_update(&key->outer, pad, sizeof(pad));
+    SHA1_Init(&key->outer);
+    SHA1_Update(&key->outer, pad, sizeof(pad));
 
     ngx_explicit_memzero(k, sizeof(k));
     ngx_explicit_memzero(pad, sizeof(pad));
@@ -182,18 +179,18 @@ static void
 ngx_agentlocator_signature_of(ngx_agentlocator_hmac_t *key, ngx_str_t *url,
     ngx_str_t *params, u_char *out)
 {
-    u_char      md[20];
+    u_char      md[SHA_DIGEST_LENGTH];
+    SHA_CTX     sha1;
     ngx_str_t   src, dst;
-    ngx_sha1_t  sha1;
 
     sha1 = key->inner;
-    ngx_sha1_update(&sha1, url->data, url->len);
-    ngx_sha1_update(&sha1, params->data, params->len);
-    ngx_sha1_final(md, &sha1);
+    SHA1_Update(&sha1, url->data, url->len);
+    SHA1_Update(&sha1, params->data, params->len);
+    SHA1_Final(md, &sha1);
 
     sha1 = key->outer;
-    ngx_sha1_update(&sha1, md, sizeof(md));
-    ngx_sha1_final(md, &sha1);
+    SHA1_Update(&sha1, md, sizeof(md));
+    SHA1_Final(md, &sha1);
 
     src.data = md;
     src.len = sizeof(md);

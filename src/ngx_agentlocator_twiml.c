@@ -19,6 +19,10 @@
 #define NGX_AGENTLOCATOR_PATH_MEDIA            "/ws/twilio-media"
 
 
+static ngx_int_t ngx_agentlocator_twiml_connect_parts(ngx_pool_t *pool,
+    ngx_agentlocator_srv_conf_t *ascf);
+
+
 size_t
 ngx_agentlocator_xml_escape_len(ngx_str_t *src)
 {
@@ -108,12 +112,14 @@ ngx_agentlocator_absolute_url(ngx_pool_t *pool,
 /*
  * incoming_call: greeting, then the bidirectional stream.  The stream URL
  * is wss:// on the public host (Twilio accepts only wss); its end or failure
- * brings Twilio to <Connect action>, i.e. stream_ended.
+ * brings Twilio to <Connect action>, i.e. stream_ended.  Everything but the
+ * CallSid is the same for every call of a server, so it is built (and
+ * escaped) once at configuration time: a webhook only copies.
  */
 
-ngx_int_t
-ngx_agentlocator_twiml_connect(ngx_pool_t *pool,
-    ngx_agentlocator_srv_conf_t *ascf, ngx_str_t *call_sid, ngx_str_t *out)
+static ngx_int_t
+ngx_agentlocator_twiml_connect_parts(ngx_pool_t *pool,
+    ngx_agentlocator_srv_conf_t *ascf)
 {
     u_char                         *p;
     size_t                          len;
@@ -133,16 +139,14 @@ ngx_agentlocator_twiml_connect(ngx_pool_t *pool,
           + sizeof(NGX_AGENTLOCATOR_PATH_MEDIA) - 1
           + ngx_agentlocator_xml_escape_len(&pub->url)
           + sizeof(NGX_AGENTLOCATOR_PATH_STREAM_STATUS) - 1
-          + sizeof("<Parameter name=\"call_sid\" value=\"\"/>") - 1
-          + ngx_agentlocator_xml_escape_len(call_sid)
-          + sizeof("</Stream></Connect></Response>\n") - 1;
+          + sizeof("<Parameter name=\"call_sid\" value=\"") - 1;
 
     p = ngx_pnalloc(pool, len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    out->data = p;
+    ascf->connect_head.data = p;
 
     p = ngx_cpymem(p, NGX_AGENTLOCATOR_XML_DECL "<Response>",
                    sizeof(NGX_AGENTLOCATOR_XML_DECL "<Response>") - 1);
@@ -170,9 +174,33 @@ ngx_agentlocator_twiml_connect(ngx_pool_t *pool,
 
     p = ngx_cpymem(p, "<Parameter name=\"call_sid\" value=\"",
                    sizeof("<Parameter name=\"call_sid\" value=\"") - 1);
+
+    ascf->connect_head.len = p - ascf->connect_head.data;
+
+    ngx_str_set(&ascf->connect_tail, "\"/></Stream></Connect></Response>\n");
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_agentlocator_twiml_connect(ngx_pool_t *pool,
+    ngx_agentlocator_srv_conf_t *ascf, ngx_str_t *call_sid, ngx_str_t *out)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(pool, ascf->connect_head.len
+                          + ngx_agentlocator_xml_escape_len(call_sid)
+                          + ascf->connect_tail.len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+
+    p = ngx_cpymem(p, ascf->connect_head.data, ascf->connect_head.len);
     p = ngx_agentlocator_xml_escape(p, call_sid);
-    p = ngx_cpymem(p, "\"/></Stream></Connect></Response>\n",
-                   sizeof("\"/></Stream></Connect></Response>\n") - 1);
+    p = ngx_cpymem(p, ascf->connect_tail.data, ascf->connect_tail.len);
 
     out->len = p - out->data;
 
@@ -281,6 +309,10 @@ ngx_agentlocator_twiml_resolve(ngx_conf_t *cf,
         }
 
         ascf->fallback_prompt = abs;
+    }
+
+    if (ngx_agentlocator_twiml_connect_parts(cf->pool, ascf) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     return ngx_agentlocator_twiml_fallback(cf->pool, ascf,
