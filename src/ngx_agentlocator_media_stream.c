@@ -53,16 +53,13 @@ typedef struct {
     ngx_agentlocator_loc_conf_t      *alcf;
 
     ngx_agentlocator_ws_parser_t      parser;
-    u_char                           *in;
-    u_char                           *in_pos;
+    u_char                           *in_pos;      /* bytes not parsed yet */
     u_char                           *in_last;
+    u_char                           *saved;       /* ours, when paused */
 
     ngx_agentlocator_ws_out_t        *out;
     ngx_agentlocator_ws_out_t       **out_last;
     size_t                            out_bytes;
-
-    u_char                           *payload;     /* decoded audio */
-    size_t                            payload_cap;
 
     u_char                            call_sid[NGX_AGENTLOCATOR_SID_LEN];
     u_char                            stream_sid[NGX_AGENTLOCATOR_SID_LEN];
@@ -117,10 +114,25 @@ static void ngx_agentlocator_media_close(ngx_agentlocator_media_t *ms,
     unsigned code, const char *reason);
 static void ngx_agentlocator_media_finish(ngx_agentlocator_media_t *ms);
 static ngx_int_t ngx_agentlocator_media_drain(ngx_agentlocator_media_t *ms);
+static ngx_int_t ngx_agentlocator_media_scratch(ngx_log_t *log,
+    size_t payload);
+static ngx_int_t ngx_agentlocator_media_save(ngx_agentlocator_media_t *ms);
 static ngx_table_elt_t *ngx_agentlocator_media_header(ngx_http_request_t *r,
     const char *name);
 static ngx_uint_t ngx_agentlocator_media_token(ngx_str_t *value,
     const char *token);
+
+
+/*
+ * Per worker, shared by its streams: the read buffer (every byte read is
+ * parsed, or saved by its stream, before the handler returns) and the
+ * decoded audio (used and dropped within one message).  A stream then
+ * costs its parser's message buffer, not 4k + 48k of its own.
+ */
+
+static u_char  *ngx_agentlocator_media_in;
+static u_char  *ngx_agentlocator_media_payload;
+static size_t   ngx_agentlocator_media_payload_cap;
 
 
 ngx_int_t
@@ -187,13 +199,13 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
 
     ngx_agentlocator_ws_parser_init(&ms->parser, alcf->media_max_message);
 
-    ms->in = ngx_palloc(r->pool, NGX_AGENTLOCATOR_MEDIA_READ_BUFFER);
-    ms->payload_cap = alcf->media_max_message / 4 * 3 + 3;
-    ms->payload = ngx_palloc(r->pool, ms->payload_cap);
-
     cln = ngx_pool_cleanup_add(r->pool, 0);
 
-    if (ms->in == NULL || ms->payload == NULL || cln == NULL) {
+    if (cln == NULL
+        || ngx_agentlocator_media_scratch(c->log,
+                                          alcf->media_max_message / 4 * 3 + 3)
+           != NGX_OK)
+    {
         ngx_agentlocator_ws_parser_free(&ms->parser);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -201,9 +213,6 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
     /* from here on every exit path frees what the stream holds */
     cln->handler = ngx_agentlocator_media_cleanup;
     cln->data = ms;
-
-    ms->in_pos = ms->in;
-    ms->in_last = ms->in;
 
     /* frames sent right behind the handshake are already in header_in */
 
@@ -555,7 +564,19 @@ ngx_agentlocator_media_read(ngx_http_request_t *r)
             }
 
             if (ms->out_bytes > ms->alcf->media_send_buffer) {
-                /* resumed by ngx_agentlocator_media_drain() */
+                /*
+                 * resumed by ngx_agentlocator_media_drain(); the rest of
+                 * the shared read buffer becomes this stream's own
+                 */
+                if (ms->in_pos >= ngx_agentlocator_media_in
+                    && ms->in_pos < ngx_agentlocator_media_in
+                                    + NGX_AGENTLOCATOR_MEDIA_READ_BUFFER)
+                {
+                    if (ngx_agentlocator_media_save(ms) != NGX_OK) {
+                        ngx_agentlocator_media_finish(ms);
+                    }
+                }
+
                 return;
             }
 
@@ -596,10 +617,16 @@ ngx_agentlocator_media_read(ngx_http_request_t *r)
             return;
         }
 
-        ms->in_pos = ms->in;
-        ms->in_last = ms->in;
+        if (ms->saved) {
+            ngx_free(ms->saved);
+            ms->saved = NULL;
+        }
 
-        n = c->recv(c, ms->in, NGX_AGENTLOCATOR_MEDIA_READ_BUFFER);
+        ms->in_pos = ngx_agentlocator_media_in;
+        ms->in_last = ngx_agentlocator_media_in;
+
+        n = c->recv(c, ngx_agentlocator_media_in,
+                    NGX_AGENTLOCATOR_MEDIA_READ_BUFFER);
 
         if (n == NGX_AGAIN) {
             break;
@@ -612,7 +639,7 @@ ngx_agentlocator_media_read(ngx_http_request_t *r)
             return;
         }
 
-        ms->in_last = ms->in + n;
+        ms->in_last = ngx_agentlocator_media_in + n;
 
         if (!ms->closing) {
             ngx_add_timer(c->read, ms->alcf->media_idle_timeout);
@@ -702,8 +729,8 @@ ngx_agentlocator_media_message(ngx_agentlocator_media_t *ms, u_char *data,
 
     c = ms->request->connection;
 
-    ev.payload = ms->payload;
-    ev.payload_cap = ms->payload_cap;
+    ev.payload = ngx_agentlocator_media_payload;
+    ev.payload_cap = ngx_agentlocator_media_payload_cap;
 
     if (ngx_agentlocator_twilio_event_parse(data, len, &ev) != 0) {
         ngx_agentlocator_media_bad(ms, ev.error);
@@ -1238,10 +1265,74 @@ ngx_agentlocator_media_cleanup(void *data)
 
     ngx_agentlocator_ws_parser_free(&ms->parser);
 
+    if (ms->saved) {
+        ngx_free(ms->saved);
+        ms->saved = NULL;
+    }
+
     if (ms->counted) {
         (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_open,
                                     (ngx_atomic_int_t) -1);
     }
+}
+
+
+/* The worker's shared buffers, grown to what this location needs. */
+
+static ngx_int_t
+ngx_agentlocator_media_scratch(ngx_log_t *log, size_t payload)
+{
+    u_char  *p;
+
+    if (ngx_agentlocator_media_in == NULL) {
+        ngx_agentlocator_media_in = ngx_alloc(
+                                        NGX_AGENTLOCATOR_MEDIA_READ_BUFFER,
+                                        log);
+        if (ngx_agentlocator_media_in == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (payload > ngx_agentlocator_media_payload_cap) {
+        p = ngx_alloc(payload, log);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_agentlocator_media_payload) {
+            ngx_free(ngx_agentlocator_media_payload);
+        }
+
+        ngx_agentlocator_media_payload = p;
+        ngx_agentlocator_media_payload_cap = payload;
+    }
+
+    return NGX_OK;
+}
+
+
+/* Paused with bytes in the shared buffer: keep them. */
+
+static ngx_int_t
+ngx_agentlocator_media_save(ngx_agentlocator_media_t *ms)
+{
+    size_t   n;
+    u_char  *p;
+
+    n = ms->in_last - ms->in_pos;
+
+    p = ngx_alloc(n, ms->request->connection->log);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, ms->in_pos, n);
+
+    ms->saved = p;
+    ms->in_pos = p;
+    ms->in_last = p + n;
+
+    return NGX_OK;
 }
 
 
