@@ -28,13 +28,18 @@ struct ngx_agentlocator_http_req_s {
     void                             *data;
 
     ngx_agentlocator_http_result_t    result;
-    u_char                            body[NGX_AGENTLOCATOR_HTTP_MAX_BODY];
+    u_char                           *body;       /* grown as it arrives */
+    size_t                            body_cap;
     char                              error[CURL_ERROR_SIZE];
 };
 
 
 typedef struct {
     CURLM                            *multi;
+
+    /* our connection of each of curl's sockets, by fd */
+    ngx_connection_t                **conns;
+    ngx_uint_t                        nconns;
     ngx_event_t                       timer;
     ngx_connection_t                  dummy;   /* timer.data: see below */
     ngx_uint_t                        active;
@@ -45,6 +50,10 @@ static int ngx_agentlocator_http_socket(CURL *easy, curl_socket_t s,
     int what, void *userp, void *socketp);
 static int ngx_agentlocator_http_timer(CURLM *multi, long timeout_ms,
     void *userp);
+static int ngx_agentlocator_http_close_socket(void *clientp,
+    curl_socket_t s);
+static void ngx_agentlocator_http_release(curl_socket_t s,
+    ngx_connection_t *c);
 static void ngx_agentlocator_http_event(ngx_event_t *ev);
 static void ngx_agentlocator_http_timeout(ngx_event_t *ev);
 static void ngx_agentlocator_http_completions(void);
@@ -146,6 +155,10 @@ ngx_agentlocator_http_exit_worker(void)
     /* curl_multi_cleanup() calls the socket callback to remove sockets */
     (void) curl_multi_cleanup(e->multi);
     e->multi = NULL;
+
+    free(e->conns);
+    e->conns = NULL;
+    e->nconns = 0;
 }
 
 
@@ -222,6 +235,8 @@ ngx_agentlocator_http_post(ngx_str_t *url, ngx_str_t *user,
                      ngx_agentlocator_http_header);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION,
+                     ngx_agentlocator_http_close_socket);
 
     if (curl_multi_add_handle(ngx_agentlocator_http.multi, easy) != CURLM_OK)
     {
@@ -266,33 +281,17 @@ ngx_agentlocator_http_socket(CURL *easy, curl_socket_t s, int what,
 {
     ngx_connection_t  *c = socketp;
 
-    ngx_agentlocator_http_engine_t  *e;
+    ngx_uint_t                        n;
+    ngx_connection_t                **conns;
+    ngx_agentlocator_http_engine_t   *e;
 
     e = &ngx_agentlocator_http;
 
     if (what == CURL_POLL_REMOVE) {
-        if (c == NULL) {
-            return 0;
+        /* c may be gone already: the socket was closed first (see below) */
+        if (c && (ngx_uint_t) s < e->nconns && e->conns[s] == c) {
+            ngx_agentlocator_http_release(s, c);
         }
-
-        if (c->read->active) {
-            (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
-        }
-
-        if (c->write->active) {
-            (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
-        }
-
-        if (c->read->posted) {
-            ngx_delete_posted_event(c->read);
-        }
-
-        if (c->write->posted) {
-            ngx_delete_posted_event(c->write);
-        }
-
-        ngx_free_connection(c);
-        c->fd = (ngx_socket_t) -1;
 
         (void) curl_multi_assign(e->multi, s, NULL);
 
@@ -300,10 +299,26 @@ ngx_agentlocator_http_socket(CURL *easy, curl_socket_t s, int what,
     }
 
     if (c == NULL) {
+        if ((ngx_uint_t) s >= e->nconns) {
+            n = ngx_max((ngx_uint_t) s + 1, 2 * e->nconns);
+
+            conns = realloc(e->conns, n * sizeof(ngx_connection_t *));
+            if (conns == NULL) {
+                return -1;
+            }
+
+            ngx_memzero(conns + e->nconns,
+                        (n - e->nconns) * sizeof(ngx_connection_t *));
+            e->conns = conns;
+            e->nconns = n;
+        }
+
         c = ngx_get_connection(s, ngx_cycle->log);
         if (c == NULL) {
             return -1;
         }
+
+        e->conns[s] = c;
 
         c->read->handler = ngx_agentlocator_http_event;
         c->write->handler = ngx_agentlocator_http_event;
@@ -340,6 +355,55 @@ ngx_agentlocator_http_socket(CURL *easy, curl_socket_t s, int what,
     }
 
     return 0;
+}
+
+
+/*
+ * curl may close a socket before it says CURL_POLL_REMOVE: take the socket
+ * out of epoll while its fd is still ours, or a reused fd number would get
+ * the old socket's registration (seen as epoll_ctl EBADF under load).
+ */
+
+static int
+ngx_agentlocator_http_close_socket(void *clientp, curl_socket_t s)
+{
+    ngx_agentlocator_http_engine_t  *e;
+
+    e = &ngx_agentlocator_http;
+
+    if ((ngx_uint_t) s < e->nconns && e->conns[s]) {
+        ngx_agentlocator_http_release(s, e->conns[s]);
+    }
+
+    return close(s);
+}
+
+
+/* The nginx connection of a curl socket goes back; the fd stays curl's. */
+
+static void
+ngx_agentlocator_http_release(curl_socket_t s, ngx_connection_t *c)
+{
+    if (c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+
+    if (c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    ngx_free_connection(c);
+    c->fd = (ngx_socket_t) -1;
+
+    ngx_agentlocator_http.conns[s] = NULL;
 }
 
 
@@ -441,7 +505,7 @@ ngx_agentlocator_http_completions(void)
                             ? NULL
                             : (req->error[0] ? req->error
                                  : curl_easy_strerror(msg->data.result));
-        req->result.body.data = req->body;
+        req->result.body.data = req->body ? req->body : (u_char *) "";
 
         (void) curl_multi_remove_handle(ngx_agentlocator_http.multi,
                                         msg->easy_handle);
@@ -469,6 +533,7 @@ ngx_agentlocator_http_free(ngx_agentlocator_http_req_t *req)
         ngx_free(req->userpwd);
     }
 
+    free(req->body);
     ngx_free(req->url);
     ngx_free(req->post);
     ngx_free(req);
@@ -485,11 +550,33 @@ ngx_agentlocator_http_write(char *ptr, size_t size, size_t nmemb,
 
     size_t  n, room;
 
-    n = size * nmemb;
-    room = NGX_AGENTLOCATOR_HTTP_MAX_BODY - req->result.body.len;
+    u_char  *p;
+    size_t   need, cap;
 
-    ngx_memcpy(req->body + req->result.body.len, ptr, ngx_min(n, room));
-    req->result.body.len += ngx_min(n, room);
+    n = size * nmemb;
+    need = ngx_min(req->result.body.len + n, NGX_AGENTLOCATOR_HTTP_MAX_BODY);
+
+    if (need > req->body_cap) {
+        for (cap = req->body_cap ? req->body_cap : 1024; cap < need; cap *= 2)
+        {
+            /* void */
+        }
+
+        cap = ngx_min(cap, NGX_AGENTLOCATOR_HTTP_MAX_BODY);
+
+        p = realloc(req->body, cap);
+        if (p == NULL) {
+            return 0;    /* curl fails the transfer: a network error */
+        }
+
+        req->body = p;
+        req->body_cap = cap;
+    }
+
+    room = need - req->result.body.len;
+
+    ngx_memcpy(req->body + req->result.body.len, ptr, room);
+    req->result.body.len += room;
 
     return n;
 }

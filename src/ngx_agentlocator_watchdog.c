@@ -13,7 +13,15 @@
 #include "ngx_agentlocator.h"
 
 
-#define NGX_AGENTLOCATOR_WATCHDOG_BATCH   64     /* claims per tick */
+#define NGX_AGENTLOCATOR_WATCHDOG_BATCH   64     /* claims per pass */
+
+/*
+ * REST requests one worker keeps in flight.  A call is claimed only when
+ * it can be sent at once: a storm of due calls waits in the registry (where
+ * any worker may take it) instead of in libcurl's queue, where waiting
+ * costs CPU per completion and counts against the request's timeout.
+ */
+#define NGX_AGENTLOCATOR_WATCHDOG_IN_FLIGHT  64
 #define NGX_AGENTLOCATOR_BACKOFF_BASE     500    /* ms, doubled per attempt */
 #define NGX_AGENTLOCATOR_BACKOFF_MAX      8000   /* ms */
 
@@ -30,6 +38,7 @@ typedef struct {
     ngx_event_t                       tick;
     ngx_connection_t                  dummy;     /* tick.data, see http */
     ngx_queue_t                       in_flight;
+    ngx_uint_t                        n_in_flight;
     ngx_agentlocator_main_conf_t     *amcf;
     ngx_agentlocator_registry_t      *registry;
     ngx_str_t                         twiml_form;  /* "Twiml=..." */
@@ -198,6 +207,10 @@ ngx_agentlocator_watchdog_exit_worker(ngx_cycle_t *cycle)
         ngx_del_timer(&wd->tick);
     }
 
+    if (wd->tick.posted) {
+        ngx_delete_posted_event(&wd->tick);
+    }
+
     if (wd->registry == NULL) {
         return;
     }
@@ -206,6 +219,7 @@ ngx_agentlocator_watchdog_exit_worker(ngx_cycle_t *cycle)
         q = ngx_queue_head(&wd->in_flight);
         rd = ngx_queue_data(q, ngx_agentlocator_redirect_t, queue);
         ngx_queue_remove(q);
+        wd->n_in_flight--;
 
         ngx_agentlocator_http_cancel(rd->http);
 
@@ -229,7 +243,7 @@ ngx_agentlocator_watchdog_exit_worker(ngx_cycle_t *cycle)
 static void
 ngx_agentlocator_watchdog_tick(ngx_event_t *ev)
 {
-    ngx_uint_t                    i, n;
+    ngx_uint_t                    i, n, room;
     ngx_agentlocator_claim_t      claims[NGX_AGENTLOCATOR_WATCHDOG_BATCH];
     ngx_agentlocator_watchdog_t  *wd;
 
@@ -240,18 +254,30 @@ ngx_agentlocator_watchdog_tick(ngx_event_t *ev)
         return;
     }
 
-    do {
+    for ( ;; ) {
+        room = NGX_AGENTLOCATOR_WATCHDOG_IN_FLIGHT - wd->n_in_flight;
+
+        if (room == 0) {
+            break;
+        }
+
         n = ngx_agentlocator_registry_due(wd->registry, &wd->amcf->timeouts,
                                           claims,
-                                          NGX_AGENTLOCATOR_WATCHDOG_BATCH);
+                                          ngx_min(room,
+                                             NGX_AGENTLOCATOR_WATCHDOG_BATCH));
 
         for (i = 0; i < n; i++) {
             ngx_agentlocator_watchdog_redirect(wd, &claims[i]);
         }
 
-    } while (n == NGX_AGENTLOCATOR_WATCHDOG_BATCH);
+        if (n < ngx_min(room, NGX_AGENTLOCATOR_WATCHDOG_BATCH)) {
+            break;
+        }
+    }
 
-    ngx_add_timer(ev, wd->amcf->timeouts.interval);
+    if (!ev->timer_set) {
+        ngx_add_timer(ev, wd->amcf->timeouts.interval);
+    }
 }
 
 
@@ -303,6 +329,7 @@ ngx_agentlocator_watchdog_redirect(ngx_agentlocator_watchdog_t *wd,
     }
 
     ngx_queue_insert_tail(&wd->in_flight, &rd->queue);
+    wd->n_in_flight++;
 
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                   "WATCHDOG_CLAIM call=%*s reason=%s attempt=%ui%s",
@@ -354,6 +381,7 @@ ngx_agentlocator_watchdog_done(ngx_agentlocator_http_result_t *result,
     to = &wd->amcf->timeouts;
 
     ngx_queue_remove(&rd->queue);
+    wd->n_in_flight--;
 
     code = 0;
     retry_at = 0;
@@ -425,6 +453,14 @@ ngx_agentlocator_watchdog_done(ngx_agentlocator_http_result_t *result,
     }
 
     ngx_free(rd);
+
+    /* a slot is free: more due calls may be waiting, take them now */
+
+    if (!ngx_exiting && wd->tick.timer_set && !wd->tick.posted
+        && wd->n_in_flight == NGX_AGENTLOCATOR_WATCHDOG_IN_FLIGHT - 1)
+    {
+        ngx_post_event(&wd->tick, &ngx_posted_events);
+    }
 }
 
 
