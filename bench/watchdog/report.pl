@@ -1,0 +1,408 @@
+#!/usr/bin/perl
+# The report of bench/watchdog/run, from its work directory:
+#   meta.txt          key=value lines written by run
+#   arm.tsv           the N storm calls         } calls: <CallSid> <scheduled µs>
+#   baseline.tsv      quiet probe calls         }   <sent µs> <answered µs>
+#   storm-probe.tsv   probe calls around storm  }   <status>
+#   mock.tsv          the mock's records: <µs> <CallSid> <conn> <ok> <why>
+#   mock.summary      the mock's counters
+#   cpu.tsv           <µs> <pid> <utime> <stime> <schedstat ns> per worker
+#   status.json       GET /status at the end
+#   nginx/logs/error.log
+#
+# usage: report.pl WORKDIR
+# Exit status 1 when the run could not measure (see run); 0 otherwise.
+
+use strict;
+use warnings;
+use JSON::PP;
+
+$| = 1;
+
+my ($work) = @ARGV;
+die "usage: report.pl WORKDIR\n" unless defined $work && -d $work;
+
+my %m;
+open my $fh, '<', "$work/meta.txt" or die "$work/meta.txt: $!\n";
+while (<$fh>) { chomp; my ($k, $v) = split /=/, $_, 2; $m{$k} = $v }
+close $fh;
+
+my $tag = $m{tag};
+my $to_us = $m{start_timeout_ms} * 1000;
+my @broken;
+
+# --- calls ------------------------------------------------------------------
+
+sub calls {
+    my ($file) = @_;
+    my @c;
+    open my $fh, '<', $file or return [];
+    while (<$fh>) {
+        my ($sid, $sched, $sent, $ans, $status) = split;
+        push @c, { sid => $sid, sched => $sched, sent => $sent, ans => $ans,
+                   status => $status };
+    }
+    close $fh;
+    return \@c;
+}
+
+my %phase = (storm => calls("$work/arm.tsv"),
+             baseline => calls("$work/baseline.tsv"),
+             probe => calls("$work/storm-probe.tsv"));
+
+# --- the mock's records -----------------------------------------------------
+
+my (%arrivals, $bad, %why, $unknown, $records);
+open $fh, '<', "$work/mock.tsv" or die "$work/mock.tsv: $!\n";
+while (<$fh>) {
+    my ($t, $sid, $conn, $ok, $why) = split;
+    $records++;
+    unless ($ok) { $bad++; $why{$why}++ }
+    push @{ $arrivals{$sid} }, $t;
+}
+close $fh;
+$bad //= 0;
+
+my %armed;
+for my $p (keys %phase) { $armed{ $_->{sid} } = $p for @{ $phase{$p} } }
+$unknown = grep { !$armed{$_} && !/^CA${tag}00/ } keys %arrivals;
+
+my %mocksum;
+if (open $fh, '<', "$work/mock.summary") {
+    %mocksum = map { split /=/ } split ' ', scalar <$fh>;
+    close $fh;
+}
+
+# --- helpers ----------------------------------------------------------------
+
+sub pct {    # nearest rank; list sorted ascending
+    my ($p, $s) = @_;
+    return undef unless @$s;
+    my $i = int($p / 100 * @$s + 0.999999) - 1;
+    $i = 0 if $i < 0;
+    $i = $#$s if $i > $#$s;
+    return $s->[$i];
+}
+sub stats {  # -> (n, min, p50, p99, max)
+    my @s = sort { $a <=> $b } @_;
+    return (scalar @s, $s[0], pct(50, \@s), pct(99, \@s), $s[-1]);
+}
+sub f { defined $_[0] ? sprintf('%.1f', $_[0]) : '-' }
+sub f2 { defined $_[0] ? sprintf('%.2f', $_[0]) : '-' }
+sub row {
+    my ($label, @v) = @_;
+    my ($n, @x) = @v;
+    sprintf "  %-40s %6d %9s %9s %9s %9s\n", $label, $n, map { f($_) } @x;
+}
+
+# --- redirects per phase ----------------------------------------------------
+
+my %r;    # per phase: received, missing, dup, extra, errors (ms), errors_send
+for my $p (keys %phase) {
+    my $x = $r{$p} = { armed => 0, received => 0, missing => 0, dup => 0,
+                       extra => 0, err => [], err_send => [], first => [] };
+    for my $c (@{ $phase{$p} }) {
+        next unless $c->{status} == 200;
+        $x->{armed}++;
+        my $arr = $arrivals{ $c->{sid} };
+        unless ($arr) { $x->{missing}++; next }
+        $x->{received}++;
+        if (@$arr > 1) { $x->{dup}++; $x->{extra} += @$arr - 1 }
+        my ($t) = sort { $a <=> $b } @$arr;
+        push @{ $x->{first} }, $t;
+        push @{ $x->{err} }, ($t - ($c->{ans} + $to_us)) / 1000;
+        push @{ $x->{err_send} }, ($t - ($c->{sent} + $to_us)) / 1000;
+    }
+}
+
+my $S = $r{storm};
+my @dl = sort { $a <=> $b } map { $_->{ans} + $to_us }
+         grep { $_->{status} == 200 } @{ $phase{storm} };
+my ($d0, $d1) = ($dl[0], $dl[-1]);
+my @first = sort { $a <=> $b } @{ $S->{first} };
+my ($w0, $w1) = ($d0, @first ? $first[-1] : $d1);
+
+# --- CPU over the storm -----------------------------------------------------
+
+my %cpu;    # pid -> [ [t, ticks, ns], ... ]
+my %rss;    # pid -> [ [t, kB], ... ]
+if (open $fh, '<', "$work/cpu.tsv") {
+    while (<$fh>) {
+        my ($t, $pid, $ut, $st, $ns, $rss) = split;
+        next if $ut eq 'gone';
+        push @{ $rss{$pid} }, [ $t, $rss ] if defined $rss;
+        push @{ $cpu{$pid} }, $pid eq 'all' ? [ $t, $ut, 0, $st ]   # busy, total
+                                            : [ $t, $ut + $st, $ns ];
+    }
+    close $fh;
+}
+
+sub cpu_between {    # (a, b µs, pids) -> (s by ticks, s by schedstat, real a, real b)
+    my ($a, $b, @pids) = @_;
+    my ($ticks, $ns, $ra, $rb) = (0, 0, undef, undef);
+    for my $pid (grep { $cpu{$_} } @pids) {
+        my $s = $cpu{$pid};
+        my ($x) = grep { $_->[0] <= $a } reverse @$s;
+        my ($y) = grep { $_->[0] >= $b } @$s;
+        $x //= $s->[0];
+        $y //= $s->[-1];
+        $ticks += $y->[1] - $x->[1];
+        $ns += $y->[2] - $x->[2];
+        $ra = $x->[0] if !defined $ra || $x->[0] < $ra;
+        $rb = $y->[0] if !defined $rb || $y->[0] > $rb;
+    }
+    return ($ticks / ($m{clk_tck} || 100), $ns / 1e9, $ra // $a, $rb // $b);
+}
+
+my @wpids = split ' ', $m{workers_before};
+my ($cpu_s, $cpu_ns_s, $ca, $cb) = cpu_between($w0 - 50000, $w1 + 50000, @wpids);
+my $cwin = ($cb - $ca) / 1e6;
+my ($base_s, $base_ns_s, $ba, $bb) = cpu_between($m{baseline_start}, $m{baseline_end}, @wpids);
+my (undef, $mock_s) = cpu_between($w0 - 50000, $w1 + 50000, $m{mock_pid});
+
+# the whole machine over the same window: busy jiffies / total jiffies
+my $machine_busy;
+if (my $s = $cpu{all}) {
+    my ($x) = grep { $_->[0] <= $ca } reverse @$s;
+    my ($y) = grep { $_->[0] >= $cb } @$s;
+    ($x, $y) = ($x // $s->[0], $y // $s->[-1]);
+    $machine_busy = [ $y->[1] - $x->[1], $y->[3] - $x->[3] ] if $y->[3] > $x->[3];
+}
+my $bwin = ($bb - $ba) / 1e6;
+my $base_rate = $bwin > 0 ? $base_s / $bwin : 0;
+my $base_ns_rate = $bwin > 0 ? $base_ns_s / $bwin : 0;
+
+# --- webhook latency --------------------------------------------------------
+
+sub lat {
+    my ($calls, $from, $to) = @_;
+    my (@l, $fail, $non200, $late);
+    for my $c (@$calls) {
+        next if defined $from && ($c->{sent} < $from || $c->{sent} > $to);
+        if ($c->{status} == -1) { $fail++; next }
+        $non200++ if $c->{status} != 200;
+        # sent late = no connection was free: count from the schedule then
+        # (what a client opening more connections would have seen)
+        my $late_by = $c->{sent} - $c->{sched};
+        $late++ if $late_by > 2000;
+        push @l, ($c->{ans} - ($late_by > 2000 ? $c->{sched} : $c->{sent})) / 1000;
+    }
+    return ([stats(@l)], $fail // 0, $non200 // 0, $late // 0);
+}
+
+my @lat_base = lat($phase{baseline});
+my @lat_storm = lat($phase{probe}, $w0, $w1);
+my @lat_probe = lat($phase{probe});
+
+for my $p (qw(baseline probe)) {
+    my $fail = grep { $_->{status} == -1 } @{ $phase{$p} };
+    my $non = grep { $_->{status} != -1 && $_->{status} != 200 } @{ $phase{$p} };
+    push @broken, "$p calls: $fail dropped connections, $non answers not 200"
+        if $fail || $non;
+}
+
+# --- the module's log -------------------------------------------------------
+
+my (%levels, %msgs, %logcount, @ms_storm, $log200, $logerr, $attempts_gt1, %by_worker);
+my $elog = "$work/nginx/logs/error.log";
+if (open $fh, '<', $elog) {
+    while (<$fh>) {
+        my ($lvl) = /^\S+ \S+ \[(\w+)\]/ or next;
+        $levels{$lvl}++;
+        if (my ($wpid, $sid, $att, $status, $ms) = / (\d+)#\d+: WATCHDOG_REDIRECT call=(CA\w+) reason=\w+ attempt=(\d+) status=(\d+) code=\d+ ms=(\d+)/) {
+            my $storm = ($armed{$sid} // '') eq 'storm';
+            $by_worker{$wpid}++ if $storm && $status == 200;
+            $logcount{$sid}++;
+            $log200++ if $status == 200;
+            $attempts_gt1++ if $att > 1;
+            push @ms_storm, $ms if $storm;
+        } elsif (/WATCHDOG_REDIRECT call=(CA\w+) .*attempt=(\d+) status=error/) {
+            $logerr++;
+            $attempts_gt1++ if $2 > 1;
+        }
+        if ($lvl =~ /^(emerg|alert|crit|error|warn)$/) {
+            (my $k = $_) =~ s/^\S+ \S+ //;
+            $k =~ s/\d+#\d+: (\*\d+ )?//;
+            $k =~ s/CA[0-9a-f]{32}/CA.../g;
+            $k =~ s/\b\d+\b/N/g;
+            chomp $k;
+            $msgs{$k}++;
+        }
+    }
+    close $fh;
+}
+my $logdup = grep { $logcount{$_} > 1 } keys %logcount;
+
+# --- /status at the end -----------------------------------------------------
+
+my (%states, $st);
+if (open $fh, '<', "$work/status.json") {
+    local $/;
+    $st = eval { decode_json(<$fh>) };
+    close $fh;
+}
+if ($st) {
+    for my $c (@{ $st->{calls} }) {
+        next unless $armed{ $c->{call_sid} };
+        $states{ $c->{state} . ($c->{redirect}{attempts} > 1 ? "(attempts>1)" : '') }++;
+    }
+}
+
+# --- workers ----------------------------------------------------------------
+
+if (($m{workers_before} // '') ne ($m{workers_after} // '')) {
+    push @broken, "nginx workers changed during the run: "
+                  . "$m{workers_before} -> $m{workers_after} (one died?)";
+}
+
+# --- report -----------------------------------------------------------------
+
+my $arm_ms = (@{ $phase{storm} }
+              ? (($phase{storm}[-1]{ans} // 0) - ($phase{storm}[0]{sent} // 0)) / 1000 : 0);
+my @arm_ans = sort { $a <=> $b } map { $_->{ans} } @{ $phase{storm} };
+my $arm_spread = @arm_ans ? ($arm_ans[-1] - $arm_ans[0]) / 1000 : 0;
+my $arm_first_sent = (sort { $a <=> $b } map { $_->{sent} } @{ $phase{storm} })[0] // 0;
+my $arm_secs = @arm_ans ? ($arm_ans[-1] - $arm_first_sent) / 1e6 : 0;
+
+print "\n";
+print "watchdog: $m{n} calls armed at once, no stream ever starts; start_timeout=",
+      $m{start_timeout_ms} / 1000, "s interval=$m{interval}\n";
+print "          nginx $m{nginx}, $m{workers} worker(s), libcurl $m{libcurl}; module built $m{module}\n";
+print "          $m{placement}\n";
+printf "          machine before the run: %s%% of CPUs busy, load %s; after: %s%% busy%s\n",
+       $m{busy_before}, $m{load_before}, $m{busy_after},
+       ($m{busy_before} > 10 ? '  (LOADED: figures not comparable)' : '');
+print "\n";
+
+printf "arming: %d incoming_call in %.3f s (%.0f/s) over %d connections, all 200;\n",
+       scalar @{ $phase{storm} }, $arm_secs, $arm_secs ? @{ $phase{storm} } / $arm_secs : 0,
+       $m{arm_conns};
+printf "        deadline = webhook answered + start_timeout; deadlines spread over %.0f ms\n",
+       $arm_spread;
+print "\n";
+
+my $all = { map { $_ => 0 } qw(armed received missing dup extra) };
+for my $p (keys %r) { $all->{$_} += $r{$p}{$_} for keys %$all }
+
+printf "redirects: %-18s %7s %9s %8s %11s\n", '', 'armed', 'received', 'missing', 'duplicated';
+for (['storm calls', 'storm'], ['baseline probe calls', 'baseline'],
+     ['storm probe calls', 'probe'])
+{
+    my ($label, $p) = @$_;
+    printf "           %-18s %7d %9d %8d %11d\n", $label, $r{$p}{armed},
+           $r{$p}{received}, $r{$p}{missing}, $r{$p}{dup};
+}
+printf "mock: %d requests on %s connections (at most %s open at once), %d malformed%s, "
+       . "%d for CallSids never armed, %s \"Expect: 100-continue\"\n",
+       $records // 0, $mocksum{connections} // '?', $mocksum{open_max} // '?', $bad,
+       (%why ? ' (' . join(', ', map { "$_ $why{$_}" } sort keys %why) . ')' : ''),
+       $unknown, $mocksum{continue100} // '?';
+print "\n";
+
+print "timing error = first redirect at the mock - deadline, ms\n";
+printf "  %-40s %6s %9s %9s %9s %9s\n", '', 'n', 'min', 'p50', 'p99', 'max';
+print row('storm', stats(@{ $S->{err} }));
+print row('quiet watchdog (baseline probe calls)', stats(@{ $r{baseline}{err} }));
+print row('storm probe calls', stats(@{ $r{probe}{err} }));
+print row('storm, deadline from the send time', stats(@{ $S->{err_send} }));
+my $storm_s = ($w1 - $w0) / 1e6;
+printf "storm: first deadline -> last redirect %.3f s, %.0f redirects/s\n",
+       $storm_s, $storm_s > 0 ? $S->{received} / $storm_s : 0;
+if (@ms_storm) {
+    my ($n, $mn, $p50, $p99, $mx) = stats(@ms_storm);
+    printf "module's ms= (claim -> REST answer, storm calls): p50 %d, p99 %d, max %d ms\n",
+           $p50, $p99, $mx;
+}
+print "\n";
+
+my $net = $cpu_s - $base_rate * $cwin;
+printf "nginx CPU over the storm window (%.3f s): %.2f s utime+stime = %.1f us/redirect\n",
+       $cwin, $cpu_s, $S->{received} ? 1e6 * $cpu_s / $S->{received} : 0;
+printf "    less the probe and idle ticks (baseline: %.3f s/s): %.2f s = %.1f us/redirect\n",
+       $base_rate, $net, $S->{received} ? 1e6 * $net / $S->{received} : 0;
+printf "    schedstat (ns resolution): %.3f s = %.1f us/redirect; net of baseline %.1f us/redirect\n",
+       $cpu_ns_s, $S->{received} ? 1e6 * $cpu_ns_s / $S->{received} : 0,
+       $S->{received} ? 1e6 * ($cpu_ns_s - $base_ns_rate * $cwin) / $S->{received} : 0;
+{
+    # the workers' resident set: before the storm (arming done) and its peak
+    my ($before, $peak) = (0, 0);
+    for my $pid (@wpids) {
+        my $s = $rss{$pid} or next;
+        my ($x) = grep { $_->[0] <= $w0 - 50000 } reverse @$s;
+        my $mx = 0;
+        for (@$s) { $mx = $_->[1] if $_->[0] >= $w0 - 50000 && $_->[0] <= $cb && $_->[1] > $mx }
+        $before += $x ? $x->[1] : 0;
+        $peak += $mx;
+    }
+    printf "    nginx workers' resident set: %.0f MB before the storm, %.0f MB at its peak"
+           . " (+%.1f kB per storm redirect)\n", $before / 1024, $peak / 1024,
+           $S->{received} ? ($peak - $before) / $S->{received} : 0;
+}
+if ($machine_busy) {
+    my ($busy, $tot) = @$machine_busy;
+    my $ncpu = $tot / (($m{clk_tck} || 100) * $cwin) || 1;
+    printf "    the machine over that window: %.0f%% of %.0f CPUs busy = %.2f CPU-s: nginx %.2f,"
+           . " mock %.2f, everything else %.2f (probe client, sampler, other jobs)\n",
+           100 * $busy / $tot, $ncpu, $busy / ($m{clk_tck} || 100), $cpu_ns_s, $mock_s,
+           $busy / ($m{clk_tck} || 100) - $cpu_ns_s - $mock_s;
+}
+print "\n";
+
+printf "webhook latency (incoming_call at %d/s, sent -> answered; from the schedule when sent late), ms\n", $m{rate};
+printf "  %-40s %6s %9s %9s %9s %9s\n", '', 'n', 'min', 'p50', 'p99', 'max';
+print row('quiet baseline', @{ $lat_base[0] });
+print row('during the storm', @{ $lat_storm[0] });
+print row('whole storm probe (storm +-1 s)', @{ $lat_probe[0] });
+my $late = $lat_base[3] + $lat_probe[3];
+printf "  sent more than 2 ms after their schedule (no free connection of %d, or the"
+       . " client's CPU busy; counted from the schedule): %d\n", $m{probe_conns}, $late;
+print "\n";
+
+printf "module log: %d WATCHDOG_REDIRECT status=200, %d status=error, %d with attempt>1, "
+       . "%d CallSids logged twice\n", $log200 // 0, $logerr // 0, $attempts_gt1 // 0, $logdup;
+printf "storm redirects by worker: %s\n",
+       join(', ', map { "$_: $by_worker{$_}" } sort keys %by_worker) if keys %by_worker > 1;
+if ($st) {
+    printf "/status at the end: %d calls listed%s: %s; zone full=%d evicted=%d\n",
+           scalar @{ $st->{calls} }, ($st->{truncated} ? ' (truncated)' : ''),
+           join(', ', map { "$_ $states{$_}" } sort keys %states) || '-',
+           $st->{zone}{full}, $st->{zone}{evicted};
+}
+printf "error log: %d emerg, %d alert, %d crit, %d error, %d warn lines (%s)\n",
+       map({ $levels{$_} // 0 } qw(emerg alert crit error warn)), $elog;
+my @top = sort { $msgs{$b} <=> $msgs{$a} } keys %msgs;
+printf "    %6d x %s\n", $msgs{$_}, $_ for @top[0 .. ($#top < 9 ? $#top : 9)];
+print "\n";
+
+my (undef, undef, undef, $p99) = stats(@{ $S->{err} });
+my $pass = defined $p99 && $p99 < $m{target_p99_ms}
+           && !$all->{missing} && !$all->{dup} && !$bad && !$unknown
+           && $S->{armed} == $m{n};
+printf "RESULT: p99 timing error %s ms (target < %d), missing %d, duplicated %d, malformed %d: %s\n",
+       f($p99), $m{target_p99_ms}, $all->{missing}, $all->{dup}, $bad,
+       $pass ? 'PASS' : 'BELOW TARGET';
+if (-s "$work/perf.txt") {
+    print "\nperf ($m{perf}), top of the workers' profile (self time):\n";
+    open my $p, '<', "$work/perf.txt";
+    my $k = 0;
+    while (<$p>) {
+        next if /^#/ || /^\s*$/;
+        print "  $_";
+        last if ++$k >= 15;
+    }
+    close $p;
+    print "  (all: $work/perf.txt; by caller: $work/perf-callers.txt)\n";
+}
+if (-s "$work/trace.txt") {
+    print "\ntrace ($m{perf}):\n";
+    open my $p, '<', "$work/trace.txt";
+    print "  $_" while <$p>;
+    close $p;
+}
+print "files: $work\n";
+
+if (@broken) {
+    print "BROKEN: $_\n" for @broken;
+    exit 1;
+}
+exit 0;
