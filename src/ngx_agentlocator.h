@@ -405,6 +405,8 @@ const char *ngx_agentlocator_secret_load(ngx_conf_t *cf, ngx_str_t *value,
 ngx_int_t ngx_agentlocator_voice_handler(ngx_http_request_t *r);
 ngx_int_t ngx_agentlocator_valid_sid(ngx_str_t *sid, const char *prefix);
 u_char *ngx_agentlocator_log_safe(u_char *buf, size_t size, ngx_str_t *src);
+ngx_table_elt_t *ngx_agentlocator_find_header(ngx_http_request_t *r,
+    const char *name, size_t len);
 
 /* ngx_agentlocator_http_client.c */
 typedef struct {

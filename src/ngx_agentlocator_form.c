@@ -35,7 +35,8 @@ ngx_agentlocator_form_count(u_char *buf, size_t len)
 /*
  * Splits "k=v&k2=v2" into form->params in body order, decoding "+" and
  * %XX, into the caller's form->params (nalloc of them, see
- * ngx_agentlocator_form_count()).  Returns NULL or a one-line reason.  Empty pairs ("a=1&&b=2") are
+ * ngx_agentlocator_form_count()).  Returns NULL or a one-line reason.
+ * Empty pairs ("a=1&&b=2") are
  * skipped; a pair without "=" has an empty value; keys may repeat.
  */
 

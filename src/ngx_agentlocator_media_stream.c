@@ -117,8 +117,6 @@ static ngx_int_t ngx_agentlocator_media_drain(ngx_agentlocator_media_t *ms);
 static ngx_int_t ngx_agentlocator_media_scratch(ngx_log_t *log,
     size_t payload);
 static ngx_int_t ngx_agentlocator_media_save(ngx_agentlocator_media_t *ms);
-static ngx_table_elt_t *ngx_agentlocator_media_header(ngx_http_request_t *r,
-    const char *name);
 static ngx_uint_t ngx_agentlocator_media_token(ngx_str_t *value,
     const char *token);
 
@@ -340,7 +338,8 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
         return NGX_HTTP_BAD_REQUEST;
     }
 
-    upgrade = ngx_agentlocator_media_header(r, "Upgrade");
+    upgrade = ngx_agentlocator_find_header(r, "Upgrade",
+                                           sizeof("Upgrade") - 1);
 
     if (upgrade == NULL
         || !ngx_agentlocator_media_token(&upgrade->value, "websocket"))
@@ -359,14 +358,16 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
         return NGX_AGENTLOCATOR_HTTP_UPGRADE_REQUIRED;
     }
 
-    h = ngx_agentlocator_media_header(r, "Connection");
+    h = ngx_agentlocator_find_header(r, "Connection",
+                                     sizeof("Connection") - 1);
 
     if (h == NULL || !ngx_agentlocator_media_token(&h->value, "upgrade")) {
         *reason = "Connection header must contain \"upgrade\"";
         return NGX_HTTP_BAD_REQUEST;
     }
 
-    version = ngx_agentlocator_media_header(r, "Sec-WebSocket-Version");
+    version = ngx_agentlocator_find_header(r, "Sec-WebSocket-Version",
+                                           sizeof("Sec-WebSocket-Version") - 1);
 
     if (version == NULL || version->value.len != 2
         || ngx_strncmp(version->value.data, "13", 2) != 0)
@@ -385,7 +386,8 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
         return NGX_AGENTLOCATOR_HTTP_UPGRADE_REQUIRED;
     }
 
-    h = ngx_agentlocator_media_header(r, "Sec-WebSocket-Key");
+    h = ngx_agentlocator_find_header(r, "Sec-WebSocket-Key",
+                                     sizeof("Sec-WebSocket-Key") - 1);
 
     /* 16 random bytes in base64: 24 characters ending in "==" */
 
@@ -426,7 +428,8 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
     ngx_str_null(protocol);
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
-    h = ngx_agentlocator_media_header(r, "Sec-WebSocket-Protocol");
+    h = ngx_agentlocator_find_header(r, "Sec-WebSocket-Protocol",
+                                     sizeof("Sec-WebSocket-Protocol") - 1);
 
     if (h == NULL || alcf->media_subprotocols == NULL) {
         return 0;
@@ -487,7 +490,8 @@ ngx_agentlocator_media_check_signature(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    h = ngx_agentlocator_media_header(r, "X-Twilio-Signature");
+    h = ngx_agentlocator_find_header(r, "X-Twilio-Signature",
+                                     sizeof("X-Twilio-Signature") - 1);
 
     if (h == NULL || h->value.len == 0) {
         reason = "missing";
@@ -1333,39 +1337,6 @@ ngx_agentlocator_media_save(ngx_agentlocator_media_t *ms)
     ms->in_last = p + n;
 
     return NGX_OK;
-}
-
-
-static ngx_table_elt_t *
-ngx_agentlocator_media_header(ngx_http_request_t *r, const char *name)
-{
-    size_t            len;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    len = ngx_strlen(name);
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i];
-        }
-    }
 }
 
 

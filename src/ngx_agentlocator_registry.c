@@ -272,7 +272,8 @@ ngx_agentlocator_registry_init_worker(ngx_cycle_t *cycle)
 
         ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
                       "agentlocator: this worker will kill itself in its "
-                      "registry change #%ui (AGENTLOCATOR_TEST_CRASH_IN_CHANGE)",
+                      "registry change #%ui "
+                      "(AGENTLOCATOR_TEST_CRASH_IN_CHANGE)",
                       ngx_agentlocator_crash_countdown);
     }
 #endif

@@ -83,7 +83,8 @@ ngx_agentlocator_status_handler(ngx_http_request_t *r)
 
     body.data = p;
 
-    p = ngx_cpymem(p, "{\"zone\":{\"name\":\"", sizeof("{\"zone\":{\"name\":\"") - 1);
+    p = ngx_cpymem(p, "{\"zone\":{\"name\":\"",
+                   sizeof("{\"zone\":{\"name\":\"") - 1);
     p = ngx_agentlocator_json_escape(p, &reg->name);
     p = ngx_sprintf(p, "\",\"size\":%uz,\"entries\":%ui,\"capacity\":%ui,"
                     "\"entry_bytes\":%uz,\"pages_total\":%ui,"

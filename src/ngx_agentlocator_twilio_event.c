@@ -474,7 +474,8 @@ ngx_agentlocator_base64_encode(unsigned char *dst, const unsigned char *src,
     }
 
     if (i < len) {
-        v = (unsigned) src[i] << 16 | (i + 1 < len ? (unsigned) src[i + 1] << 8 : 0);
+        v = (unsigned) src[i] << 16
+            | (i + 1 < len ? (unsigned) src[i + 1] << 8 : 0);
         dst[n++] = alphabet[v >> 18];
         dst[n++] = alphabet[(v >> 12) & 63];
         dst[n++] = (i + 1 < len) ? alphabet[(v >> 6) & 63] : '=';

@@ -162,7 +162,8 @@ ngx_agentlocator_twiml_connect_parts(ngx_pool_t *pool,
     p = ngx_cpymem(p, NGX_AGENTLOCATOR_PATH_STREAM_ENDED "\">",
                    sizeof(NGX_AGENTLOCATOR_PATH_STREAM_ENDED "\">") - 1);
 
-    p = ngx_cpymem(p, "<Stream url=\"wss://", sizeof("<Stream url=\"wss://") - 1);
+    p = ngx_cpymem(p, "<Stream url=\"wss://",
+                   sizeof("<Stream url=\"wss://") - 1);
     p = ngx_agentlocator_xml_escape(p, &pub->host);
     p = ngx_agentlocator_xml_escape(p, &pub->path);
     p = ngx_cpymem(p, NGX_AGENTLOCATOR_PATH_MEDIA "\" statusCallback=\"",

@@ -31,8 +31,6 @@ static ngx_int_t ngx_agentlocator_voice_degraded(ngx_http_request_t *r);
 static ngx_int_t ngx_agentlocator_voice_twiml(ngx_http_request_t *r,
     ngx_str_t *twiml);
 static ngx_uint_t ngx_agentlocator_is_form(ngx_http_request_t *r);
-static ngx_table_elt_t *ngx_agentlocator_find_header(ngx_http_request_t *r,
-    const char *name, size_t len);
 
 
 static ngx_str_t  ngx_agentlocator_text_xml = ngx_string("text/xml");
@@ -688,7 +686,9 @@ ngx_agentlocator_is_form(ngx_http_request_t *r)
 }
 
 
-static ngx_table_elt_t *
+/* The first request header called "name", case-insensitively. */
+
+ngx_table_elt_t *
 ngx_agentlocator_find_header(ngx_http_request_t *r, const char *name,
     size_t len)
 {

@@ -92,8 +92,8 @@ ngx_agentlocator_ws_parse(ngx_agentlocator_ws_parser_t *p,
         case ws_payload:
 
             left = p->payload_len - p->payload_done;
-            n = (size_t) ((uint64_t) (last - src) < left ? (uint64_t) (last - src)
-                                                         : left);
+            n = (size_t) ((uint64_t) (last - src) < left
+                          ? (uint64_t) (last - src) : left);
 
             if (n == 0) {
                 /* an empty frame, or its header ended the read */
