@@ -373,6 +373,13 @@ ngx_agentlocator_http_close_socket(void *clientp, curl_socket_t s)
 
     if ((ngx_uint_t) s < e->nconns && e->conns[s]) {
         ngx_agentlocator_http_release(s, e->conns[s]);
+
+        /*
+         * curl still remembers our connection for this socket and will
+         * hand it to CURL_POLL_REMOVE later, when the fd number (and the
+         * freed connection) may already serve a new socket: forget it now.
+         */
+        (void) curl_multi_assign(e->multi, s, NULL);
     }
 
     return close(s);
