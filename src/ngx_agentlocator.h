@@ -380,6 +380,9 @@ ngx_int_t ngx_agentlocator_signature_verify(ngx_pool_t *pool,
     ngx_agentlocator_form_t *form, ngx_str_t *signature, ngx_uint_t flags);
 ngx_int_t ngx_agentlocator_signature_params(ngx_pool_t *pool,
     ngx_agentlocator_form_t *form, ngx_str_t *out);
+ngx_int_t ngx_agentlocator_signature_check(ngx_http_request_t *r,
+    const char *scheme, ngx_agentlocator_form_t *form, ngx_uint_t flags,
+    ngx_str_t *call_sid);
 ngx_int_t ngx_agentlocator_signature_request_url(ngx_http_request_t *r,
     ngx_agentlocator_public_url_t *public_url, const char *scheme,
     ngx_str_t *url);

@@ -88,8 +88,6 @@ typedef struct {
 
 static ngx_uint_t ngx_agentlocator_media_handshake(ngx_http_request_t *r,
     ngx_str_t *accept, ngx_str_t *protocol, const char **reason);
-static ngx_int_t ngx_agentlocator_media_check_signature(
-    ngx_http_request_t *r);
 static void ngx_agentlocator_media_cleanup(void *data);
 static void ngx_agentlocator_media_read(ngx_http_request_t *r);
 static void ngx_agentlocator_media_write(ngx_http_request_t *r);
@@ -145,6 +143,7 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
     ngx_pool_cleanup_t            *cln;
     ngx_agentlocator_media_t      *ms;
     ngx_http_core_loc_conf_t      *clcf;
+    ngx_agentlocator_srv_conf_t   *ascf;
     ngx_agentlocator_loc_conf_t   *alcf;
     ngx_agentlocator_main_conf_t  *amcf;
 
@@ -166,7 +165,15 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
     amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
 
     if (alcf->signature) {
-        rc = ngx_agentlocator_media_check_signature(r);
+        /*
+         * Twilio signs the upgrade with the wss:// URL it connected to and
+         * no parameters; its docs advise trying a trailing "/" too.
+         */
+        ascf = ngx_http_get_module_srv_conf(r, ngx_http_agentlocator_module);
+
+        rc = ngx_agentlocator_signature_check(r,
+                 ascf->public_url->scheme.len == 5 ? "wss" : "ws",
+                 NULL, NGX_AGENTLOCATOR_SIG_WS_SLASH, NULL);
 
         if (rc == NGX_DECLINED) {
             r->keepalive = 0;
@@ -462,56 +469,6 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
     }
 
     return 0;
-}
-
-
-/*
- * Twilio signs the upgrade with the wss:// URL it connected to and no
- * parameters; its docs advise trying the URL with a trailing "/" too.
- */
-
-static ngx_int_t
-ngx_agentlocator_media_check_signature(ngx_http_request_t *r)
-{
-    ngx_int_t                      rc;
-    ngx_str_t                      url;
-    const char                    *reason;
-    ngx_table_elt_t               *h;
-    ngx_agentlocator_srv_conf_t   *ascf;
-    ngx_agentlocator_main_conf_t  *amcf;
-
-    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
-    ascf = ngx_http_get_module_srv_conf(r, ngx_http_agentlocator_module);
-
-    if (ngx_agentlocator_signature_request_url(r, ascf->public_url,
-            ascf->public_url->scheme.len == 5 ? "wss" : "ws", &url)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    h = ngx_agentlocator_find_header(r, "X-Twilio-Signature",
-                                     sizeof("X-Twilio-Signature") - 1);
-
-    if (h == NULL || h->value.len == 0) {
-        reason = "missing";
-
-    } else {
-        rc = ngx_agentlocator_signature_verify(r->pool, &amcf->auth_key,
-                                               &url, NULL, &h->value,
-                                               NGX_AGENTLOCATOR_SIG_WS_SLASH);
-        if (rc != NGX_DECLINED) {
-            return rc;
-        }
-
-        reason = "mismatch";
-    }
-
-    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "SIGNATURE_INVALID call=- reason=%s url=\"%V\"", reason,
-                  &url);
-
-    return NGX_DECLINED;
 }
 
 

@@ -397,3 +397,59 @@ ngx_agentlocator_signature_request_url(ngx_http_request_t *r,
 
     return NGX_OK;
 }
+
+
+/*
+ * X-Twilio-Signature on a request: the URL Twilio requested (the public
+ * URL's scheme, or "scheme", and host, then the raw request URI) and the
+ * posted parameters, if any.  NGX_DECLINED: invalid, with one log line
+ * naming the call (if known) and the URL, never the token or the
+ * signature; NGX_ERROR: out of memory.
+ */
+
+ngx_int_t
+ngx_agentlocator_signature_check(ngx_http_request_t *r, const char *scheme,
+    ngx_agentlocator_form_t *form, ngx_uint_t flags, ngx_str_t *call_sid)
+{
+    u_char                         safe[NGX_AGENTLOCATOR_SID_LEN + 1];
+    ngx_int_t                      rc;
+    ngx_str_t                      url, none = ngx_null_string;
+    const char                    *reason;
+    ngx_table_elt_t               *h;
+    ngx_agentlocator_srv_conf_t   *ascf;
+    ngx_agentlocator_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
+    ascf = ngx_http_get_module_srv_conf(r, ngx_http_agentlocator_module);
+
+    if (ngx_agentlocator_signature_request_url(r, ascf->public_url, scheme,
+                                               &url)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    h = ngx_agentlocator_find_header(r, "X-Twilio-Signature",
+                                     sizeof("X-Twilio-Signature") - 1);
+
+    if (h == NULL || h->value.len == 0) {
+        reason = "missing";
+
+    } else {
+        rc = ngx_agentlocator_signature_verify(r->pool, &amcf->auth_key,
+                                               &url, form, &h->value, flags);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+        reason = "mismatch";
+    }
+
+    ngx_agentlocator_log_safe(safe, sizeof(safe), call_sid ? call_sid : &none);
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "SIGNATURE_INVALID call=%s reason=%s url=\"%V\"",
+                  safe, reason, &url);
+
+    return NGX_DECLINED;
+}

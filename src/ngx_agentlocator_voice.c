@@ -15,8 +15,6 @@ static void ngx_agentlocator_voice_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_agentlocator_voice_process(ngx_http_request_t *r);
 static ngx_int_t ngx_agentlocator_voice_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
-static ngx_int_t ngx_agentlocator_voice_check_signature(ngx_http_request_t *r,
-    ngx_agentlocator_form_t *form, ngx_str_t *call_sid);
 static ngx_int_t ngx_agentlocator_voice_incoming_call(ngx_http_request_t *r,
     ngx_agentlocator_form_t *form, ngx_str_t *call_sid);
 static ngx_int_t ngx_agentlocator_voice_stream_status(ngx_http_request_t *r,
@@ -135,7 +133,7 @@ ngx_agentlocator_voice_process(ngx_http_request_t *r)
     /* authenticate before judging the content: strangers learn nothing */
 
     if (alcf->signature) {
-        rc = ngx_agentlocator_voice_check_signature(r, form, &call_sid);
+        rc = ngx_agentlocator_signature_check(r, NULL, form, 0, &call_sid);
 
         if (rc == NGX_DECLINED) {
             return ngx_agentlocator_reply_error(r, NGX_HTTP_FORBIDDEN,
@@ -255,61 +253,6 @@ ngx_agentlocator_voice_read_body(ngx_http_request_t *r, ngx_str_t *body)
     body->len = p - body->data;
 
     return NGX_OK;
-}
-
-
-/*
- * X-Twilio-Signature over the URL Twilio requested (public scheme and host,
- * the raw request URI) and every posted parameter.  NGX_DECLINED: invalid,
- * with one log line that names the call and the URL, never the token or
- * the signature; NGX_ERROR: out of memory.
- */
-
-static ngx_int_t
-ngx_agentlocator_voice_check_signature(ngx_http_request_t *r,
-    ngx_agentlocator_form_t *form, ngx_str_t *call_sid)
-{
-    u_char                         safe[NGX_AGENTLOCATOR_SID_LEN + 1];
-    ngx_int_t                      rc;
-    ngx_str_t                      url;
-    const char                    *reason;
-    ngx_table_elt_t               *h;
-    ngx_agentlocator_srv_conf_t   *ascf;
-    ngx_agentlocator_main_conf_t  *amcf;
-
-    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
-    ascf = ngx_http_get_module_srv_conf(r, ngx_http_agentlocator_module);
-
-    if (ngx_agentlocator_signature_request_url(r, ascf->public_url, NULL,
-                                               &url)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    h = ngx_agentlocator_find_header(r, "X-Twilio-Signature",
-                                     sizeof("X-Twilio-Signature") - 1);
-
-    if (h == NULL || h->value.len == 0) {
-        reason = "missing";
-
-    } else {
-        rc = ngx_agentlocator_signature_verify(r->pool, &amcf->auth_key,
-                                               &url, form, &h->value, 0);
-        if (rc != NGX_DECLINED) {
-            return rc;
-        }
-
-        reason = "mismatch";
-    }
-
-    ngx_agentlocator_log_safe(safe, sizeof(safe), call_sid);
-
-    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "SIGNATURE_INVALID call=%s reason=%s url=\"%V\"",
-                  safe, reason, &url);
-
-    return NGX_DECLINED;
 }
 
 
