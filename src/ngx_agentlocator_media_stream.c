@@ -6,6 +6,12 @@
  * messages update the registry and the recording, and replies go out
  * through a bounded queue; while the queue is over its bound nothing more
  * is read, so a slow client cannot make the worker buffer without limit.
+ *
+ * Once the 101 is on the wire the HTTP request is freed (its access log
+ * line is written then, with status 101) and the stream keeps only the
+ * connection: a call then costs its connection's pool and this file's
+ * state, not nginx's request, headers and header buffers for the hours a
+ * call can last.  WS_CLOSE is the stream's own end-of-session record.
  */
 
 
@@ -47,7 +53,8 @@ struct ngx_agentlocator_ws_out_s {
 
 
 typedef struct {
-    ngx_http_request_t               *request;
+    ngx_connection_t                 *connection;
+    ngx_log_t                        *log;        /* outlives connection */
     ngx_agentlocator_registry_t      *registry;
     ngx_agentlocator_main_conf_t     *amcf;
     ngx_agentlocator_loc_conf_t      *alcf;
@@ -68,6 +75,7 @@ typedef struct {
     uint64_t                          bytes;
     uint64_t                          unflushed_frames;
     uint64_t                          unflushed_bytes;
+    ngx_msec_t                        started;
     ngx_msec_t                        last_media;
     ngx_msec_t                        last_flush;
     ngx_uint_t                        bad_messages;
@@ -89,8 +97,12 @@ typedef struct {
 static ngx_uint_t ngx_agentlocator_media_handshake(ngx_http_request_t *r,
     ngx_str_t *accept, ngx_str_t *protocol, const char **reason);
 static void ngx_agentlocator_media_cleanup(void *data);
-static void ngx_agentlocator_media_read(ngx_http_request_t *r);
-static void ngx_agentlocator_media_write(ngx_http_request_t *r);
+static void ngx_agentlocator_media_upgraded(ngx_http_request_t *r);
+static void ngx_agentlocator_media_release_buffers(ngx_connection_t *c,
+    ngx_http_connection_t *hc);
+static void ngx_agentlocator_media_read_handler(ngx_event_t *rev);
+static void ngx_agentlocator_media_write_handler(ngx_event_t *wev);
+static void ngx_agentlocator_media_read(ngx_agentlocator_media_t *ms);
 static void ngx_agentlocator_media_frame(ngx_agentlocator_media_t *ms,
     ngx_agentlocator_ws_frame_t *frame);
 static void ngx_agentlocator_media_message(ngx_agentlocator_media_t *ms,
@@ -186,16 +198,22 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
         }
     }
 
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    /*
+     * The stream's state lives in the connection's pool: the request is
+     * freed once the 101 is out (ngx_agentlocator_media_upgraded).  Every
+     * exit from here on closes the connection (keepalive is off), and
+     * destroying its pool runs the cleanup.
+     */
 
-    ms = ngx_pcalloc(r->pool, sizeof(ngx_agentlocator_media_t));
+    ms = ngx_pcalloc(c->pool, sizeof(ngx_agentlocator_media_t));
     if (ms == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ms->request = r;
+    r->keepalive = 0;
+
+    ms->connection = c;
+    ms->log = c->log;
     ms->amcf = amcf;
     ms->alcf = alcf;
     ms->registry = ngx_agentlocator_registry_get(amcf);
@@ -204,34 +222,38 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
 
     ngx_agentlocator_ws_parser_init(&ms->parser, alcf->media_max_message);
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
+    cln = ngx_pool_cleanup_add(c->pool, 0);
 
     if (cln == NULL
         || ngx_agentlocator_media_scratch(c->log,
                                           alcf->media_max_message / 4 * 3 + 3)
            != NGX_OK)
     {
-        ngx_agentlocator_ws_parser_free(&ms->parser);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* from here on every exit path frees what the stream holds */
     cln->handler = ngx_agentlocator_media_cleanup;
     cln->data = ms;
 
-    /* frames sent right behind the handshake are already in header_in */
+    /*
+     * Frames sent right behind the handshake are in a header buffer,
+     * which is released with the request: the stream keeps a copy.
+     */
 
     if (r->header_in->pos < r->header_in->last) {
         ms->in_pos = r->header_in->pos;
         ms->in_last = r->header_in->last;
         r->header_in->pos = r->header_in->last;
+
+        if (ngx_agentlocator_media_save(ms) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     ngx_http_set_ctx(r, ms, ngx_http_agentlocator_module);
 
     r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
     r->headers_out.content_length_n = -1;
-    r->keepalive = 0;
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
@@ -278,20 +300,26 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    /* the request now lives as long as the WebSocket does */
-
-    r->main->count++;
-
-    c->log->action = "serving the Twilio media stream";
-
-    r->read_event_handler = ngx_agentlocator_media_read;
-    r->write_event_handler = ngx_agentlocator_media_write;
-
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
     if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
         return NGX_ERROR;
     }
+
+    /*
+     * Our reference keeps the request until the 101 is flushed; the
+     * handover runs from a write event, outside nginx's handler chain for
+     * this request.
+     */
+
+    r->main->count++;
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_agentlocator_media_upgraded;
+
+    ngx_post_event(c->write, &ngx_posted_events);
+
+    ms->started = ngx_current_msec;
 
     if (ms->registry) {
         (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_accepted, 1);
@@ -306,19 +334,170 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
     ngx_log_error(NGX_LOG_NOTICE, c->log, 0, "WS_CONNECT protocol=%V",
                   &protocol);
 
+    return NGX_DONE;
+}
+
+
+/*
+ * The 101 is flushed (else this waits, as ngx_http_writer would, up to
+ * send_timeout): the request is freed and the stream takes the connection
+ * over with its own event handlers.
+ */
+
+static void
+ngx_agentlocator_media_upgraded(ngx_http_request_t *r)
+{
+    ngx_connection_t           *c;
+    ngx_http_connection_t      *hc;
+    ngx_agentlocator_media_t   *ms;
+    ngx_http_core_loc_conf_t   *clcf;
+
+    c = r->connection;
+    ms = ngx_http_get_module_ctx(r, ngx_http_agentlocator_module);
+
+    if (c->write->timedout) {
+        c->timedout = 1;
+        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
+                      "client timed out reading the 101 response");
+        ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
+        return;
+    }
+
+    if (r->out || c->buffered) {
+        if (ngx_http_output_filter(r, NULL) == NGX_ERROR) {
+            ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
+            return;
+        }
+
+        if (r->out || c->buffered) {
+            clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+            ngx_add_timer(c->write, clcf->send_timeout);
+
+            if (ngx_handle_write_event(c->write, clcf->send_lowat) != NGX_OK)
+            {
+                ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
+            }
+
+            return;
+        }
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    hc = r->http_connection;
+
+    /*
+     * This also sets c->destroyed, which is what tells
+     * ngx_http_request_handler(), our caller, that the request is gone;
+     * nothing else reads the flag on a connection that is not HTTP's any
+     * more, and ngx_http_close_connection() sets it again at the end.
+     */
+
+    ngx_http_free_request(r, 0);
+
+    ngx_agentlocator_media_release_buffers(c, hc);
+
+    c->data = ms;
+    c->log->action = "serving the Twilio media stream";
+
+    c->read->handler = ngx_agentlocator_media_read_handler;
+    c->write->handler = ngx_agentlocator_media_write_handler;
+
     /*
      * The idle timer is an ordinary connection timer: it keeps a worker
      * that is shutting down alive while its calls stream, as nginx does
      * for proxied WebSockets (worker_shutdown_timeout bounds it).
      */
 
-    ngx_add_timer(c->read, alcf->media_idle_timeout);
+    ngx_add_timer(c->read, ms->alcf->media_idle_timeout);
 
     if (ms->in_pos < ms->in_last || c->read->ready) {
         ngx_post_event(c->read, &ngx_posted_events);
     }
+}
 
-    return NGX_DONE;
+
+/*
+ * What ngx_http_set_keepalive() frees for an idle connection: the header
+ * buffers, which a stream never reads into again.
+ */
+
+static void
+ngx_agentlocator_media_release_buffers(ngx_connection_t *c,
+    ngx_http_connection_t *hc)
+{
+    ngx_chain_t  *cl;
+
+    if (c->buffer && ngx_pfree(c->pool, c->buffer->start) == NGX_OK) {
+        c->buffer = NULL;
+    }
+
+    for (cl = hc->free; cl; cl = cl->next) {
+        (void) ngx_pfree(c->pool, cl->buf->start);
+    }
+
+    hc->free = NULL;
+
+    for (cl = hc->busy; cl; cl = cl->next) {
+        (void) ngx_pfree(c->pool, cl->buf->start);
+    }
+
+    hc->busy = NULL;
+    hc->nbusy = 0;
+}
+
+
+static void
+ngx_agentlocator_media_read_handler(ngx_event_t *rev)
+{
+    ngx_connection_t          *c;
+    ngx_agentlocator_media_t  *ms;
+
+    c = rev->data;
+    ms = c->data;
+
+    if (ms->finished) {
+        ngx_http_close_connection(c);
+        return;
+    }
+
+    ngx_agentlocator_media_read(ms);
+}
+
+
+static void
+ngx_agentlocator_media_write_handler(ngx_event_t *wev)
+{
+    ngx_connection_t          *c;
+    ngx_agentlocator_media_t  *ms;
+
+    c = wev->data;
+    ms = c->data;
+
+    if (ms->finished) {
+        ngx_http_close_connection(c);
+        return;
+    }
+
+    if (wev->timedout) {
+        /* a client that reads nothing for the idle timeout is gone */
+        c->timedout = 1;
+        ms->code = NGX_AGENTLOCATOR_WS_ABNORMAL;
+
+        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
+                      "WS client read nothing in %M ms",
+                      ms->alcf->media_idle_timeout);
+
+        ngx_agentlocator_media_finish(ms);
+        return;
+    }
+
+    if (ngx_agentlocator_media_drain(ms) == NGX_ERROR) {
+        ngx_agentlocator_media_finish(ms);
+    }
 }
 
 
@@ -342,6 +521,13 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
 
     if (r->http_version != NGX_HTTP_VERSION_11) {
         *reason = "WebSocket handshake needs HTTP/1.1";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    /* what follows the headers is the client's first frames, never a body */
+
+    if (r->headers_in.content_length_n > 0 || r->headers_in.chunked) {
+        *reason = "a WebSocket handshake has no body";
         return NGX_HTTP_BAD_REQUEST;
     }
 
@@ -473,16 +659,14 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
 
 
 static void
-ngx_agentlocator_media_read(ngx_http_request_t *r)
+ngx_agentlocator_media_read(ngx_agentlocator_media_t *ms)
 {
     int                           rc;
     ssize_t                       n;
     ngx_connection_t             *c;
-    ngx_agentlocator_media_t     *ms;
     ngx_agentlocator_ws_frame_t   frame;
 
-    c = r->connection;
-    ms = ngx_http_get_module_ctx(r, ngx_http_agentlocator_module);
+    c = ms->connection;
 
     if (c->close) {
         /* worker_shutdown_timeout or a forced shutdown */
@@ -614,19 +798,6 @@ ngx_agentlocator_media_read(ngx_http_request_t *r)
 
 
 static void
-ngx_agentlocator_media_write(ngx_http_request_t *r)
-{
-    ngx_agentlocator_media_t  *ms;
-
-    ms = ngx_http_get_module_ctx(r, ngx_http_agentlocator_module);
-
-    if (ngx_agentlocator_media_drain(ms) == NGX_ERROR) {
-        ngx_agentlocator_media_finish(ms);
-    }
-}
-
-
-static void
 ngx_agentlocator_media_frame(ngx_agentlocator_media_t *ms,
     ngx_agentlocator_ws_frame_t *frame)
 {
@@ -688,7 +859,7 @@ ngx_agentlocator_media_message(ngx_agentlocator_media_t *ms, u_char *data,
     ngx_connection_t                 *c;
     ngx_agentlocator_twilio_event_t   ev;
 
-    c = ms->request->connection;
+    c = ms->connection;
 
     ev.payload = ngx_agentlocator_media_payload;
     ev.payload_cap = ngx_agentlocator_media_payload_cap;
@@ -759,7 +930,7 @@ ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
     ngx_connection_t                 *c;
     ngx_agentlocator_ev_sid_t        *sid;
 
-    c = ms->request->connection;
+    c = ms->connection;
 
     if (ms->has_call) {
         ngx_agentlocator_media_bad(ms, "second start");
@@ -864,7 +1035,7 @@ ngx_agentlocator_media_audio(ngx_agentlocator_media_t *ms,
     if (ms->alcf->media == 2 && ms->has_stream) {
         len = ngx_base64_encoded_length(ev->payload_len);
 
-        b64 = ngx_alloc(len, ms->request->connection->log);
+        b64 = ngx_alloc(len, ms->connection->log);
         if (b64 == NULL) {
             return;
         }
@@ -925,7 +1096,7 @@ ngx_agentlocator_media_bad(ngx_agentlocator_media_t *ms, const char *reason)
     }
 
     if (ms->bad_messages <= NGX_AGENTLOCATOR_MEDIA_LOG_BAD) {
-        ngx_log_error(NGX_LOG_INFO, ms->request->connection->log, 0,
+        ngx_log_error(NGX_LOG_INFO, ms->connection->log, 0,
                       "WS_BAD_MESSAGE reason=\"%s\" count=%ui%s", reason,
                       ms->bad_messages,
                       ms->bad_messages == NGX_AGENTLOCATOR_MEDIA_LOG_BAD
@@ -956,7 +1127,7 @@ ngx_agentlocator_media_send_event(ngx_agentlocator_media_t *ms,
            + 2 * ngx_strlen(event) + ngx_strlen(field)
            + NGX_AGENTLOCATOR_SID_LEN + ngx_agentlocator_json_escape_len(&v);
 
-    buf = ngx_alloc(size, ms->request->connection->log);
+    buf = ngx_alloc(size, ms->connection->log);
     if (buf == NULL) {
         return NGX_ERROR;
     }
@@ -994,7 +1165,7 @@ ngx_agentlocator_media_send(ngx_agentlocator_media_t *ms, unsigned opcode,
 
     out = ngx_alloc(offsetof(ngx_agentlocator_ws_out_t, data)
                     + NGX_AGENTLOCATOR_WS_MAX_HEADER + len,
-                    ms->request->connection->log);
+                    ms->connection->log);
     if (out == NULL) {
         return NGX_ERROR;
     }
@@ -1038,7 +1209,7 @@ ngx_agentlocator_media_close(ngx_agentlocator_media_t *ms, unsigned code,
         return;
     }
 
-    c = ms->request->connection;
+    c = ms->connection;
     ms->code = code;
 
     payload[0] = (u_char) (code >> 8);
@@ -1083,26 +1254,12 @@ ngx_agentlocator_media_drain(ngx_agentlocator_media_t *ms)
     ssize_t                     n;
     ngx_uint_t                  was_full;
     ngx_connection_t           *c;
-    ngx_http_request_t         *r;
     ngx_agentlocator_ws_out_t  *out;
 
-    r = ms->request;
-    c = r->connection;
+    c = ms->connection;
 
     if (ms->finished || c->error) {
         return NGX_ERROR;
-    }
-
-    /* the 101 response may still sit in nginx's output chain */
-
-    if (r->out || c->buffered) {
-        if (ngx_http_output_filter(r, NULL) == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-
-        if (r->out || c->buffered) {
-            goto again;
-        }
     }
 
     was_full = (ms->out_bytes > ms->alcf->media_send_buffer);
@@ -1166,38 +1323,45 @@ again:
 }
 
 
-/* The end of the stream: log it and close; the cleanup frees the rest. */
+/*
+ * The end of the stream: logged here, and the connection is closed from
+ * its own posted write event, so that no caller up the stack is left
+ * holding freed state; destroying the pool runs the cleanup.
+ */
 
 static void
 ngx_agentlocator_media_finish(ngx_agentlocator_media_t *ms)
 {
-    ngx_http_request_t  *r;
+    ngx_connection_t  *c;
 
     if (ms->finished) {
         return;
     }
 
     ms->finished = 1;
-    r = ms->request;
+    c = ms->connection;
 
-    if (r->connection->write->timedout) {
+    if (c->write->timedout) {
         ms->code = NGX_AGENTLOCATOR_WS_ABNORMAL;
     }
 
-    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                  "WS_CLOSE code=%ui call=%*s frames=%uL bytes=%uL bad=%ui",
+    ngx_log_error(NGX_LOG_NOTICE, c->log, 0,
+                  "WS_CLOSE code=%ui call=%*s frames=%uL bytes=%uL bad=%ui "
+                  "ms=%M",
                   (ngx_uint_t) ms->code,
                   ms->has_call ? NGX_AGENTLOCATOR_SID_LEN : 1,
                   ms->has_call ? ms->call_sid : (u_char *) "-",
-                  ms->frames, ms->bytes, ms->bad_messages);
+                  ms->frames, ms->bytes, ms->bad_messages,
+                  ngx_current_msec - ms->started);
 
-    ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
+    ngx_post_event(c->write, &ngx_posted_events);
 }
 
 
 /*
- * Runs when the request is freed, however the stream ended: the registry
- * learns the stream stopped, the recording is completed, memory is freed.
+ * Runs when the connection's pool is destroyed, however the stream ended
+ * (the connection itself is closed by then): the registry learns the
+ * stream stopped, the recording is completed, memory is freed.
  */
 
 static void
@@ -1282,7 +1446,7 @@ ngx_agentlocator_media_save(ngx_agentlocator_media_t *ms)
 
     n = ms->in_last - ms->in_pos;
 
-    p = ngx_alloc(n, ms->request->connection->log);
+    p = ngx_alloc(n, ms->connection->log);
     if (p == NULL) {
         return NGX_ERROR;
     }

@@ -200,15 +200,19 @@ ngx_agentlocator_registry_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     /*
-     * The table needs a slot for every entry the zone could ever hold: one
-     * per slab chunk of an entry's size.
+     * The table needs a slot for every entry the zone could ever hold: at
+     * most one per slab chunk of an entry's size (fewer, as the zone also
+     * holds the slab's pages, this table and the index).  No more: a
+     * power-of-two zone then gets an index of exactly twice the table,
+     * not four times, and the index's pages are what a worker touches
+     * first as calls hash into it.
      */
 
     for (chunk = 8; chunk < sizeof(ngx_agentlocator_call_t); chunk <<= 1) {
         /* void */
     }
 
-    sh->table_size = shm_zone->shm.size / chunk + 1;
+    sh->table_size = shm_zone->shm.size / chunk;
 
     sh->table = ngx_slab_calloc(reg->shpool,
                                 sh->table_size

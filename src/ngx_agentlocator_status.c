@@ -44,6 +44,7 @@ ngx_agentlocator_status_handler(ngx_http_request_t *r)
     ngx_array_t                         calls;
     ngx_agentlocator_call_t            *call;
     ngx_agentlocator_registry_t        *reg;
+    ngx_agentlocator_registry_sh_t     *sh;
     ngx_agentlocator_main_conf_t       *amcf;
     ngx_agentlocator_registry_usage_t   usage;
 
@@ -73,7 +74,7 @@ ngx_agentlocator_status_handler(ngx_http_request_t *r)
     truncated = (usage.entries > calls.nelts);
     now = ngx_current_msec;
 
-    len = 512 + reg->name.len * 6
+    len = 1024 + reg->name.len * 6
           + calls.nelts * NGX_AGENTLOCATOR_STATUS_CALL_LEN;
 
     p = ngx_pnalloc(r->pool, len);
@@ -89,11 +90,22 @@ ngx_agentlocator_status_handler(ngx_http_request_t *r)
     p = ngx_sprintf(p, "\",\"size\":%uz,\"entries\":%ui,\"capacity\":%ui,"
                     "\"entry_bytes\":%uz,\"pages_total\":%ui,"
                     "\"pages_free\":%ui,\"full\":%ui,\"evicted\":%ui,"
-                    "\"expired\":%ui,\"repaired\":%ui},"
-                    "\"truncated\":%s,\"calls\":[",
+                    "\"expired\":%ui,\"repaired\":%ui},",
                     usage.size, usage.entries, usage.capacity,
                     usage.entry_bytes, usage.pages_total, usage.pages_free,
-                    usage.full, usage.evicted, usage.expired, usage.repaired,
+                    usage.full, usage.evicted, usage.expired, usage.repaired);
+
+    /* media streams of all workers, since the zone was created */
+
+    sh = reg->sh;
+
+    p = ngx_sprintf(p, "\"websocket\":{\"accepted\":%uA,\"open\":%uA,"
+                    "\"frames\":%uA,\"bytes\":%uA,\"bad_messages\":%uA,"
+                    "\"protocol_errors\":%uA},",
+                    sh->ws_accepted, sh->ws_open, sh->ws_frames, sh->ws_bytes,
+                    sh->ws_bad_messages, sh->ws_protocol_errors);
+
+    p = ngx_sprintf(p, "\"truncated\":%s,\"calls\":[",
                     truncated ? "true" : "false");
 
     call = calls.elts;

@@ -155,7 +155,7 @@ CALL_INCOMING call=CA00000000000000000000000000000007 state=armed repeat=1
 [::hdrs('/webhook/incoming_call', ::incoming(2, From => "sip:\"a\\b\"<x>\@h\x01")), ""]
 --- response_body_like eval
 [qr/<Response>/,
- qr/^\{"zone":\{"name":"calls","size":1048576,"entries":1,"capacity":\d+,"entry_bytes":\d+,"pages_total":\d+,"pages_free":\d+,"full":0,"evicted":0,"expired":0,"repaired":0\},"truncated":false,"calls":\[\{"call_sid":"CA00000000000000000000000000000002","state":"armed","created_at":\d+,"age_ms":\d+,"stream_age_ms":null,"since_media_ms":null,"since_update_ms":\d+,"stream_sid":null,"account_sid":"ACa{32}","from":"sip:\\"a\\\\b\\"<x>\@h\\u0001","to":"\+15557650000","call_status":null,"frames":0,"bytes":0,"stream_error":false,"recording":false,"redirect":\{"attempts":0,"reason":"none","outcome":"none","status":0\}\}\]\}\n\z/]
+ qr/^\{"zone":\{"name":"calls","size":1048576,"entries":1,"capacity":\d+,"entry_bytes":\d+,"pages_total":\d+,"pages_free":\d+,"full":0,"evicted":0,"expired":0,"repaired":0\},"websocket":\{"accepted":0,"open":0,"frames":0,"bytes":0,"bad_messages":0,"protocol_errors":0\},"truncated":false,"calls":\[\{"call_sid":"CA00000000000000000000000000000002","state":"armed","created_at":\d+,"age_ms":\d+,"stream_age_ms":null,"since_media_ms":null,"since_update_ms":\d+,"stream_sid":null,"account_sid":"ACa{32}","from":"sip:\\"a\\\\b\\"<x>\@h\\u0001","to":"\+15557650000","call_status":null,"frames":0,"bytes":0,"stream_error":false,"recording":false,"redirect":\{"attempts":0,"reason":"none","outcome":"none","status":0\}\}\]\}\n\z/]
 --- response_headers eval
 ["Content-Type: text/xml", "Content-Type: application/json"]
 --- no_error_log

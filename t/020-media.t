@@ -39,6 +39,11 @@ my $SERVER = <<'_EOC_';
         agentlocator_signature off;
         agentlocator_media_subprotocol audio.v1 audio.v2;
     }
+    location = /logged {
+        agentlocator_media_stream;
+        agentlocator_signature off;
+        access_log logs/media-access.log;
+    }
     location = /status { agentlocator_status; }
 _EOC_
 
@@ -100,6 +105,10 @@ subtest 'handshake rejections' => sub {
         'no key' => ["GET /ws/twilio-media HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                      . "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
                      400, qr/invalid Sec-WebSocket-Key/],
+        'a body' => ["GET /ws/twilio-media HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     . "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                     . "Sec-WebSocket-Key: $key\r\nContent-Length: 5\r\n\r\nhello",
+                     400, qr/has no body/],
         'a key of 15 bytes' => ["GET /ws/twilio-media HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                      . "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
                      . "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA\r\n\r\n",
@@ -331,6 +340,49 @@ subtest 'data pipelined with the handshake is not lost' => sub {
     my $f = $ws->recv_frame(3);
     is_deeply([$f->{opcode}, $f->{payload}], [10, 'early'], 'the ping sent with the handshake is answered');
     $ws->close_ws;
+};
+
+subtest 'the request is freed at the upgrade: access log then, the stream goes on' => sub {
+    my $ws = stream('/logged');
+    is($ws->status, 101, '101');
+    my $log = '';
+    my $until = time + 3;
+    while (time < $until) {
+        $log = $s->slurp('media-access.log');
+        last if $log =~ m{"GET /logged HTTP/1\.1" 101 };
+        sleep 0.02;
+    }
+    like($log, qr{"GET /logged HTTP/1\.1" 101 }, 'access log line with 101, written while the stream is open');
+    $ws->twilio_start(40);
+    $ws->twilio_media(40, $_ + 1) for 1 .. 5;
+    $ws->send_frame(opcode => 9, payload => 'after');
+    my $f = $ws->recv_frame(3);
+    is_deeply([$f->{opcode}, $f->{payload}], [10, 'after'], 'the stream answers after the request is gone');
+    is($ws->close_ws(1000), 1000, 'clean close');
+    ok(wait_log(qr/WS_CLOSE code=1000 call=CA0{30}28 frames=5 bytes=800 bad=0 ms=\d+/),
+       'WS_CLOSE with the session length');
+    my @lines = grep { /101/ } split /\n/, $s->slurp('media-access.log');
+    is(scalar @lines, 1, 'one access log line for the stream');
+};
+
+subtest 'many streams opened and ended every way leave nothing open' => sub {
+    my @ws = map { stream() } 1 .. 60;
+    is(scalar(grep { $_->status == 101 } @ws), 60, '60 upgrades');
+    $ws[$_]->twilio_start(100 + $_) for 0 .. 59;
+    for my $i (0 .. 59) {
+        if ($i % 3 == 0) { $ws[$i]->close_ws(1000) }
+        elsif ($i % 3 == 1) { $ws[$i]->close_socket }
+        else { $ws[$i]->send_raw("\x81\x05hello") }   # unmasked: 1002
+    }
+    my $until = time + 5;
+    my $st;
+    while (time < $until) {
+        $st = decode_json($s->request('GET /status')->{body});
+        last if $st->{websocket}{open} == 0;
+        sleep 0.05;
+    }
+    is($st->{websocket}{open}, 0, 'no stream left open');
+    is(scalar(grep { $_->{state} eq 'streaming' } @{ $st->{calls} }), 0, 'none left streaming in the zone');
 };
 
 ok($s->stop, 'nginx stopped');
