@@ -443,6 +443,7 @@ void ngx_agentlocator_watchdog_exit_worker(ngx_cycle_t *cycle);
 
 /* ngx_agentlocator_media_stream.c */
 ngx_int_t ngx_agentlocator_media_stream_handler(ngx_http_request_t *r);
+void ngx_agentlocator_media_exit_worker(void);
 
 /* ngx_agentlocator_recording.c */
 typedef struct ngx_agentlocator_recording_s  ngx_agentlocator_recording_t;

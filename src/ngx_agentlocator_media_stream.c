@@ -1436,6 +1436,20 @@ ngx_agentlocator_media_scratch(ngx_log_t *log, size_t payload)
 }
 
 
+/* A worker's last streams are gone by the time it exits. */
+
+void
+ngx_agentlocator_media_exit_worker(void)
+{
+    ngx_free(ngx_agentlocator_media_in);
+    ngx_free(ngx_agentlocator_media_payload);
+
+    ngx_agentlocator_media_in = NULL;
+    ngx_agentlocator_media_payload = NULL;
+    ngx_agentlocator_media_payload_cap = 0;
+}
+
+
 /* Paused with bytes in the shared buffer: keep them. */
 
 static ngx_int_t
