@@ -91,6 +91,7 @@ typedef struct {
     unsigned                          peer_closed:1;
     unsigned                          finished:1;
     unsigned                          counted:1;   /* in ws_open */
+    unsigned                          paused:1;    /* queue over its bound */
 } ngx_agentlocator_media_t;
 
 
@@ -124,6 +125,7 @@ static void ngx_agentlocator_media_close(ngx_agentlocator_media_t *ms,
     unsigned code, const char *reason);
 static void ngx_agentlocator_media_finish(ngx_agentlocator_media_t *ms);
 static ngx_int_t ngx_agentlocator_media_drain(ngx_agentlocator_media_t *ms);
+static void ngx_agentlocator_media_resume(ngx_agentlocator_media_t *ms);
 static ngx_int_t ngx_agentlocator_media_scratch(ngx_log_t *log,
     size_t payload);
 static ngx_int_t ngx_agentlocator_media_save(ngx_agentlocator_media_t *ms);
@@ -713,6 +715,8 @@ ngx_agentlocator_media_read(ngx_agentlocator_media_t *ms)
                  * resumed by ngx_agentlocator_media_drain(); the rest of
                  * the shared read buffer becomes this stream's own
                  */
+                ms->paused = 1;
+
                 if (ms->in_pos >= ngx_agentlocator_media_in
                     && ms->in_pos < ngx_agentlocator_media_in
                                     + NGX_AGENTLOCATOR_MEDIA_READ_BUFFER)
@@ -1252,7 +1256,6 @@ static ngx_int_t
 ngx_agentlocator_media_drain(ngx_agentlocator_media_t *ms)
 {
     ssize_t                     n;
-    ngx_uint_t                  was_full;
     ngx_connection_t           *c;
     ngx_agentlocator_ws_out_t  *out;
 
@@ -1262,14 +1265,13 @@ ngx_agentlocator_media_drain(ngx_agentlocator_media_t *ms)
         return NGX_ERROR;
     }
 
-    was_full = (ms->out_bytes > ms->alcf->media_send_buffer);
-
     while (ms->out) {
         out = ms->out;
 
         n = c->send(c, out->data + out->sent, out->len - out->sent);
 
         if (n == NGX_AGAIN) {
+            ngx_agentlocator_media_resume(ms);
             goto again;
         }
 
@@ -1303,9 +1305,7 @@ ngx_agentlocator_media_drain(ngx_agentlocator_media_t *ms)
         return NGX_OK;
     }
 
-    if (was_full && !ms->closing) {
-        ngx_post_event(c->read, &ngx_posted_events);
-    }
+    ngx_agentlocator_media_resume(ms);
 
     return NGX_OK;
 
@@ -1320,6 +1320,24 @@ again:
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Reading resumes as soon as the queue is back under its bound, whether or
+ * not it has drained: the read side is edge-triggered and the bytes it left
+ * unread will not be announced again.
+ */
+
+static void
+ngx_agentlocator_media_resume(ngx_agentlocator_media_t *ms)
+{
+    if (ms->paused && !ms->closing
+        && ms->out_bytes <= ms->alcf->media_send_buffer)
+    {
+        ms->paused = 0;
+        ngx_post_event(ms->connection->read, &ngx_posted_events);
+    }
 }
 
 

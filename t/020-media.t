@@ -44,6 +44,11 @@ my $SERVER = <<'_EOC_';
         agentlocator_signature off;
         access_log logs/media-access.log;
     }
+    location = /echo-small {
+        agentlocator_media_stream echo;
+        agentlocator_signature off;
+        agentlocator_media_send_buffer 4k;
+    }
     location = /status { agentlocator_status; }
 _EOC_
 
@@ -383,6 +388,65 @@ subtest 'many streams opened and ended every way leave nothing open' => sub {
     }
     is($st->{websocket}{open}, 0, 'no stream left open');
     is(scalar(grep { $_->{state} eq 'streaming' } @{ $st->{calls} }), 0, 'none left streaming in the zone');
+};
+
+subtest 'backpressure: a client that does not read stops being read, then resumes' => sub {
+    use Errno qw(EAGAIN EWOULDBLOCK);
+    my $ws = stream('/echo-small');
+    is($ws->status, 101, '101');
+    $ws->twilio_start(50);
+    ok($ws->recv_frame(0.3) // 1, 'start sent');
+    my $sock = $ws->{sock};
+    $sock->blocking(0);
+
+    # the same masked media frame, over and over, never reading the echoes
+    my $frame = Test::AgentLocator::WebSocket::frame(
+        opcode => 1, payload => Test::AgentLocator::WebSocket::media_json(50, 2));
+    my $chunk = $frame x 64;
+    my ($written, $stalled_since) = (0, undef);
+    my $until = time + 20;
+    while (time < $until) {
+        my $n = syswrite($sock, $chunk, length($chunk) - ($written % length $chunk),
+                         $written % length $chunk);
+        if (defined $n && $n > 0) { $written += $n; undef $stalled_since; next }
+        die "write: $!" unless $! == EAGAIN || $! == EWOULDBLOCK;
+        $stalled_since //= time;
+        last if time - $stalled_since > 1.5;
+        sleep 0.01;
+    }
+    ok(defined $stalled_since && time - $stalled_since > 1.5,
+       "the server stopped reading after @{[int($written / 1024)]} KB");
+    # finish the frame in progress so the stream stays well-formed
+    my $tail = length($frame) - ($written % length $frame);
+    $tail = 0 if $tail == length $frame;
+    my $frames = int(($written + $tail) / length $frame);
+    my $rest = substr($frame, length($frame) - $tail);
+
+    my $st = decode_json($s->request('GET /status')->{body});
+    my ($c) = grep { $_->{call_sid} eq sprintf('CA%032x', 50) } @{ $st->{calls} };
+    cmp_ok($c->{frames}, '<', $frames, "paused: $c->{frames} of $frames frames read");
+
+    # now read: every frame sent is processed and echoed
+    my ($echoes, $buf) = (0, '');
+    my $deadline = time + 30;
+    while ($echoes < $frames && time < $deadline) {
+        if (length $rest) {
+            my $n = syswrite($sock, $rest);
+            substr($rest, 0, $n, '') if defined $n && $n > 0;
+        }
+        next unless $ws->{sel}->can_read(0.5);
+        my $n = sysread($sock, $buf, 16384);
+        last if defined $n && $n == 0;
+        next unless $n;
+        $ws->{frames}->append($buf);
+        while (defined(my $p = $ws->{frames}->next_bytes)) {
+            $echoes++ if $ws->{frames}->opcode == 1 && $p =~ /"event":"media"/;
+        }
+    }
+    is($echoes, $frames, "all $frames frames echoed once the client reads") or diag("echoes: $echoes");
+    $sock->blocking(1);
+    is($ws->close_ws(1000), 1000, 'clean close');
+    ok(wait_log(qr/WS_CLOSE code=1000 call=CA0{30}32 frames=$frames /), 'WS_CLOSE counts them all');
 };
 
 ok($s->stop, 'nginx stopped');
