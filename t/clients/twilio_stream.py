@@ -4,13 +4,16 @@ python3-websockets): an implementation independent of ours and of the Perl
 one in t/lib.  Usage: twilio_stream.py URL N FRAMES [echo]
 
 Sends connected, start, FRAMES media messages (160 bytes each), a mark and
-stop, then closes with 1000.  In echo mode it checks every media message
+stop, then closes with 1000.  A wss:// URL is verified against the CA file
+in $TWILIO_STREAM_CAFILE (else the system's).  In echo mode it checks every media message
 comes back with the same audio and the mark is answered.  Prints one JSON
 line with what it saw; exits non-zero on any surprise."""
 
 import asyncio
 import base64
 import json
+import os
+import ssl
 import sys
 
 import websockets
@@ -20,7 +23,11 @@ async def main(url, n, frames, echo):
     call = "CA%032x" % n
     stream = "MZ%032x" % n
     seen = {"echoed": 0, "marks": 0}
-    async with websockets.connect(url, max_size=2 ** 20) as ws:
+    tls = None
+    if url.startswith("wss://"):
+        tls = ssl.create_default_context(
+            cafile=os.environ.get("TWILIO_STREAM_CAFILE"))
+    async with websockets.connect(url, max_size=2 ** 20, ssl=tls) as ws:
         await ws.send(json.dumps({"event": "connected", "protocol": "Call",
                                   "version": "1.0.0"}))
         await ws.send(json.dumps({

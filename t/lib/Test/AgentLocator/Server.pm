@@ -78,9 +78,46 @@ http {
         add_header X-Worker \$pid always;
         $self->{server}
     }
+@{[ $self->tls_server ]}
 }
 EOC
     close $fh;
+}
+
+# With tls => { cert => FILE, key => FILE }: the same server again, over
+# TLS on $self->{tls_port}.
+sub tls_server {
+    my ($self) = @_;
+    return '' unless $self->{tls};
+    $self->{tls_port} //= free_port();
+    return <<"EOS";
+    server {
+        listen 127.0.0.1:$self->{tls_port} ssl;
+        ssl_certificate $self->{tls}{cert};
+        ssl_certificate_key $self->{tls}{key};
+        add_header X-Worker \$pid always;
+        $self->{server}
+    }
+EOS
+}
+
+# TEST_NGINX_USE_VALGRIND: nginx and its workers under memcheck, one log
+# per process; stop() fails when any of them reports an error or a leak.
+sub valgrind {
+    my ($self) = @_;
+    return () unless $ENV{TEST_NGINX_USE_VALGRIND};
+    return ('valgrind', '-q', '--trace-children=yes', '--num-callers=40',
+            "--log-file=$self->{root}/logs/valgrind.%p.log",
+            '--leak-check=full', '--show-leak-kinds=definite',
+            '--errors-for-leak-kinds=definite',
+            "--suppressions=$Top/t/valgrind.suppress");
+}
+
+sub valgrind_errors {
+    my ($self) = @_;
+    return join '', map { $self->slurp($_) }
+        grep { -s "$self->{root}/logs/$_" }
+        map { s{.*/}{}r } glob "$self->{root}/logs/valgrind.*.log";
 }
 
 sub start {
@@ -90,13 +127,15 @@ sub start {
     if (!$pid) {
         open STDOUT, '>>', "$self->{root}/logs/stderr.log";
         open STDERR, '>&', \*STDOUT;
-        { exec $bin, '-p', "$self->{root}/", '-c', 'conf/nginx.conf' }
+        { exec $self->valgrind, $bin, '-p', "$self->{root}/", '-c',
+               'conf/nginx.conf' }
         POSIX::_exit(127);
     }
     $self->{pid} = $pid;
-    $self->wait_for(sub { -s "$self->{root}/logs/nginx.pid" }, 10)
+    my $slow = $ENV{TEST_NGINX_USE_VALGRIND} ? 6 : 1;
+    $self->wait_for(sub { -s "$self->{root}/logs/nginx.pid" }, 10 * $slow)
         or die "nginx did not start:\n" . $self->slurp('stderr.log');
-    $self->wait_for(sub { $self->workers == $self->{workers} }, 10)
+    $self->wait_for(sub { $self->workers == $self->{workers} }, 10 * $slow)
         or die "nginx workers did not start";
 }
 
@@ -179,7 +218,7 @@ sub stop {
     my ($self) = @_;
     return unless $self->{pid};
     kill 'QUIT', $self->{pid};
-    my $until = time + 10;
+    my $until = time + ($ENV{TEST_NGINX_USE_VALGRIND} ? 30 : 10);
     while (time < $until) {
         last if waitpid($self->{pid}, WNOHANG) == $self->{pid};
         sleep 0.01;
@@ -191,6 +230,10 @@ sub stop {
     }
     1 while waitpid(-1, WNOHANG) > 0;
     delete $self->{pid};
+    if (my $vg = $self->valgrind_errors) {
+        Test::More::diag("valgrind:\n$vg");
+        return 0;
+    }
     return !$self->{stuck};
 }
 
