@@ -416,6 +416,13 @@ ngx_agentlocator_media_upgraded(ngx_http_request_t *r)
 
     ngx_add_timer(c->read, ms->alcf->media_idle_timeout);
 
+    /* ngx_http_block_reading() took it out of select/poll */
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        ngx_agentlocator_media_finish(ms);
+        return;
+    }
+
     if (ms->in_pos < ms->in_last || c->read->ready) {
         ngx_post_event(c->read, &ngx_posted_events);
     }
@@ -490,7 +497,9 @@ ngx_agentlocator_media_write_handler(ngx_event_t *wev)
         ms->code = NGX_AGENTLOCATOR_WS_ABNORMAL;
 
         ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
-                      "WS client read nothing in %M ms",
+                      "WS_IDLE call=%*s: the client read nothing in %M ms",
+                      ms->has_call ? NGX_AGENTLOCATOR_SID_LEN : 1,
+                      ms->has_call ? ms->call_sid : (u_char *) "-",
                       ms->alcf->media_idle_timeout);
 
         ngx_agentlocator_media_finish(ms);
