@@ -58,6 +58,8 @@ typedef struct {
     size_t                    msg_len;
     size_t                    msg_cap;
     unsigned                  msg_opcode;    /* 0: none in progress */
+    unsigned                  msg_high;      /* OR of its bytes: 0x80 set
+                                                when not all ASCII */
 
     /* the frame being read */
     unsigned                  state;
