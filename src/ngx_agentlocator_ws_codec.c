@@ -18,6 +18,9 @@ enum {
 };
 
 
+static int ngx_agentlocator_ws_in_place(ngx_agentlocator_ws_parser_t *p,
+    unsigned char **pos, unsigned char *src,
+    ngx_agentlocator_ws_frame_t *frame);
 static unsigned ngx_agentlocator_ws_unmask(unsigned char *dst,
     const unsigned char *src, size_t n, const unsigned char *mask,
     uint64_t off);
@@ -104,6 +107,19 @@ ngx_agentlocator_ws_parse(ngx_agentlocator_ws_parser_t *p,
             if (ngx_agentlocator_ws_header_done(p) != 0) {
                 *pos = src;
                 return NGX_AGENTLOCATOR_WS_FAIL;
+            }
+
+            if ((p->opcode == NGX_AGENTLOCATOR_WS_TEXT
+                 || p->opcode == NGX_AGENTLOCATOR_WS_BINARY)
+                && p->fin
+                && p->payload_len <= (uint64_t) (last - src))
+            {
+                /*
+                 * a whole message in this read, as nearly every Twilio
+                 * frame is: unmasked where it lies, not copied into the
+                 * stream's own buffer, which stays cold and unallocated
+                 */
+                return ngx_agentlocator_ws_in_place(p, pos, src, frame);
             }
 
             p->state = ws_payload;
@@ -195,10 +211,52 @@ ngx_agentlocator_ws_parse(ngx_agentlocator_ws_parser_t *p,
 
 
 /*
+ * A text or binary frame with FIN whose payload is all in the input: the
+ * message is that payload, unmasked in the input itself.
+ */
+
+static int
+ngx_agentlocator_ws_in_place(ngx_agentlocator_ws_parser_t *p,
+    unsigned char **pos, unsigned char *src,
+    ngx_agentlocator_ws_frame_t *frame)
+{
+    size_t    n;
+    unsigned  high;
+
+    n = (size_t) p->payload_len;
+
+    high = (n == 0) ? 0
+                    : ngx_agentlocator_ws_unmask(src, src, n, p->mask, 0);
+
+    frame->opcode = p->opcode;
+    frame->data = src;
+    frame->len = n;
+
+    *pos = src + n;
+
+    p->payload_done = n;
+    p->msg_opcode = 0;
+    p->state = ws_header;
+    p->hdr_len = 0;
+    p->hdr_need = 2;
+
+    if (frame->opcode == NGX_AGENTLOCATOR_WS_TEXT
+        && (high & 0x80)
+        && !ngx_agentlocator_utf8_valid(frame->data, n))
+    {
+        return ngx_agentlocator_ws_fail(p, NGX_AGENTLOCATOR_WS_BAD_DATA,
+                                        "text message is not UTF-8");
+    }
+
+    return NGX_AGENTLOCATOR_WS_FRAME;
+}
+
+
+/*
  * dst = src XOR the mask, 8 bytes at a time: the mask is laid out from
  * payload offset off, so a frame split across reads resumes with the right
  * mask byte.  Loads and stores go through memcpy, as src and dst may have
- * any alignment.  Returns the OR of the bytes written: its top bit says
+ * any alignment; dst may be src.  Returns the OR of the bytes written: its top bit says
  * whether any of them is outside ASCII.
  */
 

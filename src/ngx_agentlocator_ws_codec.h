@@ -42,6 +42,12 @@
 #define NGX_AGENTLOCATOR_WS_FAIL          2      /* close with close_code */
 
 
+/*
+ * data is valid until the next call to the parser and as long as the input
+ * it was given: a message that came whole in one input is unmasked in place
+ * there (the parser writes to [*pos, last)); others are assembled in the
+ * parser's own buffer.
+ */
 typedef struct {
     unsigned                  opcode;        /* TEXT, BINARY or a control */
     unsigned char            *data;
