@@ -595,7 +595,7 @@ fz_header(uint64_t v, unsigned char key)
     uint64_t                       got, top;
     unsigned                       opcode;
     unsigned char                  hdr[NGX_AGENTLOCATOR_WS_MAX_HEADER];
-    unsigned char                 *frame, *pos;
+    unsigned char                 *frame, *pos, *sent;
     ngx_agentlocator_ws_frame_t    f;
     ngx_agentlocator_ws_parser_t   p;
     static const unsigned          opcodes[] = { 1, 2, 8, 9, 10, 0 };
@@ -708,6 +708,14 @@ fz_header(uint64_t v, unsigned char key)
         }
     }
 
+    /* the parser may unmask a whole frame in place: compare with a copy */
+    sent = malloc(hlen + len);
+    if (sent == NULL) {
+        abort();
+    }
+
+    memcpy(sent, frame, hlen + len);
+
     ngx_agentlocator_ws_parser_init(&p, len);
 
     pos = frame;
@@ -721,11 +729,12 @@ fz_header(uint64_t v, unsigned char key)
              p.error ? p.error : "no error");
 
     for (i = 0; i < len; i++) {
-        fz_check(f.data[i] == (frame[hlen + i] ^ frame[n + (i & 3)]),
+        fz_check(f.data[i] == (sent[hlen + i] ^ sent[n + (i & 3)]),
                  "ws_header(%zu) frame: byte %zu differs", len, i);
     }
 
     ngx_agentlocator_ws_parser_free(&p);
+    free(sent);
     free(frame);
 }
 

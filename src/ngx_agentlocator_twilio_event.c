@@ -17,6 +17,20 @@
 
 #define NGX_AGENTLOCATOR_EV_MAX_DEPTH  8
 
+/*
+ * yajl 2 cannot reset a handle, so every message needs a new one.  Its few
+ * allocations (the handle, the lexer, the state stack, at times a decode
+ * buffer) come from this arena instead of malloc, and it is rewound when a
+ * parse starts: yajl_free() of the previous parse has released them all by
+ * then, whatever way that parse ended.  One arena per process is enough: a
+ * worker parses one message at a time, and nothing inside a parse starts
+ * another.  A request that does not fit (a long string with escapes, which
+ * yajl decodes into a growing buffer) goes to malloc.
+ */
+#define NGX_AGENTLOCATOR_EV_ARENA      8192
+#define NGX_AGENTLOCATOR_EV_ARENA_HDR  16       /* the block's size, aligned */
+#define ngx_agentlocator_ev_round(n)   (((n) + 15) & ~(size_t) 15)
+
 
 enum {
     key_other = 0,
@@ -50,36 +64,58 @@ typedef struct {
 } ngx_agentlocator_ev_ctx_t;
 
 
-static const struct {
+typedef struct {
     const char  *name;
-    unsigned     key;
-} ngx_agentlocator_ev_keys[] = {
-    { "event", key_event },
-    { "streamSid", key_stream_sid },
-    { "callSid", key_call_sid },
-    { "accountSid", key_account_sid },
-    { "start", key_start },
-    { "media", key_media },
-    { "mark", key_mark },
-    { "dtmf", key_dtmf },
-    { "stop", key_stop },
-    { "customParameters", key_custom },
-    { "mediaFormat", key_format },
-    { "payload", key_payload },
-    { "track", key_track },
-    { "name", key_name },
-    { "digit", key_digit },
-    { "encoding", key_encoding },
-    { "sampleRate", key_sample_rate },
-    { "channels", key_channels },
-    { "call_sid", key_param_call_sid },
-    { NULL, 0 }
+    size_t       len;
+    unsigned     value;
+} ngx_agentlocator_ev_word_t;
+
+
+/* lengths are compared first: most keys differ there already */
+#define ngx_agentlocator_ev_word(s, v)  { s, sizeof(s) - 1, v }
+
+static const ngx_agentlocator_ev_word_t  ngx_agentlocator_ev_keys[] = {
+    ngx_agentlocator_ev_word("event", key_event),
+    ngx_agentlocator_ev_word("streamSid", key_stream_sid),
+    ngx_agentlocator_ev_word("callSid", key_call_sid),
+    ngx_agentlocator_ev_word("accountSid", key_account_sid),
+    ngx_agentlocator_ev_word("start", key_start),
+    ngx_agentlocator_ev_word("media", key_media),
+    ngx_agentlocator_ev_word("mark", key_mark),
+    ngx_agentlocator_ev_word("dtmf", key_dtmf),
+    ngx_agentlocator_ev_word("stop", key_stop),
+    ngx_agentlocator_ev_word("customParameters", key_custom),
+    ngx_agentlocator_ev_word("mediaFormat", key_format),
+    ngx_agentlocator_ev_word("payload", key_payload),
+    ngx_agentlocator_ev_word("track", key_track),
+    ngx_agentlocator_ev_word("name", key_name),
+    ngx_agentlocator_ev_word("digit", key_digit),
+    ngx_agentlocator_ev_word("encoding", key_encoding),
+    ngx_agentlocator_ev_word("sampleRate", key_sample_rate),
+    ngx_agentlocator_ev_word("channels", key_channels),
+    ngx_agentlocator_ev_word("call_sid", key_param_call_sid),
+    { NULL, 0, 0 }
+};
+
+
+static const ngx_agentlocator_ev_word_t  ngx_agentlocator_ev_events[] = {
+    ngx_agentlocator_ev_word("media", NGX_AGENTLOCATOR_EV_MEDIA),
+    ngx_agentlocator_ev_word("connected", NGX_AGENTLOCATOR_EV_CONNECTED),
+    ngx_agentlocator_ev_word("start", NGX_AGENTLOCATOR_EV_START),
+    ngx_agentlocator_ev_word("mark", NGX_AGENTLOCATOR_EV_MARK),
+    ngx_agentlocator_ev_word("dtmf", NGX_AGENTLOCATOR_EV_DTMF),
+    ngx_agentlocator_ev_word("stop", NGX_AGENTLOCATOR_EV_STOP),
+    { NULL, 0, 0 }
 };
 
 
 static const char  *ngx_agentlocator_ev_names[] = {
     "unknown", "connected", "start", "media", "mark", "dtmf", "stop"
 };
+
+
+static uint64_t  ngx_agentlocator_ev_arena[NGX_AGENTLOCATOR_EV_ARENA / 8];
+static size_t    ngx_agentlocator_ev_arena_used;
 
 
 static void
@@ -95,11 +131,130 @@ ngx_agentlocator_ev_copy(ngx_agentlocator_ev_sid_t *dst,
 }
 
 
-static int
-ngx_agentlocator_ev_is(const unsigned char *s, size_t len, const char *name)
+/* the value that table w gives the word s, or 0 when it has none */
+static unsigned
+ngx_agentlocator_ev_lookup(const ngx_agentlocator_ev_word_t *w,
+    const unsigned char *s, size_t len)
 {
-    return strlen(name) == len && memcmp(s, name, len) == 0;
+    if (len == 0) {
+        return 0;
+    }
+
+    for ( /* void */ ; w->name; w++) {
+        /* a call to memcmp() only when the length and first byte match */
+        if (w->len == len && (unsigned char) w->name[0] == s[0]
+            && memcmp(s, w->name, len) == 0)
+        {
+            return w->value;
+        }
+    }
+
+    return 0;
 }
+
+
+static int
+ngx_agentlocator_ev_in_arena(void *ptr)
+{
+    uintptr_t  a, p;
+
+    a = (uintptr_t) ngx_agentlocator_ev_arena;
+    p = (uintptr_t) ptr;
+
+    return p >= a && p < a + NGX_AGENTLOCATOR_EV_ARENA;
+}
+
+
+static void *
+ngx_agentlocator_ev_malloc(void *ctx, size_t sz)
+{
+    size_t          need;
+    unsigned char  *b;
+
+    if (sz > NGX_AGENTLOCATOR_EV_ARENA) {
+        return malloc(sz);
+    }
+
+    need = NGX_AGENTLOCATOR_EV_ARENA_HDR + ngx_agentlocator_ev_round(sz);
+
+    if (need > NGX_AGENTLOCATOR_EV_ARENA - ngx_agentlocator_ev_arena_used) {
+        return malloc(sz);
+    }
+
+    b = (unsigned char *) ngx_agentlocator_ev_arena
+        + ngx_agentlocator_ev_arena_used;
+    ngx_agentlocator_ev_arena_used += need;
+
+    memcpy(b, &sz, sizeof(size_t));
+
+    return b + NGX_AGENTLOCATOR_EV_ARENA_HDR;
+}
+
+
+static void *
+ngx_agentlocator_ev_realloc(void *ctx, void *ptr, size_t sz)
+{
+    size_t          old, more;
+    unsigned char  *p, *n;
+
+    if (ptr == NULL) {
+        return ngx_agentlocator_ev_malloc(ctx, sz);
+    }
+
+    if (!ngx_agentlocator_ev_in_arena(ptr)) {
+        return realloc(ptr, sz);
+    }
+
+    p = ptr;
+    memcpy(&old, p - NGX_AGENTLOCATOR_EV_ARENA_HDR, sizeof(size_t));
+
+    if (sz <= old) {
+        return ptr;
+    }
+
+    /* the stack grows by small steps: the newest block grows in place */
+    if (p + ngx_agentlocator_ev_round(old)
+        == (unsigned char *) ngx_agentlocator_ev_arena
+           + ngx_agentlocator_ev_arena_used
+        && sz <= NGX_AGENTLOCATOR_EV_ARENA)
+    {
+        more = ngx_agentlocator_ev_round(sz) - ngx_agentlocator_ev_round(old);
+
+        if (more <= NGX_AGENTLOCATOR_EV_ARENA - ngx_agentlocator_ev_arena_used)
+        {
+            ngx_agentlocator_ev_arena_used += more;
+            memcpy(p - NGX_AGENTLOCATOR_EV_ARENA_HDR, &sz, sizeof(size_t));
+            return ptr;
+        }
+    }
+
+    n = ngx_agentlocator_ev_malloc(ctx, sz);
+    if (n == NULL) {
+        return NULL;
+    }
+
+    memcpy(n, p, old);
+
+    return n;
+}
+
+
+static void
+ngx_agentlocator_ev_free(void *ctx, void *ptr)
+{
+    /* arena blocks go when the arena is rewound */
+    if (!ngx_agentlocator_ev_in_arena(ptr)) {
+        free(ptr);
+    }
+}
+
+
+static yajl_alloc_funcs  ngx_agentlocator_ev_alloc_funcs = {
+    ngx_agentlocator_ev_malloc,
+    ngx_agentlocator_ev_realloc,
+    ngx_agentlocator_ev_free,
+    NULL
+};
 
 
 /* The key path of the current value: depth 1 = top level. */
@@ -119,18 +274,11 @@ ngx_agentlocator_ev_string(void *data, const unsigned char *s, size_t len)
 
     int      ok;
     size_t   n;
-    unsigned i;
 
     if (path1(c, key_event)) {
         ev->has_event = 1;
-        ev->event = NGX_AGENTLOCATOR_EV_UNKNOWN;
-
-        for (i = 1; i <= NGX_AGENTLOCATOR_EV_STOP; i++) {
-            if (ngx_agentlocator_ev_is(s, len, ngx_agentlocator_ev_names[i])) {
-                ev->event = i;
-                break;
-            }
-        }
+        ev->event = ngx_agentlocator_ev_lookup(ngx_agentlocator_ev_events,
+                                               s, len);
 
     } else if (path1(c, key_stream_sid)
                || path2(c, key_start, key_stream_sid))
@@ -253,16 +401,8 @@ ngx_agentlocator_ev_map_key(void *data, const unsigned char *s, size_t len)
 {
     ngx_agentlocator_ev_ctx_t  *c = data;
 
-    unsigned  i;
-
-    c->key[c->depth] = key_other;
-
-    for (i = 0; ngx_agentlocator_ev_keys[i].name; i++) {
-        if (ngx_agentlocator_ev_is(s, len, ngx_agentlocator_ev_keys[i].name)) {
-            c->key[c->depth] = ngx_agentlocator_ev_keys[i].key;
-            break;
-        }
-    }
+    c->key[c->depth] = ngx_agentlocator_ev_lookup(ngx_agentlocator_ev_keys,
+                                                  s, len);
 
     return 1;
 }
@@ -308,24 +448,38 @@ int
 ngx_agentlocator_twilio_event_parse(const unsigned char *json, size_t len,
     ngx_agentlocator_twilio_event_t *ev)
 {
-    unsigned char              *payload;
-    size_t                      cap;
     yajl_handle                 h;
     yajl_status                 st;
     ngx_agentlocator_ev_ctx_t   c;
 
-    payload = ev->payload;
-    cap = ev->payload_cap;
-
-    memset(ev, 0, sizeof(ngx_agentlocator_twilio_event_t));
-
-    ev->payload = payload;
-    ev->payload_cap = cap;
+    /*
+     * every field but the buffers' bytes: zeroing the whole struct (most
+     * of a kilobyte) on every frame cost more than the rest of this
+     * function; the bytes past each len are never read
+     */
+    ev->event = NGX_AGENTLOCATOR_EV_UNKNOWN;
+    ev->has_event = 0;
+    ev->has_payload = 0;
+    ev->stream_sid.len = 0;
+    ev->call_sid.len = 0;
+    ev->account_sid.len = 0;
+    ev->param_call_sid.len = 0;
+    ev->track.len = 0;
+    ev->encoding.len = 0;
+    ev->digit.len = 0;
+    ev->name_len = 0;
+    ev->sample_rate = 0;
+    ev->channels = 0;
+    ev->payload_len = 0;
+    ev->error = NULL;
 
     memset(&c, 0, sizeof(ngx_agentlocator_ev_ctx_t));
     c.ev = ev;
 
-    h = yajl_alloc(&ngx_agentlocator_ev_callbacks, NULL, &c);
+    ngx_agentlocator_ev_arena_used = 0;
+
+    h = yajl_alloc(&ngx_agentlocator_ev_callbacks,
+                   &ngx_agentlocator_ev_alloc_funcs, &c);
     if (h == NULL) {
         ev->error = "out of memory";
         return -1;
@@ -400,7 +554,7 @@ ngx_agentlocator_base64_decode(unsigned char *dst, size_t cap,
     const unsigned char *src, size_t len, int *ok)
 {
     int       a, b, c, d;
-    size_t    i, n, pad;
+    size_t    i, n, pad, full;
 
     *ok = 0;
 
@@ -420,31 +574,38 @@ ngx_agentlocator_base64_decode(unsigned char *dst, size_t cap,
 
     n = 0;
 
-    for (i = 0; i < len; i += 4) {
+    /* the quads before a padded one, without a test for padding in each */
+    full = pad ? len - 4 : len;
+
+    for (i = 0; i < full; i += 4) {
         a = ngx_agentlocator_b64[src[i]];
         b = ngx_agentlocator_b64[src[i + 1]];
-
-        if (i + 4 == len && pad) {
-            c = (pad == 2) ? 0 : ngx_agentlocator_b64[src[i + 2]];
-            d = 0;
-
-        } else {
-            c = ngx_agentlocator_b64[src[i + 2]];
-            d = ngx_agentlocator_b64[src[i + 3]];
-        }
+        c = ngx_agentlocator_b64[src[i + 2]];
+        d = ngx_agentlocator_b64[src[i + 3]];
 
         if ((a | b | c | d) < 0) {
             return 0;
         }
 
-        dst[n++] = (unsigned char) (a << 2 | b >> 4);
+        dst[n] = (unsigned char) (a << 2 | b >> 4);
+        dst[n + 1] = (unsigned char) (b << 4 | c >> 2);
+        dst[n + 2] = (unsigned char) (c << 6 | d);
+        n += 3;
+    }
 
-        if (i + 4 < len || pad < 2) {
-            dst[n++] = (unsigned char) (b << 4 | c >> 2);
+    if (pad) {
+        a = ngx_agentlocator_b64[src[i]];
+        b = ngx_agentlocator_b64[src[i + 1]];
+        c = (pad == 2) ? 0 : ngx_agentlocator_b64[src[i + 2]];
+
+        if ((a | b | c) < 0) {
+            return 0;
         }
 
-        if (i + 4 < len || pad < 1) {
-            dst[n++] = (unsigned char) (c << 6 | d);
+        dst[n++] = (unsigned char) (a << 2 | b >> 4);
+
+        if (pad == 1) {
+            dst[n++] = (unsigned char) (b << 4 | c >> 2);
         }
     }
 

@@ -36,6 +36,11 @@ typedef struct {
 } ngx_agentlocator_ev_sid_t;
 
 
+/*
+ * The parser sets every field but payload and payload_cap (the caller's)
+ * and leaves the bytes past each len as they were: a field added here must
+ * be reset in ngx_agentlocator_twilio_event_parse() too.
+ */
 typedef struct {
     unsigned                  event;          /* ngx_agentlocator_event_e */
     unsigned                  has_event:1;
@@ -63,7 +68,10 @@ typedef struct {
 } ngx_agentlocator_twilio_event_t;
 
 
-/* 0 on success; -1 with ev->error set.  ev->payload/payload_cap first. */
+/*
+ * 0 on success; -1 with ev->error set.  ev->payload/payload_cap first.
+ * Not reentrant: yajl's memory comes from one arena per process.
+ */
 int ngx_agentlocator_twilio_event_parse(const unsigned char *json,
     size_t len, ngx_agentlocator_twilio_event_t *ev);
 

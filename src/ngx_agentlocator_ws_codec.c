@@ -18,6 +18,12 @@ enum {
 };
 
 
+static int ngx_agentlocator_ws_in_place(ngx_agentlocator_ws_parser_t *p,
+    unsigned char **pos, unsigned char *src,
+    ngx_agentlocator_ws_frame_t *frame);
+static unsigned ngx_agentlocator_ws_unmask(unsigned char *dst,
+    const unsigned char *src, size_t n, const unsigned char *mask,
+    uint64_t off);
 static int ngx_agentlocator_ws_header_done(ngx_agentlocator_ws_parser_t *p);
 static int ngx_agentlocator_ws_frame_done(ngx_agentlocator_ws_parser_t *p,
     ngx_agentlocator_ws_frame_t *frame);
@@ -52,7 +58,8 @@ ngx_agentlocator_ws_parse(ngx_agentlocator_ws_parser_t *p,
     unsigned char **pos, unsigned char *last,
     ngx_agentlocator_ws_frame_t *frame)
 {
-    size_t          n, i, cap;
+    size_t          n, cap;
+    unsigned        need, high;
     uint64_t        left;
     unsigned char  *src, *dst, *grown;
 
@@ -63,6 +70,23 @@ ngx_agentlocator_ws_parse(ngx_agentlocator_ws_parser_t *p,
         switch (p->state) {
 
         case ws_header:
+
+            if (p->hdr_len == 0 && last - src >= 2) {
+                /*
+                 * the usual case: the whole header is in this read, so it
+                 * is taken at once rather than a byte per loop
+                 */
+                need = 2 + ((src[1] & 0x7f) == 126 ? 2
+                            : (src[1] & 0x7f) == 127 ? 8 : 0)
+                       + ((src[1] & 0x80) ? 4 : 0);
+
+                if ((size_t) (last - src) >= need) {
+                    memcpy(p->hdr, src, need);
+                    p->hdr_len = need;
+                    p->hdr_need = need;
+                    src += need;
+                }
+            }
 
             while (p->hdr_len < p->hdr_need) {
                 if (src == last) {
@@ -83,6 +107,19 @@ ngx_agentlocator_ws_parse(ngx_agentlocator_ws_parser_t *p,
             if (ngx_agentlocator_ws_header_done(p) != 0) {
                 *pos = src;
                 return NGX_AGENTLOCATOR_WS_FAIL;
+            }
+
+            if ((p->opcode == NGX_AGENTLOCATOR_WS_TEXT
+                 || p->opcode == NGX_AGENTLOCATOR_WS_BINARY)
+                && p->fin
+                && p->payload_len <= (uint64_t) (last - src))
+            {
+                /*
+                 * a whole message in this read, as nearly every Twilio
+                 * frame is: unmasked where it lies, not copied into the
+                 * stream's own buffer, which stays cold and unallocated
+                 */
+                return ngx_agentlocator_ws_in_place(p, pos, src, frame);
             }
 
             p->state = ws_payload;
@@ -131,8 +168,14 @@ ngx_agentlocator_ws_parse(ngx_agentlocator_ws_parser_t *p,
                 p->msg_len += n;
             }
 
-            for (i = 0; i < n; i++) {
-                dst[i] = src[i] ^ p->mask[(p->payload_done + i) & 3];
+            if (n) {
+                high = ngx_agentlocator_ws_unmask(dst, src, n, p->mask,
+                                                  p->payload_done);
+
+                if (!(p->opcode & 0x8)) {
+                    /* a control frame inside a message is not its text */
+                    p->msg_high |= high;
+                }
             }
 
             src += n;
@@ -164,6 +207,96 @@ ngx_agentlocator_ws_parse(ngx_agentlocator_ws_parser_t *p,
             }
         }
     }
+}
+
+
+/*
+ * A text or binary frame with FIN whose payload is all in the input: the
+ * message is that payload, unmasked in the input itself.
+ */
+
+static int
+ngx_agentlocator_ws_in_place(ngx_agentlocator_ws_parser_t *p,
+    unsigned char **pos, unsigned char *src,
+    ngx_agentlocator_ws_frame_t *frame)
+{
+    size_t    n;
+    unsigned  high;
+
+    n = (size_t) p->payload_len;
+
+    high = (n == 0) ? 0
+                    : ngx_agentlocator_ws_unmask(src, src, n, p->mask, 0);
+
+    frame->opcode = p->opcode;
+    frame->data = src;
+    frame->len = n;
+
+    *pos = src + n;
+
+    p->payload_done = n;
+    p->msg_opcode = 0;
+    p->state = ws_header;
+    p->hdr_len = 0;
+    p->hdr_need = 2;
+
+    if (frame->opcode == NGX_AGENTLOCATOR_WS_TEXT
+        && (high & 0x80)
+        && !ngx_agentlocator_utf8_valid(frame->data, n))
+    {
+        return ngx_agentlocator_ws_fail(p, NGX_AGENTLOCATOR_WS_BAD_DATA,
+                                        "text message is not UTF-8");
+    }
+
+    return NGX_AGENTLOCATOR_WS_FRAME;
+}
+
+
+/*
+ * dst = src XOR the mask, 8 bytes at a time: the mask is laid out from
+ * payload offset off, so a frame split across reads resumes with the right
+ * mask byte.  Loads and stores go through memcpy, as src and dst may have
+ * any alignment; dst may be src.  Returns the OR of the bytes written: its top bit says
+ * whether any of them is outside ASCII.
+ */
+
+static unsigned
+ngx_agentlocator_ws_unmask(unsigned char *dst, const unsigned char *src,
+    size_t n, const unsigned char *mask, uint64_t off)
+{
+    size_t          i;
+    uint64_t        m, v, any;
+    unsigned        high;
+    unsigned char   rot[8];
+
+    for (i = 0; i < 8; i++) {
+        rot[i] = mask[(off + i) & 3];
+    }
+
+    memcpy(&m, rot, 8);
+
+    any = 0;
+
+    for (i = 0; i + 8 <= n; i += 8) {
+        memcpy(&v, src + i, 8);
+        v ^= m;
+        any |= v;
+        memcpy(dst + i, &v, 8);
+    }
+
+    high = 0;
+
+    for ( /* void */ ; i < n; i++) {
+        /* rot repeats every 4 bytes: rot[i & 7] is mask[(off + i) & 3] */
+        dst[i] = src[i] ^ rot[i & 7];
+        high |= dst[i];
+    }
+
+    any |= any >> 32;
+    any |= any >> 16;
+    any |= any >> 8;
+
+    return high | (unsigned) (any & 0xff);
 }
 
 
@@ -201,6 +334,7 @@ ngx_agentlocator_ws_header_done(ngx_agentlocator_ws_parser_t *p)
 
         p->msg_opcode = p->opcode;
         p->msg_len = 0;
+        p->msg_high = 0;
         break;
 
     case NGX_AGENTLOCATOR_WS_CLOSE:
@@ -329,7 +463,9 @@ ngx_agentlocator_ws_frame_done(ngx_agentlocator_ws_parser_t *p,
     p->msg_opcode = 0;
     p->msg_len = 0;
 
+    /* ASCII, as Twilio's JSON is, needs no second pass */
     if (frame->opcode == NGX_AGENTLOCATOR_WS_TEXT
+        && (p->msg_high & 0x80)
         && !ngx_agentlocator_utf8_valid(frame->data, frame->len))
     {
         return ngx_agentlocator_ws_fail(p, NGX_AGENTLOCATOR_WS_BAD_DATA,
@@ -446,6 +582,7 @@ int
 ngx_agentlocator_utf8_valid(const unsigned char *p, size_t len)
 {
     size_t                n;
+    uint64_t              v;
     const unsigned char  *last;
 
     if (len == 0) {
@@ -456,7 +593,16 @@ ngx_agentlocator_utf8_valid(const unsigned char *p, size_t len)
     last = p + len;
 
     while (p < last) {
-        /* ASCII runs are the common case in JSON */
+        /* ASCII runs are the common case in JSON: 8 bytes at a time */
+        if (last - p >= 8) {
+            memcpy(&v, p, 8);
+
+            if ((v & 0x8080808080808080ULL) == 0) {
+                p += 8;
+                continue;
+            }
+        }
+
         if (*p < 0x80) {
             p++;
             continue;

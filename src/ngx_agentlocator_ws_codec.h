@@ -42,6 +42,12 @@
 #define NGX_AGENTLOCATOR_WS_FAIL          2      /* close with close_code */
 
 
+/*
+ * data is valid until the next call to the parser and as long as the input
+ * it was given: a message that came whole in one input is unmasked in place
+ * there (the parser writes to [*pos, last)); others are assembled in the
+ * parser's own buffer.
+ */
 typedef struct {
     unsigned                  opcode;        /* TEXT, BINARY or a control */
     unsigned char            *data;
@@ -58,6 +64,8 @@ typedef struct {
     size_t                    msg_len;
     size_t                    msg_cap;
     unsigned                  msg_opcode;    /* 0: none in progress */
+    unsigned                  msg_high;      /* OR of its bytes: 0x80 set
+                                                when not all ASCII */
 
     /* the frame being read */
     unsigned                  state;

@@ -31,7 +31,9 @@
  * queues of /proc/net/tcp) are subtracted, so "processed" frames are those
  * the server really read in the window even when it falls behind.  Then
  * every stream sends "stop" and a close frame and waits for the server's
- * close frame and TCP close.
+ * close frame and TCP close.  With -C it also shuts down its side of the
+ * connection once the close frame is out, for a server that reads bytes
+ * without parsing frames (floor.c): it answers the EOF.
  *
  * Output: human-readable lines on stderr, one "RESULT key=value ..." line on
  * stdout.  Exit 0 when it measured (whatever the figures), 1 on bad usage
@@ -95,6 +97,7 @@ typedef struct {
     uint8_t    epout;           /* EPOLLOUT is registered */
     uint8_t    got_close;       /* the server's close frame arrived */
     uint8_t    bad_order;
+    uint8_t    shut;            /* -C: our side is shut down */
     char       key[25];
     char       accept[29];
     uint8_t   *in;
@@ -147,6 +150,7 @@ static uint32_t    opt_connect_window = 200;
 static uint32_t    opt_interval_ms = 20;
 static uint32_t    opt_tick_us;
 static int         opt_server_pid;
+static int         opt_half_close;
 static const char *opt_path = "/ws/twilio-media";
 static const char *opt_echo_path = "/ws/twilio-media-echo";
 
@@ -160,6 +164,7 @@ static long        clk_tck;
 
 /* totals */
 static uint64_t    n_frames, n_wire_bytes, n_echoed, n_late, n_skipped;
+static uint64_t    n_ws_bytes;      /* every frame, control ones too */
 static uint64_t    n_connect_fail, n_handshake_fail, n_timeouts, n_dropped;
 static uint64_t    n_server_close, n_closed_clean, n_closed_unclean;
 static uint64_t    n_echo_bad, n_unexpected, n_ping;
@@ -628,6 +633,7 @@ append_frame(conn_t *c, unsigned opcode, const void *data, size_t len)
     }
 
     c->out_len += (uint32_t) (hlen + len);
+    n_ws_bytes += hlen + len;
     return hlen + len;
 }
 
@@ -668,6 +674,13 @@ conn_flush(conn_t *c)
     }
 
     c->out_off = c->out_len = 0;
+
+    if (opt_half_close && c->state == ST_CLOSING && !c->shut) {
+        /* our close frame is out: the EOF tells a frame-blind server */
+        shutdown(c->fd, SHUT_WR);
+        c->shut = 1;
+    }
+
     /* a flooding stream always wants to write */
     ep_set(c, flooding(c));
     return 0;
@@ -1324,7 +1337,7 @@ usage(void)
         "usage: loadgen -p PORT [-m paced|flood] [-s STREAMS] [-e ECHO_STREAMS]\n"
         "               [-d SECONDS] [-w WARMUP_S] [-P SERVER_PID]\n"
         "               [-c CONNECT_WINDOW] [-i INTERVAL_MS] [-g TICK_US]\n"
-        "               [-u PATH] [-E ECHO_PATH] [-H HOST]\n");
+        "               [-u PATH] [-E ECHO_PATH] [-H HOST] [-C]\n");
     exit(1);
 }
 
@@ -1371,7 +1384,7 @@ main(int argc, char **argv)
     int                 opt, n, k, maxev = 1024;
     double              rss_idle, rss_ramp;
 
-    while ((opt = getopt(argc, argv, "p:m:s:e:d:w:P:c:i:g:u:E:H:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:m:s:e:d:w:P:c:i:g:u:E:H:C")) != -1) {
         switch (opt) {
         case 'p': opt_port = atoi(optarg); break;
         case 'm':
@@ -1394,6 +1407,7 @@ main(int argc, char **argv)
         case 'u': opt_path = optarg; break;
         case 'E': opt_echo_path = optarg; break;
         case 'H': opt_host = optarg; break;
+        case 'C': opt_half_close = 1; break;
         default: usage();
         }
     }
@@ -1747,6 +1761,7 @@ main(int argc, char **argv)
                " dropped=%llu server_close=%llu closed_clean=%llu"
                " closed_unclean=%llu"
                " frames_total=%llu wire_bytes_total=%llu frame_wire_avg=%.1f"
+               " ws_bytes_total=%llu"
                " frames_window=%.0f frames_processed_window=%.0f"
                " backlog_start_bytes=%.0f backlog_end_bytes=%.0f"
                " kernel_queues_read=%d"
@@ -1775,6 +1790,7 @@ main(int argc, char **argv)
                (unsigned long long) n_closed_unclean,
                (unsigned long long) n_frames,
                (unsigned long long) n_wire_bytes, avg,
+               (unsigned long long) n_ws_bytes,
                frames, processed, pend_ws, pend_we,
                s_ws.kernel_ok && s_we.kernel_ok,
                (unsigned long long) n_echoed,

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // bench/media/report.js: helpers and the report of bench/media/run.
 //
-//   report.js status-frames nginx|node URL   "frames truncated" from /status
+//   report.js status-frames nginx|node|floor URL
+//                                            "frames truncated" from /status
+//                                            (the floor: "bytes 0")
 //   report.js machine-busy SECONDS           CPU used by anything, % of one CPU
 //   report.js step RESULTS SERVER STREAMS    verdict of one "max" step; exit 1
 //                                            when it was not sustained
@@ -100,6 +102,12 @@ function broken(r, lenient) {
         if (r.alive_after) {
             why.push('could not read the server\'s /status');
         }
+    } else if (r.server === 'floor') {
+        // it counts bytes: every byte of every frame sent must have been read
+        if (clean && r.status_frames !== r.ws_bytes_total) {
+            why.push(`bytes lost: the floor read ${r.status_frames} of the`
+                     + ` ${r.ws_bytes_total} sent`);
+        }
     } else if (!r.status_truncated && clean
                && r.status_frames !== r.frames_total) {
         why.push(`frames lost: the server counted ${r.status_frames} of the`
@@ -188,6 +196,38 @@ function mark(ok) {
     return ok ? 'PASS' : 'BELOW TARGET';
 }
 
+// CPU per frame and memory per stream of nginx, Node and the floor at one
+// load, and the ratios; any of them may be missing
+function compare(p, n, j, f, indent = '  ') {
+    const us = (r) => (r ? num(r.us_per_frame, 2) : '-');
+    const kb = (r) => (r ? num(r.kb_per_stream, 2) : '-');
+    p(`${indent}CPU per frame, us: nginx ${us(n)}, Node ${us(j)}, floor ${us(f)}`);
+    const parts = [];
+    if (n && j) {
+        parts.push(`nginx/Node ${num(n.us_per_frame / j.us_per_frame, 3)}`
+                   + ` (${num(j.us_per_frame / n.us_per_frame, 2)}x less than Node)`);
+    }
+    if (f && j) {
+        parts.push(`floor/Node ${num(f.us_per_frame / j.us_per_frame, 3)}`
+                   + ` (${num(j.us_per_frame / f.us_per_frame, 2)}x less: the best`
+                   + ' any server can reach here)');
+    }
+    if (parts.length) {
+        p(`${indent}  ${parts.join('; ')}`);
+    }
+    if (n && f) {
+        const over = n.us_per_frame - f.us_per_frame;
+        p(`${indent}  nginx above the floor: ${num(over, 2)} us/frame`
+          + ` (${num(100 * over / n.us_per_frame, 0)} % of its CPU per frame:`
+          + ' its user space and any system calls beyond the reads)');
+    }
+    if (n || j || f) {
+        p(`${indent}memory per stream, KB: nginx ${kb(n)}, Node ${kb(j)},`
+          + ` floor ${kb(f)}${n && j ? `; Node/nginx`
+          + ` ${num(j.kb_per_stream / n.kb_per_stream, 2)}x` : ''}`);
+    }
+}
+
 // --- subcommands -----------------------------------------------------------
 
 // one line from nginx's /version: "revision R, built B" or the body itself
@@ -219,6 +259,8 @@ function statusFrames(server, url) {
                 if (server === 'nginx') {
                     const frames = j.calls.reduce((a, c) => a + (c.frames || 0), 0);
                     console.log(`${frames} ${j.truncated ? 1 : 0}`);
+                } else if (server === 'floor') {
+                    console.log(`${j.bytes} 0`);
                 } else {
                     console.log(`${j.frames} 0`);
                 }
@@ -292,15 +334,16 @@ function report(file, errFile) {
     const wire = runs.length ? runs[0].frame_wire_avg : 0;
     p('bench/media: Twilio Media Streams, nginx ' + info.nginx
       + ' + agentlocator module (1 worker) vs Node ' + info.node + ' + ws '
-      + info.ws + ' (1 process)');
+      + info.ws + ' (1 process)'
+      + (info.floor ? ' vs the floor (floor.c: reads and discards)' : ''));
     if (info.module) {
         p(`  module: ${info.module}`);
     }
     p(`  ${info.cpus} CPUs, ${info.placement}; media frames of`
       + ` ${num(wire, 0)} bytes on the wire (160-byte mu-law payload);`
       + ` other load before the run: ${info.busy_before} % of one CPU`);
-    p('  CPU = utime+stime of the nginx worker / the node process over the'
-      + ' window; RSS = VmRSS; paced frames '
+    p('  CPU = utime+stime of the nginx worker / the node process / the floor'
+      + ' over the window; RSS = VmRSS; paced frames '
       + (info.tick_us ? `sent in rounds every ${info.tick_us} us`
                       : 'each at its own slot'));
     const busyRuns = runs.filter((r) => r.others_pct > OTHERS_LIMIT).length;
@@ -324,6 +367,7 @@ function report(file, errFile) {
 
     let cpuRatio;
     let memRatio;
+    let floorRatio;
 
     // 1. paced
     const paced = byPhase('paced');
@@ -331,7 +375,8 @@ function report(file, errFile) {
         p();
         p(`1. paced: ${info.streams} streams x ${1000 / FRAME_MS} frames/s,`
           + ` ${info.duration} s window after a ${info.warmup} s warm-up,`
-          + ` ${info.rounds} round(s), nginx and Node alternating`);
+          + ` ${info.rounds} round(s), nginx and Node alternating`
+          + (info.floor ? ', the floor last in odd rounds, first in even ones' : ''));
         const rows = paced.map((r) => [
             `${r.server} r${r.round}`,
             num(r.fps), pct(r.fps / r.offered_fps),
@@ -344,14 +389,18 @@ function report(file, errFile) {
                  'ramp s', 'gen CPU %', 'late %'], rows));
         const n = best(paced, 'nginx');
         const j = best(paced, 'node');
+        const f = best(paced, 'floor');
+        if (n || j || f) {
+            p('  best rounds (lowest CPU per frame):');
+            compare(p, n, j, f, '    ');
+        }
         if (n && j) {
             cpuRatio = j.us_per_frame / n.us_per_frame;
             memRatio = j.kb_per_stream / n.kb_per_stream;
-            p(`  best rounds: nginx ${num(n.us_per_frame, 2)} us/frame,`
-              + ` ${num(n.kb_per_stream, 2)} KB/stream;`
-              + ` Node ${num(j.us_per_frame, 2)} us/frame,`
-              + ` ${num(j.kb_per_stream, 2)} KB/stream`);
-            for (const r of [n, j]) {
+            if (f) {
+                floorRatio = j.us_per_frame / f.us_per_frame;
+            }
+            for (const r of [n, j, f].filter(Boolean)) {
                 if (r.fps / r.offered_fps < 0.97 || r.backlog_growth > r.streams) {
                     p(`  note: ${r.server} did not keep up: it read`
                       + ` ${pct(r.fps / r.offered_fps)} of the offered frames,`
@@ -376,9 +425,15 @@ function report(file, errFile) {
                                   num(r.self_cpu_pct, 0)])));
         const n = flood.find((r) => r.server === 'nginx');
         const j = flood.find((r) => r.server === 'node');
+        const f = flood.find((r) => r.server === 'floor');
         if (n && j) {
-            p(`  nginx/Node frames/s: ${num(n.fps / j.fps, 2)}x;`
-              + ` Node/nginx CPU per frame: ${num(j.us_per_frame / n.us_per_frame, 2)}x`);
+            p(`  nginx/Node frames/s: ${num(n.fps / j.fps, 2)}x`);
+        }
+        compare(p, n, j, f);
+        if (f && f.server_cpu_pct < 90) {
+            p(`  (the floor was not saturated, CPU ${num(f.server_cpu_pct, 0)} %:`
+              + ' the generator was the limit, and a server that sleeps'
+              + ' between reads pays more per frame than a saturated one)');
         }
     }
 
@@ -407,8 +462,17 @@ function report(file, errFile) {
         p(`4. most paced streams on one worker / process: steps`
           + ` ${info.max_steps}, ${info.max_duration} s each, 1 stream in`
           + ` ${info.probe_every} echoed for the lag; stops at the first step`
-          + ' not sustained');
+          + ' not sustained'
+          + (info.floor ? '; the floor at the steps both servers ran, no echo' : ''));
         const rows = max.map((r) => {
+            if (r.server === 'floor') {
+                return [r.server, r.streams, num(r.fps),
+                        pct(r.fps / r.offered_fps), num(r.server_cpu_pct, 0),
+                        num(r.us_per_frame, 2),
+                        num(r.server_rss_we_kb / 1024, 1),
+                        num(r.kb_per_stream, 2), '-', '-', '-',
+                        num(r.self_cpu_pct, 0), 'reads only'];
+            }
             const v = stepVerdict(r);
             if (v.ok) {
                 maxSustained[r.server] = Math.max(maxSustained[r.server] || 0,
@@ -456,8 +520,10 @@ function report(file, errFile) {
     for (const n of max.filter((r) => r.server === 'nginx')) {
         const j = max.find((r) => r.server === 'node' && r.streams === n.streams);
         if (calm(n) && calm(j)) {
+            const f = max.find((r) => r.server === 'floor'
+                                      && r.streams === n.streams);
             fair = { streams: n.streams, ratio: j.us_per_frame / n.us_per_frame,
-                     n, j };
+                     n, j, f: calm(f) ? f : undefined };
         }
     }
 
@@ -471,6 +537,11 @@ function report(file, errFile) {
           + ` ${mark(memRatio >= MEM_TARGET)}`);
         const pn = best(paced, 'nginx');
         const pj = best(paced, 'node');
+        if (floorRatio !== undefined) {
+            p(`  CPU per frame, Node/floor:   ${num(floorRatio, 2)}x: the most any`
+              + ' server can reach against Node on this machine at this load;'
+              + ` ${CPU_TARGET}x is ${floorRatio >= CPU_TARGET ? '' : 'NOT '}reachable`);
+        }
         if (pj && pn && !calm(pj)) {
             p(`    (Node was at its limit in the paced phase: CPU`
               + ` ${num(pj.server_cpu_pct, 0)} %, ${pct(pj.fps / pj.offered_fps)}`
@@ -482,6 +553,14 @@ function report(file, errFile) {
               + ` ${num(fair.n.server_cpu_pct, 0)} % / ${num(fair.j.server_cpu_pct, 0)} %):`
               + ` ${num(fair.n.us_per_frame, 2)} vs ${num(fair.j.us_per_frame, 2)} us/frame,`
               + ` Node/nginx ${num(fair.ratio, 2)}x`);
+            if (fair.f) {
+                p(`    the floor at ${fair.streams} streams: ${num(fair.f.us_per_frame, 2)}`
+                  + ` us/frame, Node/floor ${num(fair.j.us_per_frame / fair.f.us_per_frame, 2)}x`
+                  + ` (${CPU_TARGET}x is ${fair.j.us_per_frame / fair.f.us_per_frame >= CPU_TARGET
+                                           ? '' : 'NOT '}reachable at this load);`
+                  + ` nginx above the floor ${num(fair.n.us_per_frame - fair.f.us_per_frame, 2)}`
+                  + ' us/frame');
+            }
         } else if (max.length) {
             p('    (no "max" step where both servers were below 90 % CPU, kept up'
               + ' and undisturbed, for a comparison at equal unsaturated load)');
