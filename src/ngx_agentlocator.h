@@ -412,6 +412,15 @@ ngx_table_elt_t *ngx_agentlocator_find_header(ngx_http_request_t *r,
     const char *name, size_t len);
 
 /* ngx_agentlocator_http_client.c */
+
+/*
+ * Connections to one host.  Requests past it wait in libcurl's pending
+ * list, and with libcurl 7.88 a request that waited there cost up to twice
+ * the CPU of one that did not (bench/watchdog, floor.c): callers keep
+ * their requests in flight within this.
+ */
+#define NGX_AGENTLOCATOR_HTTP_HOST_CONNECTIONS  64
+
 typedef struct {
     ngx_uint_t                    status;       /* HTTP status, 0: none */
     int                           curl_code;

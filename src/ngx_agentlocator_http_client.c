@@ -16,13 +16,23 @@
 
 #define NGX_AGENTLOCATOR_HTTP_MAX_BODY  (64 * 1024)
 
+/*
+ * Idle requests kept with their easy handles.  A fresh handle costs an
+ * init and a cleanup of several kilobytes per request, and a storm of
+ * redirects makes thousands; past this many idle ones they are freed.
+ */
+#define NGX_AGENTLOCATOR_HTTP_MAX_IDLE  NGX_AGENTLOCATOR_HTTP_HOST_CONNECTIONS
+
+/* an answer buffer larger than this is not kept for the next request */
+#define NGX_AGENTLOCATOR_HTTP_KEEP_BODY  4096
+
 
 struct ngx_agentlocator_http_req_s {
     CURL                             *easy;
-    struct curl_slist                *headers;
-    char                             *url;
-    char                             *userpwd;
-    char                             *post;
+    ngx_agentlocator_http_req_t      *next;       /* idle list */
+
+    u_char                           *post;       /* curl does not copy it */
+    size_t                            post_cap;
 
     ngx_agentlocator_http_done_pt     done;
     void                             *data;
@@ -43,6 +53,10 @@ typedef struct {
     ngx_event_t                       timer;
     ngx_connection_t                  dummy;   /* timer.data: see below */
     ngx_uint_t                        active;
+
+    ngx_agentlocator_http_req_t      *idle;
+    ngx_uint_t                        nidle;
+    struct curl_slist                *headers;  /* the same for all */
 } ngx_agentlocator_http_engine_t;
 
 
@@ -57,12 +71,13 @@ static void ngx_agentlocator_http_release(curl_socket_t s,
 static void ngx_agentlocator_http_event(ngx_event_t *ev);
 static void ngx_agentlocator_http_timeout(ngx_event_t *ev);
 static void ngx_agentlocator_http_completions(void);
+static ngx_agentlocator_http_req_t *ngx_agentlocator_http_get(ngx_log_t *log);
+static void ngx_agentlocator_http_put(ngx_agentlocator_http_req_t *req);
 static void ngx_agentlocator_http_free(ngx_agentlocator_http_req_t *req);
 static size_t ngx_agentlocator_http_write(char *ptr, size_t size,
     size_t nmemb, void *userdata);
 static size_t ngx_agentlocator_http_header(char *ptr, size_t size,
     size_t nitems, void *userdata);
-static char *ngx_agentlocator_strdup(ngx_str_t *s);
 
 
 static ngx_agentlocator_http_engine_t  ngx_agentlocator_http;
@@ -112,7 +127,24 @@ ngx_agentlocator_http_init_worker(ngx_cycle_t *cycle)
                       ngx_agentlocator_http_socket);
     curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION,
                       ngx_agentlocator_http_timer);
-    curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 32L);
+    curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      (long) NGX_AGENTLOCATOR_HTTP_HOST_CONNECTIONS);
+
+    /*
+     * By default curl keeps 4 idle connections per easy handle in the
+     * multi handle at that moment: between a burst of completions and the
+     * next claims that is a few, and it closes the rest (1449 connections
+     * for 11143 requests in bench/watchdog).
+     */
+    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS,
+                      (long) 2 * NGX_AGENTLOCATOR_HTTP_HOST_CONNECTIONS);
+
+    e->headers = curl_slist_append(NULL, "Accept: application/json");
+    if (e->headers == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "agentlocator: curl_slist_append() failed");
+        return NGX_ERROR;
+    }
 
     /*
      * With --with-debug, ngx_add_timer() logs ngx_event_ident(ev->data),
@@ -136,6 +168,7 @@ ngx_agentlocator_http_init_worker(ngx_cycle_t *cycle)
 void
 ngx_agentlocator_http_exit_worker(void)
 {
+    ngx_agentlocator_http_req_t     *req;
     ngx_agentlocator_http_engine_t  *e;
 
     e = &ngx_agentlocator_http;
@@ -143,6 +176,14 @@ ngx_agentlocator_http_exit_worker(void)
     if (e->multi == NULL) {
         return;
     }
+
+    while (e->idle) {
+        req = e->idle;
+        e->idle = req->next;
+        ngx_agentlocator_http_free(req);
+    }
+
+    e->nidle = 0;
 
     if (e->timer.timer_set) {
         ngx_del_timer(&e->timer);
@@ -159,6 +200,9 @@ ngx_agentlocator_http_exit_worker(void)
     free(e->conns);
     e->conns = NULL;
     e->nconns = 0;
+
+    curl_slist_free_all(e->headers);
+    e->headers = NULL;
 }
 
 
@@ -173,15 +217,16 @@ ngx_agentlocator_http_post(ngx_str_t *url, ngx_str_t *user,
     ngx_str_t *password, ngx_str_t *form, ngx_msec_t timeout,
     ngx_agentlocator_http_done_pt done, void *data, ngx_log_t *log)
 {
-    CURL                         *easy;
-    ngx_str_t                     userpwd;
+    u_char                       *p, *userpwd;
+    size_t                        len;
+    CURLcode                      rc;
     ngx_agentlocator_http_req_t  *req;
 
     if (ngx_agentlocator_http.multi == NULL) {
         return NULL;
     }
 
-    req = ngx_calloc(sizeof(ngx_agentlocator_http_req_t), log);
+    req = ngx_agentlocator_http_get(log);
     if (req == NULL) {
         return NULL;
     }
@@ -189,58 +234,55 @@ ngx_agentlocator_http_post(ngx_str_t *url, ngx_str_t *user,
     req->done = done;
     req->data = data;
 
-    req->url = ngx_agentlocator_strdup(url);
-    req->post = ngx_agentlocator_strdup(form);
+    /*
+     * One buffer: the body, which curl reads from it until the request is
+     * done, then the URL and "user:password", which curl copies at once.
+     */
 
-    userpwd.len = user->len + 1 + password->len;
-    userpwd.data = ngx_alloc(userpwd.len + 1, log);
+    len = form->len + url->len + 1 + user->len + 1 + password->len + 1;
 
-    if (userpwd.data) {
-        ngx_sprintf(userpwd.data, "%V:%V%Z", user, password);
-        req->userpwd = (char *) userpwd.data;
+    if (len > req->post_cap) {
+        p = ngx_alloc(len, log);
+        if (p == NULL) {
+            ngx_agentlocator_http_put(req);
+            return NULL;
+        }
+
+        ngx_free(req->post);
+        req->post = p;
+        req->post_cap = len;
     }
 
-    easy = curl_easy_init();
-    req->easy = easy;
+    p = ngx_cpymem(req->post, form->data, form->len);
+    *ngx_cpymem(p, url->data, url->len) = '\0';
 
-    req->headers = curl_slist_append(NULL, "Accept: application/json");
+    userpwd = p + url->len + 1;
+    ngx_sprintf(userpwd, "%V:%V%Z", user, password);
 
-    if (req->url == NULL || req->post == NULL || req->userpwd == NULL
-        || easy == NULL || req->headers == NULL)
-    {
-        ngx_agentlocator_http_free(req);
+    rc = curl_easy_setopt(req->easy, CURLOPT_URL, (char *) p);
+
+    if (rc == CURLE_OK) {
+        rc = curl_easy_setopt(req->easy, CURLOPT_USERPWD, (char *) userpwd);
+    }
+
+    /* curl keeps its own copy; ours of the auth token goes at once */
+    ngx_explicit_memzero(userpwd, user->len + 1 + password->len);
+
+    if (rc != CURLE_OK) {
+        ngx_agentlocator_http_put(req);
         return NULL;
     }
 
-    curl_easy_setopt(easy, CURLOPT_URL, req->url);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->post);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) form->len);
-    curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
-    curl_easy_setopt(easy, CURLOPT_USERPWD, req->userpwd);
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, req->headers);
-    curl_easy_setopt(easy, CURLOPT_USERAGENT, NGX_AGENTLOCATOR_MODULE_NAME
-                     "/" NGX_AGENTLOCATOR_VERSION);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) timeout);
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+    curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, (char *) req->post);
+    curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE, (long) form->len);
+    curl_easy_setopt(req->easy, CURLOPT_TIMEOUT_MS, (long) timeout);
+    curl_easy_setopt(req->easy, CURLOPT_CONNECTTIMEOUT_MS,
                      (long) ngx_min(timeout, 5000));
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, req->error);
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION,
-                     ngx_agentlocator_http_write);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
-    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION,
-                     ngx_agentlocator_http_header);
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
-    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION,
-                     ngx_agentlocator_http_close_socket);
 
-    if (curl_multi_add_handle(ngx_agentlocator_http.multi, easy) != CURLM_OK)
+    if (curl_multi_add_handle(ngx_agentlocator_http.multi, req->easy)
+        != CURLM_OK)
     {
-        ngx_agentlocator_http_free(req);
+        ngx_agentlocator_http_put(req);
         return NULL;
     }
 
@@ -257,7 +299,7 @@ ngx_agentlocator_http_cancel(ngx_agentlocator_http_req_t *req)
 {
     (void) curl_multi_remove_handle(ngx_agentlocator_http.multi, req->easy);
     ngx_agentlocator_http.active--;
-    ngx_agentlocator_http_free(req);
+    ngx_agentlocator_http_put(req);
 }
 
 
@@ -520,28 +562,112 @@ ngx_agentlocator_http_completions(void)
 
         req->done(&req->result, req->data);
 
-        ngx_agentlocator_http_free(req);
+        ngx_agentlocator_http_put(req);
     }
+}
+
+
+/*
+ * An idle request, or a new one.  What is the same for every request is
+ * set once per easy handle; curl keeps options across transfers.
+ */
+
+static ngx_agentlocator_http_req_t *
+ngx_agentlocator_http_get(ngx_log_t *log)
+{
+    CURL                            *easy;
+    ngx_agentlocator_http_req_t     *req;
+    ngx_agentlocator_http_engine_t  *e;
+
+    e = &ngx_agentlocator_http;
+
+    if (e->idle) {
+        req = e->idle;
+        e->idle = req->next;
+        e->nidle--;
+
+        req->next = NULL;
+        return req;
+    }
+
+    req = ngx_calloc(sizeof(ngx_agentlocator_http_req_t), log);
+    if (req == NULL) {
+        return NULL;
+    }
+
+    easy = curl_easy_init();
+    if (easy == NULL) {
+        ngx_free(req);
+        return NULL;
+    }
+
+    req->easy = easy;
+
+    curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, e->headers);
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, NGX_AGENTLOCATOR_MODULE_NAME
+                     "/" NGX_AGENTLOCATOR_VERSION);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, req->error);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION,
+                     ngx_agentlocator_http_write);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION,
+                     ngx_agentlocator_http_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION,
+                     ngx_agentlocator_http_close_socket);
+
+    return req;
+}
+
+
+/*
+ * The request is over (done, cancelled or never started): keep it idle.
+ * curl's copy of "user:password" stays in the handle until it is reused
+ * or freed, as it did while the request ran; it is never logged.
+ */
+
+static void
+ngx_agentlocator_http_put(ngx_agentlocator_http_req_t *req)
+{
+    ngx_agentlocator_http_engine_t  *e;
+
+    e = &ngx_agentlocator_http;
+
+    if (e->nidle >= NGX_AGENTLOCATOR_HTTP_MAX_IDLE || e->multi == NULL) {
+        ngx_agentlocator_http_free(req);
+        return;
+    }
+
+    if (req->body_cap > NGX_AGENTLOCATOR_HTTP_KEEP_BODY) {
+        free(req->body);
+        req->body = NULL;
+        req->body_cap = 0;
+    }
+
+    ngx_memzero(&req->result, sizeof(ngx_agentlocator_http_result_t));
+    req->error[0] = '\0';
+    req->done = NULL;
+    req->data = NULL;
+
+    req->next = e->idle;
+    e->idle = req;
+    e->nidle++;
 }
 
 
 static void
 ngx_agentlocator_http_free(ngx_agentlocator_http_req_t *req)
 {
-    if (req->easy) {
-        curl_easy_cleanup(req->easy);
-    }
-
-    curl_slist_free_all(req->headers);
-
-    if (req->userpwd) {
-        /* the auth token was in it */
-        ngx_explicit_memzero(req->userpwd, ngx_strlen(req->userpwd));
-        ngx_free(req->userpwd);
-    }
+    /* curl's copy of "user:password" goes with the handle */
+    curl_easy_cleanup(req->easy);
 
     free(req->body);
-    ngx_free(req->url);
     ngx_free(req->post);
     ngx_free(req);
 }
@@ -622,21 +748,4 @@ ngx_agentlocator_http_header(char *ptr, size_t size, size_t nitems,
     }
 
     return n;
-}
-
-
-static char *
-ngx_agentlocator_strdup(ngx_str_t *s)
-{
-    char  *p;
-
-    p = ngx_alloc(s->len + 1, ngx_cycle->log);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    ngx_memcpy(p, s->data, s->len);
-    p[s->len] = '\0';
-
-    return p;
 }

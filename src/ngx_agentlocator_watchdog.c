@@ -19,9 +19,16 @@
  * REST requests one worker keeps in flight.  A call is claimed only when
  * it can be sent at once: a storm of due calls waits in the registry (where
  * any worker may take it) instead of in libcurl's queue, where waiting
- * costs CPU per completion and counts against the request's timeout.
+ * costs CPU per completion and counts against the request's timeout.  So
+ * no more than the engine's connections to the REST host.
  */
 #define NGX_AGENTLOCATOR_WATCHDOG_IN_FLIGHT  64
+
+#if (NGX_AGENTLOCATOR_WATCHDOG_IN_FLIGHT                                     \
+     > NGX_AGENTLOCATOR_HTTP_HOST_CONNECTIONS)
+#error "more REST requests in flight than connections: they would queue in curl"
+#endif
+
 #define NGX_AGENTLOCATOR_BACKOFF_BASE     500    /* ms, doubled per attempt */
 #define NGX_AGENTLOCATOR_BACKOFF_MAX      8000   /* ms */
 

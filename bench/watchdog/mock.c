@@ -7,6 +7,7 @@
  * when its last body byte has been read:
  *
  *   <CLOCK_REALTIME µs> <CallSid or -> <connection no.> <ok> <why>
+ *   <body length>
  *
  * ok is 1 when the request is what the module must send: POST, the path
  * above, "Authorization: Basic base64(AUTH)", a form Content-Type and a
@@ -280,8 +281,8 @@ static int process(conn_t *c)
         if (!ok) {
             n_bad++;
         }
-        fprintf(rec, "%lld %s %u %d %s\n", now_us(), sid, c->no, ok,
-                ok ? "-" : why);
+        fprintf(rec, "%lld %s %u %d %s %zu\n", now_us(), sid, c->no, ok,
+                ok ? "-" : why, clen);
 
         n = snprintf(body, sizeof(body),
                      "{\"sid\":\"%s\",\"status\":\"in-progress\"}", sid);

@@ -5,6 +5,8 @@
 #   baseline.tsv      quiet probe calls         }   <sent µs> <answered µs>
 #   storm-probe.tsv   probe calls around storm  }   <status>
 #   mock.tsv          the mock's records: <µs> <CallSid> <conn> <ok> <why>
+#                       <body length>
+#   floor.txt         floor.c's output lines, one per run, + mock_ticks=
 #   mock.summary      the mock's counters
 #   cpu.tsv           <µs> <pid> <utime> <stime> <schedstat ns> per worker
 #   status.json       GET /status at the end
@@ -52,11 +54,18 @@ my %phase = (storm => calls("$work/arm.tsv"),
 
 # --- the mock's records -----------------------------------------------------
 
-my (%arrivals, $bad, %why, $unknown, $records);
+my (%arrivals, $bad, %why, $unknown, $records, $floor_records, $floor_bad, %conns);
 open $fh, '<', "$work/mock.tsv" or die "$work/mock.tsv: $!\n";
 while (<$fh>) {
     my ($t, $sid, $conn, $ok, $why) = split;
+    # floor.c's requests (phase f1..ff): not the module's
+    if ($sid =~ /^CA${tag}f[1-9a-f]/) {
+        $floor_records++;
+        $floor_bad++ unless $ok;
+        next;
+    }
     $records++;
+    $conns{$conn} = 1;
     unless ($ok) { $bad++; $why{$why}++ }
     push @{ $arrivals{$sid} }, $t;
 }
@@ -88,6 +97,28 @@ sub stats {  # -> (n, min, p50, p99, max)
     return (scalar @s, $s[0], pct(50, \@s), pct(99, \@s), $s[-1]);
 }
 sub f { defined $_[0] ? sprintf('%.1f', $_[0]) : '-' }
+
+# p99 lateness (ms) of one sender that starts each redirect at its deadline
+# and sends at a constant rate, first come first served: the timing error a
+# pure throughput limit gives these deadlines (no tick, no latency)
+sub fifo_p99 {
+    my ($rate, $dl) = @_;
+    my ($svc, $c, @e) = (1e6 / $rate, -1e18);
+    for my $d (@$dl) {
+        $c = ($d > $c ? $d : $c) + $svc;
+        push @e, ($c - $d) / 1000;
+    }
+    return pct(99, [ sort { $a <=> $b } @e ]);
+}
+sub rate_for_p99 {    # the lowest such rate with p99 under $ms
+    my ($ms, $dl) = @_;
+    my ($lo, $hi) = (100, 1e8);
+    while ($hi / $lo > 1.001) {
+        my $mid = sqrt($lo * $hi);
+        if (fifo_p99($mid, $dl) < $ms) { $hi = $mid } else { $lo = $mid }
+    }
+    return $hi;
+}
 sub f2 { defined $_[0] ? sprintf('%.2f', $_[0]) : '-' }
 sub row {
     my ($label, @v) = @_;
@@ -292,9 +323,9 @@ for (['storm calls', 'storm'], ['baseline probe calls', 'baseline'],
     printf "           %-18s %7d %9d %8d %11d\n", $label, $r{$p}{armed},
            $r{$p}{received}, $r{$p}{missing}, $r{$p}{dup};
 }
-printf "mock: %d requests on %s connections (at most %s open at once), %d malformed%s, "
-       . "%d for CallSids never armed, %s \"Expect: 100-continue\"\n",
-       $records // 0, $mocksum{connections} // '?', $mocksum{open_max} // '?', $bad,
+printf "mock: %d requests on %d connections (at most %s open at once, the floor's included),"
+       . " %d malformed%s, %d for CallSids never armed, %s \"Expect: 100-continue\"\n",
+       $records // 0, scalar keys %conns, $mocksum{open_max} // '?', $bad,
        (%why ? ' (' . join(', ', map { "$_ $why{$_}" } sort keys %why) . ')' : ''),
        $unknown, $mocksum{continue100} // '?';
 print "\n";
@@ -347,6 +378,58 @@ if ($machine_busy) {
            $busy / ($m{clk_tck} || 100) - $cpu_ns_s - $mock_s;
 }
 print "\n";
+
+# --- the floor: libcurl alone, same requests, same mock ----------------------
+
+my @floor;
+if (open $fh, '<', "$work/floor.txt") {
+    while (<$fh>) {
+        my %f = map { split /=/, $_, 2 } split;
+        push @floor, \%f if defined $f{per_s};
+    }
+    close $fh;
+}
+if (@floor && $S->{received}) {
+    my $f0 = $floor[0];
+    my $tck = $m{clk_tck} || 100;
+    printf "floor: libcurl alone (floor.c), the same requests to the same mock after the storm:\n"
+           . "    multi_socket + epoll, %d in flight, %d connections per host, keep-alive,"
+           . " Basic auth, %s-byte form body,\n    easy handles %s; %s; %d run(s) of %d\n",
+           $f0->{inflight}, $f0->{hostconns}, $m{floor_body} // '?',
+           $f0->{reuse} ? 'reused' : 'made per request',
+           $m{floor_pinned} eq 'not pinned' ? 'not pinned' : "pinned like the worker ($m{floor_pinned})",
+           scalar @floor, $f0->{n};
+    for my $i (0 .. $#floor) {
+        my $f = $floor[$i];
+        printf "  run %d: %6.0f requests/s, %5.1f us CPU/request (user %.1f + sys %.1f),"
+               . " %d/%d ok, %d connects; mock %.0f%% of a CPU\n",
+               $i + 1, $f->{per_s}, $f->{cpu_us}, 1e6 * $f->{user_s} / $f->{n},
+               1e6 * $f->{sys_s} / $f->{n}, $f->{ok}, $f->{n}, $f->{connects},
+               $f->{wall_s} > 0 ? 100 * $f->{mock_ticks} / $tck / $f->{wall_s} : 0;
+    }
+    my ($best_rate) = sort { $b <=> $a } map { $_->{per_s} } @floor;
+    my ($best_cpu) = sort { $a <=> $b } map { $_->{cpu_us} } @floor;
+    my $mod_rate = $storm_s > 0 ? $S->{received} / $storm_s : 0;
+    my $mod_cpu = 1e6 * ($cpu_ns_s - $base_ns_rate * $cwin) / $S->{received};
+    printf "  %-46s %12s %12s %12s\n", '', 'module', 'floor (best)', 'floor/module';
+    printf "  %-46s %12.0f %12.0f %12.2f\n", 'redirects/s', $mod_rate, $best_rate,
+           $mod_rate ? $best_rate / $mod_rate : 0;
+    printf "  %-46s %12.1f %12.1f %12.2f\n", 'CPU us per redirect (module: schedstat, net)',
+           $mod_cpu, $best_cpu, $mod_cpu ? $best_cpu / $mod_cpu : 0;
+    my $need = rate_for_p99($m{target_p99_ms}, \@dl);
+    printf "  p99 timing error of these %d deadlines (spread over %.0f ms) at a constant rate,\n"
+           . "  each sent from its deadline, first come first served (no tick, no latency):\n",
+           scalar @dl, ($d1 - $d0) / 1000;
+    printf "    at the module's rate (%.0f/s): %.0f ms (measured: %.0f ms)\n", $mod_rate,
+           fifo_p99($mod_rate, \@dl), (stats(@{ $S->{err} }))[3] if $mod_rate;
+    printf "    at the floor's best rate (%.0f/s): %.0f ms%s\n", $best_rate,
+           fifo_p99($best_rate, \@dl),
+           $m{workers} > 1 ? " (one engine; $m{workers} workers multiply it only with as many free CPUs)" : '';
+    printf "    p99 under %d ms needs %.0f redirects/s: %.1f us per redirect on one busy CPU\n",
+           $m{target_p99_ms}, $need, 1e6 / $need;
+    printf "  floor requests at the mock: %d, %d malformed\n", $floor_records // 0, $floor_bad // 0;
+    print "\n";
+}
 
 printf "webhook latency (incoming_call at %d/s, sent -> answered; from the schedule when sent late), ms\n", $m{rate};
 printf "  %-40s %6s %9s %9s %9s %9s\n", '', 'n', 'min', 'p50', 'p99', 'max';
