@@ -256,8 +256,8 @@ ngx_agentlocator_ws_in_place(ngx_agentlocator_ws_parser_t *p,
  * dst = src XOR the mask, 8 bytes at a time: the mask is laid out from
  * payload offset off, so a frame split across reads resumes with the right
  * mask byte.  Loads and stores go through memcpy, as src and dst may have
- * any alignment; dst may be src.  Returns the OR of the bytes written: its top bit says
- * whether any of them is outside ASCII.
+ * any alignment; dst may be src.  Returns the OR of the bytes written: its
+ * top bit says whether any of them is outside ASCII.
  */
 
 static unsigned

@@ -442,7 +442,8 @@ function report(file, errFile) {
     if (echo.length) {
         p();
         p(`3. echo: ${info.echo_streams} paced streams, every media frame echoed`
-          + ` back; round trip of each frame over ${info.echo_duration} s`);
+          + ` back; round trip of each frame over ${info.echo_duration} s`
+          + (info.floor ? ' (nginx and Node: the floor cannot echo)' : ''));
         p(table(['server', 'lag p50 ms', 'p99 ms', 'p99.9 ms', 'max ms',
                  'read p99 ms', 'echoed/sent', 'us CPU/frame', 'CPU %'],
                 echo.map((r) => [r.server, num(r.lag_p50_ms, 2),
