@@ -132,6 +132,7 @@ typedef struct {
     double     machine_busy;    /* s, all CPUs, from /proc/stat */
     double     server_cpu;      /* s */
     long       server_rss_kb;
+    long       server_shm_kb;    /* of it, shared memory: the zone */
     uint32_t   open;
     uint64_t   late_frames;
     uint64_t   skipped;
@@ -419,7 +420,7 @@ proc_cpu(int pid)
 
 
 static long
-proc_rss_kb(int pid)
+proc_status_kb(int pid, const char *field)
 {
     char   buf[4096], path[64], *p;
     int    fd;
@@ -437,8 +438,8 @@ proc_rss_kb(int pid)
     }
     buf[n] = '\0';
 
-    p = strstr(buf, "VmRSS:");
-    return p ? strtol(p + 6, NULL, 10) : -1;
+    p = strstr(buf, field);
+    return p ? strtol(p + strlen(field), NULL, 10) : -1;
 }
 
 
@@ -517,7 +518,10 @@ take_snap(snap_t *s)
     uint64_t  user = 0;
 
     s->server_cpu = opt_server_pid ? proc_cpu(opt_server_pid) : 0;
-    s->server_rss_kb = opt_server_pid ? proc_rss_kb(opt_server_pid) : 0;
+    s->server_rss_kb = opt_server_pid
+                       ? proc_status_kb(opt_server_pid, "VmRSS:") : 0;
+    s->server_shm_kb = opt_server_pid
+                       ? proc_status_kb(opt_server_pid, "RssShmem:") : 0;
 
     for (i = 0; i < opt_streams; i++) {
         if (conns[i].state == ST_OPEN) {
@@ -1776,6 +1780,7 @@ main(int argc, char **argv)
                " server_cpu_s=%.3f server_cpu_pct=%.1f"
                " server_rss_idle_kb=%.0f server_rss_ramp_kb=%.0f"
                " server_rss_ws_kb=%ld server_rss_we_kb=%ld"
+               " server_shm_idle_kb=%ld server_shm_we_kb=%ld"
                " self_cpu_s=%.3f self_cpu_pct=%.1f machine_busy_s=%.3f"
                " ramp_s=%.3f handshake_avg_ms=%.3f handshake_max_ms=%.3f"
                " server_alive=%d\n",
@@ -1811,6 +1816,7 @@ main(int argc, char **argv)
                (unsigned long long) (s_we.skipped - s_ws.skipped),
                scpu, wall > 0 ? 100 * scpu / wall : 0,
                rss_idle, rss_ramp, s_ws.server_rss_kb, s_we.server_rss_kb,
+               s_idle.server_shm_kb, s_we.server_shm_kb,
                s_we.self_cpu - s_ws.self_cpu,
                wall > 0 ? 100 * (s_we.self_cpu - s_ws.self_cpu) / wall : 0,
                s_we.machine_busy - s_ws.machine_busy,

@@ -61,6 +61,10 @@ function derive(r) {
     r.us_per_frame = r.frames_processed_window > 0
         ? r.server_cpu_s / r.frames_processed_window * 1e6 : NaN;
     r.kb_per_stream = (r.server_rss_we_kb - r.server_rss_idle_kb) / r.streams;
+    // of it, shared memory (for nginx the zone's pages this worker touched)
+    r.shm_kb_per_stream = r.server_shm_we_kb !== undefined
+        ? Math.max(0, r.server_shm_we_kb - r.server_shm_idle_kb) / r.streams : 0;
+    r.own_kb_per_stream = r.kb_per_stream - r.shm_kb_per_stream;
     r.others_pct = (r.machine_busy_s - r.server_cpu_s - r.self_cpu_s) / d * 100;
     r.backlog_growth = r.frame_wire_avg > 0
         ? (r.backlog_end_bytes - r.backlog_start_bytes) / r.frame_wire_avg : 0;
@@ -222,8 +226,10 @@ function compare(p, n, j, f, indent = '  ') {
           + ' its user space and any system calls beyond the reads)');
     }
     if (n || j || f) {
-        p(`${indent}memory per stream, KB: nginx ${kb(n)}, Node ${kb(j)},`
-          + ` floor ${kb(f)}${n && j ? `; Node/nginx`
+        p(`${indent}memory per stream, KB: nginx ${kb(n)}`
+          + `${n && n.shm_kb_per_stream > 0
+               ? ` (${num(n.shm_kb_per_stream, 2)} of it the zone's)` : ''},`
+          + ` Node ${kb(j)}, floor ${kb(f)}${n && j ? `; Node/nginx`
           + ` ${num(j.kb_per_stream / n.kb_per_stream, 2)}x` : ''}`);
     }
 }
@@ -382,11 +388,11 @@ function report(file, errFile) {
             num(r.fps), pct(r.fps / r.offered_fps),
             num(r.us_per_frame, 2), num(r.server_cpu_pct, 1),
             num(r.server_rss_idle_kb / 1024, 1), num(r.server_rss_we_kb / 1024, 1),
-            num(r.kb_per_stream, 2), num(r.ramp_s, 1), num(r.self_cpu_pct, 0),
-            num(r.late_pct, 1)]);
+            num(r.kb_per_stream, 2), num(r.shm_kb_per_stream, 2),
+            num(r.ramp_s, 1), num(r.self_cpu_pct, 0), num(r.late_pct, 1)]);
         p(table(['server', 'frames/s', 'of offered', 'us CPU/frame', 'CPU %',
                  'RSS idle MB', `RSS ${info.streams} MB`, 'KB/stream',
-                 'ramp s', 'gen CPU %', 'late %'], rows));
+                 'of it shm', 'ramp s', 'gen CPU %', 'late %'], rows));
         const n = best(paced, 'nginx');
         const j = best(paced, 'node');
         const f = best(paced, 'floor');
@@ -538,6 +544,13 @@ function report(file, errFile) {
           + ` ${mark(memRatio >= MEM_TARGET)}`);
         const pn = best(paced, 'nginx');
         const pj = best(paced, 'node');
+        if (pn && pj && pn.shm_kb_per_stream > 0) {
+            p(`    nginx's ${num(pn.kb_per_stream, 2)} KB/stream: ${num(pn.own_kb_per_stream, 2)}`
+              + ` KB its own, ${num(pn.shm_kb_per_stream, 2)} KB pages of the zone`
+              + ` (agentlocator_zone ${info.zone}: the calls' entries and the pages of`
+              + ' the index they hash into, shared by all workers); the worker\'s own'
+              + ` memory alone: Node/nginx ${num(pj.kb_per_stream / pn.own_kb_per_stream, 2)}x`);
+        }
         if (floorRatio !== undefined) {
             p(`  CPU per frame, Node/floor:   ${num(floorRatio, 2)}x: the most any`
               + ' server can reach against Node on this machine at this load;'
