@@ -443,7 +443,8 @@ sub stop_nginx {
         }
         if (!defined $proc->{status}) {
             push @problems, "nginx did not exit on SIGQUIT within ${limit}s: "
-                . "a non-cancelable timer or a leaked connection?";
+                . "a non-cancelable timer or a leaked connection?\n"
+                . stuck_report($proc->{pid});
             kill 'KILL', -$proc->{pid};    # the whole group: master + workers
             waitpid($proc->{pid}, 0);
             $proc->{status} = $?;
@@ -456,6 +457,30 @@ sub stop_nginx {
     undef $CurrentProc;
     reap_strays(0);
     return @problems;
+}
+
+# What a stuck nginx was doing: its processes (state, kernel wait) and the
+# end of its error log, for a failure that does not reproduce.
+sub stuck_report {
+    my ($master) = @_;
+    my @lines;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open my $fh, '<', $stat or next;
+        my $line = <$fh> // next;
+        my ($pid, $comm, $state, $ppid) = $line =~ /^(\d+) \((.*)\) (\S) (\d+)/
+            or next;
+        next unless $pid == $master || $ppid == $master;
+        my $wchan = '';
+        if (open my $w, '<', "/proc/$pid/wchan") { $wchan = <$w> // '' }
+        push @lines, "  pid $pid ($comm) state $state wchan $wchan";
+    }
+    my @log;
+    if (open my $fh, '<', $ErrLog) {
+        @log = <$fh>;
+        splice @log, 0, @log - 20 if @log > 20;
+    }
+    return join "\n", @lines, '  error.log, last lines:',
+        map { chomp; "    $_" } @log;
 }
 
 # Reap processes re-parented to us as subreaper (workers of a killed
