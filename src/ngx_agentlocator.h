@@ -470,6 +470,8 @@ ngx_int_t ngx_agentlocator_status_handler(ngx_http_request_t *r);
 ngx_int_t ngx_agentlocator_reply(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *content_type, ngx_str_t *body);
 ngx_int_t ngx_agentlocator_reply_headers(ngx_http_request_t *r);
+ngx_int_t ngx_agentlocator_add_header(ngx_http_request_t *r, const char *key,
+    ngx_str_t *value);
 ngx_int_t ngx_agentlocator_reply_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *reason);
 ngx_int_t ngx_agentlocator_allow_methods(ngx_http_request_t *r,

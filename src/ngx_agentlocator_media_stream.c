@@ -129,15 +129,23 @@ static void ngx_agentlocator_media_resume(ngx_agentlocator_media_t *ms);
 static ngx_int_t ngx_agentlocator_media_scratch(ngx_log_t *log,
     size_t payload);
 static ngx_int_t ngx_agentlocator_media_save(ngx_agentlocator_media_t *ms);
+static ngx_uint_t ngx_agentlocator_media_upgrade_required(
+    ngx_http_request_t *r, const char *key, ngx_str_t *value, const char *why,
+    const char **reason);
 static ngx_uint_t ngx_agentlocator_media_token(ngx_str_t *value,
     const char *token);
+
+
+static ngx_str_t  ngx_agentlocator_ws_upgrade = ngx_string("websocket");
+static ngx_str_t  ngx_agentlocator_ws_version = ngx_string("13");
 
 
 /*
  * Per worker, shared by its streams: the read buffer (every byte read is
  * parsed, or saved by its stream, before the handler returns) and the
  * decoded audio (used and dropped within one message).  A stream then
- * costs its parser's message buffer, not 4k + 48k of its own.
+ * needs a message buffer of its own only for a message split across reads,
+ * not 4k + 48k.
  */
 
 static u_char  *ngx_agentlocator_media_in;
@@ -152,7 +160,6 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
     ngx_str_t                      accept, protocol;
     ngx_uint_t                     status;
     const char                    *reason;
-    ngx_table_elt_t               *h;
     ngx_connection_t              *c;
     ngx_pool_cleanup_t            *cln;
     ngx_agentlocator_media_t      *ms;
@@ -257,33 +264,19 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
     r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
     r->headers_out.content_length_n = -1;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_agentlocator_add_header(r, "Upgrade", &ngx_agentlocator_ws_upgrade)
+        != NGX_OK
+        || ngx_agentlocator_add_header(r, "Sec-WebSocket-Accept", &accept)
+           != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    h->hash = 1;
-    ngx_str_set(&h->key, "Upgrade");
-    ngx_str_set(&h->value, "websocket");
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (protocol.len
+        && ngx_agentlocator_add_header(r, "Sec-WebSocket-Protocol", &protocol)
+           != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Sec-WebSocket-Accept");
-    h->value = accept;
-
-    if (protocol.len) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Sec-WebSocket-Protocol");
-        h->value = protocol;
     }
 
     if (ngx_agentlocator_reply_headers(r) != NGX_OK) {
@@ -548,18 +541,9 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
     if (upgrade == NULL
         || !ngx_agentlocator_media_token(&upgrade->value, "websocket"))
     {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            *reason = "out of memory";
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Upgrade");
-        ngx_str_set(&h->value, "websocket");
-
-        *reason = "this endpoint speaks WebSocket only";
-        return NGX_AGENTLOCATOR_HTTP_UPGRADE_REQUIRED;
+        return ngx_agentlocator_media_upgrade_required(r, "Upgrade",
+                   &ngx_agentlocator_ws_upgrade,
+                   "this endpoint speaks WebSocket only", reason);
     }
 
     h = ngx_agentlocator_find_header(r, "Connection",
@@ -573,21 +557,15 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
     version = ngx_agentlocator_find_header(r, "Sec-WebSocket-Version",
                                            sizeof("Sec-WebSocket-Version") - 1);
 
-    if (version == NULL || version->value.len != 2
-        || ngx_strncmp(version->value.data, "13", 2) != 0)
+    if (version == NULL
+        || version->value.len != ngx_agentlocator_ws_version.len
+        || ngx_strncmp(version->value.data, ngx_agentlocator_ws_version.data,
+                       ngx_agentlocator_ws_version.len)
+           != 0)
     {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            *reason = "out of memory";
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Sec-WebSocket-Version");
-        ngx_str_set(&h->value, "13");
-
-        *reason = "unsupported Sec-WebSocket-Version";
-        return NGX_AGENTLOCATOR_HTTP_UPGRADE_REQUIRED;
+        return ngx_agentlocator_media_upgrade_required(r,
+                   "Sec-WebSocket-Version", &ngx_agentlocator_ws_version,
+                   "unsupported Sec-WebSocket-Version", reason);
     }
 
     h = ngx_agentlocator_find_header(r, "Sec-WebSocket-Key",
@@ -1499,6 +1477,22 @@ ngx_agentlocator_media_save(ngx_agentlocator_media_t *ms)
     ms->in_last = p + n;
 
     return NGX_OK;
+}
+
+
+/* 426, naming in "key" what the client must send instead. */
+
+static ngx_uint_t
+ngx_agentlocator_media_upgrade_required(ngx_http_request_t *r,
+    const char *key, ngx_str_t *value, const char *why, const char **reason)
+{
+    if (ngx_agentlocator_add_header(r, key, value) != NGX_OK) {
+        *reason = "out of memory";
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    *reason = why;
+    return NGX_AGENTLOCATOR_HTTP_UPGRADE_REQUIRED;
 }
 
 

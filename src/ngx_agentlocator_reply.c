@@ -77,6 +77,25 @@ ngx_agentlocator_reply(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t
 ngx_agentlocator_reply_headers(ngx_http_request_t *r)
 {
+    static ngx_str_t  revision = ngx_string(NGX_AGENTLOCATOR_REVISION);
+    static ngx_str_t  no_store = ngx_string("no-store");
+
+    if (ngx_agentlocator_add_header(r, "X-Revision", &revision) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* every answer is live state: no proxy or client may replay it */
+
+    return ngx_agentlocator_add_header(r, "Cache-Control", &no_store);
+}
+
+
+/* One response header; "key" is a literal that outlives the request. */
+
+ngx_int_t
+ngx_agentlocator_add_header(ngx_http_request_t *r, const char *key,
+    ngx_str_t *value)
+{
     ngx_table_elt_t  *h;
 
     h = ngx_list_push(&r->headers_out.headers);
@@ -85,19 +104,9 @@ ngx_agentlocator_reply_headers(ngx_http_request_t *r)
     }
 
     h->hash = 1;
-    ngx_str_set(&h->key, "X-Revision");
-    ngx_str_set(&h->value, NGX_AGENTLOCATOR_REVISION);
-
-    /* every answer is live state: no proxy or client may replay it */
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value = *value;
 
     return NGX_OK;
 }
@@ -143,21 +152,18 @@ ngx_int_t
 ngx_agentlocator_allow_methods(ngx_http_request_t *r, ngx_uint_t methods,
     const char *allow)
 {
-    ngx_table_elt_t  *h;
+    ngx_str_t  value;
 
     if (r->method & methods) {
         return NGX_DECLINED;
     }
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    value.data = (u_char *) allow;
+    value.len = ngx_strlen(allow);
+
+    if (ngx_agentlocator_add_header(r, "Allow", &value) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Allow");
-    h->value.data = (u_char *) allow;
-    h->value.len = ngx_strlen(allow);
 
     return ngx_agentlocator_reply_error(r, NGX_HTTP_NOT_ALLOWED,
                                         "method not allowed");
