@@ -315,6 +315,26 @@ ngx_agentlocator_registry_lock(ngx_agentlocator_registry_t *reg)
     ngx_shmtx_unlock(&(reg)->shpool->mutex)
 
 
+/* The call, with the zone locked; NULL, and unlocked, when it is unknown. */
+
+static ngx_agentlocator_call_t *
+ngx_agentlocator_registry_lock_call(ngx_agentlocator_registry_t *reg,
+    ngx_str_t *call_sid)
+{
+    ngx_agentlocator_call_t  *call;
+
+    ngx_agentlocator_registry_lock(reg);
+
+    call = ngx_agentlocator_registry_lookup(reg->sh, call_sid);
+
+    if (call == NULL) {
+        ngx_agentlocator_registry_unlock(reg);
+    }
+
+    return call;
+}
+
+
 /*
  * Rebuilds the trees and the queue from the table, keeping every entry that
  * is whole.  An entry allocated but not yet in the table, or taken out of
@@ -604,12 +624,8 @@ ngx_agentlocator_registry_stream_event(ngx_agentlocator_registry_t *reg,
     sh = reg->sh;
     now = ngx_current_msec;
 
-    ngx_agentlocator_registry_lock(reg);
-
-    call = ngx_agentlocator_registry_lookup(sh, call_sid);
-
+    call = ngx_agentlocator_registry_lock_call(reg, call_sid);
     if (call == NULL) {
-        ngx_agentlocator_registry_unlock(reg);
         return NGX_DECLINED;
     }
 
@@ -668,18 +684,12 @@ ngx_int_t
 ngx_agentlocator_registry_stream_ended(ngx_agentlocator_registry_t *reg,
     ngx_str_t *call_sid, ngx_uint_t *redirected)
 {
-    ngx_agentlocator_call_t         *call;
-    ngx_agentlocator_registry_sh_t  *sh;
+    ngx_agentlocator_call_t  *call;
 
-    sh = reg->sh;
     *redirected = 0;
 
-    ngx_agentlocator_registry_lock(reg);
-
-    call = ngx_agentlocator_registry_lookup(sh, call_sid);
-
+    call = ngx_agentlocator_registry_lock_call(reg, call_sid);
     if (call == NULL) {
-        ngx_agentlocator_registry_unlock(reg);
         return NGX_DECLINED;
     }
 
@@ -741,12 +751,8 @@ ngx_agentlocator_registry_call_status(ngx_agentlocator_registry_t *reg,
     sh = reg->sh;
     now = ngx_current_msec;
 
-    ngx_agentlocator_registry_lock(reg);
-
-    call = ngx_agentlocator_registry_lookup(sh, call_sid);
-
+    call = ngx_agentlocator_registry_lock_call(reg, call_sid);
     if (call == NULL) {
-        ngx_agentlocator_registry_unlock(reg);
         return NGX_DECLINED;
     }
 
@@ -1052,12 +1058,8 @@ ngx_agentlocator_registry_media_progress(ngx_agentlocator_registry_t *reg,
 {
     ngx_agentlocator_call_t  *call;
 
-    ngx_agentlocator_registry_lock(reg);
-
-    call = ngx_agentlocator_registry_lookup(reg->sh, call_sid);
-
+    call = ngx_agentlocator_registry_lock_call(reg, call_sid);
     if (call == NULL) {
-        ngx_agentlocator_registry_unlock(reg);
         return NGX_DECLINED;
     }
 
