@@ -19,6 +19,8 @@
 #define NGX_AGENTLOCATOR_PATH_MEDIA            "/ws/twilio-media"
 
 
+static size_t ngx_agentlocator_twiml_open_len(ngx_str_t *prompt);
+static u_char *ngx_agentlocator_twiml_open(u_char *p, ngx_str_t *prompt);
 static ngx_int_t ngx_agentlocator_twiml_connect_parts(ngx_pool_t *pool,
     ngx_agentlocator_srv_conf_t *ascf);
 
@@ -110,6 +112,37 @@ ngx_agentlocator_absolute_url(ngx_pool_t *pool,
 
 
 /*
+ * How every document we write begins: the XML declaration, <Response>, and
+ * the prompt to play first, if one is configured.
+ */
+
+static size_t
+ngx_agentlocator_twiml_open_len(ngx_str_t *prompt)
+{
+    return sizeof(NGX_AGENTLOCATOR_XML_DECL "<Response>") - 1
+           + (prompt->len ? sizeof("<Play></Play>") - 1
+                            + ngx_agentlocator_xml_escape_len(prompt)
+                          : 0);
+}
+
+
+static u_char *
+ngx_agentlocator_twiml_open(u_char *p, ngx_str_t *prompt)
+{
+    p = ngx_cpymem(p, NGX_AGENTLOCATOR_XML_DECL "<Response>",
+                   sizeof(NGX_AGENTLOCATOR_XML_DECL "<Response>") - 1);
+
+    if (prompt->len) {
+        p = ngx_cpymem(p, "<Play>", sizeof("<Play>") - 1);
+        p = ngx_agentlocator_xml_escape(p, prompt);
+        p = ngx_cpymem(p, "</Play>", sizeof("</Play>") - 1);
+    }
+
+    return p;
+}
+
+
+/*
  * incoming_call: greeting, then the bidirectional stream.  The stream URL
  * is wss:// on the public host (Twilio accepts only wss); its end or failure
  * brings Twilio to <Connect action>, i.e. stream_ended.  Everything but the
@@ -127,9 +160,7 @@ ngx_agentlocator_twiml_connect_parts(ngx_pool_t *pool,
 
     pub = ascf->public_url;
 
-    len = sizeof(NGX_AGENTLOCATOR_XML_DECL "<Response>") - 1
-          + sizeof("<Play></Play>") - 1
-          + ngx_agentlocator_xml_escape_len(&ascf->greeting)
+    len = ngx_agentlocator_twiml_open_len(&ascf->greeting)
           + sizeof("<Connect action=\"\">") - 1
           + ngx_agentlocator_xml_escape_len(&pub->url)
           + sizeof(NGX_AGENTLOCATOR_PATH_STREAM_ENDED) - 1
@@ -148,14 +179,7 @@ ngx_agentlocator_twiml_connect_parts(ngx_pool_t *pool,
 
     ascf->connect_head.data = p;
 
-    p = ngx_cpymem(p, NGX_AGENTLOCATOR_XML_DECL "<Response>",
-                   sizeof(NGX_AGENTLOCATOR_XML_DECL "<Response>") - 1);
-
-    if (ascf->greeting.len) {
-        p = ngx_cpymem(p, "<Play>", sizeof("<Play>") - 1);
-        p = ngx_agentlocator_xml_escape(p, &ascf->greeting);
-        p = ngx_cpymem(p, "</Play>", sizeof("</Play>") - 1);
-    }
+    p = ngx_agentlocator_twiml_open(p, &ascf->greeting);
 
     p = ngx_cpymem(p, "<Connect action=\"", sizeof("<Connect action=\"") - 1);
     p = ngx_agentlocator_xml_escape(p, &pub->url);
@@ -226,9 +250,7 @@ ngx_agentlocator_twiml_fallback(ngx_pool_t *pool,
 
     pub = ascf->public_url;
 
-    len = sizeof(NGX_AGENTLOCATOR_XML_DECL "<Response>") - 1
-          + sizeof("<Play></Play>") - 1
-          + ngx_agentlocator_xml_escape_len(&ascf->fallback_prompt)
+    len = ngx_agentlocator_twiml_open_len(&ascf->fallback_prompt)
           + sizeof("<Record action=\"\" playBeep=\"false\" timeout=\"4\" "
                    "maxLength=\"30\"/>") - 1
           + ngx_agentlocator_xml_escape_len(&pub->url)
@@ -242,14 +264,7 @@ ngx_agentlocator_twiml_fallback(ngx_pool_t *pool,
 
     out->data = p;
 
-    p = ngx_cpymem(p, NGX_AGENTLOCATOR_XML_DECL "<Response>",
-                   sizeof(NGX_AGENTLOCATOR_XML_DECL "<Response>") - 1);
-
-    if (ascf->fallback_prompt.len) {
-        p = ngx_cpymem(p, "<Play>", sizeof("<Play>") - 1);
-        p = ngx_agentlocator_xml_escape(p, &ascf->fallback_prompt);
-        p = ngx_cpymem(p, "</Play>", sizeof("</Play>") - 1);
-    }
+    p = ngx_agentlocator_twiml_open(p, &ascf->fallback_prompt);
 
     p = ngx_cpymem(p, "<Record action=\"", sizeof("<Record action=\"") - 1);
     p = ngx_agentlocator_xml_escape(p, &pub->url);
