@@ -56,13 +56,6 @@ my $s = Test::AgentLocator::Server->new(workers => 1, http => $HTTP,
                                         server => $SERVER);
 my $port = $s->{port};
 
-sub call_status {
-    my ($n) = @_;
-    my $st = decode_json($s->request('GET /status')->{body});
-    my ($c) = grep { $_->{call_sid} eq sprintf('CA%032x', $n) } @{ $st->{calls} };
-    return $c;
-}
-
 sub wait_log {
     my ($re, $secs) = @_;
     my $until = time + ($secs // 3);
@@ -164,13 +157,13 @@ subtest "Twilio's sequence: start, media, mark, dtmf, stop" => sub {
     $ws->send_json({ event => 'dtmf', streamSid => sprintf('MZ%032x', 1),
                      sequenceNumber => '13', dtmf => { track => 'inbound_track', digit => '5' } });
     ok(wait_log(qr/WS_DTMF call=CA0{31}1 digit=5/), 'dtmf logged');
-    my $c = call_status(1);
+    my $c = $s->call(1);
     is($c->{state}, 'streaming', 'the registry shows the stream');
     is($c->{stream_sid}, sprintf('MZ%032x', 1), 'with its streamSid');
     is($c->{account_sid}, 'AC' . 'a' x 32, 'and account');
     $ws->twilio_stop(1, 14);
     ok(wait_log(qr/WS_STOP call=CA0{31}1 frames=10 bytes=1600/), 'WS_STOP with counters');
-    $c = call_status(1);
+    $c = $s->call(1);
     is($c->{state}, 'stopped', 'stop: stopped');
     is($c->{frames}, 10, 'frames flushed at stop');
     is($c->{bytes}, 1600, 'bytes flushed at stop');
@@ -186,13 +179,13 @@ subtest 'the zone sees counters while the stream runs (flushed every 200 ms)' =>
     my $seq = 1;
     while (time - $t0 < 1.0) { $ws->twilio_media(2, ++$seq); sleep 0.02 }
     my $sent = $seq - 1;
-    my $c = call_status(2);
+    my $c = $s->call(2);
     cmp_ok($c->{frames}, '>', 0, "mid-stream: $c->{frames} of $sent frames already in the zone");
     cmp_ok($c->{frames}, '<=', $sent, 'never more than sent');
     ok(defined $c->{since_media_ms}, "last media time set ($c->{since_media_ms} ms ago)");
     $ws->close_ws;
     ok(wait_log(qr/WS_CLOSE code=1000 call=CA0{31}2 frames=$sent/), 'close');
-    is(call_status(2)->{frames}, $sent, 'all frames in the zone after the close');
+    is($s->call(2)->{frames}, $sent, 'all frames in the zone after the close');
 };
 
 subtest 'fragmented messages, many frames per write, a frame byte by byte' => sub {
@@ -307,8 +300,8 @@ subtest 'a truncated frame, then the client vanishes: stopped, code 1006' => sub
     ok(wait_log(qr/WS_START call=CA0{31}5/), 'started');
     $ws->close_socket;
     ok(wait_log(qr/WS_CLOSE code=1006 call=CA0{31}5 frames=1/), 'WS_CLOSE code=1006');
-    is(call_status(5)->{state}, 'stopped', 'the registry shows it stopped');
-    is(call_status(5)->{frames}, 1, 'with the frame that arrived whole');
+    is($s->call(5)->{state}, 'stopped', 'the registry shows it stopped');
+    is($s->call(5)->{frames}, 1, 'with the frame that arrived whole');
 };
 
 subtest 'idle past agentlocator_media_idle_timeout: close 1000' => sub {

@@ -4,7 +4,6 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
-use JSON::PP;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(sleep time);
 use Test::AgentLocator::Server;
@@ -28,14 +27,6 @@ my $SERVER = <<'_EOC_';
     location = /status          { agentlocator_status; }
 _EOC_
 
-sub call_of {
-    my ($s, $n) = @_;
-    my $r = $s->request('GET /status');
-    my ($c) = grep { $_->{call_sid} eq sprintf('CA%032x', $n) }
-              @{ decode_json($r->{body})->{calls} };
-    return ($c, $r->{worker});
-}
-
 sub wait_for {
     my ($cond, $secs) = @_;
     my $until = time + $secs;
@@ -52,9 +43,9 @@ subtest "Python's websockets: Twilio's sequence and echo" => sub {
     my $out = `$PY t/clients/twilio_stream.py $url/ws/twilio-media 11 50 2>&1`;
     is($?, 0, 'the client saw no surprise') or diag $out;
     like($out, qr/"close_code": 1000/, 'closed with 1000');
-    ok(wait_for(sub { my ($c) = call_of($s, 11); $c && $c->{frames} == 50 }, 3),
+    ok(wait_for(sub { my ($c) = $s->call(11); $c && $c->{frames} == 50 }, 3),
        'the registry counted its 50 frames');
-    my ($c) = call_of($s, 11);
+    my ($c) = $s->call(11);
     is($c->{state}, 'stopped', 'and shows it stopped');
 
     $out = `$PY t/clients/twilio_stream.py $url/echo 12 100 echo 2>&1`;
@@ -105,7 +96,7 @@ subtest 'a stream on one worker is seen by the others' => sub {
                       and $streamer = $1 }, 3), 'a worker took the stream');
     my $other;
     for (1 .. 400) {
-        my ($c, $w) = call_of($s, 31);
+        my ($c, $w) = $s->call(31);
         next if $w == $streamer;
         $other = $w;
         is($c->{state}, 'stopped', "worker $w sees the stream's state");

@@ -6,7 +6,6 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
-use JSON::PP;
 use File::Temp qw(tempdir);
 use POSIX ();
 use Time::HiRes qw(sleep time);
@@ -44,20 +43,13 @@ _EOC_
 $ENV{TWILIO_STREAM_CAFILE} = "$dir/cert.pem";
 my $url = "wss://localhost:$s->{tls_port}";
 
-sub call_of {
-    my ($n) = @_;
-    my ($c) = grep { $_->{call_sid} eq sprintf('CA%032x', $n) }
-              @{ decode_json($s->request('GET /status')->{body})->{calls} };
-    return $c;
-}
-
 my $out = `$PY t/clients/twilio_stream.py $url/ws/twilio-media 61 100 2>&1`;
 is($?, 0, "wss: Twilio's sequence, no surprise") or diag $out;
 like($out, qr/"close_code": 1000/, 'closed with 1000');
 my $until = time + 3;
-sleep 0.02 until time > $until || (call_of(61) // {})->{frames} // 0 == 100;
-is(call_of(61)->{frames}, 100, 'the registry counted its 100 frames');
-is(call_of(61)->{state}, 'stopped', 'and shows it stopped');
+sleep 0.02 until time > $until || (($s->call(61) // {})->{frames} // 0) == 100;
+is($s->call(61)->{frames}, 100, 'the registry counted its 100 frames');
+is($s->call(61)->{state}, 'stopped', 'and shows it stopped');
 
 $out = `$PY t/clients/twilio_stream.py $url/echo 62 300 echo 2>&1`;
 is($?, 0, 'wss echo: every frame came back with the same audio') or diag $out;

@@ -5,7 +5,6 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
-use JSON::PP;
 use MIME::Base64 qw(encode_base64);
 use Time::HiRes qw(sleep time);
 use Test::AgentLocator::Server;
@@ -54,13 +53,6 @@ sub incoming {
     return $r->{status};
 }
 
-sub call_of {
-    my ($s, $n) = @_;
-    my ($c) = grep { $_->{call_sid} eq call_sid($n) }
-              @{ decode_json($s->request('GET /status')->{body})->{calls} };
-    return $c;
-}
-
 sub wait_until {
     my ($cond, $secs) = @_;
     my $until = time + $secs;
@@ -96,7 +88,7 @@ subtest 'no stream: one redirect at start_timeout, with the fallback TwiML' => s
     is($r->{content_type}, 'application/x-www-form-urlencoded', 'a form');
     is_deeply($r->{form}, { Twiml => [$FALLBACK] }, 'Twiml= the fallback, nothing else');
 
-    my $c = call_of($s, 1);
+    my $c = $s->call(1);
     is($c->{state}, 'redirected', 'the call is redirected');
     is_deeply($c->{redirect}, { attempts => 1, reason => 'no_stream_start',
                                 outcome => 'done', status => 200 }, 'and its record');
@@ -162,14 +154,14 @@ for my $workers (2, 4) {
 subtest '500, 500, 200: three attempts, then redirected' => sub {
     my ($s, $mock) = setup(mode => { mode => 'fail', fail_times => 2 });
     is(incoming($s, 5), 200, 'incoming_call');
-    ok(wait_until(sub { (call_of($s, 5) // {})->{state} eq 'redirected' }, 8),
+    ok(wait_until(sub { ($s->call(5) // {})->{state} eq 'redirected' }, 8),
        'redirected in the end');
     my $reqs = $mock->by_call->{call_sid(5)};
     is(scalar @$reqs, 3, 'three attempts');
     my @gaps = map { $reqs->[$_]{time} - $reqs->[$_ - 1]{time} } 1 .. 2;
     cmp_ok($gaps[0], '>=', 0.2, sprintf('backed off before the 2nd (%.2f s)', $gaps[0]));
     cmp_ok($gaps[1], '>=', 0.4, sprintf('longer before the 3rd (%.2f s)', $gaps[1]));
-    is_deeply(call_of($s, 5)->{redirect}, { attempts => 3, reason => 'no_stream_start',
+    is_deeply($s->call(5)->{redirect}, { attempts => 3, reason => 'no_stream_start',
                                             outcome => 'done', status => 200 }, 'recorded');
     my $log = $s->error_log;
     like($log, qr/WATCHDOG_REDIRECT call=${\ call_sid(5)} reason=no_stream_start attempt=$_ status=500 .*retrying/,
@@ -186,17 +178,17 @@ subtest '429 with Retry-After is honoured' => sub {
     my $reqs = $mock->by_call->{call_sid(6)};
     my $gap = $reqs->[1]{time} - $reqs->[0]{time};
     cmp_ok($gap, '>=', 1.95, sprintf('after Retry-After: 2 (%.2f s)', $gap));
-    ok(wait_until(sub { (call_of($s, 6) // {})->{state} eq 'redirected' }, 2), 'redirected');
+    ok(wait_until(sub { ($s->call(6) // {})->{state} eq 'redirected' }, 2), 'redirected');
     ok($s->stop, 'stopped');
 };
 
 subtest '21220: one attempt, recorded as given up, the call is over' => sub {
     my ($s, $mock) = setup(mode => { mode => '21220' });
     is(incoming($s, 7), 200, 'incoming_call');
-    ok(wait_until(sub { (call_of($s, 7) // {})->{state} eq 'completed' }, 4), 'completed');
+    ok(wait_until(sub { ($s->call(7) // {})->{state} eq 'completed' }, 4), 'completed');
     sleep 1;
     is(scalar @{ $mock->by_call->{call_sid(7)} // [] }, 1, 'exactly one attempt');
-    is_deeply(call_of($s, 7)->{redirect}, { attempts => 1, reason => 'no_stream_start',
+    is_deeply($s->call(7)->{redirect}, { attempts => 1, reason => 'no_stream_start',
                                             outcome => 'gave_up', status => 400 }, 'gave up');
     like($s->error_log, qr/WATCHDOG_REDIRECT call=${\ call_sid(7)} .*status=400 code=21220 .*no longer live/,
          'logged with the code');
@@ -206,11 +198,11 @@ subtest '21220: one attempt, recorded as given up, the call is over' => sub {
 subtest 'another 4xx: no retry' => sub {
     my ($s, $mock) = setup(mode => { mode => '400' });
     is(incoming($s, 8), 200, 'incoming_call');
-    ok(wait_until(sub { ((call_of($s, 8) // {})->{redirect} // {})->{outcome} eq 'gave_up' }, 4),
+    ok(wait_until(sub { (($s->call(8) // {})->{redirect} // {})->{outcome} eq 'gave_up' }, 4),
        'gave up');
     sleep 1;
     is(scalar @{ $mock->by_call->{call_sid(8)} // [] }, 1, 'one attempt');
-    is(call_of($s, 8)->{state}, 'stopped', 'the call is left to its <Connect action>');
+    is($s->call(8)->{state}, 'stopped', 'the call is left to its <Connect action>');
     ok($s->stop, 'stopped');
 };
 
@@ -226,9 +218,9 @@ subtest 'REST unreachable: bounded retries while webhooks keep answering' => sub
         sleep 0.1;
     }
     cmp_ok($answered, '>=', 20, "webhooks kept answering during the retries ($answered)");
-    ok(wait_until(sub { ((call_of($s, 9) // {})->{redirect} // {})->{outcome} eq 'gave_up' }, 5),
+    ok(wait_until(sub { (($s->call(9) // {})->{redirect} // {})->{outcome} eq 'gave_up' }, 5),
        'gave up');
-    is(call_of($s, 9)->{redirect}{attempts}, 3, 'after exactly 3 attempts');
+    is($s->call(9)->{redirect}{attempts}, 3, 'after exactly 3 attempts');
     like($s->error_log, qr/WATCHDOG_REDIRECT call=${\ call_sid(9)} .*attempt=3 status=error: .*out of attempts/,
          'the last attempt says so');
     ok($s->stop, 'stopped');
@@ -263,7 +255,7 @@ subtest 'a claimant killed mid-request: another worker takes over after the leas
     my ($victim) = $s->workers;
     $mock->mode(mode => 'ok');
     $s->kill_worker($victim);
-    ok(wait_until(sub { (call_of($s, 10) // {})->{state} eq 'redirected' }, 6),
+    ok(wait_until(sub { ($s->call(10) // {})->{state} eq 'redirected' }, 6),
        'redirected by the new worker');
     my $reqs = $mock->by_call->{call_sid(10)};
     is(scalar @$reqs, 2, 'the request in flight when its worker died was sent again: '

@@ -15,6 +15,7 @@ use Cwd qw(abs_path);
 use File::Path qw(make_path remove_tree);
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
+use JSON::PP ();
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
 
@@ -183,6 +184,16 @@ sub kill_worker {
 }
 
 # request("POST /uri", body => ..., headers => [...]) on a new connection
+# Call CA%032x as GET /status shows it (undef when it is not there); in
+# list context also the pid of the worker that answered.
+sub call {
+    my ($self, $n) = @_;
+    my $r = $self->request('GET /status');
+    my ($c) = grep { $_->{call_sid} eq sprintf('CA%032x', $n) }
+              @{ JSON::PP::decode_json($r->{body})->{calls} };
+    return wantarray ? ($c, $r->{worker}) : $c;
+}
+
 sub request {
     my ($self, $line, %o) = @_;
     my $body = $o{body} // '';
