@@ -378,26 +378,41 @@ self_cpu(void)
 }
 
 
-/* utime+stime of the whole process in seconds; -1 when it is gone */
-static double
-proc_cpu(int pid)
+/* /proc/PID/NAME into buf, NUL-terminated; -1 when the process is gone */
+static ssize_t
+proc_read(int pid, const char *name, char *buf, size_t size)
 {
-    char                buf[2048], path[64], *p;
-    int                 fd, i;
-    ssize_t             n;
-    unsigned long long  ut, st;
+    char     path[64];
+    int      fd;
+    ssize_t  n;
 
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
     fd = open(path, O_RDONLY);
     if (fd < 0) {
         return -1;
     }
-    n = read(fd, buf, sizeof(buf) - 1);
+    n = read(fd, buf, size - 1);
     close(fd);
     if (n <= 0) {
         return -1;
     }
     buf[n] = '\0';
+
+    return n;
+}
+
+
+/* utime+stime of the whole process in seconds; -1 when it is gone */
+static double
+proc_cpu(int pid)
+{
+    char                buf[2048], *p;
+    int                 i;
+    unsigned long long  ut, st;
+
+    if (proc_read(pid, "stat", buf, sizeof(buf)) < 0) {
+        return -1;
+    }
 
     /* fields after the ")" that ends comm: state is field 3 */
     p = strrchr(buf, ')');
@@ -419,24 +434,11 @@ proc_cpu(int pid)
 }
 
 
+/* a "Field:   N kB" line of /proc/PID/status, read into buf; -1 if none */
 static long
-proc_status_kb(int pid, const char *field)
+status_kb(const char *buf, const char *field)
 {
-    char   buf[4096], path[64], *p;
-    int    fd;
-    ssize_t n;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        return -1;
-    }
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0) {
-        return -1;
-    }
-    buf[n] = '\0';
+    const char  *p;
 
     p = strstr(buf, field);
     return p ? strtol(p + strlen(field), NULL, 10) : -1;
@@ -514,14 +516,20 @@ machine_busy(void)
 static void
 take_snap(snap_t *s)
 {
+    char      status[4096];
     uint32_t  i;
     uint64_t  user = 0;
 
     s->server_cpu = opt_server_pid ? proc_cpu(opt_server_pid) : 0;
-    s->server_rss_kb = opt_server_pid
-                       ? proc_status_kb(opt_server_pid, "VmRSS:") : 0;
-    s->server_shm_kb = opt_server_pid
-                       ? proc_status_kb(opt_server_pid, "RssShmem:") : 0;
+    s->server_rss_kb = opt_server_pid ? -1 : 0;
+    s->server_shm_kb = s->server_rss_kb;
+
+    if (opt_server_pid
+        && proc_read(opt_server_pid, "status", status, sizeof(status)) >= 0)
+    {
+        s->server_rss_kb = status_kb(status, "VmRSS:");
+        s->server_shm_kb = status_kb(status, "RssShmem:");
+    }
 
     for (i = 0; i < opt_streams; i++) {
         if (conns[i].state == ST_OPEN) {

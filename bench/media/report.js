@@ -236,45 +236,45 @@ function compare(p, n, j, f, indent = '  ') {
 
 // --- subcommands -----------------------------------------------------------
 
-// one line from nginx's /version: "revision R, built B" or the body itself
-function version(url) {
+// GET url, then done(parsed body); fail(body) when it is no JSON or done
+// throws on it, fail(null) when the request fails
+function getJson(url, done, fail) {
     http.get(url, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c) => { body += c; });
         res.on('end', () => {
             try {
-                const j = JSON.parse(body);
-                console.log(`${j.module || 'agentlocator'} ${j.version || ''}`
-                            + ` revision ${j.revision}, built ${j.built}`);
+                done(JSON.parse(body));
             } catch (e) {
-                console.log(body.replace(/\s+/g, ' ').slice(0, 200));
+                fail(body);
             }
         });
-    }).on('error', () => console.log('unknown (GET /version failed)'));
+    }).on('error', () => fail(null));
+}
+
+// one line from nginx's /version: "revision R, built B" or the body itself
+function version(url) {
+    getJson(url, (j) => {
+        console.log(`${j.module || 'agentlocator'} ${j.version || ''}`
+                    + ` revision ${j.revision}, built ${j.built}`);
+    }, (body) => {
+        console.log(body === null ? 'unknown (GET /version failed)'
+                                  : body.replace(/\s+/g, ' ').slice(0, 200));
+    });
 }
 
 function statusFrames(server, url) {
-    http.get(url, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c) => { body += c; });
-        res.on('end', () => {
-            try {
-                const j = JSON.parse(body);
-                if (server === 'nginx') {
-                    const frames = j.calls.reduce((a, c) => a + (c.frames || 0), 0);
-                    console.log(`${frames} ${j.truncated ? 1 : 0}`);
-                } else if (server === 'floor') {
-                    console.log(`${j.bytes} 0`);
-                } else {
-                    console.log(`${j.frames} 0`);
-                }
-            } catch (e) {
-                console.log('-1 0');
-            }
-        });
-    }).on('error', () => console.log('-1 0'));
+    getJson(url, (j) => {
+        if (server === 'nginx') {
+            const frames = j.calls.reduce((a, c) => a + (c.frames || 0), 0);
+            console.log(`${frames} ${j.truncated ? 1 : 0}`);
+        } else if (server === 'floor') {
+            console.log(`${j.bytes} 0`);
+        } else {
+            console.log(`${j.frames} 0`);
+        }
+    }, () => console.log('-1 0'));
 }
 
 function cpuBusy() {
