@@ -411,6 +411,25 @@ u_char *ngx_agentlocator_log_safe(u_char *buf, size_t size, ngx_str_t *src);
 ngx_table_elt_t *ngx_agentlocator_find_header(ngx_http_request_t *r,
     const char *name, size_t len);
 
+/*
+ * A worker's own timer, owned by no connection: cancelable, so that quit
+ * and reload never wait on it.  With --with-debug, ngx_add_timer() logs
+ * ngx_event_ident(ev->data), i.e. reads a connection's fd: "owner" is a
+ * connection-shaped stand-in for that.
+ */
+static ngx_inline void
+ngx_agentlocator_worker_timer(ngx_event_t *ev, ngx_connection_t *owner,
+    ngx_event_handler_pt handler, ngx_log_t *log)
+{
+    owner->fd = (ngx_socket_t) -1;
+
+    ev->handler = handler;
+    ev->data = owner;
+    ev->log = log;
+    ev->cancelable = 1;
+}
+
+
 /* ngx_agentlocator_http_client.c */
 
 /*

@@ -51,7 +51,7 @@ typedef struct {
     ngx_connection_t                **conns;
     ngx_uint_t                        nconns;
     ngx_event_t                       timer;
-    ngx_connection_t                  dummy;   /* timer.data: see below */
+    ngx_connection_t                  dummy;   /* timer.data */
     ngx_uint_t                        active;
 
     ngx_agentlocator_http_req_t      *idle;
@@ -146,18 +146,8 @@ ngx_agentlocator_http_init_worker(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    /*
-     * With --with-debug, ngx_add_timer() logs ngx_event_ident(ev->data),
-     * i.e. reads a connection's fd: give the timer a connection-shaped
-     * owner.
-     */
-
-    e->dummy.fd = (ngx_socket_t) -1;
-
-    e->timer.handler = ngx_agentlocator_http_timeout;
-    e->timer.data = &e->dummy;
-    e->timer.log = cycle->log;
-    e->timer.cancelable = 1;
+    ngx_agentlocator_worker_timer(&e->timer, &e->dummy,
+                                  ngx_agentlocator_http_timeout, cycle->log);
 
     return NGX_OK;
 }

@@ -43,7 +43,7 @@ typedef struct {
 
 typedef struct {
     ngx_event_t                       tick;
-    ngx_connection_t                  dummy;     /* tick.data, see http */
+    ngx_connection_t                  dummy;     /* tick.data */
     ngx_queue_t                       in_flight;
     ngx_uint_t                        n_in_flight;
     ngx_agentlocator_main_conf_t     *amcf;
@@ -180,12 +180,8 @@ ngx_agentlocator_watchdog_init_worker(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    wd->dummy.fd = (ngx_socket_t) -1;
-
-    wd->tick.handler = ngx_agentlocator_watchdog_tick;
-    wd->tick.data = &wd->dummy;
-    wd->tick.log = cycle->log;
-    wd->tick.cancelable = 1;
+    ngx_agentlocator_worker_timer(&wd->tick, &wd->dummy,
+                                  ngx_agentlocator_watchdog_tick, cycle->log);
 
     /* spread the workers' ticks over the interval */
     ngx_add_timer(&wd->tick,
