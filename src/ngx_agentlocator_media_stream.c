@@ -54,7 +54,6 @@ struct ngx_agentlocator_ws_out_s {
 
 typedef struct {
     ngx_connection_t                 *connection;
-    ngx_log_t                        *log;        /* outlives connection */
     ngx_agentlocator_registry_t      *registry;
     ngx_agentlocator_main_conf_t     *amcf;
     ngx_agentlocator_loc_conf_t      *alcf;
@@ -222,7 +221,6 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
     r->keepalive = 0;
 
     ms->connection = c;
-    ms->log = c->log;
     ms->amcf = amcf;
     ms->alcf = alcf;
     ms->registry = ngx_agentlocator_registry_get(amcf);
@@ -486,8 +484,6 @@ ngx_agentlocator_media_write_handler(ngx_event_t *wev)
 
     if (wev->timedout) {
         /* a client that reads nothing for the idle timeout is gone */
-        c->timedout = 1;
-        ms->code = NGX_AGENTLOCATOR_WS_ABNORMAL;
 
         ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
                       "WS_IDLE call=%*s: the client read nothing in %M ms",
