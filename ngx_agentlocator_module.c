@@ -46,6 +46,9 @@ static char *ngx_agentlocator_set_handler(ngx_conf_t *cf,
     ngx_agentlocator_loc_conf_t *alcf, ngx_http_handler_pt handler);
 
 
+ngx_uint_t  ngx_agentlocator_worker_cut;
+
+
 static ngx_command_t  ngx_agentlocator_commands[] = {
 
     { ngx_string("agentlocator_zone"),
@@ -315,7 +318,8 @@ ngx_agentlocator_init_main_conf(ngx_conf_t *cf, void *conf)
     /* Twilio's default maximum call length is 4 hours */
     ngx_conf_init_msec_value(to->stale_after, 4 * 60 * 60 * 1000);
 
-    ngx_conf_init_msec_value(to->interval, 100);
+    /* the safety net: the watchdog wakes at each deadline */
+    ngx_conf_init_msec_value(to->interval, 1000);
     ngx_conf_init_msec_value(to->rest_timeout, 5000);
 
     /* a claim outlives one REST attempt, so only a dead claimant loses it */
@@ -323,6 +327,14 @@ ngx_agentlocator_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_uint_value(to->attempts, 6);
     ngx_conf_init_value(amcf->watchdog, 1);
+
+    if (to->rest_timeout > 10000) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "agentlocator_watchdog timeout= must be at most 10s: "
+                      "stream_ended waits for an attempt in flight, and "
+                      "Twilio gives a webhook 15s");
+        return NGX_CONF_ERROR;
+    }
 
     if (to->lease <= to->rest_timeout) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,

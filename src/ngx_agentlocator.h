@@ -34,34 +34,47 @@
  * entry per call, slab-allocated, found by CallSid through "index" (open
  * addressing on the CallSid's hash: a lookup touches two or three cache
  * lines where a tree of 100,000 calls touched twenty), ordered by its next
- * due time in the "deadlines" rbtree (watchdog, expiry) and by last
- * activity in "lru" (eviction).  "table" holds every entry once, each in
- * a slot of its own: it is what the index, the tree and the queue are
- * rebuilt from when a worker died in the middle of changing them.
+ * due time in the "deadlines" rbtree (watchdog, expiry), by last activity
+ * in "lru" (/status), and, once the watchdog is done with it, in one of
+ * the eviction queues "completed" and "finished".  "table" holds every
+ * entry once, each in a slot of its own: it is what the index, the tree
+ * and the queues are rebuilt from when a worker died in the middle of
+ * changing them.
  */
 
-#define NGX_AGENTLOCATOR_REGISTRY_LAYOUT  0x414c0003   /* "AL", layout 3 */
+#define NGX_AGENTLOCATOR_REGISTRY_LAYOUT  0x414c0004   /* "AL", layout 4 */
 #define NGX_AGENTLOCATOR_CALL_MAGIC       0x43414c4c   /* "CALL" */
 
 #define NGX_AGENTLOCATOR_SID_LEN          34           /* "CA" + 32 hex */
 #define NGX_AGENTLOCATOR_PARTY_LEN        64           /* From, To */
 #define NGX_AGENTLOCATOR_CALL_STATUS_LEN  16
 
+/*
+ * A stream's media counters and last media time reach the zone at most
+ * this long after the frame, so the zone's last media time is never more
+ * than this older than the stream's own: the watchdog adds it to the
+ * deadline of a stream whose worker has not confirmed the silence itself.
+ */
+#define NGX_AGENTLOCATOR_MEDIA_FLUSH      200
+
 
 typedef enum {
-    NGX_AGENTLOCATOR_CALL_ARMED = 1,
+    NGX_AGENTLOCATOR_CALL_ARMED = 1,      /* no stream yet */
     NGX_AGENTLOCATOR_CALL_STREAMING,
-    NGX_AGENTLOCATOR_CALL_STOPPED,
+    NGX_AGENTLOCATOR_CALL_STOPPED,        /* the stream ended with "stop" */
     NGX_AGENTLOCATOR_CALL_REDIRECTING,
     NGX_AGENTLOCATOR_CALL_REDIRECTED,
-    NGX_AGENTLOCATOR_CALL_COMPLETED
+    NGX_AGENTLOCATOR_CALL_COMPLETED,      /* a final call_status */
+    NGX_AGENTLOCATOR_CALL_DROPPED,        /* the stream ended without it */
+    NGX_AGENTLOCATOR_CALL_FALLBACK        /* stream_ended served it */
 } ngx_agentlocator_call_state_e;
 
 
 typedef enum {
     NGX_AGENTLOCATOR_REASON_NONE = 0,
     NGX_AGENTLOCATOR_REASON_NO_STREAM_START,
-    NGX_AGENTLOCATOR_REASON_NO_MEDIA
+    NGX_AGENTLOCATOR_REASON_NO_MEDIA,
+    NGX_AGENTLOCATOR_REASON_STREAM_DROPPED
 } ngx_agentlocator_reason_e;
 
 
@@ -69,13 +82,15 @@ typedef enum {
     NGX_AGENTLOCATOR_REDIRECT_NONE = 0,
     NGX_AGENTLOCATOR_REDIRECT_PENDING,
     NGX_AGENTLOCATOR_REDIRECT_DONE,
-    NGX_AGENTLOCATOR_REDIRECT_GAVE_UP
+    NGX_AGENTLOCATOR_REDIRECT_GAVE_UP,
+    NGX_AGENTLOCATOR_REDIRECT_CANCELLED   /* the fallback was served first */
 } ngx_agentlocator_redirect_outcome_e;
 
 
 typedef struct {
     ngx_rbtree_node_t             deadline;     /* key: due, ms */
     ngx_queue_t                   lru;
+    ngx_queue_t                   done;         /* in an eviction queue */
 
     uint32_t                      magic;
     uint32_t                      slot;         /* in sh->table */
@@ -93,15 +108,20 @@ typedef struct {
     uint64_t                      bytes;
 
     ngx_pid_t                     claimant;
+    ngx_pid_t                     stream_pid;   /* the live stream's worker */
+    uint32_t                      stream_id;    /* its connection number */
     uint16_t                      redirect_status;
+    uint16_t                      redirect_attempts;
 
     uint8_t                       state;        /* _call_state_e */
-    uint8_t                       redirect_attempts;
     uint8_t                       redirect_outcome;
     uint8_t                       redirect_reason;  /* _reason_e */
     uint8_t                       in_deadlines:1;
+    uint8_t                       done_queue:2; /* which one, if any */
     uint8_t                       stream_error:1;
     uint8_t                       recording:1;
+    uint8_t                       silent:1;     /* confirmed by the stream */
+    uint8_t                       ended_waiting:1;  /* stream_ended waits */
 
     uint8_t                       from_len;
     uint8_t                       to_len;
@@ -126,6 +146,10 @@ typedef struct {
     ngx_rbtree_t                  deadlines;
     ngx_rbtree_node_t             deadlines_sentinel;
     ngx_queue_t                   lru;
+
+    /* what may be evicted when the zone is full, oldest first at the tail */
+    ngx_queue_t                   completed;    /* a final call_status */
+    ngx_queue_t                   finished;     /* stopped, redirected, ... */
 
     ngx_agentlocator_call_t     **table;
     ngx_uint_t                    table_size;
@@ -170,15 +194,55 @@ typedef struct {
 } ngx_agentlocator_timeouts_t;
 
 
-/* A call the watchdog claimed, copied out of the zone. */
+/*
+ * A call the watchdog claimed, copied out of the zone; or, "exhausted",
+ * one it gave up on because its attempts ran out (nothing to send).
+ */
 
 typedef struct {
     u_char                        call_sid[NGX_AGENTLOCATOR_SID_LEN];
     u_char                        account_sid[NGX_AGENTLOCATOR_SID_LEN];
     ngx_uint_t                    attempt;
     ngx_uint_t                    reason;       /* _reason_e */
-    ngx_uint_t                    takeover;     /* a dead claimant's */
+    ngx_msec_t                    due;          /* the deadline it met */
+    unsigned                      takeover:1;   /* a dead claimant's */
+    unsigned                      exhausted:1;
 } ngx_agentlocator_claim_t;
+
+
+/* What stream_ended answers. */
+
+typedef enum {
+    NGX_AGENTLOCATOR_ENDED_FALLBACK = 0,  /* the call gets the fallback */
+    NGX_AGENTLOCATOR_ENDED_EMPTY,         /* a redirect landed: <Response/> */
+    NGX_AGENTLOCATOR_ENDED_WAIT           /* a redirect is in flight */
+} ngx_agentlocator_ended_e;
+
+
+/* Who holds a call's live stream: a worker and its connection there. */
+
+typedef struct {
+    ngx_pid_t                     pid;
+    uint32_t                      id;
+} ngx_agentlocator_stream_ref_t;
+
+
+/* A live stream's report (ngx_agentlocator_registry_stream_update). */
+
+typedef enum {
+    NGX_AGENTLOCATOR_STREAM_MEDIA = 0,    /* periodic: counters, last media */
+    NGX_AGENTLOCATOR_STREAM_SILENT,       /* its own timer saw silence */
+    NGX_AGENTLOCATOR_STREAM_STOP,         /* Twilio's "stop" */
+    NGX_AGENTLOCATOR_STREAM_CLOSED,       /* the connection ended after it */
+    NGX_AGENTLOCATOR_STREAM_DROPPED       /* ... without it */
+} ngx_agentlocator_stream_event_e;
+
+
+typedef struct {
+    uint64_t                      frames;       /* since the last report */
+    uint64_t                      bytes;
+    ngx_msec_t                    last;         /* last media, 0: none */
+} ngx_agentlocator_stream_media_t;
 
 
 /* What became of one REST attempt. */
@@ -314,19 +378,33 @@ typedef struct {
 
 extern ngx_module_t  ngx_http_agentlocator_module;
 
+/*
+ * Set once worker_shutdown_timeout has cut this exiting worker's
+ * connections: it starts nothing new that would keep it alive.
+ */
+extern ngx_uint_t    ngx_agentlocator_worker_cut;
+
 
 /* ngx_agentlocator_public_url.c */
 const char *ngx_agentlocator_public_url_parse(ngx_pool_t *pool,
     ngx_str_t *value, ngx_agentlocator_public_url_t *url);
 
 /* ngx_agentlocator_registry.c */
+typedef void (*ngx_agentlocator_wake_pt)(ngx_msec_t due);
+
 char *ngx_agentlocator_registry_zone(ngx_conf_t *cf,
     ngx_agentlocator_main_conf_t *amcf, ngx_str_t *name, ngx_str_t *size);
 ngx_agentlocator_registry_t *ngx_agentlocator_registry_get(
     ngx_agentlocator_main_conf_t *amcf);
 void ngx_agentlocator_registry_init_worker(ngx_cycle_t *cycle);
+void ngx_agentlocator_registry_wake(ngx_agentlocator_wake_pt waker,
+    ngx_msec_t at);
 void ngx_agentlocator_registry_usage(ngx_agentlocator_registry_t *reg,
     ngx_agentlocator_registry_usage_t *usage);
+ngx_int_t ngx_agentlocator_registry_snapshot(ngx_agentlocator_registry_t *reg,
+    ngx_pool_t *pool, ngx_array_t *calls, ngx_uint_t max);
+
+/* ngx_agentlocator_call_state.c: a call's states, through the registry */
 ngx_int_t ngx_agentlocator_registry_incoming(ngx_agentlocator_registry_t *reg,
     ngx_agentlocator_timeouts_t *to, ngx_agentlocator_call_info_t *info,
     ngx_uint_t *created);
@@ -335,32 +413,33 @@ ngx_int_t ngx_agentlocator_registry_stream_event(
     ngx_str_t *call_sid, ngx_uint_t started, ngx_uint_t error,
     ngx_str_t *stream_sid);
 ngx_int_t ngx_agentlocator_registry_stream_ended(
-    ngx_agentlocator_registry_t *reg, ngx_str_t *call_sid,
-    ngx_uint_t *redirected);
+    ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
+    ngx_str_t *call_sid, ngx_uint_t give_up_waiting, ngx_uint_t *answer);
 ngx_int_t ngx_agentlocator_registry_recording(
     ngx_agentlocator_registry_t *reg, ngx_str_t *call_sid);
 ngx_int_t ngx_agentlocator_registry_call_status(
     ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
     ngx_str_t *call_sid, ngx_str_t *status, ngx_uint_t terminal);
-ngx_int_t ngx_agentlocator_registry_snapshot(ngx_agentlocator_registry_t *reg,
-    ngx_pool_t *pool, ngx_array_t *calls, ngx_uint_t max);
-const char *ngx_agentlocator_call_state_name(ngx_uint_t state);
-ngx_int_t ngx_agentlocator_registry_media_start(
+ngx_int_t ngx_agentlocator_registry_stream_attach(
     ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
     ngx_str_t *call_sid, ngx_str_t *stream_sid, ngx_str_t *account_sid,
-    ngx_uint_t *known);
+    ngx_agentlocator_stream_ref_t *stream, ngx_pid_t dead_owner,
+    ngx_uint_t *known, ngx_pid_t *owner);
+ngx_int_t ngx_agentlocator_registry_stream_update(
+    ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
+    ngx_str_t *call_sid, ngx_agentlocator_stream_ref_t *stream,
+    ngx_agentlocator_stream_media_t *media, ngx_uint_t event,
+    ngx_agentlocator_claim_t *claim);
 ngx_uint_t ngx_agentlocator_registry_due(ngx_agentlocator_registry_t *reg,
     ngx_agentlocator_timeouts_t *to, ngx_agentlocator_claim_t *claims,
-    ngx_uint_t max);
+    ngx_uint_t max, ngx_msec_t *next);
 ngx_int_t ngx_agentlocator_registry_attempt_done(
     ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
     u_char *call_sid, ngx_uint_t attempt, ngx_uint_t result,
     ngx_uint_t status, ngx_msec_t retry_at);
+const char *ngx_agentlocator_call_state_name(ngx_uint_t state);
 const char *ngx_agentlocator_reason_name(ngx_uint_t reason);
-ngx_int_t ngx_agentlocator_registry_media_progress(
-    ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
-    ngx_str_t *call_sid, uint64_t frames, uint64_t bytes,
-    ngx_msec_t last_media, ngx_uint_t stopped);
+const char *ngx_agentlocator_outcome_name(ngx_uint_t outcome);
 
 /* ngx_agentlocator_form.c */
 ngx_uint_t ngx_agentlocator_form_count(u_char *buf, size_t len);
@@ -406,6 +485,8 @@ const char *ngx_agentlocator_secret_load(ngx_conf_t *cf, ngx_str_t *value,
 
 /* ngx_agentlocator_voice.c */
 ngx_int_t ngx_agentlocator_voice_handler(ngx_http_request_t *r);
+
+/* ngx_agentlocator_request.c */
 ngx_int_t ngx_agentlocator_valid_sid(ngx_str_t *sid, const char *prefix);
 u_char *ngx_agentlocator_log_safe(u_char *buf, size_t size, ngx_str_t *src);
 ngx_table_elt_t *ngx_agentlocator_find_header(ngx_http_request_t *r,
@@ -446,6 +527,7 @@ typedef struct {
     const char                   *error;        /* NULL when curl_code == 0 */
     ngx_str_t                     body;         /* at most 64k */
     ngx_msec_t                    retry_after;  /* 0: none given */
+    unsigned                      aborted:1;    /* by us, not an answer */
 } ngx_agentlocator_http_result_t;
 
 typedef struct ngx_agentlocator_http_req_s  ngx_agentlocator_http_req_t;
@@ -460,7 +542,7 @@ ngx_agentlocator_http_req_t *ngx_agentlocator_http_post(ngx_str_t *url,
     ngx_str_t *user, ngx_str_t *password, ngx_str_t *form,
     ngx_msec_t timeout, ngx_agentlocator_http_done_pt done, void *data,
     ngx_log_t *log);
-void ngx_agentlocator_http_cancel(ngx_agentlocator_http_req_t *req);
+void ngx_agentlocator_http_abort_all(const char *why);
 ngx_uint_t ngx_agentlocator_http_active(void);
 
 /* ngx_agentlocator_watchdog.c */
@@ -468,9 +550,21 @@ char *ngx_agentlocator_watchdog_conf(ngx_conf_t *cf,
     ngx_agentlocator_main_conf_t *amcf, ngx_str_t *args, ngx_uint_t n);
 ngx_int_t ngx_agentlocator_watchdog_init_worker(ngx_cycle_t *cycle);
 void ngx_agentlocator_watchdog_exit_worker(ngx_cycle_t *cycle);
+ngx_uint_t ngx_agentlocator_watchdog_on(void);
+void ngx_agentlocator_watchdog_stream_silent(ngx_str_t *call_sid,
+    ngx_agentlocator_stream_ref_t *stream,
+    ngx_agentlocator_stream_media_t *media);
+
+/* ngx_agentlocator_media_handshake.c */
+ngx_int_t ngx_agentlocator_media_stream_handler(ngx_http_request_t *r);
 
 /* ngx_agentlocator_media_stream.c */
-ngx_int_t ngx_agentlocator_media_stream_handler(ngx_http_request_t *r);
+typedef struct ngx_agentlocator_media_s  ngx_agentlocator_media_t;
+
+ngx_agentlocator_media_t *ngx_agentlocator_media_create(
+    ngx_http_request_t *r);
+void ngx_agentlocator_media_take_over(ngx_http_request_t *r,
+    ngx_agentlocator_media_t *ms, ngx_str_t *protocol);
 void ngx_agentlocator_media_exit_worker(void);
 
 /* ngx_agentlocator_recording.c */

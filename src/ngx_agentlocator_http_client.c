@@ -5,7 +5,9 @@
  * multi_socket API.  curl's sockets are wrapped as nginx connections with
  * level-triggered events (curl does not promise to read to EAGAIN), its
  * single timer is an nginx timer, names resolve on curl's threaded
- * resolver; nothing here ever blocks the worker.
+ * resolver; nothing here ever blocks the worker.  While requests are in
+ * flight a non-cancelable timer keeps a gracefully exiting worker alive
+ * until they are answered: an answer Twilio sent is never thrown away.
  */
 
 
@@ -26,10 +28,19 @@
 /* an answer buffer larger than this is not kept for the next request */
 #define NGX_AGENTLOCATOR_HTTP_KEEP_BODY  4096
 
+/*
+ * The guard that keeps an exiting worker alive for its requests; every
+ * request has a shorter timeout of its own, so this fires only if curl
+ * loses one.
+ */
+#define NGX_AGENTLOCATOR_HTTP_GUARD      (60 * 1000)
+
 
 struct ngx_agentlocator_http_req_s {
     CURL                             *easy;
     ngx_agentlocator_http_req_t      *next;       /* idle list */
+    ngx_queue_t                       queue;      /* active list */
+    const char                       *failed;     /* here, not by curl */
 
     u_char                           *post;       /* curl does not copy it */
     size_t                            post_cap;
@@ -52,6 +63,11 @@ typedef struct {
     ngx_uint_t                        nconns;
     ngx_event_t                       timer;
     ngx_connection_t                  dummy;   /* timer.data */
+    ngx_event_t                       guard;   /* non-cancelable */
+    ngx_connection_t                  guard_dummy;
+    ngx_event_t                       fail;    /* posted: see _socket */
+    ngx_connection_t                  fail_dummy;
+    ngx_queue_t                       requests;    /* active ones */
     ngx_uint_t                        active;
 
     ngx_agentlocator_http_req_t      *idle;
@@ -71,6 +87,12 @@ static void ngx_agentlocator_http_release(curl_socket_t s,
 static void ngx_agentlocator_http_event(ngx_event_t *ev);
 static void ngx_agentlocator_http_timeout(ngx_event_t *ev);
 static void ngx_agentlocator_http_completions(void);
+static void ngx_agentlocator_http_finish(ngx_agentlocator_http_req_t *req);
+static void ngx_agentlocator_http_fail_pending(ngx_event_t *ev);
+static void ngx_agentlocator_http_guard(ngx_event_t *ev);
+static void ngx_agentlocator_http_socket_failed(CURL *easy,
+    const char *reason);
+static ngx_uint_t ngx_agentlocator_http_is_failed(CURL *easy);
 static ngx_agentlocator_http_req_t *ngx_agentlocator_http_get(ngx_log_t *log);
 static void ngx_agentlocator_http_put(ngx_agentlocator_http_req_t *req);
 static void ngx_agentlocator_http_free(ngx_agentlocator_http_req_t *req);
@@ -148,12 +170,23 @@ ngx_agentlocator_http_init_worker(ngx_cycle_t *cycle)
 
     ngx_agentlocator_worker_timer(&e->timer, &e->dummy,
                                   ngx_agentlocator_http_timeout, cycle->log);
+    ngx_agentlocator_worker_timer(&e->fail, &e->fail_dummy,
+                                  ngx_agentlocator_http_fail_pending,
+                                  cycle->log);
+    ngx_agentlocator_worker_timer(&e->guard, &e->guard_dummy,
+                                  ngx_agentlocator_http_guard, cycle->log);
+    e->guard.cancelable = 0;
+
+    ngx_queue_init(&e->requests);
 
     return NGX_OK;
 }
 
 
-/* At worker exit: in-flight requests are dropped, their sockets freed. */
+/*
+ * At worker exit, after the callers had their say (whatever is still in
+ * flight was aborted by them): sockets freed, curl cleaned up.
+ */
 
 void
 ngx_agentlocator_http_exit_worker(void)
@@ -166,6 +199,8 @@ ngx_agentlocator_http_exit_worker(void)
     if (e->multi == NULL) {
         return;
     }
+
+    ngx_agentlocator_http_abort_all("worker exiting");
 
     while (e->idle) {
         req = e->idle;
@@ -181,6 +216,10 @@ ngx_agentlocator_http_exit_worker(void)
 
     if (e->timer.posted) {
         ngx_delete_posted_event(&e->timer);
+    }
+
+    if (e->fail.posted) {
+        ngx_delete_posted_event(&e->fail);
     }
 
     /* curl_multi_cleanup() calls the socket callback to remove sockets */
@@ -276,20 +315,43 @@ ngx_agentlocator_http_post(ngx_str_t *url, ngx_str_t *user,
         return NULL;
     }
 
-    ngx_agentlocator_http.active++;
+    ngx_queue_insert_tail(&ngx_agentlocator_http.requests, &req->queue);
+
+    if (ngx_agentlocator_http.active++ == 0) {
+        ngx_add_timer(&ngx_agentlocator_http.guard,
+                      NGX_AGENTLOCATOR_HTTP_GUARD);
+    }
 
     return req;
 }
 
 
-/* The request is abandoned; "done" will not be called. */
+/*
+ * Every request in flight ends now: "done" is called for each with
+ * result->aborted and "why" as the error.  For a fast stop, and for
+ * worker_shutdown_timeout, when waiting for answers is over.
+ */
 
 void
-ngx_agentlocator_http_cancel(ngx_agentlocator_http_req_t *req)
+ngx_agentlocator_http_abort_all(const char *why)
 {
-    (void) curl_multi_remove_handle(ngx_agentlocator_http.multi, req->easy);
-    ngx_agentlocator_http.active--;
-    ngx_agentlocator_http_put(req);
+    ngx_queue_t                  *q;
+    ngx_agentlocator_http_req_t  *req;
+
+    if (ngx_agentlocator_http.multi == NULL) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&ngx_agentlocator_http.requests)) {
+        q = ngx_queue_head(&ngx_agentlocator_http.requests);
+        req = ngx_queue_data(q, ngx_agentlocator_http_req_t, queue);
+
+        req->result.error = why;
+        req->result.curl_code = CURLE_ABORTED_BY_CALLBACK;
+        req->result.aborted = 1;
+
+        ngx_agentlocator_http_finish(req);
+    }
 }
 
 
@@ -330,13 +392,21 @@ ngx_agentlocator_http_socket(CURL *easy, curl_socket_t s, int what,
         return 0;
     }
 
+    /*
+     * Returning -1 from here fails the whole multi handle, and libcurl 7.88
+     * then dereferences a NULL connection in its next call: a worker that
+     * cannot watch a socket fails that one transfer instead, from a posted
+     * event (curl must not be re-entered from its own callback).
+     */
+
     if (c == NULL) {
         if ((ngx_uint_t) s >= e->nconns) {
             n = ngx_max((ngx_uint_t) s + 1, 2 * e->nconns);
 
             conns = realloc(e->conns, n * sizeof(ngx_connection_t *));
             if (conns == NULL) {
-                return -1;
+                ngx_agentlocator_http_socket_failed(easy, "out of memory");
+                return 0;
             }
 
             ngx_memzero(conns + e->nconns,
@@ -345,9 +415,18 @@ ngx_agentlocator_http_socket(CURL *easy, curl_socket_t s, int what,
             e->nconns = n;
         }
 
-        c = ngx_get_connection(s, ngx_cycle->log);
+        c = NULL;
+
+        if (ngx_cycle->free_connection_n
+            && !ngx_agentlocator_http_is_failed(easy))
+        {
+            c = ngx_get_connection(s, ngx_cycle->log);
+        }
+
         if (c == NULL) {
-            return -1;
+            ngx_agentlocator_http_socket_failed(easy,
+                "no free connection: worker_connections are not enough");
+            return 0;
         }
 
         e->conns[s] = c;
@@ -367,7 +446,8 @@ ngx_agentlocator_http_socket(CURL *easy, curl_socket_t s, int what,
             && ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
                != NGX_OK)
         {
-            return -1;
+            ngx_agentlocator_http_socket_failed(easy, "epoll_ctl() failed");
+            return 0;
         }
 
     } else if (c->read->active) {
@@ -379,7 +459,8 @@ ngx_agentlocator_http_socket(CURL *easy, curl_socket_t s, int what,
             && ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
                != NGX_OK)
         {
-            return -1;
+            ngx_agentlocator_http_socket_failed(easy, "epoll_ctl() failed");
+            return 0;
         }
 
     } else if (c->write->active) {
@@ -488,6 +569,13 @@ ngx_agentlocator_http_event(ngx_event_t *ev)
 
     c = ev->data;
 
+    if (c->close) {
+        /* worker_shutdown_timeout: waiting for answers is over */
+        ngx_agentlocator_worker_cut = ngx_exiting;
+        ngx_agentlocator_http_abort_all("worker_shutdown_timeout");
+        return;
+    }
+
     /* the fd is curl's: readiness is re-reported by epoll, never cached */
     ev->ready = 0;
 
@@ -544,16 +632,109 @@ ngx_agentlocator_http_completions(void)
                             ? NULL
                             : (req->error[0] ? req->error
                                  : curl_easy_strerror(msg->data.result));
-        req->result.body.data = req->body ? req->body : (u_char *) "";
 
-        (void) curl_multi_remove_handle(ngx_agentlocator_http.multi,
-                                        msg->easy_handle);
-        ngx_agentlocator_http.active--;
-
-        req->done(&req->result, req->data);
-
-        ngx_agentlocator_http_put(req);
+        ngx_agentlocator_http_finish(req);
     }
+}
+
+
+/* The request leaves curl and the active list; its caller hears of it. */
+
+static void
+ngx_agentlocator_http_finish(ngx_agentlocator_http_req_t *req)
+{
+    ngx_agentlocator_http_engine_t  *e;
+
+    e = &ngx_agentlocator_http;
+
+    req->result.body.data = req->body ? req->body : (u_char *) "";
+
+    (void) curl_multi_remove_handle(e->multi, req->easy);
+
+    ngx_queue_remove(&req->queue);
+
+    if (--e->active == 0 && e->guard.timer_set) {
+        ngx_del_timer(&e->guard);
+    }
+
+    req->done(&req->result, req->data);
+
+    ngx_agentlocator_http_put(req);
+}
+
+
+/* A transfer whose socket we could not watch: see _socket. */
+
+static void
+ngx_agentlocator_http_socket_failed(CURL *easy, const char *reason)
+{
+    ngx_agentlocator_http_req_t  *req;
+
+    req = NULL;
+    (void) curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &req);
+
+    if (req == NULL || req->failed) {
+        return;
+    }
+
+    req->failed = reason;
+
+    if (!ngx_agentlocator_http.fail.posted) {
+        ngx_post_event(&ngx_agentlocator_http.fail, &ngx_posted_events);
+    }
+}
+
+
+static ngx_uint_t
+ngx_agentlocator_http_is_failed(CURL *easy)
+{
+    ngx_agentlocator_http_req_t  *req;
+
+    req = NULL;
+    (void) curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &req);
+
+    return req && req->failed;
+}
+
+
+static void
+ngx_agentlocator_http_fail_pending(ngx_event_t *ev)
+{
+    ngx_queue_t                  *q, *next;
+    ngx_agentlocator_http_req_t  *req;
+
+    for (q = ngx_queue_head(&ngx_agentlocator_http.requests);
+         q != ngx_queue_sentinel(&ngx_agentlocator_http.requests);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        req = ngx_queue_data(q, ngx_agentlocator_http_req_t, queue);
+
+        if (req->failed == NULL) {
+            continue;
+        }
+
+        req->result.error = req->failed;
+        req->result.curl_code = CURLE_COULDNT_CONNECT;
+
+        ngx_agentlocator_http_finish(req);
+
+        /* "done" may have started requests: the list changed */
+        next = ngx_queue_head(&ngx_agentlocator_http.requests);
+    }
+}
+
+
+/* Requests in flight for a minute: curl lost them; end them. */
+
+static void
+ngx_agentlocator_http_guard(ngx_event_t *ev)
+{
+    ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                  "agentlocator: %ui outbound requests outlived their "
+                  "timeouts, aborted", ngx_agentlocator_http.active);
+
+    ngx_agentlocator_http_abort_all("outlived its timeout");
 }
 
 
@@ -644,6 +825,7 @@ ngx_agentlocator_http_put(ngx_agentlocator_http_req_t *req)
     req->error[0] = '\0';
     req->done = NULL;
     req->data = NULL;
+    req->failed = NULL;
 
     req->next = e->idle;
     e->idle = req;

@@ -1,17 +1,17 @@
 
 /*
- * agentlocator_media_stream: Twilio's Media Streams WebSocket, terminated
- * here (SPEC §5).  The handshake is checked and answered with 101, then
- * this file owns the connection: frames are read through the codec, Twilio
- * messages update the registry and the recording, and replies go out
- * through a bounded queue; while the queue is over its bound nothing more
- * is read, so a slow client cannot make the worker buffer without limit.
+ * Twilio's Media Streams WebSocket once the 101 is out (SPEC §5): this file
+ * owns the connection.  Frames are read through the codec, Twilio's
+ * messages update the registry and the recording, replies go out through
+ * a queue bounded in memory; while it is over its bound nothing more is
+ * read, so a slow client cannot make the worker buffer without limit.
  *
- * Once the 101 is on the wire the HTTP request is freed (its access log
- * line is written then, with status 101) and the stream keeps only the
- * connection: a call then costs its connection's pool and this file's
- * state, not nginx's request, headers and header buffers for the hours a
- * call can last.  WS_CLOSE is the stream's own end-of-session record.
+ * The stream's own timer watches its silence to the millisecond and hands
+ * a silent call to the watchdog; a stream that ends without Twilio's
+ * "stop" leaves its call "dropped", watched from its last media on.  Once
+ * the 101 is flushed the HTTP request is freed (its access log line is
+ * written then, with status 101) and the stream keeps only the
+ * connection.  WS_CLOSE is the stream's own end-of-session record.
  */
 
 
@@ -19,27 +19,21 @@
 #include "ngx_agentlocator_ws_codec.h"
 #include "ngx_agentlocator_twilio_event.h"
 
-#include <openssl/sha.h>
-
-
-#define NGX_AGENTLOCATOR_WS_GUID  "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-/* nginx has no name for it */
-#define NGX_AGENTLOCATOR_HTTP_UPGRADE_REQUIRED  426
 
 #define NGX_AGENTLOCATOR_MEDIA_READ_BUFFER   4096
-
-/*
- * The zone sees a stream's counters and last media time at most this late;
- * the watchdog's no_media_timeout (default 6 s) is thirty times longer.
- */
-#define NGX_AGENTLOCATOR_MEDIA_FLUSH         200
 
 /* after our close frame, how long the client has to answer with its own */
 #define NGX_AGENTLOCATOR_MEDIA_CLOSE_WAIT    1000
 
 /* log at most this many bad messages per stream; count all of them */
 #define NGX_AGENTLOCATOR_MEDIA_LOG_BAD       10
+
+/*
+ * Replies are queued in buffers of at least this size, small frames (a
+ * pong, a mark) packed together: the send bound counts these buffers, so
+ * it bounds the memory a client that never reads can pin.
+ */
+#define NGX_AGENTLOCATOR_MEDIA_OUT_CHUNK     4096
 
 
 typedef struct ngx_agentlocator_ws_out_s  ngx_agentlocator_ws_out_t;
@@ -48,15 +42,17 @@ struct ngx_agentlocator_ws_out_s {
     ngx_agentlocator_ws_out_t    *next;
     size_t                        len;
     size_t                        sent;
+    size_t                        cap;
     u_char                        data[1];
 };
 
 
-typedef struct {
+struct ngx_agentlocator_media_s {
     ngx_connection_t                 *connection;
     ngx_agentlocator_registry_t      *registry;
     ngx_agentlocator_main_conf_t     *amcf;
     ngx_agentlocator_loc_conf_t      *alcf;
+    ngx_http_core_loc_conf_t         *clcf;        /* lingering_* */
 
     ngx_agentlocator_ws_parser_t      parser;
     u_char                           *in_pos;      /* bytes not parsed yet */
@@ -64,19 +60,25 @@ typedef struct {
     u_char                           *saved;       /* ours, when paused */
 
     ngx_agentlocator_ws_out_t        *out;
-    ngx_agentlocator_ws_out_t       **out_last;
-    size_t                            out_bytes;
+    ngx_agentlocator_ws_out_t        *out_tail;
+    size_t                            out_mem;     /* the queue's buffers */
+
+    ngx_event_t                       silence;     /* no media for long */
 
     u_char                            call_sid[NGX_AGENTLOCATOR_SID_LEN];
     u_char                            stream_sid[NGX_AGENTLOCATOR_SID_LEN];
+    ngx_agentlocator_stream_ref_t     ref;         /* us, in the registry */
 
     uint64_t                          frames;
     uint64_t                          bytes;
     uint64_t                          unflushed_frames;
     uint64_t                          unflushed_bytes;
     ngx_msec_t                        started;
+    ngx_msec_t                        media_started;
     ngx_msec_t                        last_media;
     ngx_msec_t                        last_flush;
+    ngx_msec_t                        last_message;
+    ngx_msec_t                        linger_until;
     ngx_uint_t                        bad_messages;
 
     ngx_agentlocator_recording_t     *recording;
@@ -84,18 +86,19 @@ typedef struct {
     unsigned                          code;        /* close code */
     unsigned                          has_call:1;
     unsigned                          has_stream:1;
-    unsigned                          stopped:1;
+    unsigned                          attached:1;  /* holds its call */
+    unsigned                          stopped:1;   /* Twilio's "stop" */
+    unsigned                          silent:1;    /* told the watchdog */
     unsigned                          closing:1;   /* our close is queued */
     unsigned                          failed:1;    /* protocol error */
+    unsigned                          lingering:1;
     unsigned                          peer_closed:1;
     unsigned                          finished:1;
     unsigned                          counted:1;   /* in ws_open */
     unsigned                          paused:1;    /* queue over its bound */
-} ngx_agentlocator_media_t;
+};
 
 
-static ngx_uint_t ngx_agentlocator_media_handshake(ngx_http_request_t *r,
-    ngx_str_t *accept, ngx_str_t *protocol, const char **reason);
 static void ngx_agentlocator_media_cleanup(void *data);
 static void ngx_agentlocator_media_upgraded(ngx_http_request_t *r);
 static void ngx_agentlocator_media_release_buffers(ngx_connection_t *c,
@@ -103,16 +106,22 @@ static void ngx_agentlocator_media_release_buffers(ngx_connection_t *c,
 static void ngx_agentlocator_media_read_handler(ngx_event_t *rev);
 static void ngx_agentlocator_media_write_handler(ngx_event_t *wev);
 static void ngx_agentlocator_media_read(ngx_agentlocator_media_t *ms);
+static ngx_int_t ngx_agentlocator_media_read_timer(
+    ngx_agentlocator_media_t *ms);
 static void ngx_agentlocator_media_frame(ngx_agentlocator_media_t *ms,
     ngx_agentlocator_ws_frame_t *frame);
 static void ngx_agentlocator_media_message(ngx_agentlocator_media_t *ms,
     u_char *data, size_t len);
 static void ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
     ngx_agentlocator_twilio_event_t *ev);
+static ngx_int_t ngx_agentlocator_media_attach(ngx_agentlocator_media_t *ms,
+    ngx_str_t *call_sid, ngx_str_t *stream_sid, ngx_str_t *account_sid,
+    ngx_uint_t *known);
 static void ngx_agentlocator_media_audio(ngx_agentlocator_media_t *ms,
     ngx_agentlocator_twilio_event_t *ev);
+static void ngx_agentlocator_media_silence_handler(ngx_event_t *ev);
 static void ngx_agentlocator_media_flush(ngx_agentlocator_media_t *ms,
-    ngx_uint_t stopped);
+    ngx_uint_t event);
 static void ngx_agentlocator_media_bad(ngx_agentlocator_media_t *ms,
     const char *reason);
 static ngx_int_t ngx_agentlocator_media_send(ngx_agentlocator_media_t *ms,
@@ -122,21 +131,18 @@ static ngx_int_t ngx_agentlocator_media_send_event(
     u_char *value, size_t len);
 static void ngx_agentlocator_media_close(ngx_agentlocator_media_t *ms,
     unsigned code, const char *reason);
+static void ngx_agentlocator_media_goodbye(ngx_agentlocator_media_t *ms);
+static void ngx_agentlocator_media_linger(ngx_agentlocator_media_t *ms);
+static void ngx_agentlocator_media_discard(ngx_agentlocator_media_t *ms);
 static void ngx_agentlocator_media_finish(ngx_agentlocator_media_t *ms);
 static ngx_int_t ngx_agentlocator_media_drain(ngx_agentlocator_media_t *ms);
+static void ngx_agentlocator_media_pause(ngx_agentlocator_media_t *ms);
 static void ngx_agentlocator_media_resume(ngx_agentlocator_media_t *ms);
+static void ngx_agentlocator_media_free_out(ngx_agentlocator_media_t *ms,
+    ngx_agentlocator_ws_out_t *out);
 static ngx_int_t ngx_agentlocator_media_scratch(ngx_log_t *log,
     size_t payload);
 static ngx_int_t ngx_agentlocator_media_save(ngx_agentlocator_media_t *ms);
-static ngx_uint_t ngx_agentlocator_media_upgrade_required(
-    ngx_http_request_t *r, const char *key, ngx_str_t *value, const char *why,
-    const char **reason);
-static ngx_uint_t ngx_agentlocator_media_token(ngx_str_t *value,
-    const char *token);
-
-
-static ngx_str_t  ngx_agentlocator_ws_upgrade = ngx_string("websocket");
-static ngx_str_t  ngx_agentlocator_ws_version = ngx_string("13");
 
 
 /*
@@ -147,84 +153,46 @@ static ngx_str_t  ngx_agentlocator_ws_version = ngx_string("13");
  * not 4k + 48k.
  */
 
+/* whether replies wait to be sent (the last buffer is kept, maybe empty) */
+#define ngx_agentlocator_media_queued(ms)                                     \
+    ((ms)->out && (ms)->out->sent < (ms)->out->len)
+
+
 static u_char  *ngx_agentlocator_media_in;
 static u_char  *ngx_agentlocator_media_payload;
 static size_t   ngx_agentlocator_media_payload_cap;
 
 
-ngx_int_t
-ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
+/*
+ * The stream's state, in the connection's pool: the request is freed once
+ * the 101 is out (ngx_agentlocator_media_upgraded).  Destroying the pool,
+ * however the connection ends, runs the cleanup.
+ */
+
+ngx_agentlocator_media_t *
+ngx_agentlocator_media_create(ngx_http_request_t *r)
 {
-    ngx_int_t                      rc;
-    ngx_str_t                      accept, protocol;
-    ngx_uint_t                     status;
-    const char                    *reason;
     ngx_connection_t              *c;
     ngx_pool_cleanup_t            *cln;
     ngx_agentlocator_media_t      *ms;
-    ngx_http_core_loc_conf_t      *clcf;
-    ngx_agentlocator_srv_conf_t   *ascf;
     ngx_agentlocator_loc_conf_t   *alcf;
     ngx_agentlocator_main_conf_t  *amcf;
 
     c = r->connection;
 
-    rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_GET, "GET");
-    if (rc != NGX_DECLINED) {
-        return rc;
-    }
-
-    status = ngx_agentlocator_media_handshake(r, &accept, &protocol, &reason);
-    if (status) {
-        /* a client that wanted a WebSocket has no use for keep-alive */
-        r->keepalive = 0;
-        return ngx_agentlocator_reply_error(r, status, reason);
-    }
-
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
     amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
 
-    if (alcf->signature) {
-        /*
-         * Twilio signs the upgrade with the wss:// URL it connected to and
-         * no parameters; its docs advise trying a trailing "/" too.
-         */
-        ascf = ngx_http_get_module_srv_conf(r, ngx_http_agentlocator_module);
-
-        rc = ngx_agentlocator_signature_check(r,
-                 ascf->public_url->scheme.len == 5 ? "wss" : "ws",
-                 NULL, NGX_AGENTLOCATOR_SIG_WS_SLASH, NULL);
-
-        if (rc == NGX_DECLINED) {
-            r->keepalive = 0;
-            return ngx_agentlocator_reply_error(r, NGX_HTTP_FORBIDDEN,
-                                                "invalid X-Twilio-Signature");
-        }
-
-        if (rc != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    /*
-     * The stream's state lives in the connection's pool: the request is
-     * freed once the 101 is out (ngx_agentlocator_media_upgraded).  Every
-     * exit from here on closes the connection (keepalive is off), and
-     * destroying its pool runs the cleanup.
-     */
-
     ms = ngx_pcalloc(c->pool, sizeof(ngx_agentlocator_media_t));
     if (ms == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NULL;
     }
-
-    r->keepalive = 0;
 
     ms->connection = c;
     ms->amcf = amcf;
     ms->alcf = alcf;
+    ms->clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
     ms->registry = ngx_agentlocator_registry_get(amcf);
-    ms->out_last = &ms->out;
     ms->code = NGX_AGENTLOCATOR_WS_ABNORMAL;
 
     ngx_agentlocator_ws_parser_init(&ms->parser, alcf->media_max_message);
@@ -236,7 +204,7 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
                                           alcf->media_max_message / 4 * 3 + 3)
            != NGX_OK)
     {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NULL;
     }
 
     cln->handler = ngx_agentlocator_media_cleanup;
@@ -253,64 +221,34 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
         r->header_in->pos = r->header_in->last;
 
         if (ngx_agentlocator_media_save(ms) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NULL;
         }
     }
 
     ngx_http_set_ctx(r, ms, ngx_http_agentlocator_module);
 
-    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
-    r->headers_out.content_length_n = -1;
+    return ms;
+}
 
-    if (ngx_agentlocator_add_header(r, "Upgrade", &ngx_agentlocator_ws_upgrade)
-        != NGX_OK
-        || ngx_agentlocator_add_header(r, "Sec-WebSocket-Accept", &accept)
-           != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
-    if (protocol.len
-        && ngx_agentlocator_add_header(r, "Sec-WebSocket-Protocol", &protocol)
-           != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+/*
+ * The 101 is queued: our reference keeps the request until it is flushed;
+ * the handover runs from a write event, outside nginx's handler chain for
+ * this request.
+ */
 
-    if (ngx_agentlocator_reply_headers(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_str_set(&r->headers_out.status_line, "101 Switching Protocols");
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK) {
-        return rc;
-    }
-
-    if (ngx_http_send_special(r, NGX_HTTP_FLUSH) == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    /*
-     * Our reference keeps the request until the 101 is flushed; the
-     * handover runs from a write event, outside nginx's handler chain for
-     * this request.
-     */
+void
+ngx_agentlocator_media_take_over(ngx_http_request_t *r,
+    ngx_agentlocator_media_t *ms, ngx_str_t *protocol)
+{
+    ngx_str_t  shown;
 
     r->main->count++;
 
     r->read_event_handler = ngx_http_block_reading;
     r->write_event_handler = ngx_agentlocator_media_upgraded;
 
-    ngx_post_event(c->write, &ngx_posted_events);
+    ngx_post_event(r->connection->write, &ngx_posted_events);
 
     ms->started = ngx_current_msec;
 
@@ -320,14 +258,14 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
         ms->counted = 1;
     }
 
-    if (protocol.len == 0) {
-        ngx_str_set(&protocol, "-");
+    shown = *protocol;
+
+    if (shown.len == 0) {
+        ngx_str_set(&shown, "-");
     }
 
-    ngx_log_error(NGX_LOG_NOTICE, c->log, 0, "WS_CONNECT protocol=%V",
-                  &protocol);
-
-    return NGX_DONE;
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "WS_CONNECT protocol=%V", &shown);
 }
 
 
@@ -405,6 +343,7 @@ ngx_agentlocator_media_upgraded(ngx_http_request_t *r)
      * for proxied WebSockets (worker_shutdown_timeout bounds it).
      */
 
+    ms->last_message = ngx_current_msec;
     ngx_add_timer(c->read, ms->alcf->media_idle_timeout);
 
     /* ngx_http_block_reading() took it out of select/poll */
@@ -501,148 +440,6 @@ ngx_agentlocator_media_write_handler(ngx_event_t *wev)
 }
 
 
-/*
- * RFC 6455 §4.2.1: what makes a GET a WebSocket opening handshake.
- * Returns 0, with "accept" (Sec-WebSocket-Accept) and "protocol" (the
- * subprotocol to echo: empty unless the client offered one of ours), or
- * the HTTP status to refuse with and its reason.
- */
-
-static ngx_uint_t
-ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
-    ngx_str_t *protocol, const char **reason)
-{
-    u_char                       *p, *last, *start, key[64], digest[20];
-    size_t                        len;
-    ngx_str_t                     src, dst, *sub;
-    ngx_uint_t                    i;
-    ngx_table_elt_t              *h, *upgrade, *version;
-    ngx_agentlocator_loc_conf_t  *alcf;
-
-    if (r->http_version != NGX_HTTP_VERSION_11) {
-        *reason = "WebSocket handshake needs HTTP/1.1";
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    /* what follows the headers is the client's first frames, never a body */
-
-    if (r->headers_in.content_length_n > 0 || r->headers_in.chunked) {
-        *reason = "a WebSocket handshake has no body";
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    upgrade = ngx_agentlocator_find_header(r, "Upgrade",
-                                           sizeof("Upgrade") - 1);
-
-    if (upgrade == NULL
-        || !ngx_agentlocator_media_token(&upgrade->value, "websocket"))
-    {
-        return ngx_agentlocator_media_upgrade_required(r, "Upgrade",
-                   &ngx_agentlocator_ws_upgrade,
-                   "this endpoint speaks WebSocket only", reason);
-    }
-
-    h = ngx_agentlocator_find_header(r, "Connection",
-                                     sizeof("Connection") - 1);
-
-    if (h == NULL || !ngx_agentlocator_media_token(&h->value, "upgrade")) {
-        *reason = "Connection header must contain \"upgrade\"";
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    version = ngx_agentlocator_find_header(r, "Sec-WebSocket-Version",
-                                           sizeof("Sec-WebSocket-Version") - 1);
-
-    if (version == NULL
-        || version->value.len != ngx_agentlocator_ws_version.len
-        || ngx_strncmp(version->value.data, ngx_agentlocator_ws_version.data,
-                       ngx_agentlocator_ws_version.len)
-           != 0)
-    {
-        return ngx_agentlocator_media_upgrade_required(r,
-                   "Sec-WebSocket-Version", &ngx_agentlocator_ws_version,
-                   "unsupported Sec-WebSocket-Version", reason);
-    }
-
-    h = ngx_agentlocator_find_header(r, "Sec-WebSocket-Key",
-                                     sizeof("Sec-WebSocket-Key") - 1);
-
-    /* 16 random bytes in base64: 24 characters ending in "==" */
-
-    *reason = "invalid Sec-WebSocket-Key";
-
-    if (h == NULL || h->value.len != 24
-        || h->value.data[22] != '=' || h->value.data[23] != '=')
-    {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    src = h->value;
-    dst.data = key;
-
-    if (ngx_decode_base64(&dst, &src) != NGX_OK || dst.len != 16) {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    len = h->value.len + sizeof(NGX_AGENTLOCATOR_WS_GUID) - 1;
-    p = ngx_cpymem(key, h->value.data, h->value.len);
-    ngx_memcpy(p, NGX_AGENTLOCATOR_WS_GUID,
-               sizeof(NGX_AGENTLOCATOR_WS_GUID) - 1);
-
-    SHA1(key, len, digest);
-
-    accept->data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(20));
-    if (accept->data == NULL) {
-        *reason = "out of memory";
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    src.data = digest;
-    src.len = 20;
-    ngx_encode_base64(accept, &src);
-
-    /* a subprotocol only if offered and one of ours: the first offered */
-
-    ngx_str_null(protocol);
-
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
-    h = ngx_agentlocator_find_header(r, "Sec-WebSocket-Protocol",
-                                     sizeof("Sec-WebSocket-Protocol") - 1);
-
-    if (h == NULL || alcf->media_subprotocols == NULL) {
-        return 0;
-    }
-
-    p = h->value.data;
-    last = p + h->value.len;
-
-    while (p < last) {
-        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
-            p++;
-        }
-
-        start = p;
-
-        while (p < last && *p != ',' && *p != ' ' && *p != '\t') {
-            p++;
-        }
-
-        sub = alcf->media_subprotocols->elts;
-
-        for (i = 0; i < alcf->media_subprotocols->nelts; i++) {
-            if (sub[i].len == (size_t) (p - start)
-                && ngx_strncmp(sub[i].data, start, sub[i].len) == 0)
-            {
-                *protocol = sub[i];
-                return 0;
-            }
-        }
-    }
-
-    return 0;
-}
-
-
 static void
 ngx_agentlocator_media_read(ngx_agentlocator_media_t *ms)
 {
@@ -655,29 +452,21 @@ ngx_agentlocator_media_read(ngx_agentlocator_media_t *ms)
 
     if (c->close) {
         /* worker_shutdown_timeout or a forced shutdown */
-        ngx_agentlocator_media_close(ms, NGX_AGENTLOCATOR_WS_GOING_AWAY,
-                                     "server shutting down");
-        ngx_agentlocator_media_finish(ms);
+        ngx_agentlocator_worker_cut = ngx_exiting;
+        ngx_agentlocator_media_goodbye(ms);
         return;
     }
 
     if (c->read->timedout) {
         c->read->timedout = 0;
 
-        if (ms->closing) {
-            /* the client never answered our close frame */
-            ngx_agentlocator_media_finish(ms);
+        if (ngx_agentlocator_media_read_timer(ms) != NGX_OK) {
             return;
         }
+    }
 
-        ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                      "WS_IDLE call=%*s: no message in %M ms",
-                      ms->has_call ? NGX_AGENTLOCATOR_SID_LEN : 1,
-                      ms->has_call ? ms->call_sid : (u_char *) "-",
-                      ms->alcf->media_idle_timeout);
-
-        ngx_agentlocator_media_close(ms, NGX_AGENTLOCATOR_WS_NORMAL,
-                                     "idle timeout");
+    if (ms->lingering) {
+        ngx_agentlocator_media_discard(ms);
         return;
     }
 
@@ -693,22 +482,10 @@ ngx_agentlocator_media_read(ngx_agentlocator_media_t *ms)
                 break;
             }
 
-            if (ms->out_bytes > ms->alcf->media_send_buffer) {
-                /*
-                 * resumed by ngx_agentlocator_media_drain(); the rest of
-                 * the shared read buffer becomes this stream's own
-                 */
-                ms->paused = 1;
-
-                if (ms->in_pos >= ngx_agentlocator_media_in
-                    && ms->in_pos < ngx_agentlocator_media_in
-                                    + NGX_AGENTLOCATOR_MEDIA_READ_BUFFER)
-                {
-                    if (ngx_agentlocator_media_save(ms) != NGX_OK) {
-                        ngx_agentlocator_media_finish(ms);
-                    }
-                }
-
+            if (ms->out_mem > ms->alcf->media_send_buffer
+                && ngx_agentlocator_media_queued(ms))
+            {
+                ngx_agentlocator_media_pause(ms);
                 return;
             }
 
@@ -718,7 +495,7 @@ ngx_agentlocator_media_read(ngx_agentlocator_media_t *ms)
             if (rc == NGX_AGENTLOCATOR_WS_FRAME) {
                 ngx_agentlocator_media_frame(ms, &frame);
 
-                if (ms->finished) {
+                if (ms->finished || ms->lingering) {
                     return;
                 }
 
@@ -738,14 +515,14 @@ ngx_agentlocator_media_read(ngx_agentlocator_media_t *ms)
 
                 /* "fail the connection": our close frame, then TCP close */
                 ms->failed = 1;
+                ms->in_pos = ms->in_last;
                 ngx_agentlocator_media_close(ms, ms->parser.close_code,
                                              ms->parser.error);
-                ms->in_pos = ms->in_last;
                 break;
             }
         }
 
-        if (ms->finished) {
+        if (ms->finished || ms->lingering) {
             return;
         }
 
@@ -772,15 +549,52 @@ ngx_agentlocator_media_read(ngx_agentlocator_media_t *ms)
         }
 
         ms->in_last = ngx_agentlocator_media_in + n;
-
-        if (!ms->closing) {
-            ngx_add_timer(c->read, ms->alcf->media_idle_timeout);
-        }
     }
 
     if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
         ngx_agentlocator_media_finish(ms);
     }
+}
+
+
+/*
+ * The read timer went off: the close handshake or the lingering is over,
+ * or no message came for the idle timeout.  The idle timer is moved
+ * lazily on each message (nginx keeps a timer that moves by less than
+ * 300 ms), so it may go off early: then it is set again.  NGX_OK: go on
+ * reading.
+ */
+
+static ngx_int_t
+ngx_agentlocator_media_read_timer(ngx_agentlocator_media_t *ms)
+{
+    ngx_msec_t         idle;
+    ngx_connection_t  *c;
+
+    c = ms->connection;
+
+    if (ms->closing) {
+        /* the client never answered our close frame, or lingered enough */
+        ngx_agentlocator_media_finish(ms);
+        return NGX_DONE;
+    }
+
+    idle = ngx_current_msec - ms->last_message;
+
+    if (idle < ms->alcf->media_idle_timeout) {
+        ngx_add_timer(c->read, ms->alcf->media_idle_timeout - idle);
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "WS_IDLE call=%*s: no message in %M ms",
+                  ms->has_call ? NGX_AGENTLOCATOR_SID_LEN : 1,
+                  ms->has_call ? ms->call_sid : (u_char *) "-", idle);
+
+    ngx_agentlocator_media_close(ms, NGX_AGENTLOCATOR_WS_NORMAL,
+                                 "idle timeout");
+
+    return ms->finished ? NGX_DONE : NGX_OK;
 }
 
 
@@ -793,6 +607,22 @@ ngx_agentlocator_media_frame(ngx_agentlocator_media_t *ms,
     if (ms->closing && frame->opcode != NGX_AGENTLOCATOR_WS_CLOSE) {
         /* after our close frame only the client's close matters */
         return;
+    }
+
+    if (frame->opcode == NGX_AGENTLOCATOR_WS_TEXT
+        || frame->opcode == NGX_AGENTLOCATOR_WS_BINARY)
+    {
+        /*
+         * A whole message: what the idle timeout waits for.  Bytes alone
+         * do not count, or a message that never ends would hold the
+         * connection for ever.
+         */
+        ms->last_message = ngx_current_msec;
+
+        if (!ms->paused) {
+            ngx_add_timer(ms->connection->read,
+                          ms->alcf->media_idle_timeout);
+        }
     }
 
     switch (frame->opcode) {
@@ -828,7 +658,7 @@ ngx_agentlocator_media_frame(ngx_agentlocator_media_t *ms,
 
         ms->code = code;
 
-        if (ms->out == NULL) {
+        if (!ngx_agentlocator_media_queued(ms)) {
             ngx_agentlocator_media_finish(ms);
         }
 
@@ -891,8 +721,16 @@ ngx_agentlocator_media_message(ngx_agentlocator_media_t *ms, u_char *data,
         return;
 
     case NGX_AGENTLOCATOR_EV_STOP:
-        ngx_agentlocator_media_flush(ms, 1);
+        if (ms->stopped) {
+            return;
+        }
+
+        ngx_agentlocator_media_flush(ms, NGX_AGENTLOCATOR_STREAM_STOP);
         ms->stopped = 1;
+
+        if (ms->silence.timer_set) {
+            ngx_del_timer(&ms->silence);
+        }
 
         ngx_log_error(NGX_LOG_NOTICE, c->log, 0,
                       "WS_STOP call=%*s frames=%uL bytes=%uL",
@@ -912,6 +750,7 @@ static void
 ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
     ngx_agentlocator_twilio_event_t *ev)
 {
+    ngx_int_t                         rc;
     ngx_str_t                         call_sid, stream_sid, account_sid;
     ngx_uint_t                        known;
     ngx_connection_t                 *c;
@@ -956,22 +795,37 @@ ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
     ms->has_call = 1;
     ms->has_stream = 1;
 
-    known = 0;
+    ms->media_started = ngx_current_msec;
+    ms->last_flush = ngx_current_msec;
 
-    if (ms->registry
-        && ngx_agentlocator_registry_media_start(ms->registry,
-                                                 &ms->amcf->timeouts,
-                                                 &call_sid, &stream_sid,
-                                                 &account_sid, &known)
-           == NGX_BUSY)
-    {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "ZONE_FULL call=%V: agentlocator_zone has no room for "
-                      "the stream, it proceeds without the watchdog",
-                      &call_sid);
+    known = 0;
+    rc = NGX_OK;
+
+    if (ms->registry) {
+        rc = ngx_agentlocator_media_attach(ms, &call_sid, &stream_sid,
+                                           &account_sid, &known);
+
+        if (rc == NGX_DECLINED) {
+            return;
+        }
+
+        if (rc == NGX_BUSY) {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "ZONE_FULL call=%V: agentlocator_zone has no room "
+                          "for the stream, it proceeds without the watchdog",
+                          &call_sid);
+        }
     }
 
-    ms->last_flush = ngx_current_msec;
+    if (ms->attached && ngx_agentlocator_watchdog_on()) {
+        /* data is the connection: ngx_event_ident() in debug builds */
+        ms->silence.handler = ngx_agentlocator_media_silence_handler;
+        ms->silence.data = c;
+        ms->silence.log = c->log;
+        ms->silence.cancelable = 1;
+
+        ngx_add_timer(&ms->silence, ms->amcf->timeouts.no_media_timeout);
+    }
 
     if (ms->amcf->recordings) {
         ms->recording = ngx_agentlocator_recording_open(
@@ -983,6 +837,61 @@ ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
                   "WS_START call=%V stream=%V known=%ui recording=%s",
                   &call_sid, &stream_sid, known,
                   ms->recording ? "on" : "off");
+}
+
+
+/*
+ * The stream takes its call in the registry.  A call has one live stream
+ * at a time: a second one (a replay of the upgrade, or a bug on the other
+ * side) would mix two streams' media and recordings, and is closed with
+ * 1008, unless the first one's worker is gone.  NGX_DECLINED: refused.
+ */
+
+static ngx_int_t
+ngx_agentlocator_media_attach(ngx_agentlocator_media_t *ms,
+    ngx_str_t *call_sid, ngx_str_t *stream_sid, ngx_str_t *account_sid,
+    ngx_uint_t *known)
+{
+    ngx_int_t          rc;
+    ngx_pid_t          owner;
+    ngx_connection_t  *c;
+
+    c = ms->connection;
+
+    ms->ref.pid = ngx_pid;
+    ms->ref.id = (uint32_t) c->number;
+
+    rc = ngx_agentlocator_registry_stream_attach(ms->registry,
+             &ms->amcf->timeouts, call_sid, stream_sid, account_sid,
+             &ms->ref, 0, known, &owner);
+
+    if (rc == NGX_DECLINED && owner != ngx_pid
+        && kill(owner, 0) == -1 && ngx_errno == NGX_ESRCH)
+    {
+        /* its worker died (and its stream with it) */
+        rc = ngx_agentlocator_registry_stream_attach(ms->registry,
+                 &ms->amcf->timeouts, call_sid, stream_sid, account_sid,
+                 &ms->ref, owner, known, &owner);
+    }
+
+    if (rc == NGX_OK) {
+        ms->attached = 1;
+        return NGX_OK;
+    }
+
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                  "WS_REFUSED call=%V stream=%V: another stream of this "
+                  "call is live (worker %P); closing with 1008",
+                  call_sid, stream_sid, owner);
+
+    ngx_agentlocator_media_close(ms, NGX_AGENTLOCATOR_WS_POLICY,
+                                 "another stream of this call is live");
+
+    return NGX_DECLINED;
 }
 
 
@@ -1015,8 +924,18 @@ ngx_agentlocator_media_audio(ngx_agentlocator_media_t *ms,
                                           ev->payload_len);
     }
 
-    if (now - ms->last_flush >= NGX_AGENTLOCATOR_MEDIA_FLUSH) {
-        ngx_agentlocator_media_flush(ms, 0);
+    if (ms->silent) {
+        /* media again after the watchdog was told of silence */
+        ms->silent = 0;
+        ngx_agentlocator_media_flush(ms, NGX_AGENTLOCATOR_STREAM_MEDIA);
+
+        if (!ms->silence.timer_set && !ms->stopped) {
+            ngx_add_timer(&ms->silence,
+                          ms->amcf->timeouts.no_media_timeout);
+        }
+
+    } else if (now - ms->last_flush >= NGX_AGENTLOCATOR_MEDIA_FLUSH) {
+        ngx_agentlocator_media_flush(ms, NGX_AGENTLOCATOR_STREAM_MEDIA);
     }
 
     if (ms->alcf->media == 2 && ms->has_stream) {
@@ -1037,13 +956,76 @@ ngx_agentlocator_media_audio(ngx_agentlocator_media_t *ms,
 }
 
 
-/* Counters and the last media time to the zone; see ..._MEDIA_FLUSH. */
+/*
+ * The stream's own silence timer, set once per no_media_timeout (not per
+ * frame): when it goes off with media since, it is set again from the
+ * last media; when the silence is due, the watchdog hears of it now, with
+ * the exact last media time the zone may not have had yet.
+ */
 
 static void
-ngx_agentlocator_media_flush(ngx_agentlocator_media_t *ms,
-    ngx_uint_t stopped)
+ngx_agentlocator_media_silence_handler(ngx_event_t *ev)
 {
     ngx_str_t                         call_sid;
+    ngx_msec_t                        base, due;
+    ngx_connection_t                 *c;
+    ngx_agentlocator_media_t         *ms;
+    ngx_agentlocator_stream_media_t   media;
+
+    c = ev->data;
+    ms = c->data;
+
+    if (ms->finished || ms->stopped || !ms->attached) {
+        return;
+    }
+
+    base = ms->last_media ? ms->last_media : ms->media_started;
+    due = base + ms->amcf->timeouts.no_media_timeout;
+
+    if ((ngx_msec_int_t) (due - ngx_current_msec) > 0) {
+        ngx_add_timer(ev, due - ngx_current_msec);
+        return;
+    }
+
+    ms->silent = 1;
+
+    media.frames = ms->unflushed_frames;
+    media.bytes = ms->unflushed_bytes;
+    media.last = ms->last_media;
+
+    ms->unflushed_frames = 0;
+    ms->unflushed_bytes = 0;
+    ms->last_flush = ngx_current_msec;
+
+    if (ms->registry) {
+        (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_frames,
+                                    media.frames);
+        (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_bytes,
+                                    media.bytes);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "WS_SILENT call=%*s: no media for %M ms",
+                  NGX_AGENTLOCATOR_SID_LEN, ms->call_sid,
+                  ngx_current_msec - base);
+
+    call_sid.data = ms->call_sid;
+    call_sid.len = NGX_AGENTLOCATOR_SID_LEN;
+
+    ngx_agentlocator_watchdog_stream_silent(&call_sid, &ms->ref, &media);
+}
+
+
+/*
+ * Counters and the last media time to the zone with "event" (_stream_event_e):
+ * periodically (see NGX_AGENTLOCATOR_MEDIA_FLUSH), and at stop and close.
+ */
+
+static void
+ngx_agentlocator_media_flush(ngx_agentlocator_media_t *ms, ngx_uint_t event)
+{
+    ngx_str_t                         call_sid;
+    ngx_agentlocator_stream_media_t   media;
     ngx_agentlocator_registry_sh_t   *sh;
 
     ms->last_flush = ngx_current_msec;
@@ -1057,13 +1039,17 @@ ngx_agentlocator_media_flush(ngx_agentlocator_media_t *ms,
     (void) ngx_atomic_fetch_add(&sh->ws_frames, ms->unflushed_frames);
     (void) ngx_atomic_fetch_add(&sh->ws_bytes, ms->unflushed_bytes);
 
-    if (ms->has_call && !ms->stopped) {
+    if (ms->attached) {
         call_sid.data = ms->call_sid;
         call_sid.len = NGX_AGENTLOCATOR_SID_LEN;
 
-        (void) ngx_agentlocator_registry_media_progress(ms->registry,
-                   &ms->amcf->timeouts, &call_sid, ms->unflushed_frames,
-                   ms->unflushed_bytes, ms->last_media, stopped);
+        media.frames = ms->unflushed_frames;
+        media.bytes = ms->unflushed_bytes;
+        media.last = ms->last_media;
+
+        (void) ngx_agentlocator_registry_stream_update(ms->registry,
+                   &ms->amcf->timeouts, &call_sid, &ms->ref, &media, event,
+                   NULL);
     }
 
     ms->unflushed_frames = 0;
@@ -1134,42 +1120,59 @@ ngx_agentlocator_media_send_event(ngx_agentlocator_media_t *ms,
 
 
 /*
- * Queues one server frame and starts writing.  The queue's bound is
- * enforced on the reading side (nothing more is read while it is over), so
- * what is queued here is what answers messages already read.
+ * Queues one server frame and starts writing.  A frame that fits goes
+ * into the last buffer's spare room; otherwise a new buffer of at least
+ * NGX_AGENTLOCATOR_MEDIA_OUT_CHUNK is added.  The queue's bound is
+ * enforced on the reading side (nothing more is read while the buffers
+ * exceed it), so what is queued here answers messages already read.
  */
 
 static ngx_int_t
 ngx_agentlocator_media_send(ngx_agentlocator_media_t *ms, unsigned opcode,
     u_char *data, size_t len)
 {
-    size_t                      hlen;
+    size_t                      need, cap, hlen;
     ngx_agentlocator_ws_out_t  *out;
 
     if (ms->closing || ms->finished) {
         return NGX_DECLINED;
     }
 
-    out = ngx_alloc(offsetof(ngx_agentlocator_ws_out_t, data)
-                    + NGX_AGENTLOCATOR_WS_MAX_HEADER + len,
-                    ms->connection->log);
-    if (out == NULL) {
-        return NGX_ERROR;
+    need = NGX_AGENTLOCATOR_WS_MAX_HEADER + len;
+    out = ms->out_tail;
+
+    if (out == NULL || out->cap - out->len < need) {
+        cap = ngx_max(need, NGX_AGENTLOCATOR_MEDIA_OUT_CHUNK);
+
+        out = ngx_alloc(offsetof(ngx_agentlocator_ws_out_t, data) + cap,
+                        ms->connection->log);
+        if (out == NULL) {
+            return NGX_ERROR;
+        }
+
+        out->next = NULL;
+        out->len = 0;
+        out->sent = 0;
+        out->cap = cap;
+
+        if (ms->out_tail) {
+            ms->out_tail->next = out;
+
+        } else {
+            ms->out = out;
+        }
+
+        ms->out_tail = out;
+        ms->out_mem += offsetof(ngx_agentlocator_ws_out_t, data) + cap;
     }
 
-    hlen = ngx_agentlocator_ws_header(out->data, opcode, len);
+    hlen = ngx_agentlocator_ws_header(out->data + out->len, opcode, len);
 
     if (len) {
-        ngx_memcpy(out->data + hlen, data, len);
+        ngx_memcpy(out->data + out->len + hlen, data, len);
     }
 
-    out->next = NULL;
-    out->len = hlen + len;
-    out->sent = 0;
-
-    *ms->out_last = out;
-    ms->out_last = &out->next;
-    ms->out_bytes += out->len;
+    out->len += hlen + len;
 
     if (opcode == NGX_AGENTLOCATOR_WS_CLOSE) {
         ms->closing = 1;
@@ -1216,16 +1219,119 @@ ngx_agentlocator_media_close(ngx_agentlocator_media_t *ms, unsigned code,
         return;
     }
 
-    if (ms->finished) {
+    if (ms->finished || ms->lingering) {
         return;
     }
 
-    if (ms->peer_closed && ms->out == NULL) {
+    if (ms->peer_closed && !ngx_agentlocator_media_queued(ms)) {
         ngx_agentlocator_media_finish(ms);
         return;
     }
 
     ngx_add_timer(c->read, NGX_AGENTLOCATOR_MEDIA_CLOSE_WAIT);
+}
+
+
+/*
+ * worker_shutdown_timeout cuts the stream: nginx has set c->close and
+ * c->error together, though the socket is fine.  The 1001 close frame
+ * (after whatever was queued) goes out best-effort, without waiting,
+ * so the client sees a going-away server rather than a bare EOF.
+ */
+
+static void
+ngx_agentlocator_media_goodbye(ngx_agentlocator_media_t *ms)
+{
+    ngx_connection_t  *c;
+
+    c = ms->connection;
+
+    if (!ms->closing && !ms->finished) {
+        c->error = 0;
+        ngx_agentlocator_media_close(ms, NGX_AGENTLOCATOR_WS_GOING_AWAY,
+                                     "server shutting down");
+        c->error = 1;
+    }
+
+    ngx_agentlocator_media_finish(ms);
+}
+
+
+/*
+ * After a protocol error our close frame is out: the write side is shut,
+ * and what the client still sends is read and dropped until it closes or
+ * lingering_timeout / lingering_time pass, as nginx's lingering close
+ * does.  Closing at once with unread bytes would send an RST, which can
+ * destroy our close frame before the client reads it.
+ */
+
+static void
+ngx_agentlocator_media_linger(ngx_agentlocator_media_t *ms)
+{
+    ngx_connection_t  *c;
+
+    c = ms->connection;
+
+#if (NGX_HTTP_SSL)
+    if (c->ssl) {
+        c->ssl->no_send_shutdown = 1;
+    }
+#endif
+
+    if (ngx_shutdown_socket(c->fd, NGX_WRITE_SHUTDOWN) == -1) {
+        ngx_agentlocator_media_finish(ms);
+        return;
+    }
+
+    ms->lingering = 1;
+    ms->linger_until = ngx_current_msec + ms->clcf->lingering_time;
+
+    ngx_add_timer(c->read, ms->clcf->lingering_timeout);
+
+    if (ms->saved) {
+        ngx_free(ms->saved);
+        ms->saved = NULL;
+    }
+
+    ms->in_pos = ms->in_last;
+
+    ngx_post_event(c->read, &ngx_posted_events);
+}
+
+
+static void
+ngx_agentlocator_media_discard(ngx_agentlocator_media_t *ms)
+{
+    ssize_t            n;
+    ngx_msec_t         left;
+    ngx_connection_t  *c;
+
+    c = ms->connection;
+
+    left = ms->linger_until - ngx_current_msec;
+
+    if ((ngx_msec_int_t) left <= 0) {
+        ngx_agentlocator_media_finish(ms);
+        return;
+    }
+
+    do {
+        n = c->recv(c, ngx_agentlocator_media_in,
+                    NGX_AGENTLOCATOR_MEDIA_READ_BUFFER);
+
+        if (n == NGX_ERROR || n == 0) {
+            ngx_agentlocator_media_finish(ms);
+            return;
+        }
+
+    } while (n != NGX_AGAIN);
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        ngx_agentlocator_media_finish(ms);
+        return;
+    }
+
+    ngx_add_timer(c->read, ngx_min(left, ms->clcf->lingering_timeout));
 }
 
 
@@ -1251,6 +1357,11 @@ ngx_agentlocator_media_drain(ngx_agentlocator_media_t *ms)
     while (ms->out) {
         out = ms->out;
 
+        if (out->sent == out->len) {
+            /* an empty tail buffer: frames are appended to it */
+            break;
+        }
+
         n = c->send(c, out->data + out->sent, out->len - out->sent);
 
         if (n == NGX_AGAIN) {
@@ -1263,19 +1374,29 @@ ngx_agentlocator_media_drain(ngx_agentlocator_media_t *ms)
         }
 
         out->sent += n;
-        ms->out_bytes -= n;
 
         if (out->sent < out->len) {
             continue;
         }
 
-        ms->out = out->next;
-
-        if (ms->out == NULL) {
-            ms->out_last = &ms->out;
+        if (out->next == NULL) {
+            /* keep the last buffer for the next frames */
+            out->sent = 0;
+            out->len = 0;
+            break;
         }
 
-        ngx_free(out);
+        ms->out = out->next;
+        ngx_agentlocator_media_free_out(ms, out);
+    }
+
+    if (ms->out && ms->out->len == 0 && ms->out->cap
+                                        > NGX_AGENTLOCATOR_MEDIA_OUT_CHUNK)
+    {
+        /* an outsized buffer is not kept */
+        ngx_agentlocator_media_free_out(ms, ms->out);
+        ms->out = NULL;
+        ms->out_tail = NULL;
     }
 
     if (c->write->timer_set) {
@@ -1284,7 +1405,14 @@ ngx_agentlocator_media_drain(ngx_agentlocator_media_t *ms)
 
     if (ms->closing && (ms->peer_closed || ms->failed)) {
         /* both close frames exchanged, or a failed stream: close TCP */
-        ngx_agentlocator_media_finish(ms);
+
+        if (ms->failed && !ms->peer_closed) {
+            ngx_agentlocator_media_linger(ms);
+
+        } else {
+            ngx_agentlocator_media_finish(ms);
+        }
+
         return NGX_OK;
     }
 
@@ -1307,20 +1435,62 @@ again:
 
 
 /*
+ * Replies are backed up past the bound: nothing more is read (the rest of
+ * the shared read buffer becomes this stream's own), and the idle timer
+ * stops, since the silence is ours; the write side has its own.
+ */
+
+static void
+ngx_agentlocator_media_pause(ngx_agentlocator_media_t *ms)
+{
+    ngx_connection_t  *c;
+
+    c = ms->connection;
+    ms->paused = 1;
+
+    if (c->read->timer_set && !ms->closing) {
+        ngx_del_timer(c->read);
+    }
+
+    if (ms->in_pos >= ngx_agentlocator_media_in
+        && ms->in_pos < ngx_agentlocator_media_in
+                        + NGX_AGENTLOCATOR_MEDIA_READ_BUFFER)
+    {
+        if (ngx_agentlocator_media_save(ms) != NGX_OK) {
+            ngx_agentlocator_media_finish(ms);
+        }
+    }
+}
+
+
+/*
  * Reading resumes as soon as the queue is back under its bound, whether or
  * not it has drained: the read side is edge-triggered and the bytes it left
- * unread will not be announced again.
+ * unread will not be announced again.  The idle timeout starts afresh.
  */
 
 static void
 ngx_agentlocator_media_resume(ngx_agentlocator_media_t *ms)
 {
     if (ms->paused && !ms->closing
-        && ms->out_bytes <= ms->alcf->media_send_buffer)
+        && (ms->out_mem <= ms->alcf->media_send_buffer
+            || !ngx_agentlocator_media_queued(ms)))
     {
         ms->paused = 0;
+        ms->last_message = ngx_current_msec;
+
+        ngx_add_timer(ms->connection->read, ms->alcf->media_idle_timeout);
         ngx_post_event(ms->connection->read, &ngx_posted_events);
     }
+}
+
+
+static void
+ngx_agentlocator_media_free_out(ngx_agentlocator_media_t *ms,
+    ngx_agentlocator_ws_out_t *out)
+{
+    ms->out_mem -= offsetof(ngx_agentlocator_ws_out_t, data) + out->cap;
+    ngx_free(out);
 }
 
 
@@ -1346,14 +1516,19 @@ ngx_agentlocator_media_finish(ngx_agentlocator_media_t *ms)
         ms->code = NGX_AGENTLOCATOR_WS_ABNORMAL;
     }
 
+    if (ms->silence.timer_set) {
+        ngx_del_timer(&ms->silence);
+    }
+
     ngx_log_error(NGX_LOG_NOTICE, c->log, 0,
                   "WS_CLOSE code=%ui call=%*s frames=%uL bytes=%uL bad=%ui "
-                  "ms=%M",
+                  "ms=%M%s",
                   (ngx_uint_t) ms->code,
                   ms->has_call ? NGX_AGENTLOCATOR_SID_LEN : 1,
                   ms->has_call ? ms->call_sid : (u_char *) "-",
                   ms->frames, ms->bytes, ms->bad_messages,
-                  ngx_current_msec - ms->started);
+                  ngx_current_msec - ms->started,
+                  ms->attached && !ms->stopped ? " dropped=1" : "");
 
     ngx_post_event(c->write, &ngx_posted_events);
 }
@@ -1362,7 +1537,8 @@ ngx_agentlocator_media_finish(ngx_agentlocator_media_t *ms)
 /*
  * Runs when the connection's pool is destroyed, however the stream ended
  * (the connection itself is closed by then): the registry learns the
- * stream stopped, the recording is completed, memory is freed.
+ * stream ended, with or without Twilio's "stop"; the recording is
+ * completed, memory is freed.
  */
 
 static void
@@ -1372,9 +1548,15 @@ ngx_agentlocator_media_cleanup(void *data)
 
     ngx_agentlocator_ws_out_t  *out, *next;
 
+    if (ms->silence.timer_set) {
+        ngx_del_timer(&ms->silence);
+    }
+
     if (ms->has_call) {
-        ngx_agentlocator_media_flush(ms, 1);
-        ms->stopped = 1;
+        ngx_agentlocator_media_flush(ms, ms->stopped
+                                         ? NGX_AGENTLOCATOR_STREAM_CLOSED
+                                         : NGX_AGENTLOCATOR_STREAM_DROPPED);
+        ms->attached = 0;
     }
 
     if (ms->recording) {
@@ -1388,6 +1570,7 @@ ngx_agentlocator_media_cleanup(void *data)
     }
 
     ms->out = NULL;
+    ms->out_tail = NULL;
 
     ngx_agentlocator_ws_parser_free(&ms->parser);
 
@@ -1473,60 +1656,4 @@ ngx_agentlocator_media_save(ngx_agentlocator_media_t *ms)
     ms->in_last = p + n;
 
     return NGX_OK;
-}
-
-
-/* 426, naming in "key" what the client must send instead. */
-
-static ngx_uint_t
-ngx_agentlocator_media_upgrade_required(ngx_http_request_t *r,
-    const char *key, ngx_str_t *value, const char *why, const char **reason)
-{
-    if (ngx_agentlocator_add_header(r, key, value) != NGX_OK) {
-        *reason = "out of memory";
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    *reason = why;
-    return NGX_AGENTLOCATOR_HTTP_UPGRADE_REQUIRED;
-}
-
-
-/* Whether a comma-separated header value has "token" (case-insensitive). */
-
-static ngx_uint_t
-ngx_agentlocator_media_token(ngx_str_t *value, const char *token)
-{
-    u_char  *p, *last, *start, *end;
-    size_t   len;
-
-    len = ngx_strlen(token);
-    p = value->data;
-    last = p + value->len;
-
-    while (p < last) {
-        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
-            p++;
-        }
-
-        start = p;
-
-        while (p < last && *p != ',') {
-            p++;
-        }
-
-        end = p;
-
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
-            end--;
-        }
-
-        if ((size_t) (end - start) == len
-            && ngx_strncasecmp(start, (u_char *) token, len) == 0)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
 }

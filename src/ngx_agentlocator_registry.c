@@ -1,57 +1,39 @@
 
 /*
- * The call registry: one entry per live call in the agentlocator_zone,
- * shared by every worker.  All access is under the zone's own slab mutex,
- * the one lock nginx releases when a worker dies holding it.  A tree or
- * queue change is bracketed by sh->changing, so the next locker can tell a
- * half-done change (the holder died) and rebuild from sh->table.
+ * The call registry's structures in the agentlocator_zone, shared by
+ * every worker: the entry table, the CallSid index, the deadline tree and
+ * the queues, and their repair.  What a call's state means is
+ * ngx_agentlocator_call_state.c's business.  All access is under the
+ * zone's own slab mutex, the one lock nginx releases when a worker dies
+ * holding it.  A change to the structures is bracketed by sh->changing,
+ * so the next locker can tell a half-done change (the holder died) and
+ * rebuild them from sh->table.
  */
 
 
-#include "ngx_agentlocator.h"
+#include "ngx_agentlocator_registry.h"
 
 
-#define NGX_AGENTLOCATOR_EXPIRE_BATCH   8     /* reaped per allocation */
-#define NGX_AGENTLOCATOR_EVICT_SCAN     64    /* entries looked at when full */
+/* entries evicted at once when the slab is full, before trying again */
+#define NGX_AGENTLOCATOR_EVICT_BATCH    4
 
 
 static ngx_int_t ngx_agentlocator_registry_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static void ngx_agentlocator_registry_lock(ngx_agentlocator_registry_t *reg);
 static void ngx_agentlocator_registry_repair(ngx_agentlocator_registry_t *reg);
-static ngx_agentlocator_call_t *ngx_agentlocator_registry_lookup(
-    ngx_agentlocator_registry_sh_t *sh, ngx_str_t *call_sid);
-static ngx_agentlocator_call_t *ngx_agentlocator_registry_alloc(
-    ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
-    ngx_msec_t now);
-static ngx_uint_t ngx_agentlocator_registry_expire(
-    ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
-    ngx_msec_t now, ngx_uint_t force);
-static void ngx_agentlocator_registry_free(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_call_t *call);
 static void ngx_agentlocator_registry_link(ngx_agentlocator_registry_sh_t *sh,
     ngx_agentlocator_call_t *call);
-static void ngx_agentlocator_registry_touch(ngx_agentlocator_registry_sh_t *sh,
-    ngx_agentlocator_call_t *call, ngx_agentlocator_timeouts_t *to,
+static ngx_uint_t ngx_agentlocator_registry_evict(
+    ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
     ngx_msec_t now);
-static void ngx_agentlocator_registry_refile(
-    ngx_agentlocator_registry_sh_t *sh, ngx_agentlocator_call_t *call,
-    ngx_msec_t due);
-static ngx_msec_t ngx_agentlocator_call_due(ngx_agentlocator_call_t *call,
-    ngx_agentlocator_timeouts_t *to);
 static void ngx_agentlocator_index_insert(ngx_agentlocator_registry_sh_t *sh,
     ngx_agentlocator_call_t *call);
 static void ngx_agentlocator_index_delete(ngx_agentlocator_registry_sh_t *sh,
     ngx_agentlocator_call_t *call);
-static void ngx_agentlocator_copy_bounded(u_char *dst, uint8_t *dst_len,
-    size_t size, ngx_str_t *src);
+static void ngx_agentlocator_registry_wake_check(ngx_msec_t due);
 
 
-#define ngx_agentlocator_call_of(n, field)                                    \
-    ((ngx_agentlocator_call_t *) ((u_char *) (n)                             \
-                                  - offsetof(ngx_agentlocator_call_t, field)))
-
-/* a change to the trees begins and ends in this order, even if killed */
+/* a change to the structures begins and ends in this order, even if killed */
 #define ngx_agentlocator_change_begin(sh)                                     \
     (sh)->changing = ngx_pid; ngx_memory_barrier()
 #define ngx_agentlocator_change_end(sh)                                       \
@@ -82,10 +64,14 @@ static ngx_uint_t  ngx_agentlocator_crash_countdown;
 #endif
 
 
-static const char  *ngx_agentlocator_state_names[] = {
-    "none", "armed", "streaming", "stopped", "redirecting", "redirected",
-    "completed"
-};
+/*
+ * This worker's watchdog, told when a deadline earlier than its next tick
+ * is filed (after the lock is released): see ngx_agentlocator_registry_wake.
+ */
+
+static ngx_agentlocator_wake_pt  ngx_agentlocator_registry_waker;
+static ngx_msec_t                ngx_agentlocator_registry_wake_at;
+static ngx_msec_t                ngx_agentlocator_registry_wake_due;
 
 
 char *
@@ -238,6 +224,8 @@ ngx_agentlocator_registry_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_rbtree_init(&sh->deadlines, &sh->deadlines_sentinel,
                     ngx_rbtree_insert_timer_value);
     ngx_queue_init(&sh->lru);
+    ngx_queue_init(&sh->completed);
+    ngx_queue_init(&sh->finished);
 
     sh->layout = NGX_AGENTLOCATOR_REGISTRY_LAYOUT;
 
@@ -299,7 +287,7 @@ ngx_agentlocator_registry_get(ngx_agentlocator_main_conf_t *amcf)
 }
 
 
-static void
+void
 ngx_agentlocator_registry_lock(ngx_agentlocator_registry_t *reg)
 {
     ngx_shmtx_lock(&reg->shpool->mutex);
@@ -311,13 +299,39 @@ ngx_agentlocator_registry_lock(ngx_agentlocator_registry_t *reg)
 }
 
 
-#define ngx_agentlocator_registry_unlock(reg)                                 \
-    ngx_shmtx_unlock(&(reg)->shpool->mutex)
+void
+ngx_agentlocator_registry_unlock(ngx_agentlocator_registry_t *reg)
+{
+    ngx_msec_t  due;
+
+    due = ngx_agentlocator_registry_wake_due;
+    ngx_agentlocator_registry_wake_due = 0;
+
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    if (due) {
+        ngx_agentlocator_registry_waker(due);
+    }
+}
+
+
+/*
+ * The watchdog's tick fires at "at" (0: it is not armed); "waker" is
+ * called with any earlier deadline this worker files from now on, so that
+ * a new call's deadline never waits for a tick armed before it existed.
+ */
+
+void
+ngx_agentlocator_registry_wake(ngx_agentlocator_wake_pt waker, ngx_msec_t at)
+{
+    ngx_agentlocator_registry_waker = waker;
+    ngx_agentlocator_registry_wake_at = at;
+}
 
 
 /* The call, with the zone locked; NULL, and unlocked, when it is unknown. */
 
-static ngx_agentlocator_call_t *
+ngx_agentlocator_call_t *
 ngx_agentlocator_registry_lock_call(ngx_agentlocator_registry_t *reg,
     ngx_str_t *call_sid)
 {
@@ -336,9 +350,10 @@ ngx_agentlocator_registry_lock_call(ngx_agentlocator_registry_t *reg,
 
 
 /*
- * Rebuilds the trees and the queue from the table, keeping every entry that
- * is whole.  An entry allocated but not yet in the table, or taken out of
- * the table but not yet freed, is lost to the slab: bounded and logged.
+ * Rebuilds the index, the tree and the queues from the table, keeping
+ * every entry that is whole.  An entry allocated but not yet in the
+ * table, or taken out of the table but not yet freed, is lost to the
+ * slab: bounded and logged.
  */
 
 static void
@@ -355,6 +370,8 @@ ngx_agentlocator_registry_repair(ngx_agentlocator_registry_t *reg)
     ngx_rbtree_init(&sh->deadlines, &sh->deadlines_sentinel,
                     ngx_rbtree_insert_timer_value);
     ngx_queue_init(&sh->lru);
+    ngx_queue_init(&sh->completed);
+    ngx_queue_init(&sh->finished);
 
     kept = 0;
     dropped = 0;
@@ -393,7 +410,7 @@ ngx_agentlocator_registry_repair(ngx_agentlocator_registry_t *reg)
 }
 
 
-/* Inserts a whole entry into the three structures. */
+/* Inserts a whole entry into the index, the tree and its queues. */
 
 static void
 ngx_agentlocator_registry_link(ngx_agentlocator_registry_sh_t *sh,
@@ -402,6 +419,20 @@ ngx_agentlocator_registry_link(ngx_agentlocator_registry_sh_t *sh,
     ngx_agentlocator_index_insert(sh, call);
     ngx_queue_insert_head(&sh->lru, &call->lru);
 
+    switch (call->done_queue) {
+
+    case NGX_AGENTLOCATOR_QUEUE_COMPLETED:
+        ngx_queue_insert_head(&sh->completed, &call->done);
+        break;
+
+    case NGX_AGENTLOCATOR_QUEUE_FINISHED:
+        ngx_queue_insert_head(&sh->finished, &call->done);
+        break;
+
+    default:
+        break;
+    }
+
     if (call->deadline.key) {
         ngx_rbtree_insert(&sh->deadlines, &call->deadline);
         call->in_deadlines = 1;
@@ -409,7 +440,7 @@ ngx_agentlocator_registry_link(ngx_agentlocator_registry_sh_t *sh,
 }
 
 
-static ngx_agentlocator_call_t *
+ngx_agentlocator_call_t *
 ngx_agentlocator_registry_lookup(ngx_agentlocator_registry_sh_t *sh,
     ngx_str_t *call_sid)
 {
@@ -497,94 +528,87 @@ ngx_agentlocator_index_delete(ngx_agentlocator_registry_sh_t *sh,
 
 
 /*
- * incoming_call: a new entry in state "armed" due at start_timeout.  A
- * repeated webhook for a known CallSid changes nothing ("created" = 0).
- * NGX_BUSY: the zone is full even after eviction; the caller answers the
- * call anyway, unprotected.
+ * A zeroed entry with a table slot, due at "due", not yet filled in nor
+ * linked (ngx_agentlocator_registry_insert does that once it is whole).
+ * When the slab is full, the oldest calls the watchdog is done with are
+ * evicted first, as limit_req does: completed ones, then finished ones
+ * idle for completed_grace.  A live call is never evicted.  NULL: there
+ * is no room (counted in sh->full).
  */
 
-ngx_int_t
-ngx_agentlocator_registry_incoming(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_call_info_t *info,
-    ngx_uint_t *created)
+ngx_agentlocator_call_t *
+ngx_agentlocator_registry_new(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid, ngx_msec_t due,
+    ngx_msec_t now)
 {
     ngx_uint_t                       i, slot;
-    ngx_msec_t                       now;
     ngx_agentlocator_call_t         *call;
     ngx_agentlocator_registry_sh_t  *sh;
 
     sh = reg->sh;
-    now = ngx_current_msec;
-    *created = 0;
-
-    ngx_agentlocator_registry_lock(reg);
-
-    call = ngx_agentlocator_registry_lookup(sh, &info->call_sid);
-
-    if (call) {
-        ngx_agentlocator_registry_touch(sh, call, to, now);
-        ngx_agentlocator_registry_unlock(reg);
-        return NGX_OK;
-    }
-
     call = NULL;
-    slot = 0;
 
     if (sh->entries < sh->table_size) {
-        call = ngx_agentlocator_registry_alloc(reg, to, now);
-    }
+        call = ngx_slab_alloc_locked(reg->shpool,
+                                     sizeof(ngx_agentlocator_call_t));
 
-    if (call) {
-        for (i = 0; i < sh->table_size; i++) {
-            slot = (sh->table_hint + i) % sh->table_size;
-
-            if (sh->table[slot] == NULL) {
-                break;
-            }
-        }
-
-        if (i == sh->table_size) {
-            ngx_slab_free_locked(reg->shpool, call);
-            call = NULL;
+        if (call == NULL && ngx_agentlocator_registry_evict(reg, to, now)) {
+            call = ngx_slab_alloc_locked(reg->shpool,
+                                         sizeof(ngx_agentlocator_call_t));
         }
     }
 
     if (call == NULL) {
         sh->full++;
-        ngx_agentlocator_registry_unlock(reg);
-        return NGX_BUSY;
+        return NULL;
+    }
+
+    slot = 0;
+
+    for (i = 0; i < sh->table_size; i++) {
+        slot = (sh->table_hint + i) % sh->table_size;
+
+        if (sh->table[slot] == NULL) {
+            break;
+        }
+    }
+
+    if (i == sh->table_size) {
+        ngx_slab_free_locked(reg->shpool, call);
+        sh->full++;
+        return NULL;
     }
 
     ngx_memzero(call, sizeof(ngx_agentlocator_call_t));
 
-    call->magic = NGX_AGENTLOCATOR_CALL_MAGIC;
     call->slot = (uint32_t) slot;
-    call->state = NGX_AGENTLOCATOR_CALL_ARMED;
     call->created = now;
     call->created_at = ngx_time();
     call->updated = now;
 
-    ngx_memcpy(call->call_sid, info->call_sid.data, NGX_AGENTLOCATOR_SID_LEN);
-
-    if (info->account_sid.len == NGX_AGENTLOCATOR_SID_LEN) {
-        ngx_memcpy(call->account_sid, info->account_sid.data,
-                   NGX_AGENTLOCATOR_SID_LEN);
-    }
-
-    ngx_agentlocator_copy_bounded(call->from, &call->from_len,
-                                  NGX_AGENTLOCATOR_PARTY_LEN, &info->from);
-    ngx_agentlocator_copy_bounded(call->to, &call->to_len,
-                                  NGX_AGENTLOCATOR_PARTY_LEN, &info->to);
-
+    ngx_memcpy(call->call_sid, call_sid->data, NGX_AGENTLOCATOR_SID_LEN);
     call->hash = ngx_crc32_short(call->call_sid, NGX_AGENTLOCATOR_SID_LEN);
-    call->deadline.key = ngx_agentlocator_call_due(call, to);
+    call->deadline.key = due ? due : 1;
 
-    /* the entry is whole before anything points at it */
+    return call;
+}
+
+
+/* The entry from ngx_agentlocator_registry_new(), whole, becomes visible. */
+
+void
+ngx_agentlocator_registry_insert(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_call_t *call)
+{
+    ngx_agentlocator_registry_sh_t  *sh;
+
+    sh = reg->sh;
+    call->magic = NGX_AGENTLOCATOR_CALL_MAGIC;
 
     ngx_agentlocator_change_begin(sh);
 
-    sh->table[slot] = call;
-    sh->table_hint = (slot + 1) % sh->table_size;
+    sh->table[call->slot] = call;
+    sh->table_hint = (call->slot + 1) % sh->table_size;
 
     ngx_agentlocator_index_insert(sh, call);
 
@@ -598,491 +622,180 @@ ngx_agentlocator_registry_incoming(ngx_agentlocator_registry_t *reg,
 
     ngx_agentlocator_change_end(sh);
 
-    ngx_agentlocator_registry_unlock(reg);
-
-    *created = 1;
-
-    return NGX_OK;
+    ngx_agentlocator_registry_wake_check(call->deadline.key);
 }
 
 
 /*
- * stream_status: "stream-started" moves an armed (or stopped) call to
- * streaming; "stream-stopped" and "stream-error" move it to stopped.  A call
- * the watchdog owns or that completed keeps its state.
+ * Zone full: the oldest completed calls, else the oldest finished ones
+ * idle for completed_grace (stream_ended and late callbacks have come by
+ * then).  Returns how many were freed.
  */
 
-ngx_int_t
-ngx_agentlocator_registry_stream_event(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid, ngx_uint_t started,
-    ngx_uint_t error, ngx_str_t *stream_sid)
+static ngx_uint_t
+ngx_agentlocator_registry_evict(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_timeouts_t *to, ngx_msec_t now)
 {
-    ngx_msec_t                       now;
+    ngx_uint_t                       n;
+    ngx_queue_t                     *q;
     ngx_agentlocator_call_t         *call;
     ngx_agentlocator_registry_sh_t  *sh;
 
     sh = reg->sh;
-    now = ngx_current_msec;
 
-    call = ngx_agentlocator_registry_lock_call(reg, call_sid);
-    if (call == NULL) {
-        return NGX_DECLINED;
-    }
+    for (n = 0; n < NGX_AGENTLOCATOR_EVICT_BATCH; n++) {
 
-    if (stream_sid && stream_sid->len == NGX_AGENTLOCATOR_SID_LEN) {
-        ngx_memcpy(call->stream_sid, stream_sid->data,
-                   NGX_AGENTLOCATOR_SID_LEN);
-    }
+        if (!ngx_queue_empty(&sh->completed)) {
+            q = ngx_queue_last(&sh->completed);
 
-    if (error) {
-        call->stream_error = 1;
-    }
+        } else if (!ngx_queue_empty(&sh->finished)) {
+            q = ngx_queue_last(&sh->finished);
+            call = ngx_queue_data(q, ngx_agentlocator_call_t, done);
 
-    switch (call->state) {
-
-    case NGX_AGENTLOCATOR_CALL_ARMED:
-    case NGX_AGENTLOCATOR_CALL_STOPPED:
-        if (started) {
-            call->state = NGX_AGENTLOCATOR_CALL_STREAMING;
-
-            if (call->stream_start == 0) {
-                call->stream_start = now;
+            if ((ngx_msec_int_t) (now - call->updated)
+                < (ngx_msec_int_t) to->completed_grace)
+            {
+                break;
             }
 
         } else {
-            call->state = NGX_AGENTLOCATOR_CALL_STOPPED;
-        }
-
-        break;
-
-    case NGX_AGENTLOCATOR_CALL_STREAMING:
-        if (!started) {
-            call->state = NGX_AGENTLOCATOR_CALL_STOPPED;
-        }
-
-        break;
-
-    default:
-        break;
-    }
-
-    ngx_agentlocator_registry_touch(sh, call, to, now);
-
-    ngx_agentlocator_registry_unlock(reg);
-
-    return NGX_OK;
-}
-
-
-/*
- * stream_ended (<Connect action>): "redirected" is set only when the
- * watchdog's redirect has landed; while it is still being attempted the
- * fallback is the safer answer (a landed redirect replaces it anyway).
- */
-
-ngx_int_t
-ngx_agentlocator_registry_stream_ended(ngx_agentlocator_registry_t *reg,
-    ngx_str_t *call_sid, ngx_uint_t *redirected)
-{
-    ngx_agentlocator_call_t  *call;
-
-    *redirected = 0;
-
-    call = ngx_agentlocator_registry_lock_call(reg, call_sid);
-    if (call == NULL) {
-        return NGX_DECLINED;
-    }
-
-    if (call->state == NGX_AGENTLOCATOR_CALL_REDIRECTED
-        || call->redirect_outcome == NGX_AGENTLOCATOR_REDIRECT_DONE)
-    {
-        *redirected = 1;
-
-    } else if (call->state == NGX_AGENTLOCATOR_CALL_ARMED
-               || call->state == NGX_AGENTLOCATOR_CALL_STREAMING)
-    {
-        call->state = NGX_AGENTLOCATOR_CALL_STOPPED;
-    }
-
-    call->updated = ngx_current_msec;
-
-    ngx_agentlocator_registry_unlock(reg);
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_agentlocator_registry_recording(ngx_agentlocator_registry_t *reg,
-    ngx_str_t *call_sid)
-{
-    ngx_agentlocator_call_t  *call;
-
-    ngx_agentlocator_registry_lock(reg);
-
-    call = ngx_agentlocator_registry_lookup(reg->sh, call_sid);
-
-    if (call) {
-        call->recording = 1;
-        call->updated = ngx_current_msec;
-    }
-
-    ngx_agentlocator_registry_unlock(reg);
-
-    return call ? NGX_OK : NGX_DECLINED;
-}
-
-
-/*
- * call_status: records Twilio's CallStatus; a final one completes the call,
- * which then stays visible for completed_grace (late stream_ended or status
- * callbacks still find it) and is reaped after.
- */
-
-ngx_int_t
-ngx_agentlocator_registry_call_status(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid, ngx_str_t *status,
-    ngx_uint_t terminal)
-{
-    ngx_msec_t                       now;
-    ngx_agentlocator_call_t         *call;
-    ngx_agentlocator_registry_sh_t  *sh;
-
-    sh = reg->sh;
-    now = ngx_current_msec;
-
-    call = ngx_agentlocator_registry_lock_call(reg, call_sid);
-    if (call == NULL) {
-        return NGX_DECLINED;
-    }
-
-    ngx_agentlocator_copy_bounded(call->call_status, &call->call_status_len,
-                                  NGX_AGENTLOCATOR_CALL_STATUS_LEN, status);
-
-    if (terminal && call->state != NGX_AGENTLOCATOR_CALL_COMPLETED) {
-        call->state = NGX_AGENTLOCATOR_CALL_COMPLETED;
-        call->completed = now;
-    }
-
-    ngx_agentlocator_registry_touch(sh, call, to, now);
-
-    ngx_agentlocator_registry_unlock(reg);
-
-    return NGX_OK;
-}
-
-
-/*
- * Copies of up to "max" entries, most recently active first, into "calls"
- * (an array of ngx_agentlocator_call_t).  Copying keeps the lock short; the
- * caller formats outside it.
- */
-
-ngx_int_t
-ngx_agentlocator_registry_snapshot(ngx_agentlocator_registry_t *reg,
-    ngx_pool_t *pool, ngx_array_t *calls, ngx_uint_t max)
-{
-    ngx_uint_t                n;
-    ngx_queue_t              *q;
-    ngx_agentlocator_call_t  *call, *copy;
-
-    ngx_shmtx_lock(&reg->shpool->mutex);
-    n = reg->sh->entries;
-    ngx_shmtx_unlock(&reg->shpool->mutex);
-
-    n = ngx_min(n + 16, max);
-
-    if (ngx_array_init(calls, pool, n ? n : 1, sizeof(ngx_agentlocator_call_t))
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    ngx_agentlocator_registry_lock(reg);
-
-    for (q = ngx_queue_head(&reg->sh->lru);
-         q != ngx_queue_sentinel(&reg->sh->lru) && calls->nelts < n;
-         q = ngx_queue_next(q))
-    {
-        call = ngx_queue_data(q, ngx_agentlocator_call_t, lru);
-
-        copy = ngx_array_push(calls);    /* within nalloc: no allocation */
-        *copy = *call;
-    }
-
-    ngx_agentlocator_registry_unlock(reg);
-
-    return NGX_OK;
-}
-
-
-/*
- * The watchdog's pass over what is due, in due order, at most "max" claims:
- * a call whose stream never started or whose media stopped is claimed
- * (state "redirecting", this worker, a lease) and copied into "claims"; a
- * claim whose lease ran out (its worker died, or a retry is due) is claimed
- * again; finished calls past their time are reaped; a streaming call with
- * recent media is filed again at its real deadline.  Every call handled
- * leaves with a due time in the future, so the pass always ends.
- */
-
-ngx_uint_t
-ngx_agentlocator_registry_due(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_claim_t *claims,
-    ngx_uint_t max)
-{
-    ngx_uint_t                       n, reason, takeover, visited;
-    ngx_msec_t                       now, t;
-    ngx_rbtree_node_t               *node;
-    ngx_agentlocator_call_t         *call;
-    ngx_agentlocator_claim_t        *claim;
-    ngx_agentlocator_registry_sh_t  *sh;
-
-    sh = reg->sh;
-    now = ngx_current_msec;
-    n = 0;
-
-    ngx_agentlocator_registry_lock(reg);
-
-    for (visited = 0; n < max && visited < 4 * max; visited++) {
-
-        if (sh->deadlines.root == sh->deadlines.sentinel) {
             break;
         }
 
-        node = ngx_rbtree_min(sh->deadlines.root, sh->deadlines.sentinel);
-
-        if ((ngx_msec_int_t) (node->key - now) > 0) {
-            break;
-        }
-
-        call = ngx_agentlocator_call_of(node, deadline);
-        reason = NGX_AGENTLOCATOR_REASON_NONE;
-        takeover = 0;
-
-        switch (call->state) {
-
-        case NGX_AGENTLOCATOR_CALL_ARMED:
-            reason = NGX_AGENTLOCATOR_REASON_NO_STREAM_START;
-            break;
-
-        case NGX_AGENTLOCATOR_CALL_STREAMING:
-            t = (call->last_media ? call->last_media : call->stream_start)
-                + to->no_media_timeout;
-
-            if ((ngx_msec_int_t) (t - now) > 0) {
-                ngx_agentlocator_registry_refile(sh, call, t);
-                continue;
-            }
-
-            reason = NGX_AGENTLOCATOR_REASON_NO_MEDIA;
-            break;
-
-        case NGX_AGENTLOCATOR_CALL_REDIRECTING:
-            /* a retry that is due, or a claimant that died: lease over */
-            reason = call->redirect_reason;
-            takeover = (call->claimant != 0);
-            break;
-
-        case NGX_AGENTLOCATOR_CALL_COMPLETED:
-            ngx_agentlocator_registry_free(reg, call);
-            sh->expired++;
-            continue;
-
-        default: /* stopped, redirected */
-            t = call->updated + to->stale_after;
-
-            if ((ngx_msec_int_t) (t - now) > 0) {
-                ngx_agentlocator_registry_refile(sh, call, t);
-                continue;
-            }
-
-            ngx_agentlocator_registry_free(reg, call);
-            sh->expired++;
-            continue;
-        }
-
-        /* the claim: one state change under the lock, so exactly once */
-
-        call->state = NGX_AGENTLOCATOR_CALL_REDIRECTING;
-        call->redirect_reason = (uint8_t) reason;
-        call->redirect_outcome = NGX_AGENTLOCATOR_REDIRECT_PENDING;
-        call->redirect_attempts++;
-        call->claimant = ngx_pid;
-        call->lease_until = now + to->lease;
-
-        ngx_agentlocator_registry_refile(sh, call, call->lease_until);
-
-        claim = &claims[n++];
-        ngx_memcpy(claim->call_sid, call->call_sid, NGX_AGENTLOCATOR_SID_LEN);
-        ngx_memcpy(claim->account_sid, call->account_sid,
-                   NGX_AGENTLOCATOR_SID_LEN);
-        claim->attempt = call->redirect_attempts;
-        claim->reason = reason;
-        claim->takeover = takeover;
+        call = ngx_queue_data(q, ngx_agentlocator_call_t, done);
+        ngx_agentlocator_registry_free(reg, call);
+        sh->evicted++;
     }
-
-    ngx_agentlocator_registry_unlock(reg);
 
     return n;
 }
 
 
-/*
- * The claimant's REST attempt ended.  Only the current claim counts: an
- * answer that comes after the lease passed to another worker is ignored.
- */
-
-ngx_int_t
-ngx_agentlocator_registry_attempt_done(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, u_char *call_sid, ngx_uint_t attempt,
-    ngx_uint_t result, ngx_uint_t status, ngx_msec_t retry_at)
+void
+ngx_agentlocator_registry_free(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_call_t *call)
 {
-    ngx_str_t                        sid;
-    ngx_msec_t                       now;
-    ngx_agentlocator_call_t         *call;
     ngx_agentlocator_registry_sh_t  *sh;
 
     sh = reg->sh;
-    now = ngx_current_msec;
 
-    sid.data = call_sid;
-    sid.len = NGX_AGENTLOCATOR_SID_LEN;
+    ngx_agentlocator_change_begin(sh);
 
-    ngx_agentlocator_registry_lock(reg);
+    ngx_agentlocator_index_delete(sh, call);
 
-    call = ngx_agentlocator_registry_lookup(sh, &sid);
-
-    if (call == NULL
-        || call->state != NGX_AGENTLOCATOR_CALL_REDIRECTING
-        || call->claimant != ngx_pid
-        || call->redirect_attempts != attempt)
-    {
-        ngx_agentlocator_registry_unlock(reg);
-        return NGX_DECLINED;
+    if (call->in_deadlines) {
+        ngx_rbtree_delete(&sh->deadlines, &call->deadline);
+        call->in_deadlines = 0;
     }
 
-    call->redirect_status = (uint16_t) status;
+    ngx_queue_remove(&call->lru);
+
+    if (call->done_queue) {
+        ngx_queue_remove(&call->done);
+        call->done_queue = NGX_AGENTLOCATOR_QUEUE_NONE;
+    }
+
+    sh->table[call->slot] = NULL;
+    sh->entries--;
+    call->magic = 0;
+
+    ngx_agentlocator_change_end(sh);
+
+    ngx_slab_free_locked(reg->shpool, call);
+}
+
+
+/* The call is due at "due" instead. */
+
+void
+ngx_agentlocator_registry_refile(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_call_t *call, ngx_msec_t due)
+{
+    ngx_agentlocator_registry_sh_t  *sh;
+
+    sh = reg->sh;
+
+    if (due == 0) {
+        due = 1;    /* 0 means "not in the deadline tree" */
+    }
+
+    if (call->in_deadlines && call->deadline.key == due) {
+        return;
+    }
+
+    ngx_agentlocator_change_begin(sh);
+
+    if (call->in_deadlines) {
+        ngx_rbtree_delete(&sh->deadlines, &call->deadline);
+    }
+
+    call->deadline.key = due;
+    ngx_rbtree_insert(&sh->deadlines, &call->deadline);
+    call->in_deadlines = 1;
+
+    ngx_agentlocator_change_end(sh);
+
+    ngx_agentlocator_registry_wake_check(due);
+}
+
+
+/* Activity: to the head of the LRU (what /status lists first). */
+
+void
+ngx_agentlocator_registry_touch(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_call_t *call, ngx_msec_t now)
+{
+    ngx_agentlocator_registry_sh_t  *sh;
+
+    sh = reg->sh;
     call->updated = now;
 
-    switch (result) {
-
-    case NGX_AGENTLOCATOR_ATTEMPT_DONE:
-        call->state = NGX_AGENTLOCATOR_CALL_REDIRECTED;
-        call->redirect_outcome = NGX_AGENTLOCATOR_REDIRECT_DONE;
-        call->claimant = 0;
-        ngx_agentlocator_registry_refile(sh, call, now + to->stale_after);
-        break;
-
-    case NGX_AGENTLOCATOR_ATTEMPT_RETRY:
-        /* any worker may make the next attempt when it is due */
-        call->claimant = 0;
-        call->lease_until = retry_at;
-        ngx_agentlocator_registry_refile(sh, call, retry_at);
-        break;
-
-    case NGX_AGENTLOCATOR_ATTEMPT_GONE:
-        call->state = NGX_AGENTLOCATOR_CALL_COMPLETED;
-        call->redirect_outcome = NGX_AGENTLOCATOR_REDIRECT_GAVE_UP;
-        call->claimant = 0;
-        call->completed = now;
-        ngx_agentlocator_registry_refile(sh, call,
-                                         now + to->completed_grace);
-        break;
-
-    default: /* NGX_AGENTLOCATOR_ATTEMPT_GIVE_UP */
-        call->state = NGX_AGENTLOCATOR_CALL_STOPPED;
-        call->redirect_outcome = NGX_AGENTLOCATOR_REDIRECT_GAVE_UP;
-        call->claimant = 0;
-        ngx_agentlocator_registry_refile(sh, call, now + to->stale_after);
-        break;
+    if (ngx_queue_head(&sh->lru) == &call->lru) {
+        return;
     }
 
-    ngx_agentlocator_registry_unlock(reg);
+    ngx_agentlocator_change_begin(sh);
 
-    return NGX_OK;
-}
+    ngx_queue_remove(&call->lru);
+    ngx_queue_insert_head(&sh->lru, &call->lru);
 
-
-const char *
-ngx_agentlocator_reason_name(ngx_uint_t reason)
-{
-    static const char  *names[] = { "none", "no_stream_start", "no_media" };
-
-    return names[reason <= NGX_AGENTLOCATOR_REASON_NO_MEDIA ? reason : 0];
+    ngx_agentlocator_change_end(sh);
 }
 
 
 /*
- * The media stream's "start": the call is streaming.  A call the registry
- * does not know (its incoming_call went to another host, or the zone lost
- * it) is registered here, so the watchdog protects the stream all the same.
+ * The eviction queue the call belongs in now (_queue_e).  It enters at
+ * the head: the tail is the oldest.
  */
 
-ngx_int_t
-ngx_agentlocator_registry_media_start(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid,
-    ngx_str_t *stream_sid, ngx_str_t *account_sid, ngx_uint_t *known)
+void
+ngx_agentlocator_registry_queue(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_call_t *call, ngx_uint_t queue)
 {
-    ngx_int_t                      rc;
-    ngx_uint_t                     created;
-    ngx_agentlocator_call_info_t   info;
+    ngx_agentlocator_registry_sh_t  *sh;
 
-    ngx_memzero(&info, sizeof(ngx_agentlocator_call_info_t));
-    info.call_sid = *call_sid;
-    info.account_sid = *account_sid;
-
-    rc = ngx_agentlocator_registry_incoming(reg, to, &info, &created);
-    if (rc != NGX_OK) {
-        *known = 0;
-        return rc;
+    if (call->done_queue == queue) {
+        return;
     }
 
-    *known = !created;
+    sh = reg->sh;
 
-    return ngx_agentlocator_registry_stream_event(reg, to, call_sid, 1, 0,
-                                                  stream_sid);
-}
+    ngx_agentlocator_change_begin(sh);
 
-
-/*
- * Media counters and the last media time, batched by the stream (not one
- * lock per frame).  The due time is not re-filed: the watchdog reads
- * last_media when the entry comes due.
- */
-
-ngx_int_t
-ngx_agentlocator_registry_media_progress(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid, uint64_t frames,
-    uint64_t bytes, ngx_msec_t last_media, ngx_uint_t stopped)
-{
-    ngx_agentlocator_call_t  *call;
-
-    call = ngx_agentlocator_registry_lock_call(reg, call_sid);
-    if (call == NULL) {
-        return NGX_DECLINED;
+    if (call->done_queue) {
+        ngx_queue_remove(&call->done);
     }
 
-    call->frames += frames;
-    call->bytes += bytes;
+    call->done_queue = queue;
 
-    if (last_media) {
-        call->last_media = last_media;
+    if (queue == NGX_AGENTLOCATOR_QUEUE_COMPLETED) {
+        ngx_queue_insert_head(&sh->completed, &call->done);
+
+    } else if (queue == NGX_AGENTLOCATOR_QUEUE_FINISHED) {
+        ngx_queue_insert_head(&sh->finished, &call->done);
     }
 
-    if (stopped) {
-        if (call->state == NGX_AGENTLOCATOR_CALL_STREAMING
-            || call->state == NGX_AGENTLOCATOR_CALL_ARMED)
-        {
-            call->state = NGX_AGENTLOCATOR_CALL_STOPPED;
-        }
-
-        ngx_agentlocator_registry_touch(reg->sh, call, to, ngx_current_msec);
-    }
-
-    ngx_agentlocator_registry_unlock(reg);
-
-    return NGX_OK;
+    ngx_agentlocator_change_end(sh);
 }
 
 
@@ -1131,238 +844,68 @@ ngx_agentlocator_registry_usage(ngx_agentlocator_registry_t *reg,
 }
 
 
-const char *
-ngx_agentlocator_call_state_name(ngx_uint_t state)
-{
-    if (state > NGX_AGENTLOCATOR_CALL_COMPLETED) {
-        state = 0;
-    }
-
-    return ngx_agentlocator_state_names[state];
-}
-
-
 /*
- * A new entry: first reap a few expired ones (as limit_req does), then try
- * the slab; when it is full, evict the oldest completed or stale entries
- * and try once more.
+ * Copies of up to "max" entries, most recently active first, into "calls"
+ * (an array of ngx_agentlocator_call_t).  Copying keeps the lock short; the
+ * caller formats outside it.
  */
 
-static ngx_agentlocator_call_t *
-ngx_agentlocator_registry_alloc(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, ngx_msec_t now)
+ngx_int_t
+ngx_agentlocator_registry_snapshot(ngx_agentlocator_registry_t *reg,
+    ngx_pool_t *pool, ngx_array_t *calls, ngx_uint_t max)
 {
-    ngx_agentlocator_call_t  *call;
+    ngx_uint_t                n;
+    ngx_queue_t              *q;
+    ngx_agentlocator_call_t  *call, *copy;
 
-    (void) ngx_agentlocator_registry_expire(reg, to, now, 0);
+    ngx_shmtx_lock(&reg->shpool->mutex);
+    n = reg->sh->entries;
+    ngx_shmtx_unlock(&reg->shpool->mutex);
 
-    call = ngx_slab_alloc_locked(reg->shpool, sizeof(ngx_agentlocator_call_t));
+    n = ngx_min(n + 16, max);
 
-    if (call == NULL
-        && ngx_agentlocator_registry_expire(reg, to, now, 1) > 0)
+    if (ngx_array_init(calls, pool, n ? n : 1, sizeof(ngx_agentlocator_call_t))
+        != NGX_OK)
     {
-        call = ngx_slab_alloc_locked(reg->shpool,
-                                     sizeof(ngx_agentlocator_call_t));
+        return NGX_ERROR;
     }
 
-    return call;
-}
+    ngx_agentlocator_registry_lock(reg);
 
-
-/*
- * force = 0: frees entries whose time is up and that nobody needs: a
- * completed call past its grace, a call idle for stale_after.
- * force = 1 (zone full): also the oldest completed calls still in grace, then
- * stale ones by age of last activity.  Live calls are never evicted.
- */
-
-static ngx_uint_t
-ngx_agentlocator_registry_expire(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, ngx_msec_t now, ngx_uint_t force)
-{
-    ngx_uint_t                       n, freed, limit;
-    ngx_queue_t                     *q, *prev;
-    ngx_rbtree_node_t               *node, *next;
-    ngx_agentlocator_call_t         *call;
-    ngx_agentlocator_registry_sh_t  *sh;
-
-    sh = reg->sh;
-    freed = 0;
-    limit = force ? NGX_AGENTLOCATOR_EVICT_SCAN : NGX_AGENTLOCATOR_EXPIRE_BATCH;
-
-    /* in due order: completed calls are due when their grace ends */
-
-    if (sh->deadlines.root != sh->deadlines.sentinel) {
-        node = ngx_rbtree_min(sh->deadlines.root, sh->deadlines.sentinel);
-
-        for (n = 0; node && n < limit; n++, node = next) {
-            next = ngx_rbtree_next(&sh->deadlines, node);
-            call = ngx_agentlocator_call_of(node, deadline);
-
-            if (!force && (ngx_msec_int_t) (node->key - now) > 0) {
-                break;
-            }
-
-            if (call->state == NGX_AGENTLOCATOR_CALL_COMPLETED
-                || (ngx_msec_int_t) (now - call->updated)
-                   >= (ngx_msec_int_t) to->stale_after)
-            {
-                ngx_agentlocator_registry_free(reg, call);
-                freed++;
-
-                if (force) {
-                    sh->evicted++;
-
-                } else {
-                    sh->expired++;
-                }
-            }
-        }
-    }
-
-    if (!force || freed) {
-        return freed;
-    }
-
-    /* no completed call to evict: the least recently active stale ones */
-
-    q = ngx_queue_last(&sh->lru);
-
-    for (n = 0; q != ngx_queue_sentinel(&sh->lru) && n < limit; n++, q = prev) {
-        prev = ngx_queue_prev(q);
+    for (q = ngx_queue_head(&reg->sh->lru);
+         q != ngx_queue_sentinel(&reg->sh->lru) && calls->nelts < n;
+         q = ngx_queue_next(q))
+    {
         call = ngx_queue_data(q, ngx_agentlocator_call_t, lru);
 
-        if ((ngx_msec_int_t) (now - call->updated)
-            >= (ngx_msec_int_t) to->stale_after)
-        {
-            ngx_agentlocator_registry_free(reg, call);
-            sh->evicted++;
-            freed++;
-        }
+        copy = ngx_array_push(calls);    /* within nalloc: no allocation */
+        *copy = *call;
     }
 
-    return freed;
+    ngx_agentlocator_registry_unlock(reg);
+
+    return NGX_OK;
 }
 
 
 static void
-ngx_agentlocator_registry_free(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_call_t *call)
+ngx_agentlocator_registry_wake_check(ngx_msec_t due)
 {
-    ngx_agentlocator_registry_sh_t  *sh;
+    ngx_msec_t  *pending;
 
-    sh = reg->sh;
-
-    ngx_agentlocator_change_begin(sh);
-
-    ngx_agentlocator_index_delete(sh, call);
-
-    if (call->in_deadlines) {
-        ngx_rbtree_delete(&sh->deadlines, &call->deadline);
-        call->in_deadlines = 0;
+    if (ngx_agentlocator_registry_waker == NULL) {
+        return;
     }
 
-    ngx_queue_remove(&call->lru);
-    sh->table[call->slot] = NULL;
-    sh->entries--;
-    call->magic = 0;
-
-    ngx_agentlocator_change_end(sh);
-
-    ngx_slab_free_locked(reg->shpool, call);
-}
-
-
-/* The call is due at "due" instead. */
-
-static void
-ngx_agentlocator_registry_refile(ngx_agentlocator_registry_sh_t *sh,
-    ngx_agentlocator_call_t *call, ngx_msec_t due)
-{
-    ngx_agentlocator_change_begin(sh);
-
-    if (call->in_deadlines) {
-        ngx_rbtree_delete(&sh->deadlines, &call->deadline);
+    if (ngx_agentlocator_registry_wake_at
+        && (ngx_msec_int_t) (due - ngx_agentlocator_registry_wake_at) >= 0)
+    {
+        return;
     }
 
-    call->deadline.key = due ? due : 1;
-    ngx_rbtree_insert(&sh->deadlines, &call->deadline);
-    call->in_deadlines = 1;
+    pending = &ngx_agentlocator_registry_wake_due;
 
-    ngx_agentlocator_change_end(sh);
-}
-
-
-/* Activity: to the head of the LRU, and re-filed by its new due time. */
-
-static void
-ngx_agentlocator_registry_touch(ngx_agentlocator_registry_sh_t *sh,
-    ngx_agentlocator_call_t *call, ngx_agentlocator_timeouts_t *to,
-    ngx_msec_t now)
-{
-    call->updated = now;
-
-    ngx_agentlocator_change_begin(sh);
-
-    ngx_queue_remove(&call->lru);
-    ngx_queue_insert_head(&sh->lru, &call->lru);
-
-    ngx_agentlocator_change_end(sh);
-
-    ngx_agentlocator_registry_refile(sh, call,
-                                     ngx_agentlocator_call_due(call, to));
-}
-
-
-/*
- * When the call next needs attention.  Media frames do not re-file a
- * streaming call: its entry comes due at the latest possible time and the
- * watchdog looks at last_media then, so the hot path stays off the tree.
- */
-
-static ngx_msec_t
-ngx_agentlocator_call_due(ngx_agentlocator_call_t *call,
-    ngx_agentlocator_timeouts_t *to)
-{
-    ngx_msec_t  due;
-
-    switch (call->state) {
-
-    case NGX_AGENTLOCATOR_CALL_ARMED:
-        due = call->created + to->start_timeout;
-        break;
-
-    case NGX_AGENTLOCATOR_CALL_STREAMING:
-        due = (call->last_media ? call->last_media : call->stream_start)
-              + to->no_media_timeout;
-        break;
-
-    case NGX_AGENTLOCATOR_CALL_COMPLETED:
-        due = call->completed + to->completed_grace;
-        break;
-
-    case NGX_AGENTLOCATOR_CALL_REDIRECTING:
-        due = call->lease_until;
-        break;
-
-    default:
-        due = call->updated + to->stale_after;
-        break;
+    if (*pending == 0 || (ngx_msec_int_t) (due - *pending) < 0) {
+        *pending = due;
     }
-
-    /* 0 means "not in the deadline tree" */
-    return due ? due : 1;
-}
-
-
-static void
-ngx_agentlocator_copy_bounded(u_char *dst, uint8_t *dst_len, size_t size,
-    ngx_str_t *src)
-{
-    size_t  len;
-
-    len = ngx_min(src->len, size);
-
-    ngx_memcpy(dst, src->data, len);
-    *dst_len = (uint8_t) len;
 }

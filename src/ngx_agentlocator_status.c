@@ -27,10 +27,6 @@ static u_char *ngx_agentlocator_status_string(u_char *p, const char *name,
 
 static ngx_str_t  ngx_agentlocator_json = ngx_string("application/json");
 
-static const char  *ngx_agentlocator_redirect_names[] = {
-    "none", "pending", "done", "gave_up"
-};
-
 
 ngx_int_t
 ngx_agentlocator_status_handler(ngx_http_request_t *r)
@@ -158,18 +154,17 @@ ngx_agentlocator_status_call(u_char *p, ngx_agentlocator_call_t *call,
                                        call->call_status,
                                        call->call_status_len);
 
-    p = ngx_sprintf(p, ",\"frames\":%uL,\"bytes\":%uL,\"stream_error\":%s,"
-                    "\"recording\":%s,\"redirect\":{\"attempts\":%ui,"
-                    "\"reason\":\"%s\",\"outcome\":\"%s\",\"status\":%ui}}",
+    p = ngx_sprintf(p, ",\"frames\":%uL,\"bytes\":%uL,\"stream_live\":%s,"
+                    "\"stream_error\":%s,\"recording\":%s,"
+                    "\"redirect\":{\"attempts\":%ui,\"reason\":\"%s\","
+                    "\"outcome\":\"%s\",\"status\":%ui}}",
                     call->frames, call->bytes,
+                    call->stream_pid ? "true" : "false",
                     call->stream_error ? "true" : "false",
                     call->recording ? "true" : "false",
                     (ngx_uint_t) call->redirect_attempts,
                     ngx_agentlocator_reason_name(call->redirect_reason),
-                    ngx_agentlocator_redirect_names[
-                        call->redirect_outcome
-                        <= NGX_AGENTLOCATOR_REDIRECT_GAVE_UP
-                        ? call->redirect_outcome : 0],
+                    ngx_agentlocator_outcome_name(call->redirect_outcome),
                     (ngx_uint_t) call->redirect_status);
 
     return p;

@@ -11,6 +11,23 @@
 #include "ngx_agentlocator.h"
 
 
+/*
+ * stream_ended for a call whose redirect is in flight asks the registry
+ * again this often, for at most the attempt's own timeout and a margin
+ * (timeout= is at most 10 s, well within Twilio's 15 s for a webhook).
+ */
+#define NGX_AGENTLOCATOR_ENDED_POLL    10
+#define NGX_AGENTLOCATOR_ENDED_MARGIN  1000
+
+
+typedef struct {
+    ngx_event_t                   poll;
+    ngx_msec_t                    since;
+    ngx_msec_t                    until;
+    ngx_str_t                     call_sid;
+} ngx_agentlocator_ended_wait_t;
+
+
 static void ngx_agentlocator_voice_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_agentlocator_voice_process(ngx_http_request_t *r);
 static ngx_int_t ngx_agentlocator_voice_read_body(ngx_http_request_t *r,
@@ -21,6 +38,11 @@ static ngx_int_t ngx_agentlocator_voice_stream_status(ngx_http_request_t *r,
     ngx_agentlocator_form_t *form, ngx_str_t *call_sid);
 static ngx_int_t ngx_agentlocator_voice_stream_ended(ngx_http_request_t *r,
     ngx_str_t *call_sid);
+static void ngx_agentlocator_voice_ended_poll(ngx_event_t *ev);
+static void ngx_agentlocator_voice_ended_cleanup(void *data);
+static ngx_int_t ngx_agentlocator_voice_ended_answer(ngx_http_request_t *r,
+    ngx_str_t *call_sid, ngx_uint_t known, ngx_uint_t answer,
+    ngx_msec_t waited, ngx_uint_t gave_up);
 static ngx_int_t ngx_agentlocator_voice_handle_recording(ngx_http_request_t *r,
     ngx_agentlocator_form_t *form, ngx_str_t *call_sid);
 static ngx_int_t ngx_agentlocator_voice_call_status(ngx_http_request_t *r,
@@ -376,32 +398,174 @@ ngx_agentlocator_voice_stream_status(ngx_http_request_t *r,
 }
 
 
+/*
+ * stream_ended (<Connect action>): the fallback, unless the watchdog's
+ * redirect landed (then an empty <Response/>).  While an attempt is in
+ * flight the request waits for its outcome, without blocking the worker:
+ * a landed redirect means <Response/>, a failed one the fallback (and no
+ * retry after it).  Either way the caller hears the fallback once.
+ */
+
 static ngx_int_t
 ngx_agentlocator_voice_stream_ended(ngx_http_request_t *r,
     ngx_str_t *call_sid)
 {
-    ngx_int_t                      rc;
-    ngx_str_t                      twiml;
-    ngx_uint_t                     redirected;
-    ngx_agentlocator_registry_t   *reg;
-    ngx_agentlocator_srv_conf_t   *ascf;
-    ngx_agentlocator_main_conf_t  *amcf;
+    ngx_int_t                       rc;
+    ngx_uint_t                      answer;
+    ngx_pool_cleanup_t             *cln;
+    ngx_agentlocator_registry_t    *reg;
+    ngx_agentlocator_main_conf_t   *amcf;
+    ngx_agentlocator_ended_wait_t  *wait;
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
-    ascf = ngx_http_get_module_srv_conf(r, ngx_http_agentlocator_module);
 
     reg = ngx_agentlocator_registry_get(amcf);
-    redirected = 0;
+    answer = NGX_AGENTLOCATOR_ENDED_FALLBACK;
 
-    rc = reg ? ngx_agentlocator_registry_stream_ended(reg, call_sid,
-                                                      &redirected)
+    rc = reg ? ngx_agentlocator_registry_stream_ended(reg, &amcf->timeouts,
+                                                      call_sid, 0, &answer)
              : NGX_DECLINED;
 
-    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                  "STREAM_ENDED call=%V known=%d answer=%s", call_sid,
-                  rc == NGX_OK, redirected ? "empty" : "fallback");
+    if (answer != NGX_AGENTLOCATOR_ENDED_WAIT) {
+        return ngx_agentlocator_voice_ended_answer(r, call_sid, rc == NGX_OK,
+                                                   answer, 0, 0);
+    }
 
-    if (redirected) {
+    wait = ngx_pcalloc(r->pool, sizeof(ngx_agentlocator_ended_wait_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+
+    if (wait == NULL || cln == NULL) {
+        goto fallback;
+    }
+
+    wait->call_sid.data = ngx_pstrdup(r->pool, call_sid);
+    if (wait->call_sid.data == NULL) {
+        goto fallback;
+    }
+
+    wait->call_sid.len = call_sid->len;
+    wait->since = ngx_current_msec;
+    wait->until = wait->since + amcf->timeouts.rest_timeout
+                  + NGX_AGENTLOCATOR_ENDED_MARGIN;
+
+    /*
+     * Not cancelable: a worker that exits gracefully answers first.  The
+     * event's data is the connection (its c->data is this request), as
+     * ngx_event_ident() expects of a timer's data in debug builds.
+     */
+
+    wait->poll.handler = ngx_agentlocator_voice_ended_poll;
+    wait->poll.data = r->connection;
+    wait->poll.log = r->connection->log;
+
+    cln->handler = ngx_agentlocator_voice_ended_cleanup;
+    cln->data = wait;
+
+    ngx_http_set_ctx(r, wait, ngx_http_agentlocator_module);
+
+    ngx_add_timer(&wait->poll, NGX_AGENTLOCATOR_ENDED_POLL);
+
+    r->main->count++;
+
+    return NGX_DONE;
+
+fallback:
+
+    /* no memory to wait with: give up waiting now */
+    (void) ngx_agentlocator_registry_stream_ended(reg, &amcf->timeouts,
+                                                  call_sid, 1, &answer);
+
+    return ngx_agentlocator_voice_ended_answer(r, call_sid, 1, answer, 0, 1);
+}
+
+
+static void
+ngx_agentlocator_voice_ended_poll(ngx_event_t *ev)
+{
+    ngx_uint_t                      answer, give_up;
+    ngx_connection_t               *c;
+    ngx_http_request_t             *r;
+    ngx_agentlocator_registry_t    *reg;
+    ngx_agentlocator_main_conf_t   *amcf;
+    ngx_agentlocator_ended_wait_t  *wait;
+
+    c = ev->data;
+    r = c->data;
+
+    wait = ngx_http_get_module_ctx(r, ngx_http_agentlocator_module);
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
+    reg = ngx_agentlocator_registry_get(amcf);
+
+    give_up = ((ngx_msec_int_t) (ngx_current_msec - wait->until) >= 0);
+
+    if (ngx_agentlocator_registry_stream_ended(reg, &amcf->timeouts,
+                                               &wait->call_sid, give_up,
+                                               &answer)
+        != NGX_OK)
+    {
+        answer = NGX_AGENTLOCATOR_ENDED_FALLBACK;
+    }
+
+    if (answer == NGX_AGENTLOCATOR_ENDED_WAIT) {
+        ngx_add_timer(ev, NGX_AGENTLOCATOR_ENDED_POLL);
+        return;
+    }
+
+    ngx_http_finalize_request(r,
+        ngx_agentlocator_voice_ended_answer(r, &wait->call_sid, 1, answer,
+                                            ngx_current_msec - wait->since,
+                                            give_up));
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* The request is gone (answered, or its connection closed): no more polls. */
+
+static void
+ngx_agentlocator_voice_ended_cleanup(void *data)
+{
+    ngx_agentlocator_ended_wait_t  *wait = data;
+
+    if (wait->poll.timer_set) {
+        ngx_del_timer(&wait->poll);
+    }
+}
+
+
+static ngx_int_t
+ngx_agentlocator_voice_ended_answer(ngx_http_request_t *r,
+    ngx_str_t *call_sid, ngx_uint_t known, ngx_uint_t answer,
+    ngx_msec_t waited, ngx_uint_t gave_up)
+{
+    ngx_str_t                     twiml;
+    ngx_agentlocator_srv_conf_t  *ascf;
+
+    ascf = ngx_http_get_module_srv_conf(r, ngx_http_agentlocator_module);
+
+    if (gave_up) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "STREAM_ENDED call=%V known=%ui answer=fallback "
+                      "waited=%M: the watchdog's redirect in flight did not "
+                      "finish in time; if it lands after all, the caller "
+                      "hears the fallback twice", call_sid, known, waited);
+
+    } else if (waited) {
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "STREAM_ENDED call=%V known=%ui answer=%s waited=%M",
+                      call_sid, known,
+                      answer == NGX_AGENTLOCATOR_ENDED_EMPTY
+                      ? "empty" : "fallback", waited);
+
+    } else {
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "STREAM_ENDED call=%V known=%ui answer=%s",
+                      call_sid, known,
+                      answer == NGX_AGENTLOCATOR_ENDED_EMPTY
+                      ? "empty" : "fallback");
+    }
+
+    if (answer == NGX_AGENTLOCATOR_ENDED_EMPTY) {
         (void) ngx_agentlocator_twiml_empty(&twiml);
 
     } else {
@@ -545,68 +709,6 @@ ngx_agentlocator_voice_twiml(ngx_http_request_t *r, ngx_str_t *twiml)
 }
 
 
-/* "CA" + 32 hex digits, as Twilio issues them. */
-
-ngx_int_t
-ngx_agentlocator_valid_sid(ngx_str_t *sid, const char *prefix)
-{
-    u_char      ch;
-    ngx_uint_t  i;
-
-    if (sid->len != NGX_AGENTLOCATOR_SID_LEN
-        || sid->data[0] != (u_char) prefix[0]
-        || sid->data[1] != (u_char) prefix[1])
-    {
-        return NGX_DECLINED;
-    }
-
-    for (i = 2; i < NGX_AGENTLOCATOR_SID_LEN; i++) {
-        ch = sid->data[i];
-
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')
-              || (ch >= 'A' && ch <= 'F')))
-        {
-            return NGX_DECLINED;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * A client's value fit for a log line: printable token characters only,
- * bounded, NUL-terminated ("-" when empty).
- */
-
-u_char *
-ngx_agentlocator_log_safe(u_char *buf, size_t size, ngx_str_t *src)
-{
-    u_char  ch, *p;
-    size_t  i, n;
-
-    n = ngx_min(src->len, size - 1);
-    p = buf;
-
-    for (i = 0; i < n; i++) {
-        ch = src->data[i];
-
-        *p++ = ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
-                || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'
-                || ch == '.' || ch == ':' || ch == '+' || ch == '@')
-               ? ch : '?';
-    }
-
-    if (p == buf) {
-        *p++ = '-';
-    }
-
-    *p = '\0';
-
-    return buf;
-}
-
-
 static ngx_uint_t
 ngx_agentlocator_is_form(ngx_http_request_t *r)
 {
@@ -626,38 +728,4 @@ ngx_agentlocator_is_form(ngx_http_request_t *r)
            && ngx_strncasecmp(type->data, (u_char *) form, len) == 0
            && (type->len == len || type->data[len] == ';'
                || type->data[len] == ' ');
-}
-
-
-/* The first request header called "name", case-insensitively. */
-
-ngx_table_elt_t *
-ngx_agentlocator_find_header(ngx_http_request_t *r, const char *name,
-    size_t len)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i];
-        }
-    }
 }

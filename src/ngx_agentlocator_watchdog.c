@@ -1,12 +1,16 @@
 
 /*
- * The watchdog (SPEC §6): every worker ticks over the registry's deadlines;
- * a call whose stream never started, or whose media stopped, is claimed by
- * exactly one worker and redirected through Twilio's REST API to the
- * fallback (a prompt and a recording).  Retries back off on network errors,
- * 429 and 5xx; 21220 (the call is over) and other 4xx end the attempts.
- * State lives in the zone: after a reload or a dead worker, another worker
- * carries on when the claim's lease runs out.
+ * The watchdog (SPEC §6): a call whose stream never started, whose media
+ * stopped or whose stream dropped is claimed by exactly one worker and
+ * redirected through Twilio's REST API to the fallback (a prompt and a
+ * recording).  Each worker's timer is armed at the next deadline in the
+ * zone, and at any earlier one it files itself; a stream's own worker
+ * claims its silent call the moment the silence is due.  A slow tick is
+ * the safety net.  Retries back off on network errors, 429 and 5xx;
+ * 21220 (the call is over) and other 4xx end the attempts.  State lives
+ * in the zone: after a reload or a dead worker, another worker carries on
+ * when the claim's lease runs out.  A worker that exits gracefully
+ * finishes its attempts in flight first, so a reload sends none twice.
  */
 
 
@@ -46,6 +50,7 @@ typedef struct {
     ngx_connection_t                  dummy;     /* tick.data */
     ngx_queue_t                       in_flight;
     ngx_uint_t                        n_in_flight;
+    ngx_uint_t                        in_pass;
     ngx_agentlocator_main_conf_t     *amcf;
     ngx_agentlocator_registry_t      *registry;
     ngx_str_t                         twiml_form;  /* "Twiml=..." */
@@ -53,6 +58,13 @@ typedef struct {
 
 
 static void ngx_agentlocator_watchdog_tick(ngx_event_t *ev);
+static void ngx_agentlocator_watchdog_arm(ngx_agentlocator_watchdog_t *wd,
+    ngx_msec_t next);
+static void ngx_agentlocator_watchdog_wake(ngx_msec_t due);
+static ngx_uint_t ngx_agentlocator_watchdog_room(
+    ngx_agentlocator_watchdog_t *wd);
+static void ngx_agentlocator_watchdog_act(ngx_agentlocator_watchdog_t *wd,
+    ngx_agentlocator_claim_t *claim);
 static void ngx_agentlocator_watchdog_redirect(
     ngx_agentlocator_watchdog_t *wd, ngx_agentlocator_claim_t *claim);
 static void ngx_agentlocator_watchdog_done(
@@ -183,25 +195,34 @@ ngx_agentlocator_watchdog_init_worker(ngx_cycle_t *cycle)
     ngx_agentlocator_worker_timer(&wd->tick, &wd->dummy,
                                   ngx_agentlocator_watchdog_tick, cycle->log);
 
-    /* spread the workers' ticks over the interval */
-    ngx_add_timer(&wd->tick,
-                  1 + (ngx_msec_t) (ngx_random() % amcf->timeouts.interval));
+    /* the first pass finds what came due while no worker was ticking */
+    ngx_post_event(&wd->tick, &ngx_posted_events);
 
     return NGX_OK;
 }
 
 
+/* Whether this worker runs the watchdog (a media stream asks). */
+
+ngx_uint_t
+ngx_agentlocator_watchdog_on(void)
+{
+    return ngx_agentlocator_watchdog.registry != NULL;
+}
+
+
 /*
- * The worker is going away: its in-flight attempts are abandoned and their
- * claims released at once, so a worker of the new generation retries them
- * now instead of after the lease.
+ * The worker is going away with attempts still in flight: a fast stop, or
+ * worker_shutdown_timeout (a graceful exit waits for them, see the HTTP
+ * engine).  They are abandoned and their claims released at once, so a
+ * worker of the new generation retries them now instead of after the
+ * lease; Twilio may have received them already: a redirect may double,
+ * never get lost.
  */
 
 void
 ngx_agentlocator_watchdog_exit_worker(ngx_cycle_t *cycle)
 {
-    ngx_queue_t                  *q;
-    ngx_agentlocator_redirect_t  *rd;
     ngx_agentlocator_watchdog_t  *wd;
 
     wd = &ngx_agentlocator_watchdog;
@@ -218,27 +239,42 @@ ngx_agentlocator_watchdog_exit_worker(ngx_cycle_t *cycle)
         return;
     }
 
-    while (!ngx_queue_empty(&wd->in_flight)) {
-        q = ngx_queue_head(&wd->in_flight);
-        rd = ngx_queue_data(q, ngx_agentlocator_redirect_t, queue);
-        ngx_queue_remove(q);
-        wd->n_in_flight--;
+    ngx_agentlocator_registry_wake(NULL, 0);
 
-        ngx_agentlocator_http_cancel(rd->http);
+    /* each one's "done" runs, with result->aborted */
+    ngx_agentlocator_http_abort_all("worker exiting");
 
-        (void) ngx_agentlocator_registry_attempt_done(wd->registry,
-                   &wd->amcf->timeouts, rd->claim.call_sid,
-                   rd->claim.attempt, NGX_AGENTLOCATOR_ATTEMPT_RETRY, 0,
-                   ngx_current_msec);
+    wd->registry = NULL;
+}
 
-        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
-                      "WATCHDOG_REDIRECT call=%*s reason=%s attempt=%ui "
-                      "status=abandoned: worker exiting, released",
-                      NGX_AGENTLOCATOR_SID_LEN, rd->claim.call_sid,
-                      ngx_agentlocator_reason_name(rd->claim.reason),
-                      rd->claim.attempt);
 
-        ngx_free(rd);
+/*
+ * A stream's own timer saw no media for no_media_timeout: the call is
+ * claimed here and now when there is room, else it is filed due now for
+ * whichever worker has room first.
+ */
+
+void
+ngx_agentlocator_watchdog_stream_silent(ngx_str_t *call_sid,
+    ngx_agentlocator_stream_ref_t *stream,
+    ngx_agentlocator_stream_media_t *media)
+{
+    ngx_agentlocator_claim_t      claim;
+    ngx_agentlocator_watchdog_t  *wd;
+
+    wd = &ngx_agentlocator_watchdog;
+
+    if (wd->registry == NULL) {
+        return;
+    }
+
+    if (ngx_agentlocator_registry_stream_update(wd->registry,
+            &wd->amcf->timeouts, call_sid, stream, media,
+            NGX_AGENTLOCATOR_STREAM_SILENT,
+            ngx_agentlocator_watchdog_room(wd) ? &claim : NULL)
+        == NGX_OK)
+    {
+        ngx_agentlocator_watchdog_act(wd, &claim);
     }
 }
 
@@ -246,41 +282,154 @@ ngx_agentlocator_watchdog_exit_worker(ngx_cycle_t *cycle)
 static void
 ngx_agentlocator_watchdog_tick(ngx_event_t *ev)
 {
-    ngx_uint_t                    i, n, room;
+    ngx_uint_t                    i, n, max;
+    ngx_msec_t                    next;
     ngx_agentlocator_claim_t      claims[NGX_AGENTLOCATOR_WATCHDOG_BATCH];
     ngx_agentlocator_watchdog_t  *wd;
 
     wd = &ngx_agentlocator_watchdog;
 
-    if (ngx_exiting || ngx_quit || ngx_terminate) {
-        /* the new generation of workers takes over */
+    if (wd->registry == NULL) {
         return;
     }
 
-    for ( ;; ) {
-        room = NGX_AGENTLOCATOR_WATCHDOG_IN_FLIGHT - wd->n_in_flight;
+    /*
+     * An exiting worker ticks on while it lives: its streams' calls still
+     * need rescue, and its timer, being cancelable, never delays its exit.
+     */
 
-        if (room == 0) {
-            break;
-        }
+    wd->in_pass = 1;
+
+    for ( ;; ) {
+        max = ngx_min(ngx_agentlocator_watchdog_room(wd),
+                      NGX_AGENTLOCATOR_WATCHDOG_BATCH);
 
         n = ngx_agentlocator_registry_due(wd->registry, &wd->amcf->timeouts,
-                                          claims,
-                                          ngx_min(room,
-                                             NGX_AGENTLOCATOR_WATCHDOG_BATCH));
+                                          claims, max, &next);
 
         for (i = 0; i < n; i++) {
-            ngx_agentlocator_watchdog_redirect(wd, &claims[i]);
+            ngx_agentlocator_watchdog_act(wd, &claims[i]);
         }
 
-        if (n < ngx_min(room, NGX_AGENTLOCATOR_WATCHDOG_BATCH)) {
+        if (n < max || max == 0) {
             break;
         }
     }
 
-    if (!ev->timer_set) {
-        ngx_add_timer(ev, wd->amcf->timeouts.interval);
+    wd->in_pass = 0;
+
+    ngx_agentlocator_watchdog_arm(wd, next);
+}
+
+
+/*
+ * The timer goes off at the next deadline, or after "interval" at the
+ * latest.  nginx moves a timer only when the new time is 300 ms or more
+ * away (NGX_TIMER_LAZY_DELAY): a deadline must be met to the millisecond,
+ * so the timer is deleted and added instead.
+ */
+
+static void
+ngx_agentlocator_watchdog_arm(ngx_agentlocator_watchdog_t *wd,
+    ngx_msec_t next)
+{
+    ngx_msec_t    now, at;
+    ngx_event_t  *ev;
+
+    ev = &wd->tick;
+    now = ngx_current_msec;
+    at = now + wd->amcf->timeouts.interval;
+
+    if (next && (ngx_msec_int_t) (next - at) < 0) {
+
+        if ((ngx_msec_int_t) (next - now) > 0) {
+            at = next;
+
+        } else if (ngx_agentlocator_watchdog_room(wd)) {
+            /* the pass stopped at its bound with more due: go on soon */
+            if (!ev->posted) {
+                ngx_post_event(ev, &ngx_posted_events);
+            }
+
+        } /* else: no room now; a completion posts the tick */
     }
+
+    if (ev->timer_set) {
+        if (ev->timer.key == at) {
+            ngx_agentlocator_registry_wake(ngx_agentlocator_watchdog_wake, at);
+            return;
+        }
+
+        ngx_del_timer(ev);
+    }
+
+    ngx_add_timer(ev, at - now);
+
+    ngx_agentlocator_registry_wake(ngx_agentlocator_watchdog_wake, at);
+}
+
+
+/* The registry filed a deadline before our timer (after its lock). */
+
+static void
+ngx_agentlocator_watchdog_wake(ngx_msec_t due)
+{
+    ngx_agentlocator_watchdog_t  *wd;
+
+    wd = &ngx_agentlocator_watchdog;
+
+    if (wd->registry == NULL || wd->in_pass) {
+        /* the pass arms the timer itself when it ends */
+        return;
+    }
+
+    ngx_agentlocator_watchdog_arm(wd, due);
+}
+
+
+/*
+ * Claims this worker may take now: within the requests it keeps in
+ * flight, and within its free connections, less a reserve for webhooks
+ * and streams.  A REST request needs a connection of its own, and with
+ * none free libcurl fails the whole multi handle.
+ */
+
+static ngx_uint_t
+ngx_agentlocator_watchdog_room(ngx_agentlocator_watchdog_t *wd)
+{
+    ngx_uint_t  room, reserve;
+
+    if (ngx_agentlocator_worker_cut) {
+        /* a request now would hold the worker past its shutdown timeout */
+        return 0;
+    }
+
+    room = NGX_AGENTLOCATOR_WATCHDOG_IN_FLIGHT - wd->n_in_flight;
+    reserve = ngx_max(ngx_cycle->connection_n / 16, 2);
+
+    if (ngx_cycle->free_connection_n <= reserve) {
+        return 0;
+    }
+
+    return ngx_min(room, ngx_cycle->free_connection_n - reserve);
+}
+
+
+static void
+ngx_agentlocator_watchdog_act(ngx_agentlocator_watchdog_t *wd,
+    ngx_agentlocator_claim_t *claim)
+{
+    if (!claim->exhausted) {
+        ngx_agentlocator_watchdog_redirect(wd, claim);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "WATCHDOG_REDIRECT call=%*s reason=%s attempt=%ui "
+                  "status=gave_up: out of attempts (%ui), gave up",
+                  NGX_AGENTLOCATOR_SID_LEN, claim->call_sid,
+                  ngx_agentlocator_reason_name(claim->reason),
+                  claim->attempt, wd->amcf->timeouts.attempts);
 }
 
 
@@ -335,10 +484,10 @@ ngx_agentlocator_watchdog_redirect(ngx_agentlocator_watchdog_t *wd,
     wd->n_in_flight++;
 
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
-                  "WATCHDOG_CLAIM call=%*s reason=%s attempt=%ui%s",
+                  "WATCHDOG_CLAIM call=%*s reason=%s attempt=%ui late=%M%s",
                   NGX_AGENTLOCATOR_SID_LEN, claim->call_sid,
                   ngx_agentlocator_reason_name(claim->reason),
-                  claim->attempt,
+                  claim->attempt, ngx_current_msec - claim->due,
                   claim->takeover ? " takeover=1" : "");
     return;
 
@@ -375,13 +524,15 @@ ngx_agentlocator_watchdog_done(ngx_agentlocator_http_result_t *result,
     ngx_agentlocator_redirect_t *rd = data;
 
     ngx_msec_t                     delay, retry_at;
-    ngx_uint_t                     outcome, code, level;
+    ngx_uint_t                     outcome, code, level, was_full;
     const char                    *what;
     ngx_agentlocator_watchdog_t   *wd;
     ngx_agentlocator_timeouts_t   *to;
 
     wd = &ngx_agentlocator_watchdog;
     to = &wd->amcf->timeouts;
+
+    was_full = (wd->n_in_flight == NGX_AGENTLOCATOR_WATCHDOG_IN_FLIGHT);
 
     ngx_queue_remove(&rd->queue);
     wd->n_in_flight--;
@@ -390,7 +541,14 @@ ngx_agentlocator_watchdog_done(ngx_agentlocator_http_result_t *result,
     retry_at = 0;
     level = NGX_LOG_WARN;
 
-    if (result->status >= 200 && result->status < 300) {
+    if (result->aborted) {
+        /* not an answer: the worker is going away (see exit_worker) */
+        outcome = NGX_AGENTLOCATOR_ATTEMPT_RETRY;
+        retry_at = ngx_current_msec;
+        level = NGX_LOG_NOTICE;
+        what = "abandoned, released for another worker";
+
+    } else if (result->status >= 200 && result->status < 300) {
         outcome = NGX_AGENTLOCATOR_ATTEMPT_DONE;
         level = NGX_LOG_NOTICE;
         what = "redirected";
@@ -419,9 +577,13 @@ ngx_agentlocator_watchdog_done(ngx_agentlocator_http_result_t *result,
     } else {
         /* network error, 429, 5xx: back off with full jitter */
 
-        delay = ngx_min((ngx_msec_t) NGX_AGENTLOCATOR_BACKOFF_BASE
-                        << (rd->claim.attempt - 1),
-                        NGX_AGENTLOCATOR_BACKOFF_MAX);
+        delay = NGX_AGENTLOCATOR_BACKOFF_MAX;
+
+        if (rd->claim.attempt <= 4) {
+            delay = ngx_min((ngx_msec_t) NGX_AGENTLOCATOR_BACKOFF_BASE
+                            << (rd->claim.attempt - 1), delay);
+        }
+
         delay = delay / 2 + (ngx_msec_t) ngx_random() % (delay / 2 + 1);
 
         if (result->status == 429 && result->retry_after) {
@@ -433,9 +595,14 @@ ngx_agentlocator_watchdog_done(ngx_agentlocator_http_result_t *result,
         what = "retrying";
     }
 
-    (void) ngx_agentlocator_registry_attempt_done(wd->registry, to,
-               rd->claim.call_sid, rd->claim.attempt, outcome,
-               result->status, retry_at);
+    if (ngx_agentlocator_registry_attempt_done(wd->registry, to,
+            rd->claim.call_sid, rd->claim.attempt, outcome, result->status,
+            retry_at)
+        != NGX_OK)
+    {
+        what = "the call had moved on (stream_ended served the fallback, "
+               "or it completed)";
+    }
 
     if (result->error) {
         ngx_log_error(level, ngx_cycle->log, 0,
@@ -459,9 +626,7 @@ ngx_agentlocator_watchdog_done(ngx_agentlocator_http_result_t *result,
 
     /* a slot is free: more due calls may be waiting, take them now */
 
-    if (!ngx_exiting && wd->tick.timer_set && !wd->tick.posted
-        && wd->n_in_flight == NGX_AGENTLOCATOR_WATCHDOG_IN_FLIGHT - 1)
-    {
+    if (was_full && !result->aborted && !wd->tick.posted) {
         ngx_post_event(&wd->tick, &ngx_posted_events);
     }
 }

@@ -155,7 +155,7 @@ CALL_INCOMING call=CA00000000000000000000000000000007 state=armed repeat=1
 [::hdrs('/webhook/incoming_call', ::incoming(2, From => "sip:\"a\\b\"<x>\@h\x01")), ""]
 --- response_body_like eval
 [qr/<Response>/,
- qr/^\{"zone":\{"name":"calls","size":1048576,"entries":1,"capacity":\d+,"entry_bytes":\d+,"pages_total":\d+,"pages_free":\d+,"full":0,"evicted":0,"expired":0,"repaired":0\},"websocket":\{"accepted":0,"open":0,"frames":0,"bytes":0,"bad_messages":0,"protocol_errors":0\},"truncated":false,"calls":\[\{"call_sid":"CA00000000000000000000000000000002","state":"armed","created_at":\d+,"age_ms":\d+,"stream_age_ms":null,"since_media_ms":null,"since_update_ms":\d+,"stream_sid":null,"account_sid":"ACa{32}","from":"sip:\\"a\\\\b\\"<x>\@h\\u0001","to":"\+15557650000","call_status":null,"frames":0,"bytes":0,"stream_error":false,"recording":false,"redirect":\{"attempts":0,"reason":"none","outcome":"none","status":0\}\}\]\}\n\z/]
+ qr/^\{"zone":\{"name":"calls","size":1048576,"entries":1,"capacity":\d+,"entry_bytes":\d+,"pages_total":\d+,"pages_free":\d+,"full":0,"evicted":0,"expired":0,"repaired":0\},"websocket":\{"accepted":0,"open":0,"frames":0,"bytes":0,"bad_messages":0,"protocol_errors":0\},"truncated":false,"calls":\[\{"call_sid":"CA00000000000000000000000000000002","state":"armed","created_at":\d+,"age_ms":\d+,"stream_age_ms":null,"since_media_ms":null,"since_update_ms":\d+,"stream_sid":null,"account_sid":"ACa{32}","from":"sip:\\"a\\\\b\\"<x>\@h\\u0001","to":"\+15557650000","call_status":null,"frames":0,"bytes":0,"stream_live":false,"stream_error":false,"recording":false,"redirect":\{"attempts":0,"reason":"none","outcome":"none","status":0\}\}\]\}\n\z/]
 --- response_headers eval
 ["Content-Type: text/xml", "Content-Type: application/json"]
 --- no_error_log
@@ -187,7 +187,26 @@ STREAM_STATUS call=CA00000000000000000000000000000003 event=stream-started known
 
 
 
-=== TEST 8: stream-stopped and stream-error mark the call stopped
+=== TEST 8: stream-stopped marks the call stopped: the watch ends, <Connect action> follows
+--- request eval
+[::post('/webhook/incoming_call', ::incoming(3)),
+ ::post('/webhook/stream_status', CallSid => ::call_sid(3), StreamEvent => 'stream-stopped',
+        StreamSid => 'MZ' . 'b' x 32),
+ "GET /status"]
+--- more_headers eval
+[::hdrs('/webhook/incoming_call', ::incoming(3)),
+ ::hdrs('/webhook/stream_status', CallSid => ::call_sid(3), StreamEvent => 'stream-stopped',
+        StreamSid => 'MZ' . 'b' x 32), ""]
+--- error_code eval
+[200, 204, 200]
+--- response_body_like eval
+[qr/<Response>/, qr/^\z/, qr/"state":"stopped",.*"stream_error":false/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 28: stream-error is recorded and the call stays watched (start_timeout still applies)
 --- request eval
 [::post('/webhook/incoming_call', ::incoming(3)),
  ::post('/webhook/stream_status', CallSid => ::call_sid(3), StreamEvent => 'stream-error',
@@ -200,7 +219,30 @@ STREAM_STATUS call=CA00000000000000000000000000000003 event=stream-started known
 --- error_code eval
 [200, 204, 200]
 --- response_body_like eval
-[qr/<Response>/, qr/^\z/, qr/"state":"stopped",.*"stream_error":true/]
+[qr/<Response>/, qr/^\z/, qr/"state":"armed",.*"stream_error":true/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 29: stream-error after stream-started leaves the call dropped: still watched
+--- request eval
+[::post('/webhook/incoming_call', ::incoming(3)),
+ ::post('/webhook/stream_status', CallSid => ::call_sid(3), StreamEvent => 'stream-started',
+        StreamSid => 'MZ' . 'b' x 32),
+ ::post('/webhook/stream_status', CallSid => ::call_sid(3), StreamEvent => 'stream-error',
+        StreamSid => 'MZ' . 'b' x 32, StreamError => 'Connection reset'),
+ "GET /status"]
+--- more_headers eval
+[::hdrs('/webhook/incoming_call', ::incoming(3)),
+ ::hdrs('/webhook/stream_status', CallSid => ::call_sid(3), StreamEvent => 'stream-started',
+        StreamSid => 'MZ' . 'b' x 32),
+ ::hdrs('/webhook/stream_status', CallSid => ::call_sid(3), StreamEvent => 'stream-error',
+        StreamSid => 'MZ' . 'b' x 32, StreamError => 'Connection reset'), ""]
+--- error_code eval
+[200, 204, 204, 200]
+--- response_body_like eval
+[qr/<Response>/, qr/^\z/, qr/^\z/, qr/"state":"dropped",.*"stream_error":true/]
 --- no_error_log
 [error]
 
@@ -231,7 +273,7 @@ $::HTTP . "agentlocator_fallback_prompt /static/tts/fallback.mp3;\n"
 [::hdrs('/webhook/incoming_call', ::incoming(4)),
  ::hdrs('/webhook/stream_ended', ::incoming(4, CallStatus => 'in-progress')), ""]
 --- response_body_like eval
-[qr/<Response>/, qr/\A\Q$::FALLBACK\E\z/, qr/"state":"stopped"/]
+[qr/<Response>/, qr/\A\Q$::FALLBACK\E\z/, qr/"state":"fallback"/]
 --- response_headers eval
 ["Content-Type: text/xml", "Content-Type: text/xml", "Content-Type: application/json"]
 --- error_log

@@ -260,7 +260,7 @@ subtest 'a claimant killed mid-request: another worker takes over after the leas
     my $reqs = $mock->by_call->{call_sid(10)};
     is(scalar @$reqs, 2, 'the request in flight when its worker died was sent again: '
        . 'a redirect may double, never get lost');
-    like($s->error_log, qr/WATCHDOG_CLAIM call=${\ call_sid(10)} reason=no_stream_start attempt=2 takeover=1/,
+    like($s->error_log, qr/WATCHDOG_CLAIM call=${\ call_sid(10)} reason=no_stream_start attempt=2 late=\d+ takeover=1/,
          'logged as a takeover');
     ok($s->stop, 'stopped');
 };

@@ -1,0 +1,331 @@
+
+/*
+ * agentlocator_media_stream, the HTTP side: the GET that asks for Twilio's
+ * Media Streams WebSocket is checked (RFC 6455 §4.2.1, and the
+ * X-Twilio-Signature Twilio puts on it) and answered with 101; the
+ * connection then belongs to the stream (ngx_agentlocator_media_stream.c).
+ */
+
+
+#include "ngx_agentlocator.h"
+
+#include <openssl/sha.h>
+
+
+#define NGX_AGENTLOCATOR_WS_GUID  "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+/* nginx has no name for it */
+#define NGX_AGENTLOCATOR_HTTP_UPGRADE_REQUIRED  426
+
+
+static ngx_uint_t ngx_agentlocator_media_handshake(ngx_http_request_t *r,
+    ngx_str_t *accept, ngx_str_t *protocol, const char **reason);
+static ngx_uint_t ngx_agentlocator_media_upgrade_required(
+    ngx_http_request_t *r, const char *key, ngx_str_t *value, const char *why,
+    const char **reason);
+static ngx_uint_t ngx_agentlocator_media_token(ngx_str_t *value,
+    const char *token);
+
+
+static ngx_str_t  ngx_agentlocator_ws_upgrade = ngx_string("websocket");
+static ngx_str_t  ngx_agentlocator_ws_version = ngx_string("13");
+
+
+ngx_int_t
+ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      accept, protocol;
+    ngx_uint_t                     status;
+    const char                    *reason;
+    ngx_agentlocator_media_t      *ms;
+    ngx_http_core_loc_conf_t      *clcf;
+    ngx_agentlocator_srv_conf_t   *ascf;
+    ngx_agentlocator_loc_conf_t   *alcf;
+
+    rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_GET, "GET");
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    status = ngx_agentlocator_media_handshake(r, &accept, &protocol, &reason);
+    if (status) {
+        /* a client that wanted a WebSocket has no use for keep-alive */
+        r->keepalive = 0;
+        return ngx_agentlocator_reply_error(r, status, reason);
+    }
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
+
+    if (alcf->signature) {
+        /*
+         * Twilio signs the upgrade with the wss:// URL it connected to and
+         * no parameters; its docs advise trying a trailing "/" too.
+         */
+        ascf = ngx_http_get_module_srv_conf(r, ngx_http_agentlocator_module);
+
+        rc = ngx_agentlocator_signature_check(r,
+                 ascf->public_url->scheme.len == 5 ? "wss" : "ws",
+                 NULL, NGX_AGENTLOCATOR_SIG_WS_SLASH, NULL);
+
+        if (rc == NGX_DECLINED) {
+            r->keepalive = 0;
+            return ngx_agentlocator_reply_error(r, NGX_HTTP_FORBIDDEN,
+                                                "invalid X-Twilio-Signature");
+        }
+
+        if (rc != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    /* every exit from here on closes the connection */
+    r->keepalive = 0;
+
+    ms = ngx_agentlocator_media_create(r);
+    if (ms == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
+    r->headers_out.content_length_n = -1;
+
+    if (ngx_agentlocator_add_header(r, "Upgrade", &ngx_agentlocator_ws_upgrade)
+        != NGX_OK
+        || ngx_agentlocator_add_header(r, "Sec-WebSocket-Accept", &accept)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (protocol.len
+        && ngx_agentlocator_add_header(r, "Sec-WebSocket-Protocol", &protocol)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_agentlocator_reply_headers(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&r->headers_out.status_line, "101 Switching Protocols");
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_http_send_special(r, NGX_HTTP_FLUSH) == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->tcp_nodelay && ngx_tcp_nodelay(r->connection) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_agentlocator_media_take_over(r, ms, &protocol);
+
+    return NGX_DONE;
+}
+
+
+/*
+ * RFC 6455 §4.2.1: what makes a GET a WebSocket opening handshake.
+ * Returns 0, with "accept" (Sec-WebSocket-Accept) and "protocol" (the
+ * subprotocol to echo: empty unless the client offered one of ours), or
+ * the HTTP status to refuse with and its reason.
+ */
+
+static ngx_uint_t
+ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
+    ngx_str_t *protocol, const char **reason)
+{
+    u_char                       *p, *last, *start, key[64], digest[20];
+    size_t                        len;
+    ngx_str_t                     src, dst, *sub;
+    ngx_uint_t                    i;
+    ngx_table_elt_t              *h, *upgrade, *version;
+    ngx_agentlocator_loc_conf_t  *alcf;
+
+    if (r->http_version != NGX_HTTP_VERSION_11) {
+        *reason = "WebSocket handshake needs HTTP/1.1";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    /* what follows the headers is the client's first frames, never a body */
+
+    if (r->headers_in.content_length_n > 0 || r->headers_in.chunked) {
+        *reason = "a WebSocket handshake has no body";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    upgrade = ngx_agentlocator_find_header(r, "Upgrade",
+                                           sizeof("Upgrade") - 1);
+
+    if (upgrade == NULL
+        || !ngx_agentlocator_media_token(&upgrade->value, "websocket"))
+    {
+        return ngx_agentlocator_media_upgrade_required(r, "Upgrade",
+                   &ngx_agentlocator_ws_upgrade,
+                   "this endpoint speaks WebSocket only", reason);
+    }
+
+    h = ngx_agentlocator_find_header(r, "Connection",
+                                     sizeof("Connection") - 1);
+
+    if (h == NULL || !ngx_agentlocator_media_token(&h->value, "upgrade")) {
+        *reason = "Connection header must contain \"upgrade\"";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    version = ngx_agentlocator_find_header(r, "Sec-WebSocket-Version",
+                                           sizeof("Sec-WebSocket-Version") - 1);
+
+    if (version == NULL
+        || version->value.len != ngx_agentlocator_ws_version.len
+        || ngx_strncmp(version->value.data, ngx_agentlocator_ws_version.data,
+                       ngx_agentlocator_ws_version.len)
+           != 0)
+    {
+        return ngx_agentlocator_media_upgrade_required(r,
+                   "Sec-WebSocket-Version", &ngx_agentlocator_ws_version,
+                   "unsupported Sec-WebSocket-Version", reason);
+    }
+
+    h = ngx_agentlocator_find_header(r, "Sec-WebSocket-Key",
+                                     sizeof("Sec-WebSocket-Key") - 1);
+
+    /* 16 random bytes in base64: 24 characters ending in "==" */
+
+    *reason = "invalid Sec-WebSocket-Key";
+
+    if (h == NULL || h->value.len != 24
+        || h->value.data[22] != '=' || h->value.data[23] != '=')
+    {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    src = h->value;
+    dst.data = key;
+
+    if (ngx_decode_base64(&dst, &src) != NGX_OK || dst.len != 16) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    len = h->value.len + sizeof(NGX_AGENTLOCATOR_WS_GUID) - 1;
+    p = ngx_cpymem(key, h->value.data, h->value.len);
+    ngx_memcpy(p, NGX_AGENTLOCATOR_WS_GUID,
+               sizeof(NGX_AGENTLOCATOR_WS_GUID) - 1);
+
+    SHA1(key, len, digest);
+
+    accept->data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(20));
+    if (accept->data == NULL) {
+        *reason = "out of memory";
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    src.data = digest;
+    src.len = 20;
+    ngx_encode_base64(accept, &src);
+
+    /* a subprotocol only if offered and one of ours: the first offered */
+
+    ngx_str_null(protocol);
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
+    h = ngx_agentlocator_find_header(r, "Sec-WebSocket-Protocol",
+                                     sizeof("Sec-WebSocket-Protocol") - 1);
+
+    if (h == NULL || alcf->media_subprotocols == NULL) {
+        return 0;
+    }
+
+    p = h->value.data;
+    last = p + h->value.len;
+
+    while (p < last) {
+        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+
+        start = p;
+
+        while (p < last && *p != ',' && *p != ' ' && *p != '\t') {
+            p++;
+        }
+
+        sub = alcf->media_subprotocols->elts;
+
+        for (i = 0; i < alcf->media_subprotocols->nelts; i++) {
+            if (sub[i].len == (size_t) (p - start)
+                && ngx_strncmp(sub[i].data, start, sub[i].len) == 0)
+            {
+                *protocol = sub[i];
+                return 0;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+/* 426, naming in "key" what the client must send instead. */
+
+static ngx_uint_t
+ngx_agentlocator_media_upgrade_required(ngx_http_request_t *r,
+    const char *key, ngx_str_t *value, const char *why, const char **reason)
+{
+    if (ngx_agentlocator_add_header(r, key, value) != NGX_OK) {
+        *reason = "out of memory";
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    *reason = why;
+    return NGX_AGENTLOCATOR_HTTP_UPGRADE_REQUIRED;
+}
+
+
+/* Whether a comma-separated header value has "token" (case-insensitive). */
+
+static ngx_uint_t
+ngx_agentlocator_media_token(ngx_str_t *value, const char *token)
+{
+    u_char  *p, *last, *start, *end;
+    size_t   len;
+
+    len = ngx_strlen(token);
+    p = value->data;
+    last = p + value->len;
+
+    while (p < last) {
+        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+
+        start = p;
+
+        while (p < last && *p != ',') {
+            p++;
+        }
+
+        end = p;
+
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
+            end--;
+        }
+
+        if ((size_t) (end - start) == len
+            && ngx_strncasecmp(start, (u_char *) token, len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
