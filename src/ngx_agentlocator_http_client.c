@@ -105,6 +105,27 @@ static size_t ngx_agentlocator_http_header(char *ptr, size_t size,
 static ngx_agentlocator_http_engine_t  ngx_agentlocator_http;
 
 
+#if (NGX_DEBUG)
+
+/*
+ * Debug builds only: AGENTLOCATOR_TEST_NO_CONNECTION=N (passed with "env")
+ * makes the Nth socket curl opens find no free connection, so the tests
+ * can prove that path without exhausting worker_connections.
+ */
+
+static ngx_uint_t  ngx_agentlocator_http_fail_countdown;
+
+#define ngx_agentlocator_http_inject_failure()                                \
+    (ngx_agentlocator_http_fail_countdown                                     \
+     && --ngx_agentlocator_http_fail_countdown == 0)
+
+#else
+
+#define ngx_agentlocator_http_inject_failure()  0
+
+#endif
+
+
 /* Once, in the master, before any thread exists (curl's requirement). */
 
 ngx_int_t
@@ -135,6 +156,24 @@ ngx_int_t
 ngx_agentlocator_http_init_worker(ngx_cycle_t *cycle)
 {
     ngx_agentlocator_http_engine_t  *e;
+
+#if (NGX_DEBUG)
+    char       *fail;
+    ngx_int_t   n;
+
+    fail = getenv("AGENTLOCATOR_TEST_NO_CONNECTION");
+
+    if (fail) {
+        n = ngx_atoi((u_char *) fail, ngx_strlen(fail));
+        ngx_agentlocator_http_fail_countdown = (n > 0) ? (ngx_uint_t) n : 0;
+
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "agentlocator: this worker's outbound socket #%ui "
+                      "will find no free connection "
+                      "(AGENTLOCATOR_TEST_NO_CONNECTION)",
+                      ngx_agentlocator_http_fail_countdown);
+    }
+#endif
 
     e = &ngx_agentlocator_http;
 
@@ -418,7 +457,8 @@ ngx_agentlocator_http_socket(CURL *easy, curl_socket_t s, int what,
         c = NULL;
 
         if (ngx_cycle->free_connection_n
-            && !ngx_agentlocator_http_is_failed(easy))
+            && !ngx_agentlocator_http_is_failed(easy)
+            && !ngx_agentlocator_http_inject_failure())
         {
             c = ngx_get_connection(s, ngx_cycle->log);
         }

@@ -79,7 +79,8 @@ static ngx_agentlocator_watchdog_t  ngx_agentlocator_watchdog;
 
 /*
  * agentlocator_watchdog [off] [start_timeout=8s] [no_media_timeout=6s]
- *     [interval=100ms] [attempts=6] [lease=8s] [timeout=5s]
+ *     [interval=1s] [attempts=6] [lease=8s] [timeout=5s]
+ *     [completed_grace=5m] [stale_after=4h]
  */
 
 char *
@@ -105,7 +106,11 @@ ngx_agentlocator_watchdog_conf(ngx_conf_t *cf,
         { ngx_string("lease="),
           offsetof(ngx_agentlocator_timeouts_t, lease) },
         { ngx_string("timeout="),
-          offsetof(ngx_agentlocator_timeouts_t, rest_timeout) }
+          offsetof(ngx_agentlocator_timeouts_t, rest_timeout) },
+        { ngx_string("completed_grace="),
+          offsetof(ngx_agentlocator_timeouts_t, completed_grace) },
+        { ngx_string("stale_after="),
+          offsetof(ngx_agentlocator_timeouts_t, stale_after) }
     };
 
     to = &amcf->timeouts;

@@ -8,7 +8,8 @@ Control (JSON bodies):
     POST /__mode      {"mode": "ok" | "fail" | "429" | "21220" | "400" | "delay",
                        "fail_times": N,      # "fail": 500 N times per call, then 200
                        "retry_after": S,     # "429": Retry-After seconds (once per call)
-                       "delay_ms": N}        # "delay": wait, then 200
+                       "delay_ms": N}        # wait this long before any answer
+                                             # ("delay": then 200)
     GET  /__requests  -> [{"time", "method", "path", "auth", "form"}, ...]
     POST /__reset     forget the recorded requests and counters
 """
@@ -40,6 +41,14 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n else b""
 
     def reply(self, status, obj, headers=None):
+        if self.path.startswith("/2010-04-01/"):
+            # when the answer went out, beside the request's arrival
+            with LOCK:
+                for r in reversed(STATE["requests"]):
+                    if r["path"] == self.path and "answered" not in r:
+                        r["answered"] = time.time()
+                        r["status"] = status
+                        break
         data = json.dumps(obj).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -91,6 +100,8 @@ class Handler(BaseHTTPRequestHandler):
             mode = dict(STATE["mode"])
 
         m = mode.get("mode", "ok")
+        if mode.get("delay_ms"):
+            time.sleep(int(mode["delay_ms"]) / 1000.0)
         if m == "fail" and n <= int(mode.get("fail_times", 1)):
             self.reply(500, {"code": 20500, "message": "Internal Server Error"})
         elif m == "429" and n == 1:
@@ -104,8 +115,6 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(400, {"code": 21218, "status": 400,
                              "message": "Invalid ApplicationSid"})
         else:
-            if m == "delay":
-                time.sleep(int(mode.get("delay_ms", 1000)) / 1000.0)
             self.reply(200, call_json(call, account))
 
 

@@ -162,15 +162,19 @@ sub workers {
     return wantarray ? @pids : scalar @pids;
 }
 
-# HUP; returns when the old workers are gone and new ones run.
+# HUP; returns when the old workers are gone and new ones run.  With
+# keep_old => 1 it returns as soon as the new ones run: old workers that
+# still serve streams go on until those end.
 sub reload {
     my ($self, %conf) = @_;
+    my $keep_old = delete $conf{keep_old};
     $self->write_conf(%conf) if %conf;
     my %old = map { $_ => 1 } $self->workers;
     kill 'HUP', $self->{pid};
     $self->wait_for(sub {
-        my @now = $self->workers;
-        @now == $self->{workers} && !grep { $old{$_} } @now;
+        my @new = grep { !$old{$_} } $self->workers;
+        @new == $self->{workers}
+            && ($keep_old || $self->workers == $self->{workers});
     }, 15) or die "reload did not replace the workers";
 }
 
