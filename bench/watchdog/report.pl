@@ -99,7 +99,7 @@ sub stats {  # -> (n, min, p50, p99, max)
 sub f { defined $_[0] ? sprintf('%.1f', $_[0]) : '-' }
 
 # p99 lateness (ms) of one sender that starts each redirect at its deadline
-# and sends at a constant rate, first come first served: the timing error a
+# and sends at a constant rate, first come first served: the lateness a
 # pure throughput limit gives these deadlines (no tick, no latency)
 sub fifo_p99 {
     my ($rate, $dl) = @_;
@@ -124,6 +124,14 @@ sub row {
     my ($label, @v) = @_;
     my ($n, @x) = @v;
     sprintf "  %-40s %6d %9s %9s %9s %9s\n", $label, $n, map { f($_) } @x;
+}
+# a lateness row: n, early (below -1 ms: before the deadline), min .. max
+my $EARLY_MS = -1;
+sub lrow {
+    my ($label, @l) = @_;
+    my ($n, @x) = stats(@l);
+    my $early = grep { $_ < $EARLY_MS } @l;
+    sprintf "  %-40s %6d %6d %9s %9s %9s %9s\n", $label, $n, $early, map { f($_) } @x;
 }
 
 # --- redirects per phase ----------------------------------------------------
@@ -298,7 +306,7 @@ my $arm_secs = @arm_ans ? ($arm_ans[-1] - $arm_first_sent) / 1e6 : 0;
 print "\n";
 print "watchdog: $m{n} calls armed at once, no stream ever starts; start_timeout=",
       $m{start_timeout_ms} / 1000, "s interval=$m{interval}\n";
-print "          nginx $m{nginx}, $m{workers} worker(s), libcurl $m{libcurl}; module built $m{module}\n";
+print "          module revision $m{revision} (built $m{module}); nginx $m{nginx}, $m{workers} worker(s), libcurl $m{libcurl}\n";
 print "          $m{placement}\n";
 printf "          machine before the run: %s%% of CPUs busy, load %s; after: %s%% busy%s\n",
        $m{busy_before}, $m{load_before}, $m{busy_after},
@@ -330,12 +338,13 @@ printf "mock: %d requests on %d connections (at most %s open at once, the floor'
        $unknown, $mocksum{continue100} // '?';
 print "\n";
 
-print "timing error = first redirect at the mock - deadline, ms\n";
-printf "  %-40s %6s %9s %9s %9s %9s\n", '', 'n', 'min', 'p50', 'p99', 'max';
-print row('storm', stats(@{ $S->{err} }));
-print row('quiet watchdog (baseline probe calls)', stats(@{ $r{baseline}{err} }));
-print row('storm probe calls', stats(@{ $r{probe}{err} }));
-print row('storm, deadline from the send time', stats(@{ $S->{err_send} }));
+print "lateness = first redirect at the mock - deadline, ms (deadline: the webhook's answer read + start_timeout;\n"
+      . "  early: below $EARLY_MS ms, a redirect before its deadline)\n";
+printf "  %-40s %6s %6s %9s %9s %9s %9s\n", '', 'n', 'early', 'min', 'p50', 'p99', 'max';
+print lrow('storm', @{ $S->{err} });
+print lrow('quiet watchdog (baseline probe calls)', @{ $r{baseline}{err} });
+print lrow('storm probe calls', @{ $r{probe}{err} });
+print lrow('storm, deadline from the send time', @{ $S->{err_send} });
 my $storm_s = ($w1 - $w0) / 1e6;
 printf "storm: first deadline -> last redirect %.3f s, %.0f redirects/s\n",
        $storm_s, $storm_s > 0 ? $S->{received} / $storm_s : 0;
@@ -381,7 +390,7 @@ print "\n";
 
 # --- the floor: libcurl alone, same requests, same mock ----------------------
 
-my @floor;
+my (@floor, $ratio);
 if (open $fh, '<', "$work/floor.txt") {
     while (<$fh>) {
         my %f = map { split /=/, $_, 2 } split;
@@ -414,10 +423,11 @@ if (@floor && $S->{received}) {
     printf "  %-46s %12s %12s %12s\n", '', 'module', 'floor (best)', 'floor/module';
     printf "  %-46s %12.0f %12.0f %12.2f\n", 'redirects/s', $mod_rate, $best_rate,
            $mod_rate ? $best_rate / $mod_rate : 0;
+    $ratio = $best_rate ? $mod_rate / $best_rate : 0;
     printf "  %-46s %12.1f %12.1f %12.2f\n", 'CPU us per redirect (module: schedstat, net)',
            $mod_cpu, $best_cpu, $mod_cpu ? $best_cpu / $mod_cpu : 0;
     my $need = rate_for_p99($m{target_p99_ms}, \@dl);
-    printf "  p99 timing error of these %d deadlines (spread over %.0f ms) at a constant rate,\n"
+    printf "  p99 lateness of these %d deadlines (spread over %.0f ms) at a constant rate,\n"
            . "  each sent from its deadline, first come first served (no tick, no latency):\n",
            scalar @dl, ($d1 - $d0) / 1000;
     printf "    at the module's rate (%.0f/s): %.0f ms (measured: %.0f ms)\n", $mod_rate,
@@ -457,13 +467,41 @@ my @top = sort { $msgs{$b} <=> $msgs{$a} } keys %msgs;
 printf "    %6d x %s\n", $msgs{$_}, $_ for @top[0 .. ($#top < 9 ? $#top : 9)];
 print "\n";
 
-my (undef, undef, undef, $p99) = stats(@{ $S->{err} });
-my $pass = defined $p99 && $p99 < $m{target_p99_ms}
-           && !$all->{missing} && !$all->{dup} && !$bad && !$unknown
-           && $S->{armed} == $m{n};
-printf "RESULT: p99 timing error %s ms (target < %d), missing %d, duplicated %d, malformed %d: %s\n",
-       f($p99), $m{target_p99_ms}, $all->{missing}, $all->{dup}, $bad,
-       $pass ? 'PASS' : 'BELOW TARGET';
+my (undef, $min, undef, $p99) = stats(@{ $S->{err} });
+my @all_late = map { @{ $r{$_}{err} } } keys %r;
+my $early = grep { $_ < $EARLY_MS } @all_late;
+my ($all_min) = sort { $a <=> $b } @all_late;
+if ($early) {
+    my %ep = map { my $p = $_; ($p => scalar grep { $_ < $EARLY_MS } @{ $r{$p}{err} }) } keys %r;
+    printf "EARLY: %d redirect(s) came before their deadline, by up to %.1f ms (%s).\n",
+           $early, -$all_min, join(', ', map { "$_ $ep{$_}" } grep { $ep{$_} } sort keys %ep);
+    print "       A redirect before its deadline is a defect (SPEC §6: \"never before its deadline\").\n";
+}
+my $clean = !$all->{missing} && !$all->{dup} && !$bad && !$unknown && !$early
+            && $S->{armed} == $m{n};
+my $at = $m{target_at_n} // 1000;
+if ($m{n} == $at) {
+    printf "RESULT: p99 lateness %s ms at %d deadlines due at once, %d worker(s) (target < %d),"
+           . " early %d, missing %d, duplicated %d, malformed %d: %s\n",
+           f($p99), $m{n}, $m{workers}, $m{target_p99_ms}, $early, $all->{missing},
+           $all->{dup}, $bad,
+           (defined $p99 && $p99 < $m{target_p99_ms} && $clean) ? 'PASS' : 'BELOW TARGET';
+} else {
+    printf "RESULT: p99 lateness %s ms at %d deadlines due at once, %d worker(s) (a reported figure;"
+           . " the < %d ms target is for N=%d), early %d, missing %d, duplicated %d, malformed %d: %s\n",
+           f($p99), $m{n}, $m{workers}, $m{target_p99_ms}, $at, $early, $all->{missing},
+           $all->{dup}, $bad, $clean ? 'REPORTED' : 'REPORTED, WITH DEFECTS (see above)';
+}
+if (defined $ratio) {
+    if ($m{n} >= 5000) {
+        printf "RESULT: redirect rate %.2fx libcurl alone's (watchdog %.0f/s, floor.c best %.0f/s; target >= %.1fx): %s\n",
+               $ratio, $S->{received} / ($storm_s || 1), $ratio ? $S->{received} / ($storm_s || 1) / $ratio : 0,
+               $m{target_ratio}, $ratio >= $m{target_ratio} ? 'PASS' : 'BELOW TARGET';
+    } else {
+        printf "ratio to libcurl alone: %.2fx (not judged: %d deadlines are over before the rate"
+               . " settles; the target is read at N=10000)\n", $ratio, $m{n};
+    }
+}
 if (-s "$work/perf.txt") {
     print "\nperf ($m{perf}), top of the workers' profile (self time):\n";
     open my $p, '<', "$work/perf.txt";
