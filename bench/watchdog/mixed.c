@@ -104,7 +104,7 @@ typedef struct {
 } sock_t;
 
 struct call_s {
-    int        idx, kind, phase;
+    int        kind, phase;
     char       sid[35], stream_sid[35];
     long long  sched, ic_sent, ic_ans, ws_101, start_sent, first_media,
                last_media, ended, server_closed, cs_sent, cs_ans;
@@ -113,7 +113,6 @@ struct call_s {
     int        ic_status, ws_status, cs_status;
     int        frames, frames_planned;
     int        stamp_pending;  /* a media frame still in our buffer */
-    int        done;
     sock_t     http, wsk;
     char       err[48];
 };
@@ -175,7 +174,7 @@ static void b64(const unsigned char *s, size_t n, char *out)
     *out = '\0';
 }
 
-/* --- sockets ---------------------------------------------------------------- */
+/* --- sockets -------------------------------------------------------------- */
 
 static void set_events(sock_t *s, int out)
 {
@@ -293,7 +292,6 @@ static void fail(call_t *c, const char *why)
     sock_close(&c->wsk);
     c->wake = 0;
     c->phase = P_DONE;
-    c->done = 1;
 }
 
 /* a request or frame was handed to the kernel whole: its "sent" time */
@@ -311,7 +309,7 @@ static void sent_stamps(call_t *c, sock_t *s)
     }
 }
 
-/* --- HTTP: one request per connection ---------------------------------------- */
+/* --- HTTP: one request per connection ------------------------------------- */
 
 static int http_request(call_t *c, const char *path, const char *body)
 {
@@ -354,7 +352,7 @@ static int http_response(sock_t *s, int *code)
     return s->in_len >= hlen + clen ? 1 : 0;
 }
 
-/* --- WebSocket --------------------------------------------------------------- */
+/* --- WebSocket ------------------------------------------------------------ */
 
 /* a masked client frame around payload p */
 static int ws_send(call_t *c, int opcode, const char *p, size_t n)
@@ -424,7 +422,8 @@ static int ws_start(call_t *c)
         return -1;
     }
     snprintf(m, sizeof(m),
-             "{\"event\":\"start\",\"sequenceNumber\":\"1\",\"streamSid\":\"%s\","
+             "{\"event\":\"start\",\"sequenceNumber\":\"1\","
+             "\"streamSid\":\"%s\","
              "\"start\":{\"accountSid\":\"%s\",\"streamSid\":\"%s\","
              "\"callSid\":\"%s\",\"tracks\":[\"inbound\"],"
              "\"mediaFormat\":{\"encoding\":\"audio/x-mulaw\","
@@ -440,7 +439,8 @@ static int ws_media(call_t *c)
     int k = c->frames + 1;    /* chunk; sequenceNumber is one more */
 
     snprintf(m, sizeof(m),
-             "{\"event\":\"media\",\"sequenceNumber\":\"%d\",\"streamSid\":\"%s\","
+             "{\"event\":\"media\",\"sequenceNumber\":\"%d\","
+             "\"streamSid\":\"%s\","
              "\"media\":{\"track\":\"inbound\",\"chunk\":\"%d\","
              "\"timestamp\":\"%d\",\"payload\":\"%s\"}}",
              k + 1, c->stream_sid, k, c->frames * (FRAME_US / 1000),
@@ -454,7 +454,8 @@ static int ws_stop_and_close(call_t *c)
     unsigned char code[2] = { 1000 >> 8, 1000 & 0xff };
 
     snprintf(m, sizeof(m),
-             "{\"event\":\"stop\",\"sequenceNumber\":\"%d\",\"streamSid\":\"%s\","
+             "{\"event\":\"stop\",\"sequenceNumber\":\"%d\","
+             "\"streamSid\":\"%s\","
              "\"stop\":{\"accountSid\":\"%s\",\"callSid\":\"%s\"}}",
              c->frames + 2, c->stream_sid, account, c->sid);
     if (ws_text(c, m) < 0) {
@@ -515,30 +516,12 @@ static int ws_read_frames(call_t *c)
     return closed;
 }
 
-/* --- the calls --------------------------------------------------------------- */
+/* --- the calls ------------------------------------------------------------ */
 
-static void set_deadline(call_t *c, long long d)
+static void finish(call_t *c)
 {
-    c->deadline = d;
-}
-
-static void media_over(call_t *c, long long now)
-{
-    switch (c->kind) {
-    case K_NO_MEDIA:
-        c->phase = P_SILENT;
-        c->wake = c->deadline + grace_us;
-        break;
-    case K_DROPPED:
-        c->phase = P_SILENT;           /* until the next frame's time */
-        c->wake = c->last_media + FRAME_US;
-        break;
-    default: /* healthy: stop at the next frame's time */
-        c->phase = P_SILENT;
-        c->wake = c->last_media + FRAME_US;
-        break;
-    }
-    (void) now;
+    c->phase = P_DONE;
+    c->wake = 0;
 }
 
 static void stamp_media(call_t *c, long long now)
@@ -547,7 +530,26 @@ static void stamp_media(call_t *c, long long now)
     if (c->first_media == 0) {
         c->first_media = now;
     }
-    set_deadline(c, now + no_media_us);
+    c->deadline = now + no_media_us;
+}
+
+/* our stream is over: a healthy call posts call_status, the others end */
+static void stream_over(call_t *c, long long now)
+{
+    char body[256];
+
+    if (c->kind != K_HEALTHY) {
+        finish(c);
+        return;
+    }
+    snprintf(body, sizeof(body),
+             "CallSid=%s&AccountSid=%s&CallStatus=completed&CallDuration=%lld",
+             c->sid, account, (now - c->ic_ans) / 1000000 + 1);
+    c->phase = P_CS;
+    c->wake = 0;
+    if (http_request(c, "/webhook/call_status", body) < 0) {
+        fail(c, "cs_connect");
+    }
 }
 
 static void on_timer(call_t *c, long long now)
@@ -573,11 +575,15 @@ static void on_timer(call_t *c, long long now)
         }
         c->frames++;
         n_frames++;
-        if (c->frames >= c->frames_planned) {
-            media_over(c, now);
-        } else {
+        if (c->frames < c->frames_planned) {
             c->wake = c->start_sent + (long long) (c->frames + 1) * FRAME_US;
+            return;
         }
+        /* no_media stays silent past its deadline; the others end at the
+         * next frame's time */
+        c->phase = P_SILENT;
+        c->wake = c->kind == K_NO_MEDIA ? c->deadline + grace_us
+                                        : c->last_media + FRAME_US;
         return;
 
     case P_SILENT:
@@ -585,8 +591,7 @@ static void on_timer(call_t *c, long long now)
             /* the connection just ends: no stop, no close frame */
             sock_close(&c->wsk);
             c->ended = now_us();
-            c->phase = P_DONE;
-            c->done = 1;
+            finish(c);
             return;
         }
         /* no_media after deadline + grace, healthy at once: stop, close */
@@ -596,8 +601,7 @@ static void on_timer(call_t *c, long long now)
                 return;
             }
             sock_close(&c->wsk);    /* the server closed it: fine */
-            c->phase = P_DONE;
-            c->done = 1;
+            finish(c);
             return;
         }
         c->ended = now_us();
@@ -610,23 +614,12 @@ static void on_timer(call_t *c, long long now)
         sock_close(&c->wsk);
         if (c->kind == K_HEALTHY) {
             snprintf(c->err, sizeof(c->err), "no_close_answer");
-            goto call_status;
         }
-        c->phase = P_DONE;
-        c->done = 1;
+        stream_over(c, now);
         return;
 
     default:
         return;
-    }
-
-call_status:
-    snprintf(body, sizeof(body),
-             "CallSid=%s&AccountSid=%s&CallStatus=completed&CallDuration=%lld",
-             c->sid, account, (now - c->ic_ans) / 1000000 + 1);
-    c->phase = P_CS;
-    if (http_request(c, "/webhook/call_status", body) < 0) {
-        fail(c, "cs_connect");
     }
 }
 
@@ -636,22 +629,7 @@ static void ws_closed(call_t *c, long long now)
     sock_close(&c->wsk);
 
     if (c->phase == P_CLOSING) {
-        if (c->kind == K_HEALTHY) {
-            char body[256];
-            snprintf(body, sizeof(body),
-                     "CallSid=%s&AccountSid=%s&CallStatus=completed"
-                     "&CallDuration=%lld", c->sid, account,
-                     (now - c->ic_ans) / 1000000 + 1);
-            c->phase = P_CS;
-            c->wake = 0;
-            if (http_request(c, "/webhook/call_status", body) < 0) {
-                fail(c, "cs_connect");
-            }
-            return;
-        }
-        c->phase = P_DONE;
-        c->done = 1;
-        c->wake = 0;
+        stream_over(c, now);
         return;
     }
 
@@ -668,9 +646,7 @@ static void ws_closed(call_t *c, long long now)
         return;
     }
     /* no_media while silent (after a redirect, say): recorded, not an error */
-    c->phase = P_DONE;
-    c->done = 1;
-    c->wake = 0;
+    finish(c);
 }
 
 static void on_http(call_t *c, sock_t *s, long long now)
@@ -695,9 +671,8 @@ static void on_http(call_t *c, sock_t *s, long long now)
             return;
         }
         if (c->kind == K_NO_START) {
-            set_deadline(c, now + start_to_us);
-            c->phase = P_DONE;
-            c->done = 1;
+            c->deadline = now + start_to_us;
+            finish(c);
             return;
         }
         c->phase = P_WS_101;
@@ -714,8 +689,7 @@ static void on_http(call_t *c, sock_t *s, long long now)
             fail(c, "cs_not_200");
             return;
         }
-        c->phase = P_DONE;
-        c->done = 1;
+        finish(c);
     }
 }
 
@@ -837,7 +811,7 @@ static void on_event(sock_t *s, uint32_t events)
     }
 }
 
-/* --- main -------------------------------------------------------------------- */
+/* --- main ----------------------------------------------------------------- */
 
 static int cmp_ll(const void *a, const void *b)
 {
@@ -943,7 +917,6 @@ int main(int argc, char **argv)
         call_t *c = &calls[i];
         long long dur;
 
-        c->idx = i;
         c->kind = kind[i];
         c->http.fd = c->wsk.fd = -1;
         snprintf(c->sid, sizeof(c->sid), "CA%s%022x", prefix, i);
@@ -975,7 +948,7 @@ int main(int argc, char **argv)
         now = now_us();
         for (i = 0; i < n_calls; i++) {
             call_t *c = &calls[i];
-            if (!c->done) {
+            if (c->phase != P_DONE) {
                 all_done = 0;
             }
             if (c->wake && (next == 0 || c->wake < next)) {
@@ -994,7 +967,7 @@ int main(int argc, char **argv)
         }
         if (stop || now > hard_end) {
             for (i = 0; i < n_calls; i++) {
-                if (!calls[i].done) {
+                if (calls[i].phase != P_DONE) {
                     fail(&calls[i], stop ? "interrupted" : "timed_out");
                 }
             }

@@ -24,34 +24,21 @@
 use strict;
 use warnings;
 use JSON::PP;
+use FindBin;
+use lib $FindBin::Bin;
+use WatchdogReport;
 
 $| = 1;
 
 my ($work) = @ARGV;
 die "usage: report-mixed.pl WORKDIR\n" unless defined $work && -d $work;
 
-my %m;
-open my $fh, '<', "$work/meta.txt" or die "$work/meta.txt: $!\n";
-while (<$fh>) { chomp; my ($k, $v) = split /=/, $_, 2; $m{$k} = $v }
-close $fh;
+my %m = read_meta($work);
+my $fh;
 
 my $EARLY_MS = -1;    # below this, a redirect came before its deadline
 my @KINDS = qw(no_stream_start no_media stream_dropped healthy);
 my @broken;
-
-sub pct {    # nearest rank; list sorted ascending
-    my ($p, $s) = @_;
-    return undef unless @$s;
-    my $i = int($p / 100 * @$s + 0.999999) - 1;
-    $i = 0 if $i < 0;
-    $i = $#$s if $i > $#$s;
-    return $s->[$i];
-}
-sub stats {  # -> (n, min, p50, p99, max)
-    my @s = sort { $a <=> $b } @_;
-    return (scalar @s, $s[0], pct(50, \@s), pct(99, \@s), $s[-1]);
-}
-sub f { defined $_[0] ? sprintf('%.1f', $_[0]) : '-' }
 
 # --- the calls ----------------------------------------------------------------
 
@@ -70,11 +57,7 @@ while (<$fh>) {
 }
 close $fh;
 
-my %sum;
-if (open $fh, '<', "$work/mixed.summary") {
-    %sum = map { split /=/ } split ' ', scalar <$fh>;
-    close $fh;
-}
+my %sum = read_kv("$work/mixed.summary");
 
 # --- the mock's records -------------------------------------------------------
 
@@ -89,11 +72,7 @@ close $fh;
 $bad //= 0;
 $unknown = grep { !$by_sid{$_} && !/^CA$m{tag}00/ } keys %arrivals;
 
-my %mocksum;
-if (open $fh, '<', "$work/mock.summary") {
-    %mocksum = map { split /=/ } split ' ', scalar <$fh>;
-    close $fh;
-}
+my %mocksum = read_kv("$work/mock.summary");
 
 # --- the module's log: each call's redirect reason, stream counts -------------
 
@@ -101,22 +80,12 @@ my (%reason, %levels, %msgs, $log200, $logerr, %by_worker, %ws);
 my $elog = "$work/nginx/logs/error.log";
 if (open $fh, '<', $elog) {
     while (<$fh>) {
-        my ($lvl) = /^\S+ \S+ \[(\w+)\]/ or next;
-        $levels{$lvl}++;
+        count_log_line($_, \%levels, \%msgs) or next;
         if (my ($wpid, $sid, $r, $st) = / (\d+)#\d+: .*WATCHDOG_REDIRECT call=(CA\w+) reason=(\w+) attempt=\d+ status=(\w+)/) {
             $reason{$sid} //= $r;
             if ($st =~ /^2\d\d$/) { $log200++; $by_worker{$wpid}++ } else { $logerr++ }
         }
         $ws{$1}++ if /\b(WS_START|WS_STOP|WS_CLOSE|WS_PROTOCOL_ERROR|WS_BAD_MESSAGE)\b/;
-        if ($lvl =~ /^(emerg|alert|crit|error|warn)$/) {
-            (my $k = $_) =~ s/^\S+ \S+ //;
-            $k =~ s/\d+#\d+: (\*\d+ )?//;
-            $k =~ s/(CA|MZ)[0-9a-f]{32}/$1.../g;
-            $k =~ s/\b\d+\b/N/g;
-            $k =~ s/, client: .*//;
-            chomp $k;
-            $msgs{$k}++;
-        }
     }
     close $fh;
 }
@@ -170,36 +139,12 @@ for my $c (@calls) {
 
 # --- CPU over the run ---------------------------------------------------------
 
-my %cpu;
-if (open $fh, '<', "$work/cpu.tsv") {
-    while (<$fh>) {
-        my ($t, $pid, $ut, $st, $ns) = split;
-        next if $ut eq 'gone';
-        push @{ $cpu{$pid} }, $pid eq 'all' ? [ $t, $ut, $st ] : [ $t, $ns ];
-    }
-    close $fh;
-}
-sub at_or_before { my ($s, $t) = @_; my ($x) = grep { $_->[0] <= $t } reverse @$s; $x // $s->[0] }
-sub at_or_after  { my ($s, $t) = @_; my ($y) = grep { $_->[0] >= $t } @$s; $y // $s->[-1] }
+my ($cpu) = read_cpu("$work/cpu.tsv");
+my $tck = $m{clk_tck} || 100;
 my ($wa, $wb) = ($m{mixed_start}, $m{mixed_end});
-my ($nginx_s, $mock_s) = (0, 0);
-for my $pid (split ' ', $m{workers_before}) {
-    my $s = $cpu{$pid} or next;
-    $nginx_s += (at_or_after($s, $wb)->[1] - at_or_before($s, $wa)->[1]) / 1e9;
-}
-if (my $s = $cpu{ $m{mock_pid} }) {
-    $mock_s = (at_or_after($s, $wb)->[1] - at_or_before($s, $wa)->[1]) / 1e9;
-}
-my $machine;
-if (my $s = $cpu{all}) {
-    my ($x, $y) = (at_or_before($s, $wa), at_or_after($s, $wb));
-    if ($y->[2] > $x->[2]) {
-        my $tck = $m{clk_tck} || 100;
-        my $secs = ($y->[0] - $x->[0]) / 1e6;
-        $machine = { busy => ($y->[1] - $x->[1]) / $tck, pct => 100 * ($y->[1] - $x->[1]) / ($y->[2] - $x->[2]),
-                     ncpu => $secs > 0 ? ($y->[2] - $x->[2]) / $tck / $secs : 0, secs => $secs };
-    }
-}
+my (undef, $nginx_s) = cpu_between($cpu, $tck, $wa, $wb, split ' ', $m{workers_before});
+my (undef, $mock_s) = cpu_between($cpu, $tck, $wa, $wb, $m{mock_pid});
+my $machine = machine_between($cpu, $tck, $wa, $wb);
 my $client_s = ($sum{user_s} // 0) + ($sum{sys_s} // 0);
 
 # --- /status at the end ------------------------------------------------------
@@ -293,14 +238,11 @@ printf "mock: %d requests, %d malformed%s, %d for CallSids never called, at most
        $unknown, $mocksum{open_max} // '?';
 printf "/status at the end: %s\n", join(', ', map { "$_ $states{$_}" } sort keys %states) || '-'
     if $st;
-printf "error log: %d emerg, %d alert, %d crit, %d error, %d warn lines (%s)\n",
-       map({ $levels{$_} // 0 } qw(emerg alert crit error warn)), $elog;
-my @top = sort { $msgs{$b} <=> $msgs{$a} } keys %msgs;
-printf "    %6d x %s\n", $msgs{$_}, $_ for @top[0 .. ($#top < 9 ? $#top : 9)];
+print_log_summary(\%levels, \%msgs, $elog);
 printf "note: %d x %s\n", $notes{$_}, $_ for sort keys %notes;
 if ($machine) {
     printf "other load: the machine over the run (%.1f s): %.0f%% of %.0f CPUs busy = %.2f CPU-s: nginx %.2f,"
-           . " mock %.2f, client (mixed.c) %.2f, everything else %.2f (sampler, other jobs)\n",
+           . " mock %.2f, client (mixed.c) %.2f, everything else %.2f (the kernel, sampler, other jobs)\n",
            $machine->{secs}, $machine->{pct}, $machine->{ncpu}, $machine->{busy}, $nginx_s, $mock_s,
            $client_s, $machine->{busy} - $nginx_s - $mock_s - $client_s;
 }

@@ -18,16 +18,17 @@
 use strict;
 use warnings;
 use JSON::PP;
+use FindBin;
+use lib $FindBin::Bin;
+use WatchdogReport;
 
 $| = 1;
 
 my ($work) = @ARGV;
 die "usage: report.pl WORKDIR\n" unless defined $work && -d $work;
 
-my %m;
-open my $fh, '<', "$work/meta.txt" or die "$work/meta.txt: $!\n";
-while (<$fh>) { chomp; my ($k, $v) = split /=/, $_, 2; $m{$k} = $v }
-close $fh;
+my %m = read_meta($work);
+my $fh;
 
 my $tag = $m{tag};
 my $to_us = $m{start_timeout_ms} * 1000;
@@ -76,27 +77,9 @@ my %armed;
 for my $p (keys %phase) { $armed{ $_->{sid} } = $p for @{ $phase{$p} } }
 $unknown = grep { !$armed{$_} && !/^CA${tag}00/ } keys %arrivals;
 
-my %mocksum;
-if (open $fh, '<', "$work/mock.summary") {
-    %mocksum = map { split /=/ } split ' ', scalar <$fh>;
-    close $fh;
-}
+my %mocksum = read_kv("$work/mock.summary");
 
 # --- helpers ----------------------------------------------------------------
-
-sub pct {    # nearest rank; list sorted ascending
-    my ($p, $s) = @_;
-    return undef unless @$s;
-    my $i = int($p / 100 * @$s + 0.999999) - 1;
-    $i = 0 if $i < 0;
-    $i = $#$s if $i > $#$s;
-    return $s->[$i];
-}
-sub stats {  # -> (n, min, p50, p99, max)
-    my @s = sort { $a <=> $b } @_;
-    return (scalar @s, $s[0], pct(50, \@s), pct(99, \@s), $s[-1]);
-}
-sub f { defined $_[0] ? sprintf('%.1f', $_[0]) : '-' }
 
 # p99 lateness (ms) of one sender that starts each redirect at its deadline
 # and sends at a constant rate, first come first served: the lateness a
@@ -163,50 +146,18 @@ my ($w0, $w1) = ($d0, @first ? $first[-1] : $d1);
 
 # --- CPU over the storm -----------------------------------------------------
 
-my %cpu;    # pid -> [ [t, ticks, ns], ... ]
-my %rss;    # pid -> [ [t, kB], ... ]
-if (open $fh, '<', "$work/cpu.tsv") {
-    while (<$fh>) {
-        my ($t, $pid, $ut, $st, $ns, $rss) = split;
-        next if $ut eq 'gone';
-        push @{ $rss{$pid} }, [ $t, $rss ] if defined $rss;
-        push @{ $cpu{$pid} }, $pid eq 'all' ? [ $t, $ut, 0, $st ]   # busy, total
-                                            : [ $t, $ut + $st, $ns ];
-    }
-    close $fh;
-}
-
-sub cpu_between {    # (a, b µs, pids) -> (s by ticks, s by schedstat, real a, real b)
-    my ($a, $b, @pids) = @_;
-    my ($ticks, $ns, $ra, $rb) = (0, 0, undef, undef);
-    for my $pid (grep { $cpu{$_} } @pids) {
-        my $s = $cpu{$pid};
-        my ($x) = grep { $_->[0] <= $a } reverse @$s;
-        my ($y) = grep { $_->[0] >= $b } @$s;
-        $x //= $s->[0];
-        $y //= $s->[-1];
-        $ticks += $y->[1] - $x->[1];
-        $ns += $y->[2] - $x->[2];
-        $ra = $x->[0] if !defined $ra || $x->[0] < $ra;
-        $rb = $y->[0] if !defined $rb || $y->[0] > $rb;
-    }
-    return ($ticks / ($m{clk_tck} || 100), $ns / 1e9, $ra // $a, $rb // $b);
-}
+my ($cpu, $rss) = read_cpu("$work/cpu.tsv");
+my $tck = $m{clk_tck} || 100;
 
 my @wpids = split ' ', $m{workers_before};
-my ($cpu_s, $cpu_ns_s, $ca, $cb) = cpu_between($w0 - 50000, $w1 + 50000, @wpids);
+my ($cpu_s, $cpu_ns_s, $ca, $cb) = cpu_between($cpu, $tck, $w0 - 50000, $w1 + 50000, @wpids);
 my $cwin = ($cb - $ca) / 1e6;
-my ($base_s, $base_ns_s, $ba, $bb) = cpu_between($m{baseline_start}, $m{baseline_end}, @wpids);
-my (undef, $mock_s) = cpu_between($w0 - 50000, $w1 + 50000, $m{mock_pid});
+my ($base_s, $base_ns_s, $ba, $bb) = cpu_between($cpu, $tck, $m{baseline_start},
+                                                 $m{baseline_end}, @wpids);
+my (undef, $mock_s) = cpu_between($cpu, $tck, $w0 - 50000, $w1 + 50000, $m{mock_pid});
 
-# the whole machine over the same window: busy jiffies / total jiffies
-my $machine_busy;
-if (my $s = $cpu{all}) {
-    my ($x) = grep { $_->[0] <= $ca } reverse @$s;
-    my ($y) = grep { $_->[0] >= $cb } @$s;
-    ($x, $y) = ($x // $s->[0], $y // $s->[-1]);
-    $machine_busy = [ $y->[1] - $x->[1], $y->[3] - $x->[3] ] if $y->[3] > $x->[3];
-}
+# the whole machine over the same window
+my $machine = machine_between($cpu, $tck, $ca, $cb);
 my $bwin = ($bb - $ba) / 1e6;
 my $base_rate = $bwin > 0 ? $base_s / $bwin : 0;
 my $base_ns_rate = $bwin > 0 ? $base_ns_s / $bwin : 0;
@@ -246,8 +197,7 @@ my (%levels, %msgs, %logcount, @ms_storm, $log200, $logerr, $attempts_gt1, %by_w
 my $elog = "$work/nginx/logs/error.log";
 if (open $fh, '<', $elog) {
     while (<$fh>) {
-        my ($lvl) = /^\S+ \S+ \[(\w+)\]/ or next;
-        $levels{$lvl}++;
+        count_log_line($_, \%levels, \%msgs) or next;
         if (my ($wpid, $sid, $att, $status, $ms) = / (\d+)#\d+: WATCHDOG_REDIRECT call=(CA\w+) reason=\w+ attempt=(\d+) status=(\d+) code=\d+ ms=(\d+)/) {
             my $storm = ($armed{$sid} // '') eq 'storm';
             $by_worker{$wpid}++ if $storm && $status == 200;
@@ -258,14 +208,6 @@ if (open $fh, '<', $elog) {
         } elsif (/WATCHDOG_REDIRECT call=(CA\w+) .*attempt=(\d+) status=error/) {
             $logerr++;
             $attempts_gt1++ if $2 > 1;
-        }
-        if ($lvl =~ /^(emerg|alert|crit|error|warn)$/) {
-            (my $k = $_) =~ s/^\S+ \S+ //;
-            $k =~ s/\d+#\d+: (\*\d+ )?//;
-            $k =~ s/CA[0-9a-f]{32}/CA.../g;
-            $k =~ s/\b\d+\b/N/g;
-            chomp $k;
-            $msgs{$k}++;
         }
     }
     close $fh;
@@ -367,7 +309,7 @@ printf "    schedstat (ns resolution): %.3f s = %.1f us/redirect; net of baselin
     # the workers' resident set: before the storm (arming done) and its peak
     my ($before, $peak) = (0, 0);
     for my $pid (@wpids) {
-        my $s = $rss{$pid} or next;
+        my $s = $rss->{$pid} or next;
         my ($x) = grep { $_->[0] <= $w0 - 50000 } reverse @$s;
         my $mx = 0;
         for (@$s) { $mx = $_->[1] if $_->[0] >= $w0 - 50000 && $_->[0] <= $cb && $_->[1] > $mx }
@@ -378,13 +320,11 @@ printf "    schedstat (ns resolution): %.3f s = %.1f us/redirect; net of baselin
            . " (+%.1f kB per storm redirect)\n", $before / 1024, $peak / 1024,
            $S->{received} ? ($peak - $before) / $S->{received} : 0;
 }
-if ($machine_busy) {
-    my ($busy, $tot) = @$machine_busy;
-    my $ncpu = $tot / (($m{clk_tck} || 100) * $cwin) || 1;
+if ($machine) {
     printf "    the machine over that window: %.0f%% of %.0f CPUs busy = %.2f CPU-s: nginx %.2f,"
            . " mock %.2f, everything else %.2f (probe client, sampler, other jobs)\n",
-           100 * $busy / $tot, $ncpu, $busy / ($m{clk_tck} || 100), $cpu_ns_s, $mock_s,
-           $busy / ($m{clk_tck} || 100) - $cpu_ns_s - $mock_s;
+           $machine->{pct}, $machine->{ncpu}, $machine->{busy}, $cpu_ns_s, $mock_s,
+           $machine->{busy} - $cpu_ns_s - $mock_s;
 }
 print "\n";
 
@@ -400,7 +340,6 @@ if (open $fh, '<', "$work/floor.txt") {
 }
 if (@floor && $S->{received}) {
     my $f0 = $floor[0];
-    my $tck = $m{clk_tck} || 100;
     printf "floor: libcurl alone (floor.c), the same requests to the same mock after the storm:\n"
            . "    multi_socket + epoll, %d in flight, %d connections per host, keep-alive,"
            . " Basic auth, %s-byte form body,\n    easy handles %s; %s; %d run(s) of %d\n",
@@ -461,10 +400,7 @@ if ($st) {
            join(', ', map { "$_ $states{$_}" } sort keys %states) || '-',
            $st->{zone}{full}, $st->{zone}{evicted};
 }
-printf "error log: %d emerg, %d alert, %d crit, %d error, %d warn lines (%s)\n",
-       map({ $levels{$_} // 0 } qw(emerg alert crit error warn)), $elog;
-my @top = sort { $msgs{$b} <=> $msgs{$a} } keys %msgs;
-printf "    %6d x %s\n", $msgs{$_}, $_ for @top[0 .. ($#top < 9 ? $#top : 9)];
+print_log_summary(\%levels, \%msgs, $elog);
 print "\n";
 
 my (undef, $min, undef, $p99) = stats(@{ $S->{err} });
