@@ -18,16 +18,17 @@
 use strict;
 use warnings;
 use JSON::PP;
+use FindBin;
+use lib $FindBin::Bin;
+use WatchdogReport;
 
 $| = 1;
 
 my ($work) = @ARGV;
 die "usage: report.pl WORKDIR\n" unless defined $work && -d $work;
 
-my %m;
-open my $fh, '<', "$work/meta.txt" or die "$work/meta.txt: $!\n";
-while (<$fh>) { chomp; my ($k, $v) = split /=/, $_, 2; $m{$k} = $v }
-close $fh;
+my %m = read_meta($work);
+my $fh;
 
 my $tag = $m{tag};
 my $to_us = $m{start_timeout_ms} * 1000;
@@ -76,30 +77,12 @@ my %armed;
 for my $p (keys %phase) { $armed{ $_->{sid} } = $p for @{ $phase{$p} } }
 $unknown = grep { !$armed{$_} && !/^CA${tag}00/ } keys %arrivals;
 
-my %mocksum;
-if (open $fh, '<', "$work/mock.summary") {
-    %mocksum = map { split /=/ } split ' ', scalar <$fh>;
-    close $fh;
-}
+my %mocksum = read_kv("$work/mock.summary");
 
 # --- helpers ----------------------------------------------------------------
 
-sub pct {    # nearest rank; list sorted ascending
-    my ($p, $s) = @_;
-    return undef unless @$s;
-    my $i = int($p / 100 * @$s + 0.999999) - 1;
-    $i = 0 if $i < 0;
-    $i = $#$s if $i > $#$s;
-    return $s->[$i];
-}
-sub stats {  # -> (n, min, p50, p99, max)
-    my @s = sort { $a <=> $b } @_;
-    return (scalar @s, $s[0], pct(50, \@s), pct(99, \@s), $s[-1]);
-}
-sub f { defined $_[0] ? sprintf('%.1f', $_[0]) : '-' }
-
 # p99 lateness (ms) of one sender that starts each redirect at its deadline
-# and sends at a constant rate, first come first served: the timing error a
+# and sends at a constant rate, first come first served: the lateness a
 # pure throughput limit gives these deadlines (no tick, no latency)
 sub fifo_p99 {
     my ($rate, $dl) = @_;
@@ -124,6 +107,14 @@ sub row {
     my ($label, @v) = @_;
     my ($n, @x) = @v;
     sprintf "  %-40s %6d %9s %9s %9s %9s\n", $label, $n, map { f($_) } @x;
+}
+# a lateness row: n, early (below -1 ms: before the deadline), min .. max
+my $EARLY_MS = -1;
+sub lrow {
+    my ($label, @l) = @_;
+    my ($n, @x) = stats(@l);
+    my $early = grep { $_ < $EARLY_MS } @l;
+    sprintf "  %-40s %6d %6d %9s %9s %9s %9s\n", $label, $n, $early, map { f($_) } @x;
 }
 
 # --- redirects per phase ----------------------------------------------------
@@ -155,50 +146,18 @@ my ($w0, $w1) = ($d0, @first ? $first[-1] : $d1);
 
 # --- CPU over the storm -----------------------------------------------------
 
-my %cpu;    # pid -> [ [t, ticks, ns], ... ]
-my %rss;    # pid -> [ [t, kB], ... ]
-if (open $fh, '<', "$work/cpu.tsv") {
-    while (<$fh>) {
-        my ($t, $pid, $ut, $st, $ns, $rss) = split;
-        next if $ut eq 'gone';
-        push @{ $rss{$pid} }, [ $t, $rss ] if defined $rss;
-        push @{ $cpu{$pid} }, $pid eq 'all' ? [ $t, $ut, 0, $st ]   # busy, total
-                                            : [ $t, $ut + $st, $ns ];
-    }
-    close $fh;
-}
-
-sub cpu_between {    # (a, b µs, pids) -> (s by ticks, s by schedstat, real a, real b)
-    my ($a, $b, @pids) = @_;
-    my ($ticks, $ns, $ra, $rb) = (0, 0, undef, undef);
-    for my $pid (grep { $cpu{$_} } @pids) {
-        my $s = $cpu{$pid};
-        my ($x) = grep { $_->[0] <= $a } reverse @$s;
-        my ($y) = grep { $_->[0] >= $b } @$s;
-        $x //= $s->[0];
-        $y //= $s->[-1];
-        $ticks += $y->[1] - $x->[1];
-        $ns += $y->[2] - $x->[2];
-        $ra = $x->[0] if !defined $ra || $x->[0] < $ra;
-        $rb = $y->[0] if !defined $rb || $y->[0] > $rb;
-    }
-    return ($ticks / ($m{clk_tck} || 100), $ns / 1e9, $ra // $a, $rb // $b);
-}
+my ($cpu, $rss) = read_cpu("$work/cpu.tsv");
+my $tck = $m{clk_tck} || 100;
 
 my @wpids = split ' ', $m{workers_before};
-my ($cpu_s, $cpu_ns_s, $ca, $cb) = cpu_between($w0 - 50000, $w1 + 50000, @wpids);
+my ($cpu_s, $cpu_ns_s, $ca, $cb) = cpu_between($cpu, $tck, $w0 - 50000, $w1 + 50000, @wpids);
 my $cwin = ($cb - $ca) / 1e6;
-my ($base_s, $base_ns_s, $ba, $bb) = cpu_between($m{baseline_start}, $m{baseline_end}, @wpids);
-my (undef, $mock_s) = cpu_between($w0 - 50000, $w1 + 50000, $m{mock_pid});
+my ($base_s, $base_ns_s, $ba, $bb) = cpu_between($cpu, $tck, $m{baseline_start},
+                                                 $m{baseline_end}, @wpids);
+my (undef, $mock_s) = cpu_between($cpu, $tck, $w0 - 50000, $w1 + 50000, $m{mock_pid});
 
-# the whole machine over the same window: busy jiffies / total jiffies
-my $machine_busy;
-if (my $s = $cpu{all}) {
-    my ($x) = grep { $_->[0] <= $ca } reverse @$s;
-    my ($y) = grep { $_->[0] >= $cb } @$s;
-    ($x, $y) = ($x // $s->[0], $y // $s->[-1]);
-    $machine_busy = [ $y->[1] - $x->[1], $y->[3] - $x->[3] ] if $y->[3] > $x->[3];
-}
+# the whole machine over the same window
+my $machine = machine_between($cpu, $tck, $ca, $cb);
 my $bwin = ($bb - $ba) / 1e6;
 my $base_rate = $bwin > 0 ? $base_s / $bwin : 0;
 my $base_ns_rate = $bwin > 0 ? $base_ns_s / $bwin : 0;
@@ -238,8 +197,7 @@ my (%levels, %msgs, %logcount, @ms_storm, $log200, $logerr, $attempts_gt1, %by_w
 my $elog = "$work/nginx/logs/error.log";
 if (open $fh, '<', $elog) {
     while (<$fh>) {
-        my ($lvl) = /^\S+ \S+ \[(\w+)\]/ or next;
-        $levels{$lvl}++;
+        count_log_line($_, \%levels, \%msgs) or next;
         if (my ($wpid, $sid, $att, $status, $ms) = / (\d+)#\d+: WATCHDOG_REDIRECT call=(CA\w+) reason=\w+ attempt=(\d+) status=(\d+) code=\d+ ms=(\d+)/) {
             my $storm = ($armed{$sid} // '') eq 'storm';
             $by_worker{$wpid}++ if $storm && $status == 200;
@@ -250,14 +208,6 @@ if (open $fh, '<', $elog) {
         } elsif (/WATCHDOG_REDIRECT call=(CA\w+) .*attempt=(\d+) status=error/) {
             $logerr++;
             $attempts_gt1++ if $2 > 1;
-        }
-        if ($lvl =~ /^(emerg|alert|crit|error|warn)$/) {
-            (my $k = $_) =~ s/^\S+ \S+ //;
-            $k =~ s/\d+#\d+: (\*\d+ )?//;
-            $k =~ s/CA[0-9a-f]{32}/CA.../g;
-            $k =~ s/\b\d+\b/N/g;
-            chomp $k;
-            $msgs{$k}++;
         }
     }
     close $fh;
@@ -298,7 +248,7 @@ my $arm_secs = @arm_ans ? ($arm_ans[-1] - $arm_first_sent) / 1e6 : 0;
 print "\n";
 print "watchdog: $m{n} calls armed at once, no stream ever starts; start_timeout=",
       $m{start_timeout_ms} / 1000, "s interval=$m{interval}\n";
-print "          nginx $m{nginx}, $m{workers} worker(s), libcurl $m{libcurl}; module built $m{module}\n";
+print "          module revision $m{revision} (built $m{module}); nginx $m{nginx}, $m{workers} worker(s), libcurl $m{libcurl}\n";
 print "          $m{placement}\n";
 printf "          machine before the run: %s%% of CPUs busy, load %s; after: %s%% busy%s\n",
        $m{busy_before}, $m{load_before}, $m{busy_after},
@@ -330,12 +280,13 @@ printf "mock: %d requests on %d connections (at most %s open at once, the floor'
        $unknown, $mocksum{continue100} // '?';
 print "\n";
 
-print "timing error = first redirect at the mock - deadline, ms\n";
-printf "  %-40s %6s %9s %9s %9s %9s\n", '', 'n', 'min', 'p50', 'p99', 'max';
-print row('storm', stats(@{ $S->{err} }));
-print row('quiet watchdog (baseline probe calls)', stats(@{ $r{baseline}{err} }));
-print row('storm probe calls', stats(@{ $r{probe}{err} }));
-print row('storm, deadline from the send time', stats(@{ $S->{err_send} }));
+print "lateness = first redirect at the mock - deadline, ms (deadline: the webhook's answer read + start_timeout;\n"
+      . "  early: below $EARLY_MS ms, a redirect before its deadline)\n";
+printf "  %-40s %6s %6s %9s %9s %9s %9s\n", '', 'n', 'early', 'min', 'p50', 'p99', 'max';
+print lrow('storm', @{ $S->{err} });
+print lrow('quiet watchdog (baseline probe calls)', @{ $r{baseline}{err} });
+print lrow('storm probe calls', @{ $r{probe}{err} });
+print lrow('storm, deadline from the send time', @{ $S->{err_send} });
 my $storm_s = ($w1 - $w0) / 1e6;
 printf "storm: first deadline -> last redirect %.3f s, %.0f redirects/s\n",
        $storm_s, $storm_s > 0 ? $S->{received} / $storm_s : 0;
@@ -358,7 +309,7 @@ printf "    schedstat (ns resolution): %.3f s = %.1f us/redirect; net of baselin
     # the workers' resident set: before the storm (arming done) and its peak
     my ($before, $peak) = (0, 0);
     for my $pid (@wpids) {
-        my $s = $rss{$pid} or next;
+        my $s = $rss->{$pid} or next;
         my ($x) = grep { $_->[0] <= $w0 - 50000 } reverse @$s;
         my $mx = 0;
         for (@$s) { $mx = $_->[1] if $_->[0] >= $w0 - 50000 && $_->[0] <= $cb && $_->[1] > $mx }
@@ -369,19 +320,17 @@ printf "    schedstat (ns resolution): %.3f s = %.1f us/redirect; net of baselin
            . " (+%.1f kB per storm redirect)\n", $before / 1024, $peak / 1024,
            $S->{received} ? ($peak - $before) / $S->{received} : 0;
 }
-if ($machine_busy) {
-    my ($busy, $tot) = @$machine_busy;
-    my $ncpu = $tot / (($m{clk_tck} || 100) * $cwin) || 1;
+if ($machine) {
     printf "    the machine over that window: %.0f%% of %.0f CPUs busy = %.2f CPU-s: nginx %.2f,"
            . " mock %.2f, everything else %.2f (probe client, sampler, other jobs)\n",
-           100 * $busy / $tot, $ncpu, $busy / ($m{clk_tck} || 100), $cpu_ns_s, $mock_s,
-           $busy / ($m{clk_tck} || 100) - $cpu_ns_s - $mock_s;
+           $machine->{pct}, $machine->{ncpu}, $machine->{busy}, $cpu_ns_s, $mock_s,
+           $machine->{busy} - $cpu_ns_s - $mock_s;
 }
 print "\n";
 
 # --- the floor: libcurl alone, same requests, same mock ----------------------
 
-my @floor;
+my (@floor, $ratio);
 if (open $fh, '<', "$work/floor.txt") {
     while (<$fh>) {
         my %f = map { split /=/, $_, 2 } split;
@@ -391,7 +340,6 @@ if (open $fh, '<', "$work/floor.txt") {
 }
 if (@floor && $S->{received}) {
     my $f0 = $floor[0];
-    my $tck = $m{clk_tck} || 100;
     printf "floor: libcurl alone (floor.c), the same requests to the same mock after the storm:\n"
            . "    multi_socket + epoll, %d in flight, %d connections per host, keep-alive,"
            . " Basic auth, %s-byte form body,\n    easy handles %s; %s; %d run(s) of %d\n",
@@ -414,10 +362,11 @@ if (@floor && $S->{received}) {
     printf "  %-46s %12s %12s %12s\n", '', 'module', 'floor (best)', 'floor/module';
     printf "  %-46s %12.0f %12.0f %12.2f\n", 'redirects/s', $mod_rate, $best_rate,
            $mod_rate ? $best_rate / $mod_rate : 0;
+    $ratio = $best_rate ? $mod_rate / $best_rate : 0;
     printf "  %-46s %12.1f %12.1f %12.2f\n", 'CPU us per redirect (module: schedstat, net)',
            $mod_cpu, $best_cpu, $mod_cpu ? $best_cpu / $mod_cpu : 0;
     my $need = rate_for_p99($m{target_p99_ms}, \@dl);
-    printf "  p99 timing error of these %d deadlines (spread over %.0f ms) at a constant rate,\n"
+    printf "  p99 lateness of these %d deadlines (spread over %.0f ms) at a constant rate,\n"
            . "  each sent from its deadline, first come first served (no tick, no latency):\n",
            scalar @dl, ($d1 - $d0) / 1000;
     printf "    at the module's rate (%.0f/s): %.0f ms (measured: %.0f ms)\n", $mod_rate,
@@ -451,19 +400,44 @@ if ($st) {
            join(', ', map { "$_ $states{$_}" } sort keys %states) || '-',
            $st->{zone}{full}, $st->{zone}{evicted};
 }
-printf "error log: %d emerg, %d alert, %d crit, %d error, %d warn lines (%s)\n",
-       map({ $levels{$_} // 0 } qw(emerg alert crit error warn)), $elog;
-my @top = sort { $msgs{$b} <=> $msgs{$a} } keys %msgs;
-printf "    %6d x %s\n", $msgs{$_}, $_ for @top[0 .. ($#top < 9 ? $#top : 9)];
+print_log_summary(\%levels, \%msgs, $elog);
 print "\n";
 
-my (undef, undef, undef, $p99) = stats(@{ $S->{err} });
-my $pass = defined $p99 && $p99 < $m{target_p99_ms}
-           && !$all->{missing} && !$all->{dup} && !$bad && !$unknown
-           && $S->{armed} == $m{n};
-printf "RESULT: p99 timing error %s ms (target < %d), missing %d, duplicated %d, malformed %d: %s\n",
-       f($p99), $m{target_p99_ms}, $all->{missing}, $all->{dup}, $bad,
-       $pass ? 'PASS' : 'BELOW TARGET';
+my (undef, $min, undef, $p99) = stats(@{ $S->{err} });
+my @all_late = map { @{ $r{$_}{err} } } keys %r;
+my $early = grep { $_ < $EARLY_MS } @all_late;
+my ($all_min) = sort { $a <=> $b } @all_late;
+if ($early) {
+    my %ep = map { my $p = $_; ($p => scalar grep { $_ < $EARLY_MS } @{ $r{$p}{err} }) } keys %r;
+    printf "EARLY: %d redirect(s) came before their deadline, by up to %.1f ms (%s).\n",
+           $early, -$all_min, join(', ', map { "$_ $ep{$_}" } grep { $ep{$_} } sort keys %ep);
+    print "       A redirect before its deadline is a defect (SPEC §6: \"never before its deadline\").\n";
+}
+my $clean = !$all->{missing} && !$all->{dup} && !$bad && !$unknown && !$early
+            && $S->{armed} == $m{n};
+my $at = $m{target_at_n} // 1000;
+if ($m{n} == $at) {
+    printf "RESULT: p99 lateness %s ms at %d deadlines due at once, %d worker(s) (target < %d),"
+           . " early %d, missing %d, duplicated %d, malformed %d: %s\n",
+           f($p99), $m{n}, $m{workers}, $m{target_p99_ms}, $early, $all->{missing},
+           $all->{dup}, $bad,
+           (defined $p99 && $p99 < $m{target_p99_ms} && $clean) ? 'PASS' : 'BELOW TARGET';
+} else {
+    printf "RESULT: p99 lateness %s ms at %d deadlines due at once, %d worker(s) (a reported figure;"
+           . " the < %d ms target is for N=%d), early %d, missing %d, duplicated %d, malformed %d: %s\n",
+           f($p99), $m{n}, $m{workers}, $m{target_p99_ms}, $at, $early, $all->{missing},
+           $all->{dup}, $bad, $clean ? 'REPORTED' : 'REPORTED, WITH DEFECTS (see above)';
+}
+if (defined $ratio) {
+    if ($m{n} >= 5000) {
+        printf "RESULT: redirect rate %.2fx libcurl alone's (watchdog %.0f/s, floor.c best %.0f/s; target >= %.1fx): %s\n",
+               $ratio, $S->{received} / ($storm_s || 1), $ratio ? $S->{received} / ($storm_s || 1) / $ratio : 0,
+               $m{target_ratio}, $ratio >= $m{target_ratio} ? 'PASS' : 'BELOW TARGET';
+    } else {
+        printf "ratio to libcurl alone: %.2fx (not judged: %d deadlines are over before the rate"
+               . " settles; the target is read at N=10000)\n", $ratio, $m{n};
+    }
+}
 if (-s "$work/perf.txt") {
     print "\nperf ($m{perf}), top of the workers' profile (self time):\n";
     open my $p, '<', "$work/perf.txt";
