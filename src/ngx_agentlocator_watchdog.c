@@ -200,8 +200,13 @@ ngx_agentlocator_watchdog_init_worker(ngx_cycle_t *cycle)
     ngx_agentlocator_worker_timer(&wd->tick, &wd->dummy,
                                   ngx_agentlocator_watchdog_tick, cycle->log);
 
-    /* the first pass finds what came due while no worker was ticking */
-    ngx_post_event(&wd->tick, &ngx_posted_events);
+    /*
+     * The first pass finds what came due while no worker was ticking.  A
+     * timer, not a posted event: nginx sleeps in epoll_wait() for as long
+     * as its timers allow before it looks at posted events, and a new
+     * worker may have nothing else to wake it.
+     */
+    ngx_add_timer(&wd->tick, 1);
 
     return NGX_OK;
 }

@@ -6,6 +6,8 @@ package Test::AgentLocator::Server;
 #
 #   my $s = Test::AgentLocator::Server->new(workers => 2, http => '...',
 #                                          server => '...');
+#   (also main => '...' for the main context, connections => N for
+#   worker_connections, listen => '...' for options of the listen line)
 #   my $res = $s->request('GET /status');       # {status, headers, body, worker}
 #   $s->reload; $s->kill_worker($pid); $s->stop;
 
@@ -27,7 +29,7 @@ my $Top = abs_path(dirname(abs_path(__FILE__)) . '/../../../..');
 sub new {
     my ($class, %o) = @_;
     my $self = bless { workers => 2, http => '', server => '', main => '',
-                       %o }, $class;
+                       connections => 1024, listen => '', %o }, $class;
     $self->{root} = tempdir("$Top/t/servroot_scenario_XXXXXX",
                             CLEANUP => !$ENV{TEST_NGINX_NO_CLEAN});
     make_path(map { "$self->{root}/$_" } qw(conf logs html));
@@ -65,7 +67,7 @@ worker_processes $self->{workers};
 error_log logs/error.log info;
 pid logs/nginx.pid;
 $self->{main}
-events { worker_connections 1024; accept_mutex off; }
+events { worker_connections $self->{connections}; accept_mutex off; }
 http {
     access_log off;
     client_body_temp_path $self->{root}/client_body_temp;
@@ -75,7 +77,7 @@ http {
     scgi_temp_path $self->{root}/scgi_temp;
     $self->{http}
     server {
-        listen 127.0.0.1:$self->{port};
+        listen 127.0.0.1:$self->{port} $self->{listen};
         add_header X-Worker \$pid always;
         $self->{server}
     }

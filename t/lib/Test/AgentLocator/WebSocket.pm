@@ -11,6 +11,7 @@ use warnings;
 use IO::Select;
 use IO::Socket::INET;
 use JSON::PP ();
+use Socket ();
 use MIME::Base64 qw(encode_base64);
 use Protocol::WebSocket::Frame;
 use Protocol::WebSocket::Handshake::Client;
@@ -18,13 +19,25 @@ use Time::HiRes qw(time sleep);
 
 my $JSON = JSON::PP->new->canonical;
 
-# connect($port, $path, headers => [...], request => "raw request")
+# connect($port, $path, headers => [...], request => "raw request",
+#         rcvbuf => bytes)
 # Returns the client after a 101, or { status, head, body } otherwise.
 sub connect {
     my ($class, $port, $path, %o) = @_;
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                     Proto => 'tcp', Timeout => 5)
-        or die "connect: $!";
+    my $sock;
+    if ($o{rcvbuf}) {
+        # set before connecting, so the window is small from the start
+        $sock = IO::Socket::INET->new(Proto => 'tcp') or die "socket: $!";
+        setsockopt($sock, Socket::SOL_SOCKET(), Socket::SO_RCVBUF(), $o{rcvbuf})
+            or die "SO_RCVBUF: $!";
+        CORE::connect($sock, Socket::pack_sockaddr_in($port,
+                                                      Socket::inet_aton('127.0.0.1')))
+            or die "connect: $!";
+    } else {
+        $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                      Proto => 'tcp', Timeout => 5)
+            or die "connect: $!";
+    }
     my $hs = Protocol::WebSocket::Handshake::Client->new(
         url => "ws://localhost:$port$path");
     my $req = $o{request} // do {
