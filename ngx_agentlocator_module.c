@@ -319,7 +319,7 @@ ngx_agentlocator_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(to->stale_after, 4 * 60 * 60 * 1000);
 
     /* the safety net: the watchdog wakes at each deadline */
-    ngx_conf_init_msec_value(to->interval, 1000);
+    ngx_conf_init_msec_value(to->interval, 250);
     ngx_conf_init_msec_value(to->rest_timeout, 5000);
 
     /* a claim outlives one REST attempt, so only a dead claimant loses it */

@@ -79,7 +79,7 @@ static ngx_agentlocator_watchdog_t  ngx_agentlocator_watchdog;
 
 /*
  * agentlocator_watchdog [off] [start_timeout=8s] [no_media_timeout=6s]
- *     [interval=1s] [attempts=6] [lease=8s] [timeout=5s]
+ *     [interval=250ms] [attempts=6] [lease=8s] [timeout=5s]
  *     [completed_grace=5m] [stale_after=4h]
  */
 
