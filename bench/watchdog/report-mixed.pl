@@ -131,9 +131,12 @@ for my $c (@calls) {
     my $late = ($first - $deadline) / 1000;
     push @{ $x->{late} }, $late;
     push @late_all, $late;
-    if ($late < $EARLY_MS) {
+    # early is judged from the send time (see report.pl's lrow)
+    my $from_send = $c->{kind} eq 'no_stream_start'
+                    ? ($first - ($c->{ic_sent} + $start_to)) / 1000 : $late;
+    if ($from_send < $EARLY_MS) {
         $x->{early}++;
-        push @early_list, [ $late, $c ];
+        push @early_list, [ $from_send, $c ];
     }
 }
 
@@ -189,7 +192,7 @@ print "\n";
 print "lateness = first redirect at the mock - deadline, ms; deadline from the client's side:\n";
 print "  no_stream_start: incoming_call answer read + start_timeout;"
       . " no_media, stream_dropped: last media frame sent + no_media_timeout\n";
-printf "  early = lateness below %d ms (a redirect before its deadline: a defect)\n", $EARLY_MS;
+printf "  early = below %d ms from the deadline, for no_stream_start counted from the send time of incoming_call (a redirect before its deadline: a defect)\n", $EARLY_MS;
 printf "  %-18s %5s %10s %7s %10s %5s %8s %8s %8s %8s\n", 'kind', 'calls', 'redirected',
        'missing', 'duplicated', 'early', 'min', 'p50', 'p99', 'max';
 my $tot = { calls => 0, redirected => 0, missing => 0, dup => 0, early => 0 };
