@@ -493,6 +493,36 @@ ngx_table_elt_t *ngx_agentlocator_find_header(ngx_http_request_t *r,
     const char *name, size_t len);
 
 /*
+ * ngx_current_msec is the time an event-loop turn began, truncated to the
+ * millisecond: a deadline counted from it could fall up to a millisecond
+ * (and, in a long turn, more) before the moment it stands for.  A call's
+ * creation is stamped with this clock instead (in the same base, rounded
+ * up), and deadlines counted from a cached stamp get CLOCK_SLACK added.
+ */
+#define NGX_AGENTLOCATOR_CLOCK_SLACK  1
+
+static ngx_inline ngx_msec_t
+ngx_agentlocator_clock(void)
+{
+#if (NGX_HAVE_CLOCK_MONOTONIC)
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (ngx_msec_t) ts.tv_sec * 1000
+           + ((ngx_msec_t) ts.tv_nsec + 999999) / 1000000;
+#else
+    struct timeval  tv;
+
+    ngx_gettimeofday(&tv);
+
+    return (ngx_msec_t) tv.tv_sec * 1000
+           + ((ngx_msec_t) tv.tv_usec + 999) / 1000;
+#endif
+}
+
+
+/*
  * A worker's own timer, owned by no connection: cancelable, so that quit
  * and reload never wait on it.  With --with-debug, ngx_add_timer() logs
  * ngx_event_ident(ev->data), i.e. reads a connection's fd: "owner" is a

@@ -69,7 +69,8 @@ ngx_agentlocator_registry_incoming(ngx_agentlocator_registry_t *reg,
     ngx_msec_t                now;
     ngx_agentlocator_call_t  *call;
 
-    now = ngx_current_msec;
+    /* start_timeout counts from this very moment, as Twilio gets our TwiML */
+    now = ngx_agentlocator_clock();
     *created = 0;
 
     ngx_agentlocator_registry_lock(reg);
@@ -789,7 +790,7 @@ ngx_agentlocator_call_deadline(ngx_agentlocator_call_t *call,
     case NGX_AGENTLOCATOR_CALL_STREAMING:
     case NGX_AGENTLOCATOR_CALL_DROPPED:
         due = (call->last_media ? call->last_media : call->stream_start)
-              + to->no_media_timeout;
+              + to->no_media_timeout + NGX_AGENTLOCATOR_CLOCK_SLACK;
 
         if (call->stream_pid && !call->silent) {
             due += NGX_AGENTLOCATOR_MEDIA_FLUSH;

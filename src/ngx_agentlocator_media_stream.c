@@ -824,7 +824,8 @@ ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
         ms->silence.log = c->log;
         ms->silence.cancelable = 1;
 
-        ngx_add_timer(&ms->silence, ms->amcf->timeouts.no_media_timeout);
+        ngx_add_timer(&ms->silence, ms->amcf->timeouts.no_media_timeout
+                                    + NGX_AGENTLOCATOR_CLOCK_SLACK);
     }
 
     if (ms->amcf->recordings) {
@@ -930,8 +931,8 @@ ngx_agentlocator_media_audio(ngx_agentlocator_media_t *ms,
         ngx_agentlocator_media_flush(ms, NGX_AGENTLOCATOR_STREAM_MEDIA);
 
         if (!ms->silence.timer_set && !ms->stopped) {
-            ngx_add_timer(&ms->silence,
-                          ms->amcf->timeouts.no_media_timeout);
+            ngx_add_timer(&ms->silence, ms->amcf->timeouts.no_media_timeout
+                                        + NGX_AGENTLOCATOR_CLOCK_SLACK);
         }
 
     } else if (now - ms->last_flush >= NGX_AGENTLOCATOR_MEDIA_FLUSH) {
@@ -980,7 +981,8 @@ ngx_agentlocator_media_silence_handler(ngx_event_t *ev)
     }
 
     base = ms->last_media ? ms->last_media : ms->media_started;
-    due = base + ms->amcf->timeouts.no_media_timeout;
+    due = base + ms->amcf->timeouts.no_media_timeout
+          + NGX_AGENTLOCATOR_CLOCK_SLACK;
 
     if ((ngx_msec_int_t) (due - ngx_current_msec) > 0) {
         ngx_add_timer(ev, due - ngx_current_msec);
