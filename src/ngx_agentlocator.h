@@ -491,6 +491,10 @@ ngx_int_t ngx_agentlocator_valid_sid(ngx_str_t *sid, const char *prefix);
 u_char *ngx_agentlocator_log_safe(u_char *buf, size_t size, ngx_str_t *src);
 ngx_table_elt_t *ngx_agentlocator_find_header(ngx_http_request_t *r,
     const char *name, size_t len);
+#if (NGX_DEBUG)
+ngx_uint_t ngx_agentlocator_test_countdown(ngx_cycle_t *cycle,
+    const char *name, const char *what);
+#endif
 
 /*
  * ngx_current_msec is the time an event-loop turn began, truncated to the

@@ -158,21 +158,9 @@ ngx_agentlocator_http_init_worker(ngx_cycle_t *cycle)
     ngx_agentlocator_http_engine_t  *e;
 
 #if (NGX_DEBUG)
-    char       *fail;
-    ngx_int_t   n;
-
-    fail = getenv("AGENTLOCATOR_TEST_NO_CONNECTION");
-
-    if (fail) {
-        n = ngx_atoi((u_char *) fail, ngx_strlen(fail));
-        ngx_agentlocator_http_fail_countdown = (n > 0) ? (ngx_uint_t) n : 0;
-
-        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
-                      "agentlocator: this worker's outbound socket #%ui "
-                      "will find no free connection "
-                      "(AGENTLOCATOR_TEST_NO_CONNECTION)",
-                      ngx_agentlocator_http_fail_countdown);
-    }
+    ngx_agentlocator_http_fail_countdown = ngx_agentlocator_test_countdown(
+        cycle, "AGENTLOCATOR_TEST_NO_CONNECTION",
+        "this worker's outbound socket finds no free connection");
 #endif
 
     e = &ngx_agentlocator_http;
@@ -368,7 +356,8 @@ ngx_agentlocator_http_post(ngx_str_t *url, ngx_str_t *user,
 /*
  * Every request in flight ends now: "done" is called for each with
  * result->aborted and "why" as the error.  For a fast stop, and for
- * worker_shutdown_timeout, when waiting for answers is over.
+ * worker_shutdown_timeout, when waiting for answers is over.  A "done"
+ * starts no request when result->aborted: this loop would never end.
  */
 
 void

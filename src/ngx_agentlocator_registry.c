@@ -253,21 +253,9 @@ void
 ngx_agentlocator_registry_init_worker(ngx_cycle_t *cycle)
 {
 #if (NGX_DEBUG)
-    char       *crash;
-    ngx_int_t   n;
-
-    crash = getenv("AGENTLOCATOR_TEST_CRASH_IN_CHANGE");
-
-    if (crash) {
-        n = ngx_atoi((u_char *) crash, ngx_strlen(crash));
-        ngx_agentlocator_crash_countdown = (n > 0) ? (ngx_uint_t) n : 0;
-
-        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
-                      "agentlocator: this worker will kill itself in its "
-                      "registry change #%ui "
-                      "(AGENTLOCATOR_TEST_CRASH_IN_CHANGE)",
-                      ngx_agentlocator_crash_countdown);
-    }
+    ngx_agentlocator_crash_countdown = ngx_agentlocator_test_countdown(cycle,
+        "AGENTLOCATOR_TEST_CRASH_IN_CHANGE",
+        "this worker will kill itself in its registry change");
 #endif
 }
 

@@ -103,3 +103,36 @@ ngx_agentlocator_find_header(ngx_http_request_t *r, const char *name,
         }
     }
 }
+
+
+#if (NGX_DEBUG)
+
+/*
+ * Debug builds only: a test's fault injection, "name=N" in the worker's
+ * environment (nginx "env name=N;"): 0 when unset, else N, announced in the
+ * log so that no one mistakes the failure that follows for a real one.
+ */
+
+ngx_uint_t
+ngx_agentlocator_test_countdown(ngx_cycle_t *cycle, const char *name,
+    const char *what)
+{
+    char       *v;
+    ngx_int_t   n;
+
+    v = getenv(name);
+
+    if (v == NULL) {
+        return 0;
+    }
+
+    n = ngx_atoi((u_char *) v, ngx_strlen(v));
+    n = (n > 0) ? n : 0;
+
+    ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                  "agentlocator: %s #%i (%s)", what, n, name);
+
+    return (ngx_uint_t) n;
+}
+
+#endif

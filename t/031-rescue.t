@@ -13,6 +13,8 @@ use Socket qw(SOL_SOCKET SO_LINGER);
 use Test::AgentLocator::Calls;
 use Test::AgentLocator::Twilio qw(call_sid);
 
+*wait_until = \&Test::AgentLocator::Calls::wait_until;
+
 my $EMPTY = qq{<?xml version="1.0" encoding="UTF-8"?>\n<Response/>\n};
 
 # ngx_current_msec is whole milliseconds: a server stamp may read up to
@@ -38,18 +40,7 @@ sub no_later_than {
                  $late[0], $late[$#late / 2], $late[-1])) if @late;
 }
 
-sub once_each {
-    my ($t, $what, @n) = @_;
-    my @bad = grep { scalar($t->redirects($_)) != 1 } @n;
-    ok(!@bad, "$what: each redirected exactly once")
-        or diag(join ' ', map { "$_ x" . scalar($t->redirects($_)) } @bad);
-}
 
-sub none {
-    my ($t, $what, @n) = @_;
-    my @bad = grep { scalar $t->redirects($_) } @n;
-    ok(!@bad, "$what: not redirected") or diag("redirected: @bad");
-}
 
 sub reason_logged {
     my ($t, $reason, @n) = @_;
@@ -92,9 +83,9 @@ subtest 'silent streams: redirected at their last frame + no_media_timeout, neve
     sleep 0.3;
     my %deadline = map { $_ => $t->{last_media}{$_} + 1.5 } 1 .. 8;
     no_later_than($t, \%deadline, 'stalled', 1 .. 8);
-    once_each($t, 'stalled', 1 .. 8);
+    $t->once_each('stalled', 1 .. 8);
     reason_logged($t, 'no_media', 1 .. 8);
-    none($t, 'the healthy stream', 99);
+    $t->none('the healthy stream', 99);
     $_->close_ws for $healthy, map { $_->{ws} } values %spans;
     ok($t->server->stop, 'stopped');
 };
@@ -116,7 +107,7 @@ subtest 'silent streams across a reload: the old workers still rescue on time' =
     sleep 0.3;
     my %deadline = map { $_ => $t->{last_media}{$_} + 1.5 } 11 .. 16;
     no_later_than($t, \%deadline, 'after reload', 11 .. 16);
-    once_each($t, 'after reload', 11 .. 16);
+    $t->once_each('after reload', 11 .. 16);
     $_->{ws}->close_ws for values %spans;
     ok($t->server->stop, 'stopped');
 };
@@ -141,9 +132,9 @@ subtest 'dropped streams: rescued at their last media + no_media_timeout (stream
     sleep 0.5;
     my %deadline = map { $_ => $t->{last_media}{$_} + 1.5 } 21 .. 25;
     no_later_than($t, \%deadline, 'dropped', 21, 22, 23, 25);
-    once_each($t, 'dropped', 21, 22, 23, 25);
+    $t->once_each('dropped', 21, 22, 23, 25);
     reason_logged($t, 'stream_dropped', 21, 22, 23, 25);
-    none($t, 'stopped with "stop"', 24);
+    $t->none('stopped with "stop"', 24);
     is($t->call(24)->{state}, 'stopped', 'the graceful one is "stopped"');
     ok($t->server->stop, 'stopped');
 };
@@ -159,7 +150,7 @@ subtest 'a drop followed by stream_ended or a final call_status is not redirecte
     like($r->{body}, qr/<Record action=/, 'stream_ended serves the fallback');
     $t->webhook('call_status', 32, CallStatus => 'completed');
     sleep 2.0;
-    none($t, 'fallback served, call completed', 31, 32);
+    $t->none('fallback served, call completed', 31, 32);
     is($t->call(31)->{state}, 'fallback', 'call 31: "fallback"');
     is($t->call(32)->{state}, 'completed', 'call 32: "completed"');
     ok($t->server->stop, 'stopped');
@@ -177,7 +168,7 @@ subtest 'dropped after a reload: the stream on the old worker is still rescued' 
     sleep 0.3;
     my %deadline = map { $_ => $t->{last_media}{$_} + 1.5 } 41 .. 44;
     no_later_than($t, \%deadline, 'dropped after reload', 41 .. 44);
-    once_each($t, 'dropped after reload', 41 .. 44);
+    $t->once_each('dropped after reload', 41 .. 44);
     ok($t->server->stop, 'stopped');
 };
 
@@ -185,7 +176,7 @@ subtest 'stream_ended while the redirect is in flight waits: landed -> empty <Re
     my $t = Test::AgentLocator::Calls->new(mode => { mode => 'delay', delay_ms => 1000 },
         watchdog => 'start_timeout=1s no_media_timeout=1s');
     $t->incoming(51);
-    ok(Test::AgentLocator::Calls::wait_until(sub { scalar $t->redirects(51) }, 3),
+    ok(wait_until(sub { scalar $t->redirects(51) }, 3),
        'the redirect is in flight');
     my $r = $t->webhook('stream_ended', 51);
     my ($req) = $t->redirects(51);
@@ -203,7 +194,7 @@ subtest 'stream_ended while the attempt in flight fails: the fallback, and no re
     my $t = Test::AgentLocator::Calls->new(mode => { mode => 'fail', fail_times => 9, delay_ms => 800 },
         watchdog => 'start_timeout=1s no_media_timeout=1s');
     $t->incoming(52);
-    ok(Test::AgentLocator::Calls::wait_until(sub { scalar $t->redirects(52) }, 3),
+    ok(wait_until(sub { scalar $t->redirects(52) }, 3),
        'the attempt is in flight');
     my $r = $t->webhook('stream_ended', 52);
     like($r->{body}, qr/<Record action=/, 'the fallback, once the attempt failed');
@@ -217,7 +208,7 @@ subtest 'stream_ended while a retry is pending: the fallback at once, the retry 
     my $t = Test::AgentLocator::Calls->new(mode => { mode => 'fail', fail_times => 9 },
         watchdog => 'start_timeout=1s no_media_timeout=1s');
     $t->incoming(53);
-    ok(Test::AgentLocator::Calls::wait_until(sub {
+    ok(wait_until(sub {
         (($t->call(53) // {})->{redirect} // {})->{status} == 500 }, 3), 'the first attempt failed');
     my $r = $t->webhook('stream_ended', 53);
     like($r->{body}, qr/<Record action=/, 'the fallback');
@@ -233,7 +224,7 @@ subtest 'a call whose fallback was served is never redirected' => sub {
     $t->incoming(54);
     like($t->webhook('stream_ended', 54)->{body}, qr/<Record action=/, 'the fallback');
     sleep 2;
-    none($t, 'after the fallback', 54);
+    $t->none('after the fallback', 54);
     ok($t->server->stop, 'stopped');
 };
 
@@ -246,7 +237,7 @@ subtest 'in flight in an old worker, stream_ended to a new one: it waits across 
     my @r = map { $t->webhook('stream_ended', $_) } 56 .. 59;
     is(scalar(grep { $_->{body} eq $EMPTY } @r), 4, 'each stream_ended answered <Response/>');
     sleep 0.5;
-    once_each($t, 'across the reload', 56 .. 59);
+    $t->once_each('across the reload', 56 .. 59);
     ok($t->server->stop, 'stopped');
 };
 
@@ -261,7 +252,7 @@ subtest 'no-stream redirects come at their deadline, not on a tick' => sub {
     ok($t->wait_redirects(3, 61 .. 80), 'all 20 redirected');
     sleep 0.2;
     no_later_than($t, \%deadline, 'armed', 61 .. 80);
-    once_each($t, 'armed', 61 .. 80);
+    $t->once_each('armed', 61 .. 80);
     ok($t->server->stop, 'stopped');
 };
 
@@ -274,7 +265,7 @@ subtest 'on time across a reload: calls armed before and after it' => sub {
     ok($t->wait_redirects(4, 81 .. 90), 'all 10 redirected');
     sleep 0.2;
     no_later_than($t, \%deadline, 'around a reload', 81 .. 90);
-    once_each($t, 'around a reload', 81 .. 90);
+    $t->once_each('around a reload', 81 .. 90);
     ok($t->server->stop, 'stopped');
 };
 

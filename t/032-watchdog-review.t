@@ -11,14 +11,8 @@ use Time::HiRes qw(sleep time);
 use Test::AgentLocator::Calls;
 use Test::AgentLocator::Twilio qw(call_sid);
 
-sub wait_until { Test::AgentLocator::Calls::wait_until(@_) }
+*wait_until = \&Test::AgentLocator::Calls::wait_until;
 
-sub once_each {
-    my ($t, $what, @n) = @_;
-    my @bad = grep { scalar($t->redirects($_)) != 1 } @n;
-    ok(!@bad, "$what: each redirected exactly once")
-        or diag(join ' ', map { "$_ x" . scalar($t->redirects($_)) } @bad);
-}
 
 sub status { decode_json($_[0]->server->request('GET /status')->{body}) }
 
@@ -34,7 +28,7 @@ subtest 'a worker short of connections never crashes: it claims only what it can
     $t->incoming($_) for 1 .. 50;
     ok($t->wait_redirects(10, 1 .. 50), 'all 50 redirected in the end');
     sleep 0.5;
-    once_each($t, 'short of connections', 1 .. 50);
+    $t->once_each('short of connections', 1 .. 50);
     ok(!crashed($t), 'no worker died') or diag($t->server->error_log);
     is(($t->server->workers)[0], $worker, 'the same worker');
     unlike($t->server->error_log, qr/\[alert\]/, 'no alert (worker_connections never ran out)');
@@ -66,7 +60,7 @@ subtest 'a reload with 40 redirects in flight sends none of them twice' => sub {
     ok(wait_until(sub { @{ $t->mock->requests } == 40 }, 4), '40 in flight');
     $t->server->reload;    # returns once the old workers are gone
     sleep 1;
-    once_each($t, 'reload in flight', 1 .. 40);
+    $t->once_each('reload in flight', 1 .. 40);
     is(scalar(grep { ($t->call($_) // {})->{state} eq 'redirected' } 1 .. 40), 40,
        'all 40 recorded as redirected: their answers were read');
     unlike($t->server->error_log, qr/abandoned/, 'none abandoned');

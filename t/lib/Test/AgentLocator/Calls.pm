@@ -15,6 +15,7 @@ package Test::AgentLocator::Calls;
 
 use strict;
 use warnings;
+use Test::More ();
 use Time::HiRes qw(sleep time);
 use Test::AgentLocator::Server;
 use Test::AgentLocator::TwilioMock;
@@ -140,5 +141,19 @@ sub lateness {
 }
 
 sub call { my ($self, $n) = @_; scalar $self->{s}->call($n) }
+
+# test assertions over the mock's view of the calls
+sub once_each {
+    my ($self, $what, @n) = @_;
+    my @bad = grep { scalar($self->redirects($_)) != 1 } @n;
+    Test::More::ok(!@bad, "$what: each redirected exactly once")
+        or Test::More::diag(join ' ', map { "$_ x" . scalar($self->redirects($_)) } @bad);
+}
+
+sub none {
+    my ($self, $what, @n) = @_;
+    my @bad = grep { scalar $self->redirects($_) } @n;
+    Test::More::ok(!@bad, "$what: not redirected") or Test::More::diag("redirected: @bad");
+}
 
 1;
