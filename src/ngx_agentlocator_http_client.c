@@ -92,7 +92,7 @@ static void ngx_agentlocator_http_fail_pending(ngx_event_t *ev);
 static void ngx_agentlocator_http_guard(ngx_event_t *ev);
 static void ngx_agentlocator_http_socket_failed(CURL *easy,
     const char *reason);
-static ngx_uint_t ngx_agentlocator_http_is_failed(CURL *easy);
+static ngx_agentlocator_http_req_t *ngx_agentlocator_http_req_of(CURL *easy);
 static ngx_agentlocator_http_req_t *ngx_agentlocator_http_get(ngx_log_t *log);
 static void ngx_agentlocator_http_put(ngx_agentlocator_http_req_t *req);
 static void ngx_agentlocator_http_free(ngx_agentlocator_http_req_t *req);
@@ -211,8 +211,9 @@ ngx_agentlocator_http_init_worker(ngx_cycle_t *cycle)
 
 
 /*
- * At worker exit, after the callers had their say (whatever is still in
- * flight was aborted by them): sockets freed, curl cleaned up.
+ * At worker exit, after the callers had their say (they abort what they
+ * still have in flight; anything left is aborted here): sockets freed,
+ * curl cleaned up.
  */
 
 void
@@ -405,6 +406,7 @@ ngx_agentlocator_http_socket(CURL *easy, curl_socket_t s, int what,
 
     ngx_uint_t                        n;
     ngx_connection_t                **conns;
+    ngx_agentlocator_http_req_t      *req;
     ngx_agentlocator_http_engine_t   *e;
 
     e = &ngx_agentlocator_http;
@@ -444,9 +446,10 @@ ngx_agentlocator_http_socket(CURL *easy, curl_socket_t s, int what,
         }
 
         c = NULL;
+        req = ngx_agentlocator_http_req_of(easy);
 
         if (ngx_cycle->free_connection_n
-            && !ngx_agentlocator_http_is_failed(easy)
+            && !(req && req->failed)
             && !ngx_agentlocator_http_inject_failure())
         {
             c = ngx_get_connection(s, ngx_cycle->log);
@@ -643,9 +646,7 @@ ngx_agentlocator_http_completions(void)
             continue;
         }
 
-        req = NULL;
-        (void) curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
-                                 (char **) &req);
+        req = ngx_agentlocator_http_req_of(msg->easy_handle);
 
         if (req == NULL) {
             continue;
@@ -692,6 +693,20 @@ ngx_agentlocator_http_finish(ngx_agentlocator_http_req_t *req)
 }
 
 
+/* Our request behind one of curl's easy handles. */
+
+static ngx_agentlocator_http_req_t *
+ngx_agentlocator_http_req_of(CURL *easy)
+{
+    ngx_agentlocator_http_req_t  *req;
+
+    req = NULL;
+    (void) curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &req);
+
+    return req;
+}
+
+
 /* A transfer whose socket we could not watch: see _socket. */
 
 static void
@@ -699,8 +714,7 @@ ngx_agentlocator_http_socket_failed(CURL *easy, const char *reason)
 {
     ngx_agentlocator_http_req_t  *req;
 
-    req = NULL;
-    (void) curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &req);
+    req = ngx_agentlocator_http_req_of(easy);
 
     if (req == NULL || req->failed) {
         return;
@@ -711,18 +725,6 @@ ngx_agentlocator_http_socket_failed(CURL *easy, const char *reason)
     if (!ngx_agentlocator_http.fail.posted) {
         ngx_post_event(&ngx_agentlocator_http.fail, &ngx_posted_events);
     }
-}
-
-
-static ngx_uint_t
-ngx_agentlocator_http_is_failed(CURL *easy)
-{
-    ngx_agentlocator_http_req_t  *req;
-
-    req = NULL;
-    (void) curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &req);
-
-    return req && req->failed;
 }
 
 

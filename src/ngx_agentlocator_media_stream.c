@@ -967,11 +967,9 @@ ngx_agentlocator_media_audio(ngx_agentlocator_media_t *ms,
 static void
 ngx_agentlocator_media_silence_handler(ngx_event_t *ev)
 {
-    ngx_str_t                         call_sid;
-    ngx_msec_t                        base, due;
-    ngx_connection_t                 *c;
-    ngx_agentlocator_media_t         *ms;
-    ngx_agentlocator_stream_media_t   media;
+    ngx_msec_t                 base, due;
+    ngx_connection_t          *c;
+    ngx_agentlocator_media_t  *ms;
 
     c = ev->data;
     ms = c->data;
@@ -991,36 +989,19 @@ ngx_agentlocator_media_silence_handler(ngx_event_t *ev)
 
     ms->silent = 1;
 
-    media.frames = ms->unflushed_frames;
-    media.bytes = ms->unflushed_bytes;
-    media.last = ms->last_media;
-
-    ms->unflushed_frames = 0;
-    ms->unflushed_bytes = 0;
-    ms->last_flush = ngx_current_msec;
-
-    if (ms->registry) {
-        (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_frames,
-                                    media.frames);
-        (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_bytes,
-                                    media.bytes);
-    }
-
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
                   "WS_SILENT call=%*s: no media for %M ms",
                   NGX_AGENTLOCATOR_SID_LEN, ms->call_sid,
                   ngx_current_msec - base);
 
-    call_sid.data = ms->call_sid;
-    call_sid.len = NGX_AGENTLOCATOR_SID_LEN;
-
-    ngx_agentlocator_watchdog_stream_silent(&call_sid, &ms->ref, &media);
+    ngx_agentlocator_media_flush(ms, NGX_AGENTLOCATOR_STREAM_SILENT);
 }
 
 
 /*
  * Counters and the last media time to the zone with "event" (_stream_event_e):
- * periodically (see NGX_AGENTLOCATOR_MEDIA_FLUSH), and at stop and close.
+ * periodically (see NGX_AGENTLOCATOR_MEDIA_FLUSH), at stop and close, and
+ * to the watchdog when the stream went silent.
  */
 
 static void
@@ -1049,9 +1030,15 @@ ngx_agentlocator_media_flush(ngx_agentlocator_media_t *ms, ngx_uint_t event)
         media.bytes = ms->unflushed_bytes;
         media.last = ms->last_media;
 
-        (void) ngx_agentlocator_registry_stream_update(ms->registry,
-                   &ms->amcf->timeouts, &call_sid, &ms->ref, &media, event,
-                   NULL);
+        if (event == NGX_AGENTLOCATOR_STREAM_SILENT) {
+            ngx_agentlocator_watchdog_stream_silent(&call_sid, &ms->ref,
+                                                    &media);
+
+        } else {
+            (void) ngx_agentlocator_registry_stream_update(ms->registry,
+                       &ms->amcf->timeouts, &call_sid, &ms->ref, &media,
+                       event, NULL);
+        }
     }
 
     ms->unflushed_frames = 0;

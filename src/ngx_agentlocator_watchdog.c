@@ -38,8 +38,6 @@
 
 
 typedef struct {
-    ngx_queue_t                       queue;     /* in flight, this worker */
-    ngx_agentlocator_http_req_t      *http;
     ngx_agentlocator_claim_t          claim;
     ngx_msec_t                        started;
 } ngx_agentlocator_redirect_t;
@@ -48,7 +46,6 @@ typedef struct {
 typedef struct {
     ngx_event_t                       tick;
     ngx_connection_t                  dummy;     /* tick.data */
-    ngx_queue_t                       in_flight;
     ngx_uint_t                        n_in_flight;
     ngx_uint_t                        in_pass;
     ngx_agentlocator_main_conf_t     *amcf;
@@ -179,8 +176,6 @@ ngx_agentlocator_watchdog_init_worker(ngx_cycle_t *cycle)
     amcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_agentlocator_module);
     wd = &ngx_agentlocator_watchdog;
-
-    ngx_queue_init(&wd->in_flight);
 
     if (amcf == NULL || !amcf->watchdog || amcf->watchdog_srv == NULL) {
         return NGX_OK;
@@ -364,16 +359,13 @@ ngx_agentlocator_watchdog_arm(ngx_agentlocator_watchdog_t *wd,
         } /* else: no room now; a completion posts the tick */
     }
 
-    if (ev->timer_set) {
-        if (ev->timer.key == at) {
-            ngx_agentlocator_registry_wake(ngx_agentlocator_watchdog_wake, at);
-            return;
-        }
-
+    if (ev->timer_set && ev->timer.key != at) {
         ngx_del_timer(ev);
     }
 
-    ngx_add_timer(ev, at - now);
+    if (!ev->timer_set) {
+        ngx_add_timer(ev, at - now);
+    }
 
     ngx_agentlocator_registry_wake(ngx_agentlocator_watchdog_wake, at);
 }
@@ -450,6 +442,7 @@ ngx_agentlocator_watchdog_redirect(ngx_agentlocator_watchdog_t *wd,
     u_char                        *p, *account;
     ngx_str_t                      url, user;
     ngx_agentlocator_redirect_t   *rd;
+    ngx_agentlocator_http_req_t   *http;
     ngx_agentlocator_main_conf_t  *amcf;
 
     amcf = wd->amcf;
@@ -478,7 +471,7 @@ ngx_agentlocator_watchdog_redirect(ngx_agentlocator_watchdog_t *wd,
 
     user = amcf->account_sid;
 
-    rd->http = ngx_agentlocator_http_post(&url, &user, &amcf->auth_token,
+    http = ngx_agentlocator_http_post(&url, &user, &amcf->auth_token,
                                           &wd->twiml_form,
                                           amcf->timeouts.rest_timeout,
                                           ngx_agentlocator_watchdog_done, rd,
@@ -486,11 +479,10 @@ ngx_agentlocator_watchdog_redirect(ngx_agentlocator_watchdog_t *wd,
     ngx_free(url.data);
     url.data = NULL;
 
-    if (rd->http == NULL) {
+    if (http == NULL) {
         goto failed;
     }
 
-    ngx_queue_insert_tail(&wd->in_flight, &rd->queue);
     wd->n_in_flight++;
 
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
@@ -544,7 +536,6 @@ ngx_agentlocator_watchdog_done(ngx_agentlocator_http_result_t *result,
 
     was_full = (wd->n_in_flight == NGX_AGENTLOCATOR_WATCHDOG_IN_FLIGHT);
 
-    ngx_queue_remove(&rd->queue);
     wd->n_in_flight--;
 
     code = 0;
