@@ -32,6 +32,8 @@ static char *ngx_agentlocator_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_media_stream(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_agentlocator_media_location_check(ngx_conf_t *cf,
+    ngx_agentlocator_loc_conf_t *conf);
 static char *ngx_agentlocator_recordings(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_subprotocols(ngx_conf_t *cf,
@@ -84,6 +86,13 @@ static ngx_command_t  ngx_agentlocator_commands[] = {
       ngx_agentlocator_media_stream,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("agentlocator_media_plain_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_agentlocator_loc_conf_t, media_plain_url),
       NULL },
 
     { ngx_string("agentlocator_media_max_message"),
@@ -248,6 +257,7 @@ ngx_agentlocator_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_agentlocator_registry_init_worker(cycle);
+    ngx_agentlocator_stream_url_init_worker(cycle);
 
     if (ngx_agentlocator_http_init_worker(cycle) != NGX_OK) {
         return NGX_ERROR;
@@ -420,6 +430,7 @@ ngx_agentlocator_create_loc_conf(ngx_conf_t *cf)
      */
 
     alcf->signature = NGX_CONF_UNSET;
+    alcf->media_plain_url = NGX_CONF_UNSET;
     alcf->max_body = NGX_CONF_UNSET_SIZE;
     alcf->media_max_message = NGX_CONF_UNSET_SIZE;
     alcf->media_send_buffer = NGX_CONF_UNSET_SIZE;
@@ -449,6 +460,7 @@ ngx_agentlocator_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     const char                    *what;
 
     ngx_conf_merge_value(conf->signature, prev->signature, 1);
+    ngx_conf_merge_value(conf->media_plain_url, prev->media_plain_url, 0);
     ngx_conf_merge_size_value(conf->max_body, prev->max_body, 64 * 1024);
     ngx_conf_merge_size_value(conf->media_max_message,
                               prev->media_max_message, 64 * 1024);
@@ -489,6 +501,12 @@ ngx_agentlocator_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->status) {
         return NGX_CONF_OK;
+    }
+
+    if (conf->media && ngx_agentlocator_media_location_check(cf, conf)
+                       != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
     }
 
     if (ascf->public_url == NULL) {
@@ -534,6 +552,48 @@ ngx_agentlocator_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The TwiML gives each call's stream its own URL, <location>/{CallSid}/
+ * {token}: an exact-match location never sees one, and every call would
+ * fall to the recording.  Said at `nginx -t`, not found out from calls.
+ */
+
+static ngx_int_t
+ngx_agentlocator_media_location_check(ngx_conf_t *cf,
+    ngx_agentlocator_loc_conf_t *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (!clcf->exact_match) {
+        return NGX_OK;
+    }
+
+    if (!conf->media_plain_url) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "agentlocator_media_stream in %s:%ui is in "
+                      "\"location = %V\", which never sees the per-call "
+                      "stream URLs %V/{CallSid}/{token} that the TwiML "
+                      "gives Twilio: use \"location %V/\" (and "
+                      "\"agentlocator_media_plain_url on\" only for TwiML "
+                      "that names %V itself)",
+                      conf->conf_file, conf->conf_line, &clcf->name,
+                      &clcf->name, &clcf->name, &clcf->name);
+        return NGX_ERROR;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                  "agentlocator_media_stream in %s:%ui serves only the "
+                  "plain URL %V: the per-call stream URLs the TwiML gives "
+                  "Twilio need a prefix location such as \"location %V/\"",
+                  conf->conf_file, conf->conf_line, &clcf->name,
+                  &clcf->name);
+
+    return NGX_OK;
 }
 
 

@@ -23,6 +23,7 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #endif
 #include <openssl/sha.h>
+#include "ngx_agentlocator_siphash.h"
 
 
 #define NGX_AGENTLOCATOR_MODULE_NAME  "ngx_http_agentlocator_module"
@@ -42,12 +43,13 @@
  * changing them.
  */
 
-#define NGX_AGENTLOCATOR_REGISTRY_LAYOUT  0x414c0004   /* "AL", layout 4 */
+#define NGX_AGENTLOCATOR_REGISTRY_LAYOUT  0x414c0005   /* "AL", layout 5 */
 #define NGX_AGENTLOCATOR_CALL_MAGIC       0x43414c4c   /* "CALL" */
 
 #define NGX_AGENTLOCATOR_SID_LEN          34           /* "CA" + 32 hex */
 #define NGX_AGENTLOCATOR_PARTY_LEN        64           /* From, To */
 #define NGX_AGENTLOCATOR_CALL_STATUS_LEN  16
+#define NGX_AGENTLOCATOR_STREAM_TOKEN_LEN 32           /* hex, in the URL */
 
 /*
  * A stream's media counters and last media time reach the zone at most
@@ -94,7 +96,7 @@ typedef struct {
 
     uint32_t                      magic;
     uint32_t                      slot;         /* in sh->table */
-    uint32_t                      hash;         /* crc32 of call_sid */
+    uint32_t                      hash;         /* keyed, of call_sid */
 
     ngx_msec_t                    created;      /* monotonic ms */
     time_t                        created_at;   /* wall clock, s */
@@ -140,6 +142,17 @@ typedef struct {
     uint32_t                      layout;
     ngx_pid_t                     changing;     /* pid inside a tree change */
 
+    /* chosen at random when the zone is created; never leaves it */
+    u_char                        hash_key[NGX_AGENTLOCATOR_SIPHASH_KEY_LEN];
+
+    /*
+     * Calls that have left the table, for stale_after: 8-way sets of
+     * words, each a 48-bit tag of the keyed hash and the minute it left
+     * (ngx_agentlocator_registry_ended_*), 0 = empty.
+     */
+    uint64_t                     *ended;
+    ngx_uint_t                    ended_sets_mask;
+
     ngx_agentlocator_call_t     **index;        /* by hash, NULL = empty */
     ngx_uint_t                    index_mask;   /* size - 1, a power of 2 */
 
@@ -169,6 +182,8 @@ typedef struct {
     ngx_uint_t                    evicted;
     ngx_uint_t                    expired;
     ngx_uint_t                    repaired;
+    ngx_uint_t                    ended_forgotten;  /* before stale_after */
+    ngx_uint_t                    replays;      /* incoming_call refused */
 } ngx_agentlocator_registry_sh_t;
 
 
@@ -217,6 +232,17 @@ typedef enum {
     NGX_AGENTLOCATOR_ENDED_EMPTY,         /* a redirect landed: <Response/> */
     NGX_AGENTLOCATOR_ENDED_WAIT           /* a redirect is in flight */
 } ngx_agentlocator_ended_e;
+
+
+/* Why a stream may not take its call (ngx_agentlocator_registry_stream_attach). */
+
+typedef enum {
+    NGX_AGENTLOCATOR_REFUSE_NONE = 0,
+    NGX_AGENTLOCATOR_REFUSE_UNKNOWN,      /* no incoming_call registered it */
+    NGX_AGENTLOCATOR_REFUSE_LIVE,         /* another stream holds it */
+    NGX_AGENTLOCATOR_REFUSE_ENDED,        /* the call has moved on */
+    NGX_AGENTLOCATOR_REFUSE_ACCOUNT       /* accountSid is not the call's */
+} ngx_agentlocator_refusal_e;
 
 
 /* Who holds a call's live stream: a worker and its connection there. */
@@ -293,8 +319,10 @@ typedef struct ngx_agentlocator_srv_conf_s {
     ngx_str_t                       greeting;    /* absolute URL or empty */
     ngx_str_t                       fallback_prompt;
     ngx_str_t                       fallback_twiml;  /* built at merge */
-    ngx_str_t                       connect_head;    /* incoming_call's */
-    ngx_str_t                       connect_tail;    /* around CallSid */
+    /* incoming_call's TwiML around the stream URL's end and the CallSid */
+    ngx_str_t                       connect_head;
+    ngx_str_t                       connect_mid;
+    ngx_str_t                       connect_tail;
 } ngx_agentlocator_srv_conf_t;
 
 
@@ -324,6 +352,7 @@ typedef struct {
     size_t                        max_body;
 
     ngx_uint_t                    media;        /* 1 stream, 2 echo */
+    ngx_flag_t                    media_plain_url;
     size_t                        media_max_message;
     size_t                        media_send_buffer;
     ngx_msec_t                    media_idle_timeout;
@@ -373,6 +402,9 @@ typedef struct {
     ngx_uint_t                    evicted;
     ngx_uint_t                    expired;
     ngx_uint_t                    repaired;
+    ngx_uint_t                    ended_capacity;   /* calls remembered */
+    ngx_uint_t                    ended_forgotten;
+    ngx_uint_t                    replays;
 } ngx_agentlocator_registry_usage_t;
 
 
@@ -388,6 +420,14 @@ extern ngx_uint_t    ngx_agentlocator_worker_cut;
 /* ngx_agentlocator_public_url.c */
 const char *ngx_agentlocator_public_url_parse(ngx_pool_t *pool,
     ngx_str_t *value, ngx_agentlocator_public_url_t *url);
+
+/* ngx_agentlocator_stream_url.c */
+void ngx_agentlocator_stream_url_init_worker(ngx_cycle_t *cycle);
+ngx_int_t ngx_agentlocator_stream_token(u_char *call_sid, u_char *token);
+ngx_int_t ngx_agentlocator_stream_url_parse(ngx_str_t *uri,
+    ngx_str_t *call_sid, ngx_str_t *token);
+ngx_uint_t ngx_agentlocator_stream_token_valid(ngx_str_t *call_sid,
+    ngx_str_t *token);
 
 /* ngx_agentlocator_registry.c */
 typedef void (*ngx_agentlocator_wake_pt)(ngx_msec_t due);
@@ -424,7 +464,7 @@ ngx_int_t ngx_agentlocator_registry_stream_attach(
     ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
     ngx_str_t *call_sid, ngx_str_t *stream_sid, ngx_str_t *account_sid,
     ngx_agentlocator_stream_ref_t *stream, ngx_pid_t dead_owner,
-    ngx_uint_t *known, ngx_pid_t *owner);
+    ngx_uint_t *refusal, ngx_pid_t *owner);
 ngx_int_t ngx_agentlocator_registry_stream_update(
     ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
     ngx_str_t *call_sid, ngx_agentlocator_stream_ref_t *stream,
@@ -451,6 +491,7 @@ ngx_int_t ngx_agentlocator_form_get(ngx_agentlocator_form_t *form,
 /* ngx_agentlocator_signature.c */
 #define NGX_AGENTLOCATOR_SIGNATURE_LEN    28           /* base64 of SHA-1 */
 #define NGX_AGENTLOCATOR_SIG_WS_SLASH     0x01
+#define NGX_AGENTLOCATOR_SIG_HIDE_LAST    0x02         /* a token ends the URL */
 
 void ngx_agentlocator_hmac_init(ngx_agentlocator_hmac_t *key,
     ngx_str_t *secret);
@@ -476,6 +517,7 @@ ngx_int_t ngx_agentlocator_twiml_fallback(ngx_pool_t *pool,
 ngx_int_t ngx_agentlocator_twiml_resolve(ngx_conf_t *cf,
     ngx_agentlocator_srv_conf_t *ascf);
 ngx_int_t ngx_agentlocator_twiml_empty(ngx_str_t *out);
+ngx_int_t ngx_agentlocator_twiml_hangup(ngx_str_t *out);
 ngx_int_t ngx_agentlocator_absolute_url(ngx_pool_t *pool,
     ngx_agentlocator_public_url_t *base, ngx_str_t *uri, ngx_str_t *out);
 
@@ -596,7 +638,7 @@ ngx_int_t ngx_agentlocator_media_stream_handler(ngx_http_request_t *r);
 typedef struct ngx_agentlocator_media_s  ngx_agentlocator_media_t;
 
 ngx_agentlocator_media_t *ngx_agentlocator_media_create(
-    ngx_http_request_t *r);
+    ngx_http_request_t *r, ngx_str_t *url_call_sid);
 void ngx_agentlocator_media_take_over(ngx_http_request_t *r,
     ngx_agentlocator_media_t *ms, ngx_str_t *protocol);
 void ngx_agentlocator_media_exit_worker(void);

@@ -57,8 +57,11 @@ static const char  *ngx_agentlocator_outcome_names[] = {
 /*
  * incoming_call: a new entry in state "armed" due at start_timeout.  A
  * repeated webhook for a known CallSid changes nothing ("created" = 0).
- * NGX_BUSY: the zone is full even after eviction; the caller answers the
- * call anyway, unprotected.
+ * NGX_DECLINED: the call has ended (a final call_status, or it left the
+ * table less than stale_after ago): Twilio never asks again, so this is
+ * a replay of a captured request, and nothing is armed.  NGX_BUSY: the
+ * zone is full even after eviction; the caller answers the call anyway,
+ * unprotected.
  */
 
 ngx_int_t
@@ -77,10 +80,16 @@ ngx_agentlocator_registry_incoming(ngx_agentlocator_registry_t *reg,
 
     call = ngx_agentlocator_registry_lookup(reg->sh, &info->call_sid);
 
-    if (call) {
+    if (call && call->state != NGX_AGENTLOCATOR_CALL_COMPLETED) {
         ngx_agentlocator_registry_touch(reg, call, now);
         ngx_agentlocator_registry_unlock(reg);
         return NGX_OK;
+    }
+
+    if (call || ngx_agentlocator_registry_ended(reg, to, &info->call_sid)) {
+        reg->sh->replays++;
+        ngx_agentlocator_registry_unlock(reg);
+        return NGX_DECLINED;
     }
 
     ngx_agentlocator_registry_expire(reg, to, now,
@@ -319,13 +328,14 @@ ngx_agentlocator_registry_call_status(ngx_agentlocator_registry_t *reg,
 
 
 /*
- * The media stream's "start": "stream" (a worker's connection) now holds
- * the call's live stream, and the stream's clock starts unless it was
- * running already.  A call the registry does not know (its incoming_call
- * went to another host, or the zone lost it) is registered here, so the
- * watchdog protects the stream all the same.  NGX_DECLINED: another
- * stream, of worker "owner", holds the call; it may be replaced only by
- * naming that worker as "dead_owner" (the caller found it gone).
+ * A media stream's "start" takes its call.  Twilio connects a call's
+ * stream after our TwiML answered the call's signed incoming_call, so only
+ * a call this host registered that way takes one, and only while no other
+ * stream of it is live ("dead_owner": a worker known to have died, whose
+ * stream went with it) and it has not moved on (redirected, fallback,
+ * completed).  The stream never adds a call and never sets its
+ * AccountSid, which REST requests are made for.  NGX_DECLINED, with
+ * "refusal" (_refusal_e) and, for a live stream, its worker in "owner".
  */
 
 ngx_int_t
@@ -333,63 +343,35 @@ ngx_agentlocator_registry_stream_attach(ngx_agentlocator_registry_t *reg,
     ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid,
     ngx_str_t *stream_sid, ngx_str_t *account_sid,
     ngx_agentlocator_stream_ref_t *stream, ngx_pid_t dead_owner,
-    ngx_uint_t *known, ngx_pid_t *owner)
+    ngx_uint_t *refusal, ngx_pid_t *owner)
 {
     ngx_uint_t                state;
     ngx_msec_t                now;
     ngx_agentlocator_call_t  *call;
 
     now = ngx_current_msec;
-    *known = 0;
     *owner = 0;
 
-    ngx_agentlocator_registry_lock(reg);
-
-    call = ngx_agentlocator_registry_lookup(reg->sh, call_sid);
-
+    call = ngx_agentlocator_registry_lock_call(reg, call_sid);
     if (call == NULL) {
-        ngx_agentlocator_registry_expire(reg, to, now,
-                                         NGX_AGENTLOCATOR_EXPIRE_BATCH);
-
-        call = ngx_agentlocator_registry_new(reg, to, call_sid, 0, now);
-        if (call == NULL) {
-            ngx_agentlocator_registry_unlock(reg);
-            return NGX_BUSY;
-        }
-
-        if (account_sid->len == NGX_AGENTLOCATOR_SID_LEN) {
-            ngx_memcpy(call->account_sid, account_sid->data,
-                       NGX_AGENTLOCATOR_SID_LEN);
-        }
-
-        ngx_memcpy(call->stream_sid, stream_sid->data,
-                   NGX_AGENTLOCATOR_SID_LEN);
-
-        call->state = NGX_AGENTLOCATOR_CALL_STREAMING;
-        call->stream_start = now;
-        call->stream_pid = stream->pid;
-        call->stream_id = stream->id;
-        call->deadline.key = ngx_agentlocator_call_deadline(call, to);
-
-        ngx_agentlocator_registry_insert(reg, call);
-        ngx_agentlocator_registry_unlock(reg);
-
-        return NGX_OK;
-    }
-
-    *known = 1;
-
-    if (call->stream_pid && !ngx_agentlocator_call_attached(call, stream)
-        && call->stream_pid != dead_owner)
-    {
-        *owner = call->stream_pid;
-        ngx_agentlocator_registry_unlock(reg);
+        *refusal = NGX_AGENTLOCATOR_REFUSE_UNKNOWN;
         return NGX_DECLINED;
     }
 
-    call->stream_pid = stream->pid;
-    call->stream_id = stream->id;
-    ngx_memcpy(call->stream_sid, stream_sid->data, NGX_AGENTLOCATOR_SID_LEN);
+    if (account_sid->len == NGX_AGENTLOCATOR_SID_LEN && call->account_sid[0]
+        && ngx_memcmp(call->account_sid, account_sid->data,
+                      NGX_AGENTLOCATOR_SID_LEN)
+           != 0)
+    {
+        *refusal = NGX_AGENTLOCATOR_REFUSE_ACCOUNT;
+        goto refused;
+    }
+
+    if (call->stream_pid && call->stream_pid != dead_owner) {
+        *refusal = NGX_AGENTLOCATOR_REFUSE_LIVE;
+        *owner = call->stream_pid;
+        goto refused;
+    }
 
     state = call->state;
 
@@ -403,18 +385,34 @@ ngx_agentlocator_registry_stream_attach(ngx_agentlocator_registry_t *reg,
         state = NGX_AGENTLOCATOR_CALL_STREAMING;
         break;
 
-    default:
-        /* streaming already (stream-started came first), or past help */
+    case NGX_AGENTLOCATOR_CALL_STREAMING:
+        /* stream-started came first, or its stream's worker died */
         call->silent = 0;
         break;
+
+    default:
+        *refusal = NGX_AGENTLOCATOR_REFUSE_ENDED;
+        goto refused;
     }
+
+    call->stream_pid = stream->pid;
+    call->stream_id = stream->id;
+    ngx_memcpy(call->stream_sid, stream_sid->data, NGX_AGENTLOCATOR_SID_LEN);
 
     ngx_agentlocator_registry_touch(reg, call, now);
     ngx_agentlocator_call_set(reg, to, call, state);
 
     ngx_agentlocator_registry_unlock(reg);
 
+    *refusal = NGX_AGENTLOCATOR_REFUSE_NONE;
+
     return NGX_OK;
+
+refused:
+
+    ngx_agentlocator_registry_unlock(reg);
+
+    return NGX_DECLINED;
 }
 
 
@@ -617,7 +615,7 @@ ngx_agentlocator_registry_due(ngx_agentlocator_registry_t *reg,
                 ngx_agentlocator_registry_refile(reg, call, t);
 
             } else {
-                ngx_agentlocator_registry_free(reg, call);
+                ngx_agentlocator_registry_free(reg, to, call);
                 sh->expired++;
             }
 
@@ -957,7 +955,7 @@ ngx_agentlocator_registry_expire(ngx_agentlocator_registry_t *reg,
             continue;
         }
 
-        ngx_agentlocator_registry_free(reg, call);
+        ngx_agentlocator_registry_free(reg, to, call);
         sh->expired++;
         n++;
     }

@@ -25,6 +25,11 @@ static ngx_uint_t ngx_agentlocator_media_upgrade_required(
     const char **reason);
 static ngx_uint_t ngx_agentlocator_media_token(ngx_str_t *value,
     const char *token);
+static ngx_int_t ngx_agentlocator_media_hide_token(ngx_http_request_t *r,
+    ngx_str_t *token);
+static ngx_uint_t ngx_agentlocator_media_url_check(ngx_http_request_t *r,
+    ngx_agentlocator_loc_conf_t *alcf, ngx_str_t *call_sid,
+    const char **reason);
 
 
 static ngx_str_t  ngx_agentlocator_ws_upgrade = ngx_string("websocket");
@@ -35,12 +40,11 @@ ngx_int_t
 ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
-    ngx_str_t                      accept, protocol;
+    ngx_str_t                      accept, protocol, url_call_sid;
     ngx_uint_t                     status;
     const char                    *reason;
     ngx_agentlocator_media_t      *ms;
     ngx_http_core_loc_conf_t      *clcf;
-    ngx_agentlocator_srv_conf_t   *ascf;
     ngx_agentlocator_loc_conf_t   *alcf;
 
     rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_GET, "GET");
@@ -57,16 +61,24 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
 
+    status = ngx_agentlocator_media_url_check(r, alcf, &url_call_sid,
+                                              &reason);
+    if (status) {
+        r->keepalive = 0;
+        return ngx_agentlocator_reply_error(r, status, reason);
+    }
+
     if (alcf->signature) {
         /*
          * Twilio signs the upgrade with the wss:// URL it connected to and
-         * no parameters; its docs advise trying a trailing "/" too.
+         * no parameters, whatever the public URL's scheme (TwiML streams
+         * are wss:// only); its docs advise trying a trailing "/" too.
          */
-        ascf = ngx_http_get_module_srv_conf(r, ngx_http_agentlocator_module);
 
-        rc = ngx_agentlocator_signature_check(r,
-                 ascf->public_url->scheme.len == 5 ? "wss" : "ws",
-                 NULL, NGX_AGENTLOCATOR_SIG_WS_SLASH, NULL);
+        rc = ngx_agentlocator_signature_check(r, "wss", NULL,
+                 NGX_AGENTLOCATOR_SIG_WS_SLASH
+                 | (url_call_sid.len ? NGX_AGENTLOCATOR_SIG_HIDE_LAST : 0),
+                 url_call_sid.len ? &url_call_sid : NULL);
 
         if (rc == NGX_DECLINED) {
             r->keepalive = 0;
@@ -82,7 +94,7 @@ ngx_agentlocator_media_stream_handler(ngx_http_request_t *r)
     /* every exit from here on closes the connection */
     r->keepalive = 0;
 
-    ms = ngx_agentlocator_media_create(r);
+    ms = ngx_agentlocator_media_create(r, &url_call_sid);
     if (ms == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -272,6 +284,99 @@ ngx_agentlocator_media_handshake(ngx_http_request_t *r, ngx_str_t *accept,
     }
 
     return 0;
+}
+
+
+/*
+ * The stream URL: a per-call one, .../{CallSid}/{token}, with the token
+ * that CallSid's ("call_sid" is then the call it may speak for); or the
+ * plain one where agentlocator_media_plain_url allows it ("call_sid"
+ * empty).  Returns 0, or 403 and the reason.
+ */
+
+static ngx_uint_t
+ngx_agentlocator_media_url_check(ngx_http_request_t *r,
+    ngx_agentlocator_loc_conf_t *alcf, ngx_str_t *call_sid,
+    const char **reason)
+{
+    u_char     safe[NGX_AGENTLOCATOR_SID_LEN + 1];
+    ngx_str_t  token;
+
+    ngx_str_null(call_sid);
+
+    if (ngx_agentlocator_stream_url_parse(&r->uri, call_sid, &token)
+        != NGX_OK)
+    {
+        ngx_str_null(call_sid);
+
+        if (alcf->media_plain_url) {
+            return 0;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "WS_URL_INVALID call=- reason=plain: the stream URL "
+                      "names no call (agentlocator_media_plain_url is off)");
+
+        *reason = "the stream URL must end in /{CallSid}/{token}";
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    /* the token is never logged: a valid one opens the call's stream */
+
+    if (ngx_agentlocator_media_hide_token(r, &token) != NGX_OK) {
+        *reason = "out of memory";
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_agentlocator_stream_token_valid(call_sid, &token)) {
+        return 0;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "WS_URL_INVALID call=%s reason=token: the stream URL's "
+                  "token is not this call's",
+                  ngx_agentlocator_log_safe(safe, sizeof(safe), call_sid));
+
+    *reason = "invalid stream URL token";
+    return NGX_HTTP_FORBIDDEN;
+}
+
+
+/*
+ * The request line, which nginx puts in the error log's context and the
+ * access log's $request, with "..." for the token: a copy, as r->uri and
+ * r->unparsed_uri point into the same bytes.
+ */
+
+static ngx_int_t
+ngx_agentlocator_media_hide_token(ngx_http_request_t *r, ngx_str_t *token)
+{
+    u_char     *p;
+    ngx_str_t  *line;
+
+    line = &r->request_line;
+
+    if (token->data < line->data
+        || token->data + token->len > line->data + line->len)
+    {
+        /* the URI was decoded into a copy: find it no further */
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, line->len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, line->data, token->data - line->data);
+    ngx_memcpy(p + (token->data - line->data), "...", 3);
+    ngx_memcpy(p + (token->data - line->data) + 3, token->data + token->len,
+               line->data + line->len - (token->data + token->len));
+
+    line->len -= token->len - 3;
+    line->data = p;
+
+    return NGX_OK;
 }
 
 

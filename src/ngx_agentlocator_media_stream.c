@@ -69,6 +69,10 @@ struct ngx_agentlocator_media_s {
     u_char                            stream_sid[NGX_AGENTLOCATOR_SID_LEN];
     ngx_agentlocator_stream_ref_t     ref;         /* us, in the registry */
 
+    /* the call the per-call stream URL named; empty on the plain URL */
+    ngx_str_t                         url_call_sid;
+    u_char                            url_call[NGX_AGENTLOCATOR_SID_LEN];
+
     uint64_t                          frames;
     uint64_t                          bytes;
     uint64_t                          unflushed_frames;
@@ -115,8 +119,10 @@ static void ngx_agentlocator_media_message(ngx_agentlocator_media_t *ms,
 static void ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
     ngx_agentlocator_twilio_event_t *ev);
 static ngx_int_t ngx_agentlocator_media_attach(ngx_agentlocator_media_t *ms,
+    ngx_str_t *call_sid, ngx_str_t *stream_sid, ngx_str_t *account_sid);
+static ngx_int_t ngx_agentlocator_media_take_call(ngx_agentlocator_media_t *ms,
     ngx_str_t *call_sid, ngx_str_t *stream_sid, ngx_str_t *account_sid,
-    ngx_uint_t *known);
+    ngx_uint_t *refusal, ngx_pid_t *owner);
 static void ngx_agentlocator_media_audio(ngx_agentlocator_media_t *ms,
     ngx_agentlocator_twilio_event_t *ev);
 static void ngx_agentlocator_media_silence_handler(ngx_event_t *ev);
@@ -170,7 +176,7 @@ static size_t   ngx_agentlocator_media_payload_cap;
  */
 
 ngx_agentlocator_media_t *
-ngx_agentlocator_media_create(ngx_http_request_t *r)
+ngx_agentlocator_media_create(ngx_http_request_t *r, ngx_str_t *url_call_sid)
 {
     ngx_connection_t              *c;
     ngx_pool_cleanup_t            *cln;
@@ -194,6 +200,14 @@ ngx_agentlocator_media_create(ngx_http_request_t *r)
     ms->clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
     ms->registry = ngx_agentlocator_registry_get(amcf);
     ms->code = NGX_AGENTLOCATOR_WS_ABNORMAL;
+
+    /* a copy: the request and its header buffers go before the stream */
+    if (url_call_sid->len == NGX_AGENTLOCATOR_SID_LEN) {
+        ngx_memcpy(ms->url_call, url_call_sid->data,
+                   NGX_AGENTLOCATOR_SID_LEN);
+        ms->url_call_sid.data = ms->url_call;
+        ms->url_call_sid.len = NGX_AGENTLOCATOR_SID_LEN;
+    }
 
     ngx_agentlocator_ws_parser_init(&ms->parser, alcf->media_max_message);
 
@@ -750,9 +764,7 @@ static void
 ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
     ngx_agentlocator_twilio_event_t *ev)
 {
-    ngx_int_t                         rc;
     ngx_str_t                         call_sid, stream_sid, account_sid;
-    ngx_uint_t                        known;
     ngx_connection_t                 *c;
     ngx_agentlocator_ev_sid_t        *sid;
 
@@ -798,26 +810,14 @@ ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
     ms->media_started = ngx_current_msec;
     ms->last_flush = ngx_current_msec;
 
-    known = 0;
-    rc = NGX_OK;
-
-    if (ms->registry) {
-        rc = ngx_agentlocator_media_attach(ms, &call_sid, &stream_sid,
-                                           &account_sid, &known);
-
-        if (rc == NGX_DECLINED) {
-            return;
-        }
-
-        if (rc == NGX_BUSY) {
-            ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                          "ZONE_FULL call=%V: agentlocator_zone has no room "
-                          "for the stream, it proceeds without the watchdog",
-                          &call_sid);
-        }
+    if (ngx_agentlocator_media_attach(ms, &call_sid, &stream_sid,
+                                      &account_sid)
+        != NGX_OK)
+    {
+        return;
     }
 
-    if (ms->attached && ngx_agentlocator_watchdog_on()) {
+    if (ngx_agentlocator_watchdog_on()) {
         /* data is the connection: ngx_event_ident() in debug builds */
         ms->silence.handler = ngx_agentlocator_media_silence_handler;
         ms->silence.data = c;
@@ -835,26 +835,27 @@ ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
     }
 
     ngx_log_error(NGX_LOG_NOTICE, c->log, 0,
-                  "WS_START call=%V stream=%V known=%ui recording=%s",
-                  &call_sid, &stream_sid, known,
+                  "WS_START call=%V stream=%V url=%s recording=%s",
+                  &call_sid, &stream_sid,
+                  ms->url_call_sid.len ? "per-call" : "plain",
                   ms->recording ? "on" : "off");
 }
 
 
 /*
- * The stream takes its call in the registry.  A call has one live stream
- * at a time: a second one (a replay of the upgrade, or a bug on the other
- * side) would mix two streams' media and recordings, and is closed with
- * 1008, unless the first one's worker is gone.  NGX_DECLINED: refused.
+ * The stream takes its call in the registry, or is closed with 1008
+ * (policy): whoever has seen one signed upgrade must not be able to add
+ * calls, speak for another call, or silence a live one.  A stream at a
+ * per-call URL speaks for that call only.
  */
 
 static ngx_int_t
 ngx_agentlocator_media_attach(ngx_agentlocator_media_t *ms,
-    ngx_str_t *call_sid, ngx_str_t *stream_sid, ngx_str_t *account_sid,
-    ngx_uint_t *known)
+    ngx_str_t *call_sid, ngx_str_t *stream_sid, ngx_str_t *account_sid)
 {
-    ngx_int_t          rc;
     ngx_pid_t          owner;
+    ngx_uint_t         refusal;
+    const char        *why, *reason;
     ngx_connection_t  *c;
 
     c = ms->connection;
@@ -862,37 +863,85 @@ ngx_agentlocator_media_attach(ngx_agentlocator_media_t *ms,
     ms->ref.pid = ngx_pid;
     ms->ref.id = (uint32_t) c->number;
 
-    rc = ngx_agentlocator_registry_stream_attach(ms->registry,
-             &ms->amcf->timeouts, call_sid, stream_sid, account_sid,
-             &ms->ref, 0, known, &owner);
+    owner = 0;
 
-    if (rc == NGX_DECLINED && owner != ngx_pid
-        && kill(owner, 0) == -1 && ngx_errno == NGX_ESRCH)
+    if (ms->url_call_sid.len
+        && ngx_memcmp(ms->url_call_sid.data, call_sid->data,
+                      NGX_AGENTLOCATOR_SID_LEN)
+           != 0)
     {
-        /* its worker died (and its stream with it) */
-        rc = ngx_agentlocator_registry_stream_attach(ms->registry,
-                 &ms->amcf->timeouts, call_sid, stream_sid, account_sid,
-                 &ms->ref, owner, known, &owner);
-    }
+        why = "url_mismatch";
+        reason = "start names another call than the stream URL";
 
-    if (rc == NGX_OK) {
+    } else if (ms->registry == NULL) {
+        why = "no_registry";
+        reason = "no registry to find the call in";
+
+    } else if (ngx_agentlocator_media_take_call(ms, call_sid, stream_sid,
+                                                account_sid, &refusal, &owner)
+               == NGX_OK)
+    {
         ms->attached = 1;
         return NGX_OK;
-    }
 
-    if (rc != NGX_DECLINED) {
-        return rc;
+    } else {
+        switch (refusal) {
+
+        case NGX_AGENTLOCATOR_REFUSE_UNKNOWN:
+            why = "unknown_call";
+            reason = "no incoming_call registered this call here";
+            break;
+
+        case NGX_AGENTLOCATOR_REFUSE_LIVE:
+            why = "stream_live";
+            reason = "another stream of this call is live";
+            break;
+
+        case NGX_AGENTLOCATOR_REFUSE_ACCOUNT:
+            why = "account_mismatch";
+            reason = "accountSid is not the call's";
+            break;
+
+        default:
+            why = "call_moved_on";
+            reason = "the call was redirected or has ended";
+            break;
+        }
     }
 
     ngx_log_error(NGX_LOG_WARN, c->log, 0,
-                  "WS_REFUSED call=%V stream=%V: another stream of this "
-                  "call is live (worker %P); closing with 1008",
-                  call_sid, stream_sid, owner);
+                  "WS_REFUSED call=%V stream=%V reason=%s worker=%P: %s; "
+                  "closing with 1008", call_sid, stream_sid, why, owner,
+                  reason);
 
-    ngx_agentlocator_media_close(ms, NGX_AGENTLOCATOR_WS_POLICY,
-                                 "another stream of this call is live");
+    ngx_agentlocator_media_close(ms, NGX_AGENTLOCATOR_WS_POLICY, reason);
 
     return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_agentlocator_media_take_call(ngx_agentlocator_media_t *ms,
+    ngx_str_t *call_sid, ngx_str_t *stream_sid, ngx_str_t *account_sid,
+    ngx_uint_t *refusal, ngx_pid_t *owner)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_agentlocator_registry_stream_attach(ms->registry,
+             &ms->amcf->timeouts, call_sid, stream_sid, account_sid,
+             &ms->ref, 0, refusal, owner);
+
+    if (rc == NGX_DECLINED && *refusal == NGX_AGENTLOCATOR_REFUSE_LIVE
+        && *owner != ngx_pid
+        && kill(*owner, 0) == -1 && ngx_errno == NGX_ESRCH)
+    {
+        /* its worker died, and its stream with it */
+        rc = ngx_agentlocator_registry_stream_attach(ms->registry,
+                 &ms->amcf->timeouts, call_sid, stream_sid, account_sid,
+                 &ms->ref, *owner, refusal, owner);
+    }
+
+    return rc;
 }
 
 

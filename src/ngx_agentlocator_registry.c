@@ -13,9 +13,15 @@
 
 #include "ngx_agentlocator_registry.h"
 
+#include <openssl/rand.h>
+
 
 /* entries evicted at once when the slab is full, before trying again */
 #define NGX_AGENTLOCATOR_EVICT_BATCH    4
+
+/* the share of the zone that remembers ended calls, and its sets' ways */
+#define NGX_AGENTLOCATOR_ENDED_SHARE    8
+#define NGX_AGENTLOCATOR_ENDED_WAYS     8
 
 
 static ngx_int_t ngx_agentlocator_registry_init_zone(ngx_shm_zone_t *shm_zone,
@@ -31,6 +37,13 @@ static void ngx_agentlocator_index_insert(ngx_agentlocator_registry_sh_t *sh,
 static void ngx_agentlocator_index_delete(ngx_agentlocator_registry_sh_t *sh,
     ngx_agentlocator_call_t *call);
 static void ngx_agentlocator_registry_wake_check(ngx_msec_t due);
+static uint64_t ngx_agentlocator_registry_hash(
+    ngx_agentlocator_registry_sh_t *sh, u_char *call_sid);
+static void ngx_agentlocator_registry_remember(
+    ngx_agentlocator_registry_sh_t *sh, ngx_agentlocator_timeouts_t *to,
+    ngx_agentlocator_call_t *call);
+static ngx_uint_t ngx_agentlocator_ended_minutes(
+    ngx_agentlocator_timeouts_t *to);
 
 
 /* a change to the structures begins and ends in this order, even if killed */
@@ -220,6 +233,35 @@ ngx_agentlocator_registry_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     sh->index_mask = size - 1;
+
+    /*
+     * The index's hash is keyed, so that nobody who picks CallSids can
+     * pile them into one probe sequence (which every worker would then
+     * walk under the lock); the key is the zone's, as the entries' hashes
+     * outlive a reload with it.
+     */
+
+    if (RAND_bytes(sh->hash_key, NGX_AGENTLOCATOR_SIPHASH_KEY_LEN) != 1) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "agentlocator_zone \"%V\": RAND_bytes() failed",
+                      &shm_zone->shm.name);
+        return NGX_ERROR;
+    }
+
+    for (size = NGX_AGENTLOCATOR_ENDED_WAYS;
+         size * 2 * sizeof(uint64_t)
+         <= shm_zone->shm.size / NGX_AGENTLOCATOR_ENDED_SHARE;
+         size <<= 1)
+    {
+        /* void */
+    }
+
+    sh->ended = ngx_slab_calloc(reg->shpool, size * sizeof(uint64_t));
+    if (sh->ended == NULL) {
+        return NGX_ERROR;
+    }
+
+    sh->ended_sets_mask = size / NGX_AGENTLOCATOR_ENDED_WAYS - 1;
 
     ngx_rbtree_init(&sh->deadlines, &sh->deadlines_sentinel,
                     ngx_rbtree_insert_timer_value);
@@ -440,7 +482,7 @@ ngx_agentlocator_registry_lookup(ngx_agentlocator_registry_sh_t *sh,
         return NULL;
     }
 
-    hash = ngx_crc32_short(call_sid->data, call_sid->len);
+    hash = (uint32_t) ngx_agentlocator_registry_hash(sh, call_sid->data);
 
     for (i = hash & sh->index_mask; /* void */ ; i = (i + 1) & sh->index_mask)
     {
@@ -575,7 +617,7 @@ ngx_agentlocator_registry_new(ngx_agentlocator_registry_t *reg,
     call->updated = now;
 
     ngx_memcpy(call->call_sid, call_sid->data, NGX_AGENTLOCATOR_SID_LEN);
-    call->hash = ngx_crc32_short(call->call_sid, NGX_AGENTLOCATOR_SID_LEN);
+    call->hash = (uint32_t) ngx_agentlocator_registry_hash(sh, call->call_sid);
     call->deadline.key = due ? due : 1;
 
     return call;
@@ -651,7 +693,7 @@ ngx_agentlocator_registry_evict(ngx_agentlocator_registry_t *reg,
         }
 
         call = ngx_queue_data(q, ngx_agentlocator_call_t, done);
-        ngx_agentlocator_registry_free(reg, call);
+        ngx_agentlocator_registry_free(reg, to, call);
         sh->evicted++;
     }
 
@@ -661,11 +703,13 @@ ngx_agentlocator_registry_evict(ngx_agentlocator_registry_t *reg,
 
 void
 ngx_agentlocator_registry_free(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_call_t *call)
+    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_call_t *call)
 {
     ngx_agentlocator_registry_sh_t  *sh;
 
     sh = reg->sh;
+
+    ngx_agentlocator_registry_remember(sh, to, call);
 
     ngx_agentlocator_change_begin(sh);
 
@@ -815,6 +859,10 @@ ngx_agentlocator_registry_usage(ngx_agentlocator_registry_t *reg,
     usage->evicted = reg->sh->evicted;
     usage->expired = reg->sh->expired;
     usage->repaired = reg->sh->repaired;
+    usage->ended_forgotten = reg->sh->ended_forgotten;
+    usage->replays = reg->sh->replays;
+    usage->ended_capacity = (reg->sh->ended_sets_mask + 1)
+                            * NGX_AGENTLOCATOR_ENDED_WAYS;
 
     /* free chunks in pages of that class (shared with the zone's own data) */
     spare = shpool->stats[slot].total - shpool->stats[slot].used;
@@ -896,4 +944,114 @@ ngx_agentlocator_registry_wake_check(ngx_msec_t due)
     if (*pending == 0 || (ngx_msec_int_t) (due - *pending) < 0) {
         *pending = due;
     }
+}
+
+
+static uint64_t
+ngx_agentlocator_registry_hash(ngx_agentlocator_registry_sh_t *sh,
+    u_char *call_sid)
+{
+    return ngx_agentlocator_siphash24(sh->hash_key, call_sid,
+                                      NGX_AGENTLOCATOR_SID_LEN);
+}
+
+
+/*
+ * The memory of calls that left the table: a captured incoming_call
+ * replayed after its call was reaped must not arm a new one.  A call is
+ * remembered by 48 bits of its keyed hash (a false match among 8 ways is
+ * 1 in 2^45) and the minute it left, in one 64-bit word, written with one
+ * store: a worker killed at any instruction leaves every word whole.  A
+ * set full of calls younger than stale_after forgets its oldest early,
+ * counted in ended_forgotten.
+ */
+
+#define ngx_agentlocator_ended_tag(h)     (((h) >> 16) | 1)
+#define ngx_agentlocator_ended_word(tag, minute)                              \
+    (((tag) << 16) | ((minute) & 0xffff))
+#define ngx_agentlocator_ended_age(word, now)                                 \
+    ((uint16_t) ((now) - (word)))
+#define ngx_agentlocator_ended_set(sh, h)                                     \
+    ((sh)->ended + (((h) >> 32) & (sh)->ended_sets_mask)                      \
+                   * NGX_AGENTLOCATOR_ENDED_WAYS)
+
+
+static void
+ngx_agentlocator_registry_remember(ngx_agentlocator_registry_sh_t *sh,
+    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_call_t *call)
+{
+    uint64_t    h, tag, *set, *slot;
+    uint16_t    age, oldest;
+    ngx_uint_t  i, now;
+
+    h = ngx_agentlocator_registry_hash(sh, call->call_sid);
+    tag = ngx_agentlocator_ended_tag(h);
+    set = ngx_agentlocator_ended_set(sh, h);
+    now = (ngx_uint_t) ngx_time() / 60;
+
+    slot = NULL;
+    oldest = 0;
+
+    for (i = 0; i < NGX_AGENTLOCATOR_ENDED_WAYS; i++) {
+        if (set[i] == 0 || (set[i] >> 16) == tag) {
+            slot = &set[i];
+            break;
+        }
+
+        age = ngx_agentlocator_ended_age(set[i], now);
+
+        if (slot == NULL || age > oldest) {
+            slot = &set[i];
+            oldest = age;
+        }
+    }
+
+    if (*slot && (*slot >> 16) != tag
+        && oldest <= ngx_agentlocator_ended_minutes(to))
+    {
+        sh->ended_forgotten++;
+    }
+
+    *slot = ngx_agentlocator_ended_word(tag, now);
+}
+
+
+/* Whether the call left the table less than stale_after ago. */
+
+ngx_uint_t
+ngx_agentlocator_registry_ended(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid)
+{
+    uint64_t                         h, tag, *set;
+    ngx_uint_t                       i, now, minutes;
+    ngx_agentlocator_registry_sh_t  *sh;
+
+    if (call_sid->len != NGX_AGENTLOCATOR_SID_LEN) {
+        return 0;
+    }
+
+    sh = reg->sh;
+    minutes = ngx_agentlocator_ended_minutes(to);
+
+    h = ngx_agentlocator_registry_hash(sh, call_sid->data);
+    tag = ngx_agentlocator_ended_tag(h);
+    set = ngx_agentlocator_ended_set(sh, h);
+    now = (ngx_uint_t) ngx_time() / 60;
+
+    for (i = 0; i < NGX_AGENTLOCATOR_ENDED_WAYS; i++) {
+        if (set[i] && (set[i] >> 16) == tag) {
+            return ngx_agentlocator_ended_age(set[i], now) <= minutes;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the words keep minutes modulo 2^16 (45 days): at most 40 days */
+
+static ngx_uint_t
+ngx_agentlocator_ended_minutes(ngx_agentlocator_timeouts_t *to)
+{
+    return ngx_min(to->stale_after / 60000 + 1, 40 * 24 * 60);
 }

@@ -34,7 +34,9 @@ ngx_agentlocator_call_t *ngx_agentlocator_registry_new(
 void ngx_agentlocator_registry_insert(ngx_agentlocator_registry_t *reg,
     ngx_agentlocator_call_t *call);
 void ngx_agentlocator_registry_free(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_call_t *call);
+    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_call_t *call);
+ngx_uint_t ngx_agentlocator_registry_ended(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid);
 void ngx_agentlocator_registry_refile(ngx_agentlocator_registry_t *reg,
     ngx_agentlocator_call_t *call, ngx_msec_t due);
 void ngx_agentlocator_registry_touch(ngx_agentlocator_registry_t *reg,

@@ -25,7 +25,16 @@ ngx_agentlocator_secret_load(ngx_conf_t *cf, ngx_str_t *value,
     size_t      len;
     ngx_str_t   path;
 
-    if (value->len > 4 && ngx_strncmp(value->data, "env:", 4) == 0) {
+    /*
+     * "env:" or "file:" with nothing after it (a config template whose
+     * variable was empty) is a mistake, never a literal secret.
+     */
+
+    if (value->len >= 4 && ngx_strncmp(value->data, "env:", 4) == 0) {
+        if (value->len == 4) {
+            return "has \"env:\" with no variable name after it";
+        }
+
         name = (char *) value->data + 4;
         env = getenv(name);
 
@@ -43,7 +52,13 @@ ngx_agentlocator_secret_load(ngx_conf_t *cf, ngx_str_t *value,
         ngx_memcpy(secret->data, env, len);
         secret->len = len;
 
-    } else if (value->len > 5 && ngx_strncmp(value->data, "file:", 5) == 0) {
+    } else if (value->len >= 5
+               && ngx_strncmp(value->data, "file:", 5) == 0)
+    {
+        if (value->len == 5) {
+            return "has \"file:\" with no path after it";
+        }
+
         path.data = value->data + 5;
         path.len = value->len - 5;
 

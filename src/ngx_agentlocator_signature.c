@@ -447,9 +447,17 @@ ngx_agentlocator_signature_check(ngx_http_request_t *r, const char *scheme,
 
     ngx_agentlocator_log_safe(safe, sizeof(safe), call_sid ? call_sid : &none);
 
+    if (flags & NGX_AGENTLOCATOR_SIG_HIDE_LAST) {
+        /* the last segment is the stream URL's token: never logged */
+        while (url.len && url.data[url.len - 1] != '/') {
+            url.len--;
+        }
+    }
+
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "SIGNATURE_INVALID call=%s reason=%s url=\"%V\"",
-                  safe, reason, &url);
+                  "SIGNATURE_INVALID call=%s reason=%s url=\"%V%s\"",
+                  safe, reason, &url,
+                  flags & NGX_AGENTLOCATOR_SIG_HIDE_LAST ? "..." : "");
 
     return NGX_DECLINED;
 }

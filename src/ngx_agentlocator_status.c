@@ -86,10 +86,14 @@ ngx_agentlocator_status_handler(ngx_http_request_t *r)
     p = ngx_sprintf(p, "\",\"size\":%uz,\"entries\":%ui,\"capacity\":%ui,"
                     "\"entry_bytes\":%uz,\"pages_total\":%ui,"
                     "\"pages_free\":%ui,\"full\":%ui,\"evicted\":%ui,"
-                    "\"expired\":%ui,\"repaired\":%ui},",
+                    "\"expired\":%ui,\"repaired\":%ui,"
+                    "\"ended_capacity\":%ui,\"ended_forgotten\":%ui,"
+                    "\"replays\":%ui},",
                     usage.size, usage.entries, usage.capacity,
                     usage.entry_bytes, usage.pages_total, usage.pages_free,
-                    usage.full, usage.evicted, usage.expired, usage.repaired);
+                    usage.full, usage.evicted, usage.expired, usage.repaired,
+                    usage.ended_capacity, usage.ended_forgotten,
+                    usage.replays);
 
     /* media streams of all workers, since the zone was created */
 

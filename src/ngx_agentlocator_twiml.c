@@ -144,10 +144,12 @@ ngx_agentlocator_twiml_open(u_char *p, ngx_str_t *prompt)
 
 /*
  * incoming_call: greeting, then the bidirectional stream.  The stream URL
- * is wss:// on the public host (Twilio accepts only wss); its end or failure
- * brings Twilio to <Connect action>, i.e. stream_ended.  Everything but the
- * CallSid is the same for every call of a server, so it is built (and
- * escaped) once at configuration time: a webhook only copies.
+ * is wss:// on the public host (Twilio accepts only wss) and the call's
+ * own: .../ws/twilio-media/{CallSid}/{token} (ngx_agentlocator_stream_url.c).
+ * Its end or failure brings Twilio to <Connect action>, i.e. stream_ended.
+ * Everything but the call's part is the same for every call of a server,
+ * so it is built (and escaped) once at configuration time: a webhook only
+ * copies.
  */
 
 static ngx_int_t
@@ -164,13 +166,10 @@ ngx_agentlocator_twiml_connect_parts(ngx_pool_t *pool,
           + sizeof("<Connect action=\"\">") - 1
           + ngx_agentlocator_xml_escape_len(&pub->url)
           + sizeof(NGX_AGENTLOCATOR_PATH_STREAM_ENDED) - 1
-          + sizeof("<Stream url=\"wss://\" statusCallback=\"\">") - 1
+          + sizeof("<Stream url=\"wss://") - 1
           + ngx_agentlocator_xml_escape_len(&pub->host)
           + ngx_agentlocator_xml_escape_len(&pub->path)
-          + sizeof(NGX_AGENTLOCATOR_PATH_MEDIA) - 1
-          + ngx_agentlocator_xml_escape_len(&pub->url)
-          + sizeof(NGX_AGENTLOCATOR_PATH_STREAM_STATUS) - 1
-          + sizeof("<Parameter name=\"call_sid\" value=\"") - 1;
+          + sizeof(NGX_AGENTLOCATOR_PATH_MEDIA "/") - 1;
 
     p = ngx_pnalloc(pool, len);
     if (p == NULL) {
@@ -190,23 +189,40 @@ ngx_agentlocator_twiml_connect_parts(ngx_pool_t *pool,
                    sizeof("<Stream url=\"wss://") - 1);
     p = ngx_agentlocator_xml_escape(p, &pub->host);
     p = ngx_agentlocator_xml_escape(p, &pub->path);
-    p = ngx_cpymem(p, NGX_AGENTLOCATOR_PATH_MEDIA "\" statusCallback=\"",
-                   sizeof(NGX_AGENTLOCATOR_PATH_MEDIA "\" statusCallback=\"")
-                   - 1);
+    p = ngx_cpymem(p, NGX_AGENTLOCATOR_PATH_MEDIA "/",
+                   sizeof(NGX_AGENTLOCATOR_PATH_MEDIA "/") - 1);
+
+    ascf->connect_head.len = p - ascf->connect_head.data;
+
+    len = sizeof("\" statusCallback=\"\">") - 1
+          + ngx_agentlocator_xml_escape_len(&pub->url)
+          + sizeof(NGX_AGENTLOCATOR_PATH_STREAM_STATUS) - 1
+          + sizeof("<Parameter name=\"call_sid\" value=\"") - 1;
+
+    p = ngx_pnalloc(pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ascf->connect_mid.data = p;
+
+    p = ngx_cpymem(p, "\" statusCallback=\"",
+                   sizeof("\" statusCallback=\"") - 1);
     p = ngx_agentlocator_xml_escape(p, &pub->url);
     p = ngx_cpymem(p, NGX_AGENTLOCATOR_PATH_STREAM_STATUS "\">",
                    sizeof(NGX_AGENTLOCATOR_PATH_STREAM_STATUS "\">") - 1);
-
     p = ngx_cpymem(p, "<Parameter name=\"call_sid\" value=\"",
                    sizeof("<Parameter name=\"call_sid\" value=\"") - 1);
 
-    ascf->connect_head.len = p - ascf->connect_head.data;
+    ascf->connect_mid.len = p - ascf->connect_mid.data;
 
     ngx_str_set(&ascf->connect_tail, "\"/></Stream></Connect></Response>\n");
 
     return NGX_OK;
 }
 
+
+/* "call_sid" is valid (CA + 32 hex): it needs no escaping in the URL. */
 
 ngx_int_t
 ngx_agentlocator_twiml_connect(ngx_pool_t *pool,
@@ -215,7 +231,10 @@ ngx_agentlocator_twiml_connect(ngx_pool_t *pool,
     u_char  *p;
 
     p = ngx_pnalloc(pool, ascf->connect_head.len
-                          + ngx_agentlocator_xml_escape_len(call_sid)
+                          + NGX_AGENTLOCATOR_SID_LEN + 1
+                          + NGX_AGENTLOCATOR_STREAM_TOKEN_LEN
+                          + ascf->connect_mid.len
+                          + NGX_AGENTLOCATOR_SID_LEN
                           + ascf->connect_tail.len);
     if (p == NULL) {
         return NGX_ERROR;
@@ -224,7 +243,17 @@ ngx_agentlocator_twiml_connect(ngx_pool_t *pool,
     out->data = p;
 
     p = ngx_cpymem(p, ascf->connect_head.data, ascf->connect_head.len);
-    p = ngx_agentlocator_xml_escape(p, call_sid);
+    p = ngx_cpymem(p, call_sid->data, NGX_AGENTLOCATOR_SID_LEN);
+    *p++ = '/';
+
+    if (ngx_agentlocator_stream_token(call_sid->data, p) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p += NGX_AGENTLOCATOR_STREAM_TOKEN_LEN;
+
+    p = ngx_cpymem(p, ascf->connect_mid.data, ascf->connect_mid.len);
+    p = ngx_cpymem(p, call_sid->data, NGX_AGENTLOCATOR_SID_LEN);
     p = ngx_cpymem(p, ascf->connect_tail.data, ascf->connect_tail.len);
 
     out->len = p - out->data;
@@ -285,6 +314,18 @@ ngx_int_t
 ngx_agentlocator_twiml_empty(ngx_str_t *out)
 {
     ngx_str_set(out, NGX_AGENTLOCATOR_XML_DECL "<Response/>\n");
+
+    return NGX_OK;
+}
+
+
+/* For a call that has ended: whoever asks learns nothing, not even a URL. */
+
+ngx_int_t
+ngx_agentlocator_twiml_hangup(ngx_str_t *out)
+{
+    ngx_str_set(out, NGX_AGENTLOCATOR_XML_DECL
+                     "<Response><Hangup/></Response>\n");
 
     return NGX_OK;
 }

@@ -282,8 +282,10 @@ static ngx_int_t
 ngx_agentlocator_voice_incoming_call(ngx_http_request_t *r,
     ngx_agentlocator_form_t *form, ngx_str_t *call_sid)
 {
+    u_char                         safe[80];
     ngx_int_t                      rc;
-    ngx_str_t                      twiml;
+    ngx_str_t                      twiml, idempotency;
+    ngx_table_elt_t               *h;
     ngx_uint_t                     created;
     ngx_agentlocator_registry_t   *reg;
     ngx_agentlocator_srv_conf_t   *ascf;
@@ -320,6 +322,34 @@ ngx_agentlocator_voice_incoming_call(ngx_http_request_t *r,
                                                   &created)
              : NGX_BUSY;
 
+    /*
+     * Twilio's retries of a webhook carry the same idempotency token; a
+     * replay carries whatever the replayer likes (headers are not
+     * signed): logged to tell them apart, never trusted.
+     */
+
+    h = ngx_agentlocator_find_header(r, "I-Twilio-Idempotency-Token",
+                                     sizeof("I-Twilio-Idempotency-Token") - 1);
+    if (h) {
+        idempotency = h->value;
+
+    } else {
+        ngx_str_set(&idempotency, "-");
+    }
+
+    ngx_agentlocator_log_safe(safe, sizeof(safe), &idempotency);
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "CALL_REPLAY call=%V idempotency=%s: incoming_call for "
+                      "a call that has ended; answered <Hangup/>, nothing "
+                      "armed", call_sid, safe);
+
+        (void) ngx_agentlocator_twiml_hangup(&twiml);
+
+        return ngx_agentlocator_voice_twiml(r, &twiml);
+    }
+
     if (rc == NGX_BUSY) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "ZONE_FULL call=%V: agentlocator_zone has no room, "
@@ -327,8 +357,8 @@ ngx_agentlocator_voice_incoming_call(ngx_http_request_t *r,
 
     } else {
         ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "CALL_INCOMING call=%V state=armed repeat=%ui",
-                      call_sid, created ? 0 : 1);
+                      "CALL_INCOMING call=%V state=armed repeat=%ui "
+                      "idempotency=%s", call_sid, created ? 0 : 1, safe);
     }
 
     if (ngx_agentlocator_twiml_connect(r->pool, ascf, call_sid, &twiml)

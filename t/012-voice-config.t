@@ -144,7 +144,67 @@ S3cr3t-T0k3n-zz
 
 
 
-=== TEST 13: agentlocator_webhook_max_body takes a size
+=== TEST 13: "env:" with no variable name is refused, never taken as the token
+--- http_config
+    agentlocator_twilio_auth_token env:;
+--- config
+--- must_die
+--- error_log
+"agentlocator_twilio_auth_token" has "env:" with no variable name after it
+
+
+
+=== TEST 14: "file:" with no path is refused, never taken as the token
+--- http_config
+    agentlocator_twilio_auth_token file:;
+--- config
+--- must_die
+--- error_log
+"agentlocator_twilio_auth_token" has "file:" with no path after it
+
+
+
+=== TEST 15: the media stream in an exact location never sees the per-call stream URLs
+--- http_config
+    agentlocator_zone calls 1m;
+    agentlocator_twilio_auth_token 12345;
+    agentlocator_public_url https://voice.example.com;
+--- config
+    location = /ws/twilio-media { agentlocator_media_stream; }
+--- must_die
+--- error_log eval
+qr{agentlocator_media_stream in \S+nginx\.conf:\d+ is in "location = /ws/twilio-media", which never sees the per-call stream URLs /ws/twilio-media/\{CallSid\}/\{token\} that the TwiML gives Twilio: use "location /ws/twilio-media/"}
+
+
+
+=== TEST 16: with agentlocator_media_plain_url on, an exact location serves the plain URL, with a warning
+--- http_config
+    agentlocator_zone calls 1m;
+    agentlocator_twilio_auth_token 12345;
+    agentlocator_public_url https://voice.example.com;
+--- config
+    location /ws/twilio-media/ { agentlocator_media_stream; }
+    location = /ws/twilio-media { agentlocator_media_stream; agentlocator_media_plain_url on; }
+    location = /t { return 204; }
+--- request
+GET /t
+--- error_code: 204
+--- error_log eval
+qr{\[warn\] .*agentlocator_media_stream in \S+nginx\.conf:\d+ serves only the plain URL /ws/twilio-media: the per-call stream URLs the TwiML gives Twilio need a prefix location}
+
+
+
+=== TEST 17: agentlocator_media_plain_url takes on or off
+--- http_config
+    agentlocator_media_plain_url maybe;
+--- config
+--- must_die
+--- error_log
+invalid value "maybe" in "agentlocator_media_plain_url" directive, it must be "on" or "off"
+
+
+
+=== TEST 18: agentlocator_webhook_max_body takes a size
 --- http_config
     agentlocator_webhook_max_body lots;
 --- must_die

@@ -20,31 +20,34 @@ my $HTTP = <<'_EOC_';
 _EOC_
 
 my $SERVER = <<'_EOC_';
-    location = /ws/twilio-media  { agentlocator_media_stream; agentlocator_signature off; }
-    location = /ws/twilio-media/ { agentlocator_media_stream; agentlocator_signature off; }
-    location = /echo             { agentlocator_media_stream echo; agentlocator_signature off; }
-    location = /signed           { agentlocator_media_stream; }
-    location = /small {
+    # the codec's own tests need no call: a stream at the plain URL
+    # (t/024-media-edge.t covers the per-call URLs and who may stream)
+    agentlocator_media_plain_url on;
+    location = /webhook/incoming_call { agentlocator_voice incoming_call; agentlocator_signature off; }
+    location /ws/twilio-media   { agentlocator_media_stream; agentlocator_signature off; }
+    location /echo              { agentlocator_media_stream echo; agentlocator_signature off; }
+    location /signed            { agentlocator_media_stream; }
+    location /small {
         agentlocator_media_stream;
         agentlocator_signature off;
         agentlocator_media_max_message 1k;
     }
-    location = /idle {
+    location /idle {
         agentlocator_media_stream;
         agentlocator_signature off;
         agentlocator_media_idle_timeout 300ms;
     }
-    location = /proto {
+    location /proto {
         agentlocator_media_stream;
         agentlocator_signature off;
         agentlocator_media_subprotocol audio.v1 audio.v2;
     }
-    location = /logged {
+    location /logged {
         agentlocator_media_stream;
         agentlocator_signature off;
         access_log logs/media-access.log;
     }
-    location = /echo-small {
+    location /echo-small {
         agentlocator_media_stream echo;
         agentlocator_signature off;
         agentlocator_media_send_buffer 4k;
@@ -67,6 +70,13 @@ sub wait_log {
 }
 
 sub stream { $WS->connect($port, $_[0] // '/ws/twilio-media', @_[1 .. $#_]) }
+
+# the stream of call $n, registered by its incoming_call, at the per-call
+# URL under $prefix
+sub call_stream {
+    my ($n, $prefix, @o) = @_;
+    return $WS->connect_call($port, $n, prefix => $prefix // '/ws/twilio-media', @o);
+}
 
 subtest 'handshake: 101 with a correct Sec-WebSocket-Accept' => sub {
     for my $path ('/ws/twilio-media', '/ws/twilio-media/') {
@@ -149,7 +159,7 @@ subtest 'the upgrade is signed: wss:// URL, no parameters, trailing slash accept
 };
 
 subtest "Twilio's sequence: start, media, mark, dtmf, stop" => sub {
-    my $ws = stream();
+    my $ws = call_stream(1);
     $ws->twilio_start(1);
     $ws->twilio_media(1, $_ + 1) for 1 .. 10;
     $ws->send_json({ event => 'mark', streamSid => sprintf('MZ%032x', 1),
@@ -168,12 +178,12 @@ subtest "Twilio's sequence: start, media, mark, dtmf, stop" => sub {
     is($c->{frames}, 10, 'frames flushed at stop');
     is($c->{bytes}, 1600, 'bytes flushed at stop');
     is($ws->close_ws(1000), 1000, 'close answered with 1000');
-    ok(wait_log(qr/WS_START call=CA0{31}1 stream=MZ0{31}1 known=0/), 'WS_START');
+    ok(wait_log(qr/WS_START call=CA0{31}1 stream=MZ0{31}1 url=per-call/), 'WS_START');
     ok(wait_log(qr/WS_CLOSE code=1000 call=CA0{31}1 frames=10 bytes=1600 bad=0/), 'WS_CLOSE code=1000');
 };
 
 subtest 'the zone sees counters while the stream runs (flushed every 200 ms)' => sub {
-    my $ws = stream();
+    my $ws = call_stream(2);
     $ws->twilio_start(2);
     my $t0 = time;
     my $seq = 1;
@@ -189,7 +199,7 @@ subtest 'the zone sees counters while the stream runs (flushed every 200 ms)' =>
 };
 
 subtest 'fragmented messages, many frames per write, a frame byte by byte' => sub {
-    my $ws = stream();
+    my $ws = call_stream(3);
     $ws->send_json({ event => 'connected', protocol => 'Call', version => '1.0.0' });
     # the start message in three fragments, a ping in between
     my ($call, $stream) = Test::AgentLocator::WebSocket::sids(3);
@@ -270,7 +280,7 @@ subtest 'a message over agentlocator_media_max_message closes with 1009' => sub 
 };
 
 subtest 'bad JSON, unknown events and bad payloads are logged and counted, not fatal' => sub {
-    my $ws = stream();
+    my $ws = call_stream(4);
     $ws->twilio_start(4);
     $ws->send_text('{"event":');
     $ws->send_text('{"event":"surprise"}');
@@ -291,7 +301,7 @@ subtest 'bad JSON, unknown events and bad payloads are logged and counted, not f
 };
 
 subtest 'a truncated frame, then the client vanishes: dropped (still watched), code 1006' => sub {
-    my $ws = stream();
+    my $ws = call_stream(5);
     $ws->twilio_start(5);
     $ws->twilio_media(5, 2);
     my $f = Test::AgentLocator::WebSocket::frame(opcode => 1,
@@ -314,7 +324,7 @@ subtest 'idle past agentlocator_media_idle_timeout: close 1000' => sub {
 };
 
 subtest 'echo: media comes back with the streamSid from start; marks are answered' => sub {
-    my $ws = stream('/echo');
+    my $ws = call_stream(6, '/echo');
     $ws->twilio_start(6);
     my $audio = join '', map { chr } 0 .. 159;
     $ws->twilio_media(6, 2, $audio);
@@ -341,16 +351,17 @@ subtest 'data pipelined with the handshake is not lost' => sub {
 };
 
 subtest 'the request is freed at the upgrade: access log then, the stream goes on' => sub {
-    my $ws = stream('/logged');
+    my $ws = call_stream(40, '/logged');
     is($ws->status, 101, '101');
     my $log = '';
     my $until = time + 3;
     while (time < $until) {
         $log = $s->slurp('media-access.log');
-        last if $log =~ m{"GET /logged HTTP/1\.1" 101 };
+        last if $log =~ m{"GET /logged/CA0{30}28/\.\.\. HTTP/1\.1" 101 };
         sleep 0.02;
     }
-    like($log, qr{"GET /logged HTTP/1\.1" 101 }, 'access log line with 101, written while the stream is open');
+    like($log, qr{"GET /logged/CA0{30}28/\.\.\. HTTP/1\.1" 101 },
+         'access log line with 101, written while the stream is open');
     $ws->twilio_start(40);
     $ws->twilio_media(40, $_ + 1) for 1 .. 5;
     $ws->send_frame(opcode => 9, payload => 'after');
@@ -364,7 +375,7 @@ subtest 'the request is freed at the upgrade: access log then, the stream goes o
 };
 
 subtest 'many streams opened and ended every way leave nothing open' => sub {
-    my @ws = map { stream() } 1 .. 60;
+    my @ws = map { call_stream(100 + $_) } 0 .. 59;
     is(scalar(grep { $_->status == 101 } @ws), 60, '60 upgrades');
     $ws[$_]->twilio_start(100 + $_) for 0 .. 59;
     for my $i (0 .. 59) {
@@ -391,7 +402,7 @@ subtest 'many streams opened and ended every way leave nothing open' => sub {
 
 subtest 'backpressure: a client that does not read stops being read, then resumes' => sub {
     use Errno qw(EAGAIN EWOULDBLOCK);
-    my $ws = stream('/echo-small');
+    my $ws = call_stream(50, '/echo-small');
     is($ws->status, 101, '101');
     $ws->twilio_start(50);
     ok($ws->recv_frame(0.3) // 1, 'start sent');

@@ -22,8 +22,9 @@ _EOC_
 
 my $SERVER = <<'_EOC_';
     agentlocator_signature off;
-    location = /ws/twilio-media { agentlocator_media_stream; }
-    location = /echo            { agentlocator_media_stream echo; }
+    location = /webhook/incoming_call { agentlocator_voice incoming_call; }
+    location /ws/twilio-media/  { agentlocator_media_stream; }
+    location /echo/             { agentlocator_media_stream echo; }
     location = /status          { agentlocator_status; }
 _EOC_
 
@@ -40,7 +41,10 @@ subtest "Python's websockets: Twilio's sequence and echo" => sub {
     my $s = Test::AgentLocator::Server->new(workers => 1, http => $HTTP,
                                             server => $SERVER);
     my $url = "ws://127.0.0.1:$s->{port}";
-    my $out = `$PY t/clients/twilio_stream.py $url/ws/twilio-media 11 50 2>&1`;
+    # the client's start names the account "AC" + "b" x 32
+    my %reg = (account => 'AC' . 'b' x 32);
+    my $path = Test::AgentLocator::WebSocket::register($s->{port}, 11, %reg);
+    my $out = `$PY t/clients/twilio_stream.py $url$path 11 50 2>&1`;
     is($?, 0, 'the client saw no surprise') or diag $out;
     like($out, qr/"close_code": 1000/, 'closed with 1000');
     ok(wait_for(sub { my ($c) = $s->call(11); $c && $c->{frames} == 50 }, 3),
@@ -48,7 +52,9 @@ subtest "Python's websockets: Twilio's sequence and echo" => sub {
     my ($c) = $s->call(11);
     is($c->{state}, 'stopped', 'and shows it stopped');
 
-    $out = `$PY t/clients/twilio_stream.py $url/echo 12 100 echo 2>&1`;
+    $path = '/echo' . Test::AgentLocator::WebSocket::call_part(
+        Test::AgentLocator::WebSocket::register($s->{port}, 12, %reg));
+    $out = `$PY t/clients/twilio_stream.py $url$path 12 100 echo 2>&1`;
     is($?, 0, 'echo: every frame came back with the same audio') or diag $out;
     like($out, qr/"echoed": 100, "marks": 1/, '100 echoed, the mark answered');
     ok($s->stop, 'stopped');
@@ -59,7 +65,7 @@ subtest 'a recording is a playable 8 kHz mu-law WAV of the inbound audio' => sub
     plan skip_all => 'sox is not installed' unless `which sox` =~ /sox/;
     my $s = Test::AgentLocator::Server->new(workers => 1, http => $HTTP,
                                             server => $SERVER);
-    my $ws = $WS->connect($s->{port}, '/ws/twilio-media');
+    my $ws = $WS->connect_call($s->{port}, 21);
     $ws->twilio_start(21);
     $ws->twilio_media(21, $_ + 1) for 1 .. 250;       # 5 s of audio
     $ws->twilio_stop(21, 300);
@@ -75,7 +81,7 @@ subtest 'a recording is a playable 8 kHz mu-law WAV of the inbound audio' => sub
     is(-s $wav, 58 + 40000, 'header + audio, nothing else');
 
     # a second stream of the same call appends to the first
-    $ws = $WS->connect($s->{port}, '/ws/twilio-media');
+    $ws = $WS->connect($s->{port}, $ws->{path});
     $ws->twilio_start(21);
     $ws->twilio_media(21, $_ + 1) for 1 .. 50;
     $ws->close_ws;
@@ -87,7 +93,7 @@ subtest 'a recording is a playable 8 kHz mu-law WAV of the inbound audio' => sub
 subtest 'a stream on one worker is seen by the others' => sub {
     my $s = Test::AgentLocator::Server->new(workers => 2, http => $HTTP,
                                             server => $SERVER);
-    my $ws = $WS->connect($s->{port}, '/ws/twilio-media');
+    my $ws = $WS->connect_call($s->{port}, 31);
     $ws->twilio_start(31);
     $ws->twilio_media(31, $_ + 1) for 1 .. 10;
     $ws->twilio_stop(31, 20);
@@ -112,7 +118,7 @@ subtest 'reload: a live stream stays on its old worker until it ends' => sub {
     my $s = Test::AgentLocator::Server->new(workers => 1, http => $HTTP,
                                             server => $SERVER);
     my ($old) = $s->workers;
-    my $ws = $WS->connect($s->{port}, '/echo');
+    my $ws = $WS->connect_call($s->{port}, 41, prefix => '/echo');
     $ws->twilio_start(41);
     $ws->twilio_media(41, 2);
     ok($ws->recv_frame(3), 'echo before the reload');

@@ -10,6 +10,7 @@ use File::Temp qw(tempdir);
 use POSIX ();
 use Time::HiRes qw(sleep time);
 use Test::AgentLocator::Server;
+use Test::AgentLocator::WebSocket;
 
 my $PY = '/usr/bin/python3';
 
@@ -35,15 +36,26 @@ my $s = Test::AgentLocator::Server->new(
 _EOC_
     server => <<'_EOC_');
     agentlocator_signature off;
-    location = /ws/twilio-media { agentlocator_media_stream; }
-    location = /echo            { agentlocator_media_stream echo; }
+    location = /webhook/incoming_call { agentlocator_voice incoming_call; }
+    location /ws/twilio-media/  { agentlocator_media_stream; }
+    location /echo/             { agentlocator_media_stream echo; }
     location = /status          { agentlocator_status; }
 _EOC_
 
 $ENV{TWILIO_STREAM_CAFILE} = "$dir/cert.pem";
 my $url = "wss://localhost:$s->{tls_port}";
 
-my $out = `$PY t/clients/twilio_stream.py $url/ws/twilio-media 61 100 2>&1`;
+# each call's incoming_call first, as Twilio does; the client's start names
+# the account "AC" + "b" x 32.  Its stream URL, or the same under $prefix.
+sub stream_path {
+    my ($n, $prefix) = @_;
+    my $path = Test::AgentLocator::WebSocket::register($s->{port}, $n,
+                                                       account => 'AC' . 'b' x 32);
+    return $prefix ? $prefix . Test::AgentLocator::WebSocket::call_part($path) : $path;
+}
+
+my $path = stream_path(61);
+my $out = `$PY t/clients/twilio_stream.py $url$path 61 100 2>&1`;
 is($?, 0, "wss: Twilio's sequence, no surprise") or diag $out;
 like($out, qr/"close_code": 1000/, 'closed with 1000');
 my $until = time + 3;
@@ -51,16 +63,18 @@ sleep 0.02 until time > $until || (($s->call(61) // {})->{frames} // 0) == 100;
 is($s->call(61)->{frames}, 100, 'the registry counted its 100 frames');
 is($s->call(61)->{state}, 'stopped', 'and shows it stopped');
 
-$out = `$PY t/clients/twilio_stream.py $url/echo 62 300 echo 2>&1`;
+$path = stream_path(62, '/echo');
+$out = `$PY t/clients/twilio_stream.py $url$path 62 300 echo 2>&1`;
 is($?, 0, 'wss echo: every frame came back with the same audio') or diag $out;
 like($out, qr/"echoed": 300, "marks": 1/, '300 echoed, the mark answered');
 
 # several at once, across both workers
 my @pids;
 for my $n (70 .. 79) {
+    my $path = stream_path($n, '/echo');
     my $pid = fork // die;
     if (!$pid) {
-        my $o = `$PY t/clients/twilio_stream.py $url/echo $n 50 echo 2>&1`;
+        my $o = `$PY t/clients/twilio_stream.py $url$path $n 50 echo 2>&1`;
         POSIX::_exit($? == 0 && $o =~ /"echoed": 50/ ? 0 : 1);
     }
     push @pids, $pid;

@@ -22,12 +22,13 @@ _EOC_
 
 my $SERVER = <<'_EOC_';
     agentlocator_signature off;
-    location = /ws/twilio-media { agentlocator_media_stream; }
-    location = /idle {
+    location = /webhook/incoming_call { agentlocator_voice incoming_call; }
+    location /ws/twilio-media/ { agentlocator_media_stream; }
+    location /idle/ {
         agentlocator_media_stream;
         agentlocator_media_idle_timeout 1s;
     }
-    location = /echo-bp {
+    location /echo-bp/ {
         agentlocator_media_stream echo;
         agentlocator_media_send_buffer 128k;
         agentlocator_media_idle_timeout 1s;
@@ -75,7 +76,7 @@ sub flood {
 
 subtest 'worker_shutdown_timeout: the client gets 1001, not a bare EOF' => sub {
     my $s = server(main => 'worker_shutdown_timeout 1s;');
-    my $ws = $WS->connect($s->{port}, '/ws/twilio-media');
+    my $ws = $WS->connect_call($s->{port}, 1);
     $ws->twilio_start(1);
     $ws->twilio_media(1, 2);
     ok(wait_log($s, qr/WS_START call=CA0{31}1/), 'streaming');
@@ -93,11 +94,11 @@ subtest 'a client that pings and never reads pins about the send bound, not mega
     my $s = server(listen => 'sndbuf=16k');
     my ($worker) = $s->workers;
     # warm up: the worker's shared buffers exist before the measurement
-    my $warm = $WS->connect($s->{port}, '/ws/twilio-media');
+    my $warm = $WS->connect_call($s->{port}, 2);
     $warm->twilio_start(2);
     $warm->close_ws;
     my $before = rss_kb($worker);
-    my $ws = $WS->connect($s->{port}, '/ws/twilio-media', rcvbuf => 4096);
+    my $ws = $WS->connect_call($s->{port}, 20, rcvbuf => 4096);
     my $ping = Test::AgentLocator::WebSocket::frame(opcode => 9, payload => '');
     my $written = flood($ws->{sock}, $ping x 4096, 1.5);
     my $pings = int($written / length $ping);
@@ -110,15 +111,16 @@ subtest 'a client that pings and never reads pins about the send bound, not mega
 
 subtest 'a second live stream of a call is refused with 1008; the first goes on alone' => sub {
     my $s = server(workers => 2);
-    my $first = $WS->connect($s->{port}, '/ws/twilio-media');
+    my $first = $WS->connect_call($s->{port}, 3);
     $first->twilio_start(3);
     ok(wait_log($s, qr/WS_START call=CA0{31}3/), 'the first stream started');
-    my $second = $WS->connect($s->{port}, '/ws/twilio-media');
+    my $second = $WS->connect($s->{port}, $first->{path});
     $second->twilio_start(3);
     my ($code, $reason) = $second->recv_close(3);
     is($code, 1008, 'the second: close 1008');
     is($reason, 'another stream of this call is live', 'reason');
-    like($s->error_log, qr/WS_REFUSED call=CA0{31}3 .*another stream of this call is live/, 'logged');
+    like($s->error_log, qr/WS_REFUSED call=CA0{31}3 .*reason=stream_live .*another stream of this call is live/,
+         'logged');
     for my $seq (2 .. 51) {
         $first->twilio_media(3, $seq, chr(0x11) x 160);
         $second->twilio_media(3, $seq, chr(0x22) x 160);
@@ -131,7 +133,7 @@ subtest 'a second live stream of a call is refused with 1008; the first goes on 
     is(length $wav, 58 + 50 * 160, 'the recording holds the first stream\'s 50 frames');
     unlike(substr($wav, 58), qr/\x22/, 'and nothing of the second');
     # once the first has ended, another stream may take the call
-    my $third = $WS->connect($s->{port}, '/ws/twilio-media');
+    my $third = $WS->connect($s->{port}, $first->{path});
     $third->twilio_start(3);
     $third->twilio_media(3, 2);
     ok(!defined $third->recv_frame(0.5), 'a later stream is accepted');
@@ -143,7 +145,7 @@ subtest 'a second live stream of a call is refused with 1008; the first goes on 
 
 subtest 'a message that never ends does not hold the connection (idle from the last message)' => sub {
     my $s = server();
-    my $ws = $WS->connect($s->{port}, '/idle');
+    my $ws = $WS->connect_call($s->{port}, 4, prefix => '/idle');
     $ws->twilio_start(4);
     my $t0 = time;
     # a text frame of 126+ bytes, its header, then one byte at a time
@@ -165,7 +167,7 @@ subtest 'a stream paused by our own backpressure is not idle while its client re
     # is read, at 32k/s about 1.7 s, longer than the 1 s idle timeout,
     # while the client reads all along
     my $s = server(listen => 'sndbuf=16k');
-    my $ws = $WS->connect($s->{port}, '/echo-bp', rcvbuf => 16384);
+    my $ws = $WS->connect_call($s->{port}, 5, prefix => '/echo-bp', rcvbuf => 16384);
     $ws->twilio_start(5);
     my $frame = Test::AgentLocator::WebSocket::frame(opcode => 1,
         payload => Test::AgentLocator::WebSocket::media_json(5, 2, chr(0x7f) x 40000));
@@ -203,7 +205,7 @@ subtest 'a protocol error with more data behind it: the close frame arrives, no 
     # server's socket buffer while unread bytes sit in its receive buffer:
     # closing then sends an RST, which throws that frame away
     my $s = server(listen => 'sndbuf=16k');
-    my $ws = $WS->connect($s->{port}, '/ws/twilio-media', rcvbuf => 4096);
+    my $ws = $WS->connect_call($s->{port}, 6, rcvbuf => 4096);
     $ws->twilio_start(6);
     my $ping = Test::AgentLocator::WebSocket::frame(opcode => 9, payload => '');
     my $data = ($ping x 20000) . "\x81\x05hello";

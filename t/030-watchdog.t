@@ -40,16 +40,20 @@ _EOC_
     location = /webhook/incoming_call { agentlocator_voice incoming_call; }
     location = /webhook/stream_ended  { agentlocator_voice stream_ended; }
     location = /webhook/call_status   { agentlocator_voice call_status; }
-    location = /ws/twilio-media       { agentlocator_media_stream; }
+    location /ws/twilio-media/        { agentlocator_media_stream; }
     location = /status                { agentlocator_status; }
 _EOC_
     return ($s, $mock);
 }
 
+# the stream URL each call's TwiML named
+my %stream_path;
+
 sub incoming {
     my ($s, $n) = @_;
     my $r = $s->request('POST /webhook/incoming_call', headers => [$FORM],
         body => form(CallSid => call_sid($n), AccountSid => $CALLER_ACCOUNT));
+    ($stream_path{$n}) = $r->{body} =~ m{<Stream url="wss://[^/"]+(/[^"]*)"};
     return $r->{status};
 }
 
@@ -106,10 +110,10 @@ subtest 'no stream: one redirect at start_timeout, with the fallback TwiML' => s
 subtest 'media stops: one no_media redirect; a healthy stream gets none' => sub {
     my ($s, $mock) = setup();
     is(incoming($s, $_), 200, "call $_") for 2, 3;
-    my $stalls = Test::AgentLocator::WebSocket->connect($s->{port}, '/ws/twilio-media');
-    my $healthy = Test::AgentLocator::WebSocket->connect($s->{port}, '/ws/twilio-media');
-    $stalls->twilio_start(2);
-    $healthy->twilio_start(3);
+    my $stalls = Test::AgentLocator::WebSocket->connect($s->{port}, $stream_path{2});
+    my $healthy = Test::AgentLocator::WebSocket->connect($s->{port}, $stream_path{3});
+    $stalls->twilio_start(2, account => $CALLER_ACCOUNT);
+    $healthy->twilio_start(3, account => $CALLER_ACCOUNT);
     my $t0 = time;
     my $seq = 1;
     while (time - $t0 < 2.6) {

@@ -49,7 +49,7 @@ _EOC_
     location = /webhook/stream_status { agentlocator_voice stream_status; }
     location = /webhook/stream_ended  { agentlocator_voice stream_ended; }
     location = /webhook/call_status   { agentlocator_voice call_status; }
-    location = /ws/twilio-media       { agentlocator_media_stream; }
+    location /ws/twilio-media/        { agentlocator_media_stream; }
     location = /status                { agentlocator_status; }
     @{[ $o{server} // '' ]}
 _EOC_
@@ -73,24 +73,28 @@ sub webhook {
     return $r;
 }
 
-# incoming_call for $n; remembers (and returns) the time it was sent
+# incoming_call for $n; remembers (and returns) the time it was sent, and
+# the stream URL our TwiML gave the call
 sub incoming {
     my ($self, $n) = @_;
     my $r = $self->webhook('incoming_call', $n, AccountSid => $CALLER_ACCOUNT,
                            From => '+15551230000', To => '+15557650000');
     die "incoming_call $n: $r->{status}" unless $r->{status} == 200;
+    ($self->{stream_path}{$n}) = $r->{body} =~ m{<Stream url="wss://[^/"]+(/[^"]*)"}
+        or die "incoming_call $n: no <Stream url>";
     return $self->{sent}{$n} = $r->{sent};
 }
 
-# A media stream for call $n: connected + start
+# A media stream for call $n at the URL its incoming_call gave: connected +
+# start, as Twilio sends them
 sub stream {
     my ($self, $n) = @_;
-    my $ws = Test::AgentLocator::WebSocket->connect($self->{s}{port},
-                                                    '/ws/twilio-media');
+    my $path = $self->{stream_path}{$n} // die "stream $n before its incoming_call";
+    my $ws = Test::AgentLocator::WebSocket->connect($self->{s}{port}, $path);
     die "upgrade for $n: " . $ws->status unless $ws->status == 101;
     $ws->{n} = $n;
     $ws->{seq} = 1;
-    $ws->twilio_start($n);
+    $ws->twilio_start($n, account => $CALLER_ACCOUNT);
     return $ws;
 }
 

@@ -6,10 +6,10 @@ package Test::AgentLocator::Twilio;
 
 use strict;
 use warnings;
-use Digest::SHA qw(hmac_sha1_base64);
+use Digest::SHA qw(hmac_sha1_base64 hmac_sha1_hex);
 use Exporter 'import';
 
-our @EXPORT_OK = qw(form twilio_signature signed_request call_sid);
+our @EXPORT_OK = qw(form twilio_signature signed_request call_sid stream_token);
 
 # form(k => v, ...) -> "k=v&..." with application/x-www-form-urlencoded rules
 sub form {
@@ -61,6 +61,14 @@ sub signed_request {
     return ("POST $uri\n" . form(@pairs),
             "Content-Type: application/x-www-form-urlencoded\n"
             . "X-Twilio-Signature: $sig");
+}
+
+# The token of a call's stream URL, .../{CallSid}/{token}, as the README
+# defines it: the first 16 bytes, in hex, of HMAC-SHA1 under the auth token
+# of "agentlocator-stream-url:" followed by the CallSid.
+sub stream_token {
+    my ($token, $call_sid) = @_;
+    return substr(hmac_sha1_hex("agentlocator-stream-url:$call_sid", $token), 0, 32);
 }
 
 # A well-formed CallSid from a small number, for readable tests.

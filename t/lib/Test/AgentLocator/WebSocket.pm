@@ -16,6 +16,7 @@ use MIME::Base64 qw(encode_base64);
 use Protocol::WebSocket::Frame;
 use Protocol::WebSocket::Handshake::Client;
 use Time::HiRes qw(time sleep);
+use Test::AgentLocator::Twilio qw(form twilio_signature);
 
 my $JSON = JSON::PP->new->canonical;
 
@@ -78,6 +79,59 @@ sub connect {
     $self->{frames} = Protocol::WebSocket::Frame->new(max_payload_size => 0);
     $self->{frames}->append($self->{rest}) if length $self->{rest};
     return $self;
+}
+
+# Twilio opens a call's stream only after its incoming_call: register($port,
+# $n, signed => [$token, $public_url], webhook => '/webhook/incoming_call',
+# account => 'AC...') posts that webhook for call $n (AccountSid as in
+# sids() unless given) and returns the
+# path of the stream URL in our TwiML, "/ws/twilio-media/{CallSid}/{token}";
+# dies unless the answer has one.
+sub register {
+    my ($port, $n, %o) = @_;
+    my ($call, undef, $account) = sids($n);
+    $account = $o{account} if $o{account};
+    my $uri = $o{webhook} // '/webhook/incoming_call';
+    my @kv = (CallSid => $call, AccountSid => $account,
+              From => '+15551230000', To => '+15557650000');
+    my $body = form(@kv);
+    my @h = ('Content-Type: application/x-www-form-urlencoded');
+    if (my $signed = $o{signed}) {
+        push @h, 'X-Twilio-Signature: '
+            . twilio_signature($signed->[0], "$signed->[1]$uri", @kv);
+    }
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                     Proto => 'tcp', Timeout => 5)
+        or die "connect: $!";
+    print $sock "POST $uri HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+        . join('', map { "$_\r\n" } @h)
+        . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
+    local $/;
+    my $raw = <$sock> // '';
+    close $sock;
+    my ($path) = $raw =~ m{<Stream url="wss://[^/"]+(/[^"]*)"}
+        or die "incoming_call $n: no <Stream url> in: $raw";
+    return $path;
+}
+
+# The per-call part of a stream path: "/{CallSid}/{token}"
+sub call_part {
+    my ($path) = @_;
+    my ($part) = $path =~ m{(/CA[0-9a-f]{32}/[0-9a-f]+)\z} or die "no call in $path";
+    return $part;
+}
+
+# register() then connect() to the call's stream URL, or to $o{prefix}
+# followed by the URL's per-call part (a test's own media location).
+sub connect_call {
+    my ($class, $port, $n, %o) = @_;
+    my @reg = qw(signed webhook account);
+    my $path = register($port, $n, map { $_ => $o{$_} } grep { exists $o{$_} } @reg);
+    $path = $o{prefix} . call_part($path) if defined $o{prefix};
+    delete @o{@reg, 'prefix'};
+    my $ws = $class->connect($port, $path, %o);
+    $ws->{path} = $path;
+    return $ws;
 }
 
 sub status { $_[0]{status} }
@@ -169,8 +223,9 @@ sub sids {
 }
 
 sub twilio_start {
-    my ($self, $n) = @_;
+    my ($self, $n, %o) = @_;
     my ($call, $stream, $account) = sids($n);
+    $account = $o{account} if $o{account};
     $self->send_json({ event => 'connected', protocol => 'Call', version => '1.0.0' });
     $self->send_json({ event => 'start', sequenceNumber => '1', streamSid => $stream,
         start => { accountSid => $account, streamSid => $stream, callSid => $call,
