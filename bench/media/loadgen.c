@@ -154,6 +154,7 @@ static int         opt_server_pid;
 static int         opt_half_close;
 static const char *opt_path = "/ws/twilio-media";
 static const char *opt_echo_path = "/ws/twilio-media-echo";
+static const char *opt_register = NULL;   /* incoming_call path, or none */
 
 static conn_t     *conns;
 static int         ep;
@@ -1340,6 +1341,87 @@ flood_fill(conn_t *c, uint64_t now)
 }
 
 
+/* --- calls ------------------------------------------------------------- */
+
+/*
+ * -R: every stream's call registered first, as Twilio does with its
+ * incoming_call (the module refuses a stream for a call it never
+ * answered).  Before the measurement, on one blocking keep-alive
+ * connection: this is set-up, not load.
+ */
+
+static void
+register_calls(struct sockaddr_in *sa)
+{
+    char      req[1024], body[512], resp[16384], *p;
+    size_t    have;
+    ssize_t   n;
+    uint32_t  i;
+    long      clen;
+    int       fd = -1, len;
+
+    for (i = 0; i < opt_streams; i++) {
+        if (fd < 0) {
+            fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd < 0 || connect(fd, (struct sockaddr *) sa, sizeof(*sa)) < 0) {
+                die("%s", "cannot connect to register the calls");
+            }
+        }
+
+        len = snprintf(body, sizeof(body),
+                       "CallSid=%s&AccountSid=%s&From=%%2B15551230000"
+                       "&To=%%2B15557650000", conns[i].call_sid, account_sid);
+        len = snprintf(req, sizeof(req),
+                       "POST %s HTTP/1.1\r\nHost: %s\r\n"
+                       "Content-Type: application/x-www-form-urlencoded\r\n"
+                       "Content-Length: %d\r\n\r\n%s",
+                       opt_register, opt_host, len, body);
+
+        if (write(fd, req, (size_t) len) != len) {
+            die("%s", "cannot send an incoming_call");
+        }
+
+        /* the answer: headers, then Content-Length bytes of TwiML */
+        have = 0;
+        clen = -1;
+        for ( ;; ) {
+            n = read(fd, resp + have, sizeof(resp) - 1 - have);
+            if (n <= 0) {
+                die("%s", "incoming_call got no answer");
+            }
+            have += (size_t) n;
+            resp[have] = '\0';
+            p = strstr(resp, "\r\n\r\n");
+            if (p == NULL) {
+                continue;
+            }
+            if (strncmp(resp, "HTTP/1.1 200", 12) != 0) {
+                die("incoming_call answered %.12s", resp);
+            }
+            if (clen < 0) {
+                char *cl = strcasestr(resp, "\r\nContent-Length:");
+                clen = cl ? strtol(cl + 17, NULL, 10) : 0;
+            }
+            if ((long) (have - (size_t) (p + 4 - resp)) >= clen) {
+                break;
+            }
+        }
+
+        if (strcasestr(resp, "\r\nConnection: close")) {
+            close(fd);
+            fd = -1;
+        }
+    }
+
+    if (fd >= 0) {
+        close(fd);
+    }
+
+    fprintf(stderr, "loadgen: %u calls registered at %s\n", opt_streams,
+            opt_register);
+}
+
+
 /* --- main --------------------------------------------------------------- */
 
 static void
@@ -1349,7 +1431,8 @@ usage(void)
         "usage: loadgen -p PORT [-m paced|flood] [-s STREAMS] [-e ECHO_STREAMS]\n"
         "               [-d SECONDS] [-w WARMUP_S] [-P SERVER_PID]\n"
         "               [-c CONNECT_WINDOW] [-i INTERVAL_MS] [-g TICK_US]\n"
-        "               [-u PATH] [-E ECHO_PATH] [-H HOST] [-C]\n");
+        "               [-u PATH] [-E ECHO_PATH] [-H HOST] [-C]\n"
+        "               [-R INCOMING_CALL_PATH]\n");
     exit(1);
 }
 
@@ -1396,7 +1479,7 @@ main(int argc, char **argv)
     int                 opt, n, k, maxev = 1024;
     double              rss_idle, rss_ramp;
 
-    while ((opt = getopt(argc, argv, "p:m:s:e:d:w:P:c:i:g:u:E:H:C")) != -1) {
+    while ((opt = getopt(argc, argv, "p:m:s:e:d:w:P:c:i:g:u:E:H:CR:")) != -1) {
         switch (opt) {
         case 'p': opt_port = atoi(optarg); break;
         case 'm':
@@ -1420,6 +1503,7 @@ main(int argc, char **argv)
         case 'E': opt_echo_path = optarg; break;
         case 'H': opt_host = optarg; break;
         case 'C': opt_half_close = 1; break;
+        case 'R': opt_register = optarg; break;
         default: usage();
         }
     }
@@ -1491,6 +1575,10 @@ main(int argc, char **argv)
     sa.sin_port = htons((uint16_t) opt_port);
     if (inet_pton(AF_INET, opt_host, &sa.sin_addr) != 1) {
         die("bad host %s", opt_host);
+    }
+
+    if (opt_register) {
+        register_calls(&sa);
     }
 
     ep = epoll_create1(EPOLL_CLOEXEC);
