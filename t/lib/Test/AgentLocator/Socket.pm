@@ -436,10 +436,18 @@ sub stop_nginx {
     } else {
         kill 'QUIT', $proc->{pid};
         my $limit = $ctx->{valgrind} ? 30 : 5;
-        my ($deadline, $nap) = (time + $limit, 0.001);
+        my ($deadline, $nap, $again) = (time + $limit, 0.001, time + 0.25);
         until (reap_nginx($proc) || time > $deadline) {
             sleep $nap;
             $nap = 0.02 if ($nap *= 2) > 0.02;
+            # with master_process off, nginx can take the signal between
+            # its quit check and epoll_wait(), then sleep until the next
+            # event (a master tells its workers through their channel
+            # instead): say it again; a hung nginx still does not exit
+            if (time > $again) {
+                kill 'QUIT', $proc->{pid};
+                $again = time + 0.25;
+            }
         }
         if (!defined $proc->{status}) {
             push @problems, "nginx did not exit on SIGQUIT within ${limit}s: "
