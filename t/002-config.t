@@ -13,6 +13,7 @@ __DATA__
 --- config
 --- must_die
 --- error_log
+[emerg]
 invalid agentlocator_zone size "abc"
 
 
@@ -23,7 +24,8 @@ invalid agentlocator_zone size "abc"
 --- config
 --- must_die
 --- error_log eval
-qr/agentlocator_zone "calls" is too small: "4k", the minimum is \d+k/
+["[emerg]",
+ qr/agentlocator_zone "calls" is too small: "4k", the minimum is \d+k/]
 
 
 
@@ -34,6 +36,7 @@ qr/agentlocator_zone "calls" is too small: "4k", the minimum is \d+k/
 --- config
 --- must_die
 --- error_log
+[emerg]
 "agentlocator_zone" directive is duplicate: only one agentlocator_zone may be declared
 
 
@@ -45,6 +48,7 @@ qr/agentlocator_zone "calls" is too small: "4k", the minimum is \d+k/
 --- config
 --- must_die
 --- error_log
+[emerg]
 shared memory zone "calls" is already declared for a different use
 
 
@@ -54,6 +58,7 @@ shared memory zone "calls" is already declared for a different use
     agentlocator_zone calls 1m;
 --- must_die
 --- error_log
+[emerg]
 "agentlocator_zone" directive is not allowed here
 
 
@@ -63,6 +68,7 @@ shared memory zone "calls" is already declared for a different use
     agentlocator_public_url /voice;
 --- must_die
 --- error_log
+[emerg]
 invalid agentlocator_public_url "/voice": must be an absolute URL starting with http:// or https://
 
 
@@ -72,6 +78,7 @@ invalid agentlocator_public_url "/voice": must be an absolute URL starting with 
     agentlocator_public_url ftp://voice.example.com;
 --- must_die
 --- error_log
+[emerg]
 invalid agentlocator_public_url "ftp://voice.example.com": must be an absolute URL starting with http:// or https://
 
 
@@ -81,6 +88,7 @@ invalid agentlocator_public_url "ftp://voice.example.com": must be an absolute U
     agentlocator_public_url https:///webhook;
 --- must_die
 --- error_log
+[emerg]
 invalid agentlocator_public_url "https:///webhook": has no host
 
 
@@ -90,6 +98,7 @@ invalid agentlocator_public_url "https:///webhook": has no host
     agentlocator_public_url https://voice.example.com/?a=1;
 --- must_die
 --- error_log
+[emerg]
 invalid agentlocator_public_url "https://voice.example.com/?a=1": must not have a query string or fragment
 
 
@@ -99,6 +108,7 @@ invalid agentlocator_public_url "https://voice.example.com/?a=1": must not have 
     agentlocator_public_url https://user:secret@voice.example.com;
 --- must_die
 --- error_log
+[emerg]
 must not contain user:password@
 
 
@@ -108,6 +118,7 @@ must not contain user:password@
     agentlocator_public_url https://voice.example.com:99999;
 --- must_die
 --- error_log
+[emerg]
 invalid agentlocator_public_url "https://voice.example.com:99999": has an invalid port
 
 
@@ -117,6 +128,7 @@ invalid agentlocator_public_url "https://voice.example.com:99999": has an invali
     agentlocator_public_url 'https://voice.example.com/a"b';
 --- must_die
 --- error_log
+[emerg]
 has an invalid character in the path
 
 
@@ -127,6 +139,7 @@ has an invalid character in the path
     agentlocator_public_url https://b.example.com;
 --- must_die
 --- error_log
+[emerg]
 "agentlocator_public_url" directive is duplicate
 
 
@@ -136,6 +149,7 @@ has an invalid character in the path
     location = /healthz { agentlocator_health dead; }
 --- must_die
 --- error_log
+[emerg]
 invalid agentlocator_health mode "dead", expected "live", "ready" or "version"
 
 
@@ -145,6 +159,7 @@ invalid agentlocator_health mode "dead", expected "live", "ready" or "version"
     agentlocator_health live;
 --- must_die
 --- error_log
+[emerg]
 "agentlocator_health" directive is not allowed here
 
 
@@ -154,6 +169,7 @@ invalid agentlocator_health mode "dead", expected "live", "ready" or "version"
     location = /healthz { agentlocator_health live; agentlocator_health ready; }
 --- must_die
 --- error_log
+[emerg]
 "agentlocator_health" directive is duplicate
 
 

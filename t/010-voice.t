@@ -57,6 +57,12 @@ our $FALLBACK = '<?xml version="1.0" encoding="UTF-8"?>
 <Response><Play>https://voice.example.com/static/tts/fallback.mp3</Play><Record action="https://voice.example.com/webhook/handle_recording" playBeep="false" timeout="4" maxLength="30"/></Response>
 ';
 
+# A block of several requests checks its error_log after each of them (as
+# Test::Nginx does); with this, each check sees the whole block's log so
+# far.  Blocks whose lines come from later requests send them pipelined,
+# so that every check comes after every answer.
+check_accum_error_log();
+
 run_tests();
 
 __DATA__
@@ -127,7 +133,7 @@ Content-Type: application/x-www-form-urlencoded
 
 
 === TEST 5: a repeated incoming_call is idempotent: same TwiML, one entry
---- request eval
+--- pipelined_requests eval
 [::post('/webhook/incoming_call', ::incoming(7)),
  ::post('/webhook/incoming_call', ::incoming(7)),
  "GET /status"]
@@ -179,6 +185,28 @@ CALL_INCOMING call=CA00000000000000000000000000000007 state=armed repeat=1
 --- response_body_like eval
 [qr/<Response>/, qr/^\z/,
  qr/"state":"streaming",.*"stream_age_ms":\d+,.*"stream_sid":"MZb{32}"/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 30: stream_status is logged with its event and whether the call is known
+(pipelined, so the check comes after both answers; the 204 is the last, as
+Test::Nginx cannot tell where a 204 without Content-Length ends)
+--- pipelined_requests eval
+[::post('/webhook/incoming_call', ::incoming(3)),
+ ::post('/webhook/stream_status', CallSid => ::call_sid(3), AccountSid => $::ACCOUNT,
+        StreamSid => 'MZ' . 'b' x 32, StreamEvent => 'stream-started',
+        Timestamp => '2026-01-01T00:00:00.000Z')]
+--- more_headers eval
+[::hdrs('/webhook/incoming_call', ::incoming(3)),
+ ::hdrs('/webhook/stream_status', CallSid => ::call_sid(3), AccountSid => $::ACCOUNT,
+        StreamSid => 'MZ' . 'b' x 32, StreamEvent => 'stream-started',
+        Timestamp => '2026-01-01T00:00:00.000Z')]
+--- error_code eval
+[200, 204]
+--- response_body_like eval
+[qr/<Response>/, qr/^\z/]
 --- error_log
 STREAM_STATUS call=CA00000000000000000000000000000003 event=stream-started known=1
 --- no_error_log
@@ -264,7 +292,7 @@ STREAM_STATUS call=CA00000000000000000000000000000003 event=stream-paused ignore
 === TEST 10: stream_ended answers the fallback: prompt, then a recording
 --- http_config eval
 $::HTTP . "agentlocator_fallback_prompt /static/tts/fallback.mp3;\n"
---- request eval
+--- pipelined_requests eval
 [::post('/webhook/incoming_call', ::incoming(4)),
  ::post('/webhook/stream_ended', ::incoming(4, CallStatus => 'in-progress')),
  "GET /status"]
@@ -313,6 +341,27 @@ STREAM_ENDED call=CA00000000000000000000000000000063 known=0 answer=fallback
 [200, 204, 200]
 --- response_body_like eval
 [qr/<Response>/, qr/^\z/, qr/"recording":true/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 31: handle_recording is logged with the recording and its duration
+(pipelined, the 204 last: see TEST 30)
+--- pipelined_requests eval
+[::post('/webhook/incoming_call', ::incoming(5)),
+ ::post('/webhook/handle_recording', CallSid => ::call_sid(5),
+        RecordingUrl => 'https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE' . 'c' x 32,
+        RecordingSid => 'RE' . 'c' x 32, RecordingDuration => '7', Digits => 'hangup')]
+--- more_headers eval
+[::hdrs('/webhook/incoming_call', ::incoming(5)),
+ ::hdrs('/webhook/handle_recording', CallSid => ::call_sid(5),
+        RecordingUrl => 'https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE' . 'c' x 32,
+        RecordingSid => 'RE' . 'c' x 32, RecordingDuration => '7', Digits => 'hangup')]
+--- error_code eval
+[200, 204]
+--- response_body_like eval
+[qr/<Response>/, qr/^\z/]
 --- error_log eval
 qr/RECORDING call=CA00000000000000000000000000000005 recording=REc{32} duration=7 known=1/
 --- no_error_log
@@ -321,7 +370,7 @@ qr/RECORDING call=CA00000000000000000000000000000005 recording=REc{32} duration=
 
 
 === TEST 13: call_status answers OK and completes the call
---- request eval
+--- pipelined_requests eval
 [::post('/webhook/incoming_call', ::incoming(6)),
  ::post('/webhook/call_status', ::incoming(6, CallStatus => 'completed', CallDuration => '42')),
  "GET /status"]

@@ -11,6 +11,9 @@
 # (Perl's Digest::SHA, independent of the module's C code).
 use lib 't/lib';
 use Test::AgentLocator::Nginx 'no_plan';
+
+# Test::Nginx leaves this to the test file (as lua-nginx-module's suites do)
+$ENV{TEST_NGINX_HTML_DIR} ||= html_dir();
 use Test::AgentLocator::Twilio qw(form twilio_signature call_sid);
 
 our @P = (CallSid => 'CA1234567890ABCDE', Caller => '+14158675309',
@@ -34,6 +37,10 @@ add_block_preprocessor(sub {
     location = /webhook/incoming_call    { agentlocator_voice incoming_call; }
 _EOC_
 });
+
+# several requests in a block: each error_log check sees the block's whole
+# log so far (see t/010-voice.t)
+check_accum_error_log();
 
 run_tests();
 
@@ -343,7 +350,7 @@ $ENV{AGENTLOCATOR_TEST_TOKEN} = '12345';
     agentlocator_zone calls 1m;
     agentlocator_twilio_auth_token S3cr3t-T0k3n-zz;
     agentlocator_public_url https://voice.example.com;
---- request eval
+--- pipelined_requests eval
 [::post('/webhook/incoming_call', CallSid => ::call_sid(1)),
  ::post('/webhook/incoming_call', CallSid => ::call_sid(1))]
 --- more_headers eval

@@ -2,6 +2,9 @@
 use lib 't/lib';
 use Test::AgentLocator::Nginx 'no_plan';
 
+# Test::Nginx leaves this to the test file (as lua-nginx-module's suites do)
+$ENV{TEST_NGINX_HTML_DIR} ||= html_dir();
+
 $ENV{AGENTLOCATOR_UNSET_VARIABLE} = undef;
 delete $ENV{AGENTLOCATOR_UNSET_VARIABLE};
 
@@ -17,7 +20,8 @@ __DATA__
     location = /webhook/incoming_call { agentlocator_voice incoming_call; }
 --- must_die
 --- error_log eval
-qr/"agentlocator_voice" in \S+nginx\.conf:\d+ needs agentlocator_public_url in its server or http block/
+["[emerg]",
+ qr/"agentlocator_voice" in \S+nginx\.conf:\d+ needs agentlocator_public_url in its server or http block/]
 
 
 
@@ -29,7 +33,8 @@ qr/"agentlocator_voice" in \S+nginx\.conf:\d+ needs agentlocator_public_url in i
     location = /webhook/call_status { agentlocator_voice call_status; }
 --- must_die
 --- error_log eval
-qr/"agentlocator_voice" in \S+nginx\.conf:\d+ needs an agentlocator_zone in the http block/
+["[emerg]",
+ qr/"agentlocator_voice" in \S+nginx\.conf:\d+ needs an agentlocator_zone in the http block/]
 
 
 
@@ -41,6 +46,7 @@ qr/"agentlocator_voice" in \S+nginx\.conf:\d+ needs an agentlocator_zone in the 
     location = /webhook/incoming_call { agentlocator_voice incoming_call; }
 --- must_die
 --- error_log
+[emerg]
 checks Twilio signatures but agentlocator_twilio_auth_token is not set
 
 
@@ -69,6 +75,7 @@ qr/\[warn\] .*agentlocator_signature is off for the location in \S+nginx\.conf:\
     location = /x { agentlocator_voice incoming; }
 --- must_die
 --- error_log
+[emerg]
 invalid agentlocator_voice handler "incoming", expected "incoming_call", "stream_status", "stream_ended", "handle_recording" or "call_status"
 
 
@@ -80,6 +87,7 @@ invalid agentlocator_voice handler "incoming", expected "incoming_call", "stream
     location = /x { agentlocator_health live; agentlocator_status; }
 --- must_die
 --- error_log
+[emerg]
 "agentlocator_status" directive conflicts with another content handler in this location
 
 
@@ -89,15 +97,18 @@ invalid agentlocator_voice handler "incoming", expected "incoming_call", "stream
     location = /status { agentlocator_status; }
 --- must_die
 --- error_log eval
-qr/"agentlocator_status" in \S+ needs an agentlocator_zone/
+["[emerg]",
+ qr/"agentlocator_status" in \S+ needs an agentlocator_zone/]
 
 
 
 === TEST 8: an auth token from an unset environment variable (named, not shown)
 --- http_config
     agentlocator_twilio_auth_token env:AGENTLOCATOR_UNSET_VARIABLE;
+--- config
 --- must_die
 --- error_log
+[emerg]
 "agentlocator_twilio_auth_token" names an environment variable that is not set: env:AGENTLOCATOR_UNSET_VARIABLE
 
 
@@ -105,8 +116,10 @@ qr/"agentlocator_status" in \S+ needs an agentlocator_zone/
 === TEST 9: an auth token file that does not exist
 --- http_config
     agentlocator_twilio_auth_token file:/nonexistent/twilio-token;
+--- config
 --- must_die
 --- error_log
+[emerg]
 "agentlocator_twilio_auth_token" names a file that cannot be read
 
 
@@ -117,8 +130,10 @@ qr/"agentlocator_status" in \S+ needs an agentlocator_zone/
 --- user_files
 >>> empty
 
+--- config
 --- must_die
 --- error_log
+[emerg]
 "agentlocator_twilio_auth_token" names an empty file
 
 
@@ -126,8 +141,10 @@ qr/"agentlocator_status" in \S+ needs an agentlocator_zone/
 === TEST 11: an empty literal token
 --- http_config
     agentlocator_twilio_auth_token "";
+--- config
 --- must_die
 --- error_log
+[emerg]
 "agentlocator_twilio_auth_token" is empty
 
 
@@ -136,8 +153,10 @@ qr/"agentlocator_status" in \S+ needs an agentlocator_zone/
 --- http_config
     agentlocator_twilio_auth_token S3cr3t-T0k3n-zz;
     agentlocator_twilio_auth_token S3cr3t-T0k3n-zz;
+--- config
 --- must_die
 --- error_log
+[emerg]
 "agentlocator_twilio_auth_token" directive is duplicate
 --- no_error_log
 S3cr3t-T0k3n-zz
@@ -150,6 +169,7 @@ S3cr3t-T0k3n-zz
 --- config
 --- must_die
 --- error_log
+[emerg]
 "agentlocator_twilio_auth_token" has "env:" with no variable name after it
 
 
@@ -160,6 +180,7 @@ S3cr3t-T0k3n-zz
 --- config
 --- must_die
 --- error_log
+[emerg]
 "agentlocator_twilio_auth_token" has "file:" with no path after it
 
 
@@ -173,7 +194,8 @@ S3cr3t-T0k3n-zz
     location = /ws/twilio-media { agentlocator_media_stream; }
 --- must_die
 --- error_log eval
-qr{agentlocator_media_stream in \S+nginx\.conf:\d+ is in "location = /ws/twilio-media", which never sees the per-call stream URLs /ws/twilio-media/\{CallSid\}/\{token\} that the TwiML gives Twilio: use "location /ws/twilio-media/"}
+["[emerg]",
+ qr{agentlocator_media_stream in \S+nginx\.conf:\d+ is in "location = /ws/twilio-media", which never sees the per-call stream URLs /ws/twilio-media/\{CallSid\}/\{token\} that the TwiML gives Twilio: use "location /ws/twilio-media/"}]
 
 
 
@@ -200,6 +222,7 @@ qr{\[warn\] .*agentlocator_media_stream in \S+nginx\.conf:\d+ serves only the pl
 --- config
 --- must_die
 --- error_log
+[emerg]
 invalid value "maybe" in "agentlocator_media_plain_url" directive, it must be "on" or "off"
 
 
@@ -207,6 +230,8 @@ invalid value "maybe" in "agentlocator_media_plain_url" directive, it must be "o
 === TEST 18: agentlocator_webhook_max_body takes a size
 --- http_config
     agentlocator_webhook_max_body lots;
+--- config
 --- must_die
 --- error_log
+[emerg]
 "agentlocator_webhook_max_body" directive invalid value

@@ -50,9 +50,34 @@ our $CheckAccumErrLog  = $ENV{TEST_NGINX_CHECK_ACCUM_ERR_LOG};
 our $UseValgrind       = $ENV{TEST_NGINX_USE_VALGRIND};
 our ($NoLongString, $NoRootLocation, @EnvToNginx, @BlockPreprocessors);
 
-# A port fixed by the user wins; otherwise each block picks a free one.
-my $FixedPort = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT};
-our $ServerPort = $FixedPort || pick_free_ports(1);
+# A port fixed by the user wins; otherwise one free port for the whole file
+# (Test::Nginx's TEST_NGINX_RANDOMIZE), chosen before blocks() evaluates
+# any "eval" section that may name it.
+our $ServerPort = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT}
+                  || pick_free_ports(1);
+
+# Test::Nginx::Socket's pause before it reads the error log (its
+# TestNginxSleep * 3), for lines logged after the response went out.
+our $TestNginxSleep    = $ENV{TEST_NGINX_SLEEP} || 0.015;
+
+# Test::Nginx::Socket's sections that this runner does not implement: a
+# block with one fails loudly instead of passing a check it never made.
+# (Sections Test::Nginx does not know either, such as one a block
+# preprocessor reads, are the test file's business.)
+my %NotImplemented = map { $_ => 1 } qw(
+    http2 curl curl_protocol curl_options curl_error post_main_config
+    server_name init post_setup_server_root request_eval
+    response_body_filters response_body_json_sort response_body_eval
+    response_headers_like raw_response_headers_like
+    raw_response_headers_unlike error_code_like error_log_file access_log
+    no_access_log shutdown grep_error_log grep_error_log_out http09
+    reload_fails skip_eval skip_nginx skip_nginx2 skip_openssl todo stap
+    stap_out stap_out_like stap_out_unlike udp_listen udp_reply
+    udp_reply_delay udp_query tcp_listen tcp_no_close tcp_reply_delay
+    tcp_reply tcp_query tcp_query_len tcp_query_auto_timeout tcp_shutdown
+    no_check_leak suppress_stderr server_addr_for_client
+    shutdown_error_log no_shutdown_error_log
+);
 
 # Per-process servroot so parallel test files never share one.
 my $OwnServRoot = !$ENV{TEST_NGINX_SERVROOT};
@@ -92,7 +117,7 @@ sub html_dir ()                { "$ServRoot/html" }
 sub add_block_preprocessor (&) { unshift @BlockPreprocessors, shift }
 
 sub server_port (@) {
-    if (@_) { $ServerPort = $FixedPort = shift }
+    $ServerPort = shift if @_;
     return $ServerPort;
 }
 
@@ -113,15 +138,30 @@ sub bail_out (@) {
 
 sub run_tests () {
     init_runner();
+    $ENV{TEST_NGINX_SERVER_PORT} //= $ServerPort;
     my @blocks = Test::Base::blocks();
     @blocks = shuffle @blocks unless $NoShuffle;
     for my $block (@blocks) {
         next if defined $block->SKIP;    # Test::Base drops these already
         $_->($block) for @BlockPreprocessors;
         $block->set_value(name => "$0 " . $block->name);
+        check_sections($block);
         run_block($block);
     }
     cleanup();
+}
+
+# What this runner and Test::Nginx::Socket would not run alike: a section
+# it does not implement, or a block without "--- config" (Test::Nginx
+# reuses the previous block's nginx then, or bails out on the first).
+sub check_sections {
+    my ($block) = @_;
+    my $name = $block->name;
+    my @unknown = grep { $NotImplemented{$_} } @{ $block->{_section_order}[0] || [] };
+    bail_out("$name - section(s) not implemented by this runner: "
+             . join(', ', map { "--- $_" } @unknown)) if @unknown;
+    bail_out("$name - No '--- config' section specified (an empty one will do)")
+        unless defined $block->config;
 }
 
 sub run_block {
@@ -146,10 +186,7 @@ sub run_block {
     } else {
         if (start_nginx($ctx)) {
             # One nginx serves all repetitions, as in Test::Nginx.
-            for my $rep (0 .. $RepeatEach - 1) {
-                run_requests($ctx, $rep);
-                check_error_log($ctx, $rep);
-            }
+            run_requests($ctx, $_) for 0 .. $RepeatEach - 1;
         }
         push @problems, stop_nginx($ctx);
     }
@@ -162,14 +199,11 @@ sub run_block {
 sub setup_block_env {
     my ($ctx) = @_;
     # All ports are picked in one go so they are distinct from each other.
-    my @ports = pick_free_ports(4);
-    $ServerPort = $FixedPort ? $FixedPort : shift @ports;
+    # (Test::Nginx defines neither TEST_NGINX_HTML_DIR nor the servroot:
+    # a test file that uses them sets them itself, from html_dir())
+    my @ports = grep { $_ != $ServerPort } pick_free_ports(4);
     delete $ENV{$_} for grep { /^TEST_NGINX_RAND_PORT_\d+$/ } keys %ENV;
     $ENV{"TEST_NGINX_RAND_PORT_$_"} = $ports[$_ - 1] for 1 .. 3;
-    $ENV{TEST_NGINX_SERVER_PORT} = $ServerPort;
-    $ENV{TEST_NGINX_HTML_DIR}    = html_dir();
-    $ENV{TEST_NGINX_SERVROOT}    = $ServRoot;
-    $ENV{TEST_NGINX_SERVER_ROOT} = $ServRoot;
 }
 
 sub pick_free_ports {
@@ -559,10 +593,25 @@ sub build_requests {
         my ($method) = join('', @packets) =~ /^\s*(\S+)/;
         return [{ packets => \@packets, method => $method // '', raw => 1 }];
     }
+    my $more = $block->more_headers // '';
+    if (defined(my $pipelined = $block->pipelined_requests)) {
+        # one connection: keep-alive for all but the last, which closes
+        bail_out("$name - invalid entries in --- pipelined_requests")
+            unless ref $pipelined eq 'ARRAY' && @$pipelined;
+        my @one = map {
+            my $hdrs = ref $more eq 'ARRAY' ? $more->[$_]
+                       // bail_out("$name - --- more_headers lacks data for the $_ pipelined request")
+                     : $more;
+            build_http_request($ctx, $pipelined->[$_], $hdrs,
+                               $_ == $#$pipelined ? 'close' : 'keep-alive');
+        } 0 .. $#$pipelined;
+        return [{ packets => [join '', map { $_->{packets}[0] } @one],
+                  method => $one[0]{method}, raw => 0, close => 1,
+                  responses => scalar @one }];
+    }
     my $request = $block->request;
     return [] unless defined $request;
     my @reqs = ref $request eq 'ARRAY' ? @$request : ($request);
-    my $more = $block->more_headers // '';
     my $i = 0;
     return [ map {
         my $hdrs = ref $more eq 'ARRAY' ? $more->[$i] // '' : $more;
@@ -572,7 +621,7 @@ sub build_requests {
 }
 
 sub build_http_request {
-    my ($ctx, $text, $more) = @_;
+    my ($ctx, $text, $more, $connection) = @_;
     my $name = $ctx->{name};
     $text = expand_env($text, $name);
     1 while $text =~ s/^\s*#[^\n]*\n|^\s+//;    # leading comments and blanks
@@ -592,12 +641,14 @@ sub build_http_request {
     }
     my $pre = '';
     $pre .= "Host: localhost\r\n" if $headers !~ /^Host:/mi;
-    $pre .= "Connection: close\r\n" if $headers !~ /^Connection:/mi;
+    $pre .= "Connection: " . ($connection // 'close') . "\r\n"
+        if $headers !~ /^Connection:/mi;
+    my $close = "$pre$headers" =~ /^Connection:\s*close\b/mi;
     $headers .= "Content-Length: " . length($body) . "\r\n"
         if length $body && !$chunked && $headers !~ /^Content-Length:/mi;
     my $bytes = sprintf "%s %s %s\r\n%s%s\r\n%s",
         $method, $uri // '/', $ver // 'HTTP/1.1', $pre, $headers, $body;
-    return { packets => [$bytes], method => $method, raw => 0 };
+    return { packets => [$bytes], method => $method, raw => 0, close => $close };
 }
 
 sub parse_time {
@@ -608,27 +659,43 @@ sub parse_time {
     return $t;
 }
 
+# As Test::Nginx::Socket: each request's response is checked, then (for
+# all but the last, after --- wait) the error log lines added since the
+# last look; after the last request, --- wait and the error log again.
 sub run_requests {
     my ($ctx, $rep) = @_;
     my ($block, $name) = ($ctx->{block}, $ctx->{name});
     my $reqs = build_requests($ctx);
-    return unless @$reqs;
-    my $need_array = @$reqs > 1;
+    bail_out("$name - request empty") unless @$reqs;
+    my $pipelined = $reqs->[0]{responses};
+    my $need_array = $pipelined || @$reqs > 1;
     my $timeout = parse_time($block->timeout) // $Timeout;
     $timeout *= 3 if $ctx->{valgrind};
+    my $wait = parse_time($block->wait);
+    my $last = $pipelined ? $pipelined - 1 : $#$reqs;
+    my $raw;
 
-    for my $i (0 .. $#$reqs) {
-        my ($raw, $timed_out, $err) = exchange($ctx, $reqs->[$i], $timeout);
-        diag("$name - $err") if $err;
-        if ($timed_out && !$block->abort && (!$reqs->[$i]{raw} || $raw eq '')) {
-            diag("ERROR: client socket timed out - $name");
+    for my $i (0 .. $last) {
+        if (!$pipelined || $i == 0) {
+            ($raw, my $timed_out, my $err) = exchange($ctx, $reqs->[$i], $timeout);
+            diag("$name - $err") if $err;
+            fail("ERROR: client socket timed out - $name") if $timed_out && !$block->abort;
         }
-        next if defined $block->ignore_response;
-        my ($res, $raw_headers) = parse_response($raw, $reqs->[$i]{method});
-        check_error_code($ctx, $res, $i, $need_array);
-        check_response_headers($ctx, $res, $raw_headers, $i, $need_array);
-        check_response_body($ctx, $res, $rep, $i, $need_array);
+        if (!defined $block->ignore_response) {
+            # pipelined: each response is cut from what is left of the last
+            my ($res, $raw_headers, undef, $left) =
+                parse_response($raw, $reqs->[$pipelined ? 0 : $i]{method}, $name);
+            $raw = $left // '';
+            check_error_code($ctx, $res, $i, $need_array);
+            check_response_headers($ctx, $res, $raw_headers, $i, $need_array);
+            check_response_body($ctx, $res, $rep, $i, $need_array);
+        }
+        next if $i == $last;
+        sleep $wait if $wait;
+        check_error_log($ctx, $rep);
     }
+    sleep $wait if $wait;
+    check_error_log($ctx, $rep);
 }
 
 # Sends one request on a fresh connection and reads the response: until the
@@ -659,7 +726,9 @@ sub exchange {
             substr($pkt, 0, $n, '');
         }
     }
-    while ($req->{raw} || !(parse_response($buf, $req->{method}))[2]) {
+    # "Connection: close" (ours unless the test sends another): read to the
+    # end, so bytes a response should not have (a HEAD or 204 body) are seen
+    while ($req->{raw} || $req->{close} || !(parse_response($buf, $req->{method}))[2]) {
         my $left = $deadline - time;
         if (!$sel->can_read($left > 0 ? $left : 0)) { $timed_out = 1; last }
         $n = sysread($sock, $buf, 65536, length $buf);
@@ -670,9 +739,13 @@ sub exchange {
     return ($buf, $timed_out);
 }
 
-# Returns (HTTP::Response or undef, raw header text, complete?).
+# Returns (HTTP::Response or undef, raw header text, complete?, the bytes
+# after this response when its framing says where it ends).  The body
+# is what came after the headers, cut at Content-Length or de-chunked;
+# with "name", a body shorter than its Content-Length is warned about, as
+# Test::Nginx::Socket does (a response check then sees what came).
 sub parse_response {
-    my ($buf, $method) = @_;
+    my ($buf, $method, $name) = @_;
     # Interim 1xx responses (100 Continue) precede the real one.
     while ($buf =~ m{^HTTP/\d\.\d +1(?!01)\d\d\b} && (my $at = index($buf, "\r\n\r\n")) >= 0) {
         substr($buf, 0, $at + 4, '');
@@ -683,26 +756,33 @@ sub parse_response {
     my $body = substr($buf, $at + 4);
     my $res = HTTP::Response->parse($raw_headers);
     my $code = $res->code // 0;
-    my ($content, $complete) = ($body, 0);    # default: delimited by close
-    if (uc($method // '') eq 'HEAD' || $code =~ /^(?:1\d\d|204|304)$/) {
-        ($content, $complete) = ('', 1);
+    my $head = uc($method // '') eq 'HEAD';
+    my ($content, $complete, $left) = ($body, 0);    # default: delimited by close
+    if ($head || $code =~ /^(?:1\d\d|204|304)$/) {
+        # framing says no body: complete, but what did come is kept
+        $complete = 1;
     } elsif ((scalar $res->header('Transfer-Encoding') // '') =~ /chunked/i) {
-        ($content, $complete) = dechunk($body);
+        ($content, $complete, my $used) = dechunk($body);
+        $left = substr($body, $used) if $complete;
     } elsif (defined(my $len = scalar $res->header('Content-Length'))) {
         $complete = length($body) >= $len;
-        $content = substr($body, 0, $len) if $complete;
+        ($content, $left) = (substr($body, 0, $len), substr($body, $len)) if $complete;
+        warn "WARNING: $name - response body truncated: $len expected, but got "
+             . length($body) . "\n" if defined $name && !$complete;
     }
     $res->content($content);
-    return ($res, $raw_headers, $complete);
+    return ($res, $raw_headers, $complete, $left);
 }
 
+# (content, complete?, bytes used)
 sub dechunk {
     my ($body) = @_;
     my ($out, $pos) = ('', 0);
     while (substr($body, $pos) =~ /^([0-9a-fA-F]+)[^\r\n]*\r\n/) {
         my $len = hex $1;
         $pos += length $&;
-        return ($out, substr($body, $pos) =~ /^(?:[^\r\n]+\r\n)*\r\n/ ? 1 : 0)
+        return substr($body, $pos) =~ /^(?:[^\r\n]+\r\n)*\r\n/
+            ? ($out, 1, $pos + length $&) : ($out, 0)
             if $len == 0;    # last chunk, then trailers and an empty line
         return ($out, 0) if length($body) < $pos + $len + 2;
         $out .= substr($body, $pos, $len);
@@ -798,7 +878,8 @@ sub log_patterns {
     my @p = ref $pats eq 'ARRAY' ? @$pats
           : ref $pats            ? ($pats)
           : grep { length } split /\n+/, $pats;
-    return [ map { ref $_ ? $_ : expand_env($_, $ctx->{name}) } grep { defined } @p ];
+    # (patterns are taken as written: Test::Nginx expands no $TEST_NGINX_*)
+    return [ grep { defined } @p ];
 }
 
 sub line_matches {
@@ -831,17 +912,11 @@ sub check_error_log {
     my $want = log_patterns($ctx, $block->error_log);
     my $dont = log_patterns($ctx, $block->no_error_log);
 
-    sleep parse_time($block->wait) if $block->wait;
-    # Let log lines written after the response (log phase in another
-    # worker, timers) land before asserting absence.
-    sleep 0.02 if @$dont && nginx_alive($ctx);
+    # Lines logged after the response (the log phase, timers) get the
+    # same short pause as under Test::Nginx, no more: a line that needs
+    # longer needs --- wait under both.
+    sleep $TestNginxSleep * 3 * ($ctx->{valgrind} ? 10 : 1) if nginx_alive($ctx);
     my @lines = read_new_log_lines($ctx);
-    my $missing = sub { grep { my $p = $_; !grep { line_matches($_, $p) } @lines } @$want };
-    my $deadline = time + ($ctx->{valgrind} ? 10 : 1);
-    while ($missing->() && nginx_alive($ctx) && time < $deadline) {
-        sleep 0.01;
-        push @lines, read_new_log_lines($ctx);
-    }
 
     for my $pat (@$want) {
         if (grep { line_matches($_, $pat) } @lines) {
