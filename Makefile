@@ -4,7 +4,7 @@
 #   make run     nginx with the module on 127.0.0.1:8080 (prefix var/)
 #   make stop    stop it
 #
-# Other targets: deps, build, nginx-static, test-static, fuzz, clean.
+# Other targets: deps, build, nginx-static, test-static, fuzz, mutate, clean.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -38,7 +38,7 @@ DEB_BUILD    := nginx nginx-dev libpq-dev libcurl4-openssl-dev libyajl-dev \
 DEB_TEST     := libtest-base-perl libtest-longstring-perl \
                 liblist-moreutils-perl libtext-diff-perl \
                 libhttp-message-perl libprotocol-websocket-perl curl \
-                python3-websockets sox openssl
+                python3-websockets sox openssl rsync
 DEB_ALL      := $(DEB_BUILD) $(DEB_TEST)
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -46,7 +46,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PROVE_JOBS   ?= 2
 T            ?= t/
 
-.PHONY: deps build nginx-static test test-static fuzz fuzz-ci run stop clean
+.PHONY: deps build nginx-static test test-static fuzz fuzz-ci mutate run stop clean
 
 
 # Installs only what is missing; a machine that has everything hears nothing.
@@ -128,6 +128,12 @@ fuzz:
 fuzz-ci:
 	@$(MAKE) -s -C fuzz regress
 	@$(MAKE) -s -C fuzz run FUZZ_SECONDS=20
+
+
+# Mutation testing: each of tools/mutate's mutants breaks the module in one
+# way; the suite must fail for every one (tools/mutate --list).
+mutate: deps
+	@tools/mutate
 
 
 run: deps build

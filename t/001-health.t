@@ -22,6 +22,7 @@ GET /healthz
 ok
 --- response_headers eval
 "Content-Type: text/plain
+Content-Length: 3
 X-Revision: $::revision
 Cache-Control: no-store"
 --- no_error_log

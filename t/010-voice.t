@@ -592,3 +592,22 @@ too many form parameters
 missing CallSid
 --- no_error_log
 [error]
+
+
+
+=== TEST 32: bytes that are not UTF-8 reach /status as U+FFFD, never raw
+--- config
+    agentlocator_signature off;
+    location = /webhook/incoming_call { agentlocator_voice incoming_call; }
+    location = /status                { agentlocator_status; }
+--- request eval
+["POST /webhook/incoming_call
+CallSid=CA00000000000000000000000000000008&From=a%FF%C3b%E2%82&To=%2B1%C3%A9",
+ "GET /status"]
+--- more_headers eval
+["Content-Type: application/x-www-form-urlencoded", ""]
+--- response_body_like eval
+[qr/<Response>/,
+ qr/"from":"a\\ufffd\\ufffdb\\ufffd\\ufffd","to":"\+1\x{c3}\x{a9}"/]
+--- no_error_log
+[error]

@@ -78,7 +78,7 @@ subtest 'no stream: one redirect at start_timeout, with the fallback TwiML' => s
     my $t0 = time;
     is(incoming($s, 1), 200, 'incoming_call answered');
     ok(wait_until(sub { @{ $mock->requests } }, 3), 'the mock got a request');
-    sleep 0.5;    # nothing more may follow
+    sleep 2.5;    # nothing more may follow, past the retries' backoff (500 ms, doubled)
     my $reqs = $mock->requests;
     is(scalar @$reqs, 1, 'exactly one');
     my $r = $reqs->[0];

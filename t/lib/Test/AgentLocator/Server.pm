@@ -182,6 +182,8 @@ sub reload {
 
 sub kill_worker {
     my ($self, $pid) = @_;
+    # the master's "[alert] worker process N exited on signal 9" is ours
+    $self->allow_log(qr/worker process $pid exited on signal 9\b/);
     kill 'KILL', $pid;
     $self->wait_for(sub {
         my @now = $self->workers;
@@ -231,6 +233,26 @@ sub slurp {
 
 sub error_log { $_[0]->slurp('error.log') }
 
+# Lines that never belong in a healthy nginx's log, and those a test
+# caused on purpose (allow_log): a SIGKILL it sent, a fault it injected.
+my $Fatal = qr/\[alert\]|\[emerg\]|exited on signal|AddressSanitizer|LeakSanitizer|runtime error:/;
+
+sub allow_log {
+    my ($self, $re) = @_;
+    push @{ $self->{allowed} }, $re;
+}
+
+sub log_problems {
+    my ($self) = @_;
+    my @allowed = @{ $self->{allowed} // [] };
+    return grep { my $l = $_; !grep { $l =~ $_ } @allowed }
+           grep { /$Fatal/ } split /\n/, $self->error_log;
+}
+
+# Stops nginx (SIGQUIT) and says whether all went well: it exited in time,
+# valgrind found nothing, and its log has no alert, emergency, crash or
+# sanitizer report that the test did not cause (each one also fails a test
+# of its own, so a scenario that ignores the return value still fails).
 sub stop {
     my ($self) = @_;
     return unless $self->{pid};
@@ -247,11 +269,23 @@ sub stop {
     }
     1 while waitpid(-1, WNOHANG) > 0;
     delete $self->{pid};
+    my $ok = !$self->{stuck};
+    if (my @bad = $self->log_problems) {
+        splice @bad, 20 if @bad > 20;
+        my $what = "nginx in $self->{root}: an alert, crash or sanitizer report in its log";
+        if (${^GLOBAL_PHASE} eq 'DESTRUCT') {
+            print STDERR "# $what:\n", map { "#   $_\n" } @bad;
+        } else {
+            Test::More::fail($what);
+            Test::More::diag(join "\n", @bad);
+        }
+        $ok = 0;
+    }
     if (my $vg = $self->valgrind_errors) {
         Test::More::diag("valgrind:\n$vg");
         return 0;
     }
-    return !$self->{stuck};
+    return $ok;
 }
 
 sub DESTROY { $_[0]->stop }
