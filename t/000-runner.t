@@ -90,6 +90,24 @@ subtest 'each broken expectation is reported as a failure' => sub {
     expect($r, qr/clean shutdown/, 1, 7, 'implicit checks still pass');
 };
 
+subtest 'what would not run alike under Test::Nginx bails out' => sub {
+    my $r = run_fixture('t/runner/no-config.tx');
+    like($r->{tap}, qr/^Bail out!.*TEST 1: no config - No '--- config' section specified/m,
+         'a block without --- config') or diag($r->{tap}, $r->{err});
+    $r = run_fixture('t/runner/unimplemented.tx');
+    like($r->{tap}, qr/^Bail out!.*not implemented by this runner: --- error_code_like/m,
+         'a Test::Nginx section this runner does not implement') or diag($r->{tap}, $r->{err});
+};
+
+subtest 'error_log after each request, against the lines since the last check' => sub {
+    my $r = run_fixture('t/runner/log-per-request.tx');
+    is($r->{status}, 1, 'one failure') or diag($r->{tap}, $r->{err});
+    my @checks = tests_named($r, qr/pattern "No such file or directory"/);
+    is(scalar @checks, 2, 'checked twice');
+    ok(!$checks[0]{ok} && $checks[0]{name} =~ /should match/, 'missing after the 1st request');
+    ok($checks[1]{ok}, 'found after the 2nd');
+};
+
 subtest 'workers(2) + master_on() + repeat_each(2)' => sub {
     my $r = run_fixture('t/runner/workers.tx');
     is($r->{status}, 0, 'exit status 0') or diag($r->{tap}, $r->{err});

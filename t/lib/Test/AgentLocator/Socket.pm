@@ -698,9 +698,10 @@ sub run_requests {
     check_error_log($ctx, $rep);
 }
 
-# Sends one request on a fresh connection and reads the response: until the
-# server closes, the response is complete by its framing (not for
-# raw_request, which reads until close), or the timeout expires.
+# Sends one request (or a pipeline) on a fresh connection and reads the
+# answer: until the server closes when we asked it to ("Connection: close",
+# and always for raw_request), else until the response is complete by its
+# framing; or until the timeout expires.
 sub exchange {
     my ($ctx, $req, $timeout) = @_;
     local $SIG{PIPE} = 'IGNORE';
