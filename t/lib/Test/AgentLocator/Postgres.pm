@@ -1,0 +1,125 @@
+package Test::AgentLocator::Postgres;
+
+# A real PostgreSQL cluster for the CRM tests: initdb into a temp dir, its
+# own port on 127.0.0.1 and its own unix socket directory, trust auth for
+# the superuser "agentlocator", a database "agentlocator".  Stopped (fast)
+# when the object goes away.  As root, the server runs as the "postgres"
+# user, as PostgreSQL refuses to run as root.
+#
+#   my $pg = Test::AgentLocator::Postgres->new
+#       or plan skip_all => Test::AgentLocator::Postgres->why_not;
+#   $pg->conninfo;                    # for psql, tools/migrate, the module
+#   $pg->psql('SELECT 1');            # -At output; dies on an SQL error
+#   $pg->stop; $pg->start;            # the database going away and back
+
+use strict;
+use warnings;
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use POSIX qw(WNOHANG);
+
+my $WhyNot;
+
+sub why_not { $WhyNot // 'PostgreSQL is not installed (Debian: postgresql)' }
+
+sub bindir {
+    for my $dir (glob('/usr/lib/postgresql/*/bin')) {
+        return $dir if -x "$dir/initdb" && -x "$dir/pg_ctl";
+    }
+    my $pg_config = `pg_config --bindir 2>/dev/null` // '';
+    chomp $pg_config;
+    return $pg_config if $pg_config && -x "$pg_config/initdb";
+    return undef;
+}
+
+sub new {
+    my ($class, %o) = @_;
+    my $bin = bindir() or return undef;
+    my $self = bless { bin => $bin, port => free_port() }, $class;
+    $self->{root} = tempdir('pg-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    $self->{data} = "$self->{root}/data";
+    $self->{sock} = "$self->{root}/sock";
+    mkdir $self->{sock};
+    if ($> == 0) {
+        my (undef, undef, $uid, $gid) = getpwnam('postgres')
+            or do { $WhyNot = 'running as root and there is no "postgres" user'; return undef };
+        chown $uid, $gid, $self->{root}, $self->{sock};
+        chmod 0755, $self->{root};
+        $self->{as} = ['runuser', '-u', 'postgres', '--'];
+    }
+    $self->run('initdb', '-D', $self->{data}, '-U', 'agentlocator', '--auth=trust',
+               '-E', 'UTF8', '--no-locale', '--no-sync')
+        or do { $WhyNot = "initdb failed: $self->{last}"; return undef };
+    $self->start or do { $WhyNot = "the server did not start: $self->{last}"; return undef };
+    $self->psql('CREATE DATABASE agentlocator', 'postgres');
+    return $self;
+}
+
+sub free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp')
+        or die "no free port: $!";
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+# a program of the cluster's bindir, as the cluster's user; its output is
+# kept in {last}
+sub run {
+    my ($self, $prog, @args) = @_;
+    my @cmd = (@{ $self->{as} // [] }, "$self->{bin}/$prog", @args);
+    my $pid = open(my $out, '-|') // die "fork: $!";
+    if (!$pid) {
+        open STDERR, '>&', \*STDOUT;
+        exec @cmd or die "exec $cmd[0]: $!";
+    }
+    $self->{last} = do { local $/; <$out> } // '';
+    close $out;
+    return $? == 0;
+}
+
+sub start {
+    my ($self) = @_;
+    return $self->run('pg_ctl', '-D', $self->{data}, '-l', "$self->{root}/server.log",
+        '-w', '-t', '30', '-o',
+        "-p $self->{port} -k $self->{sock} -c listen_addresses=127.0.0.1 "
+        . "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+        'start');
+}
+
+sub stop {
+    my ($self, $mode) = @_;
+    return 1 unless -f "$self->{data}/postmaster.pid";
+    return $self->run('pg_ctl', '-D', $self->{data}, '-m', $mode // 'fast', '-w', 'stop');
+}
+
+sub port { $_[0]{port} }
+
+sub conninfo {
+    my ($self, $db) = @_;
+    return "host=127.0.0.1 port=$self->{port} user=agentlocator dbname=" . ($db // 'agentlocator');
+}
+
+# psql -At; dies with psql's message on an error
+sub psql {
+    my ($self, $sql, $db) = @_;
+    my $pid = open(my $out, '-|') // die "fork: $!";
+    if (!$pid) {
+        open STDERR, '>&', \*STDOUT;
+        exec 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', $self->conninfo($db), '-c', $sql
+            or die "exec psql: $!";
+    }
+    my $text = do { local $/; <$out> } // '';
+    close $out;
+    die "psql: $text" if $?;
+    chomp $text;
+    return $text;
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    local $?;
+    $self->stop('immediate') if $self->{data};
+}
+
+1;
