@@ -42,6 +42,8 @@ static char *ngx_agentlocator_watchdog(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_api_url(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_agentlocator_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_agentlocator_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_set_handler(ngx_conf_t *cf,
@@ -120,6 +122,13 @@ static ngx_command_t  ngx_agentlocator_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_agentlocator_subprotocols,
       NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agentlocator_postgres"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_agentlocator_postgres,
+      NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
 
@@ -259,6 +268,10 @@ ngx_agentlocator_init_process(ngx_cycle_t *cycle)
     ngx_agentlocator_registry_init_worker(cycle);
     ngx_agentlocator_stream_url_init_worker(cycle);
 
+    if (ngx_agentlocator_pg_init_worker(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_agentlocator_http_init_worker(cycle) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -271,6 +284,7 @@ static void
 ngx_agentlocator_exit_process(ngx_cycle_t *cycle)
 {
     ngx_agentlocator_watchdog_exit_worker(cycle);
+    ngx_agentlocator_pg_exit_worker();
     ngx_agentlocator_http_exit_worker();
     ngx_agentlocator_media_exit_worker();
 }
@@ -900,6 +914,15 @@ ngx_agentlocator_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     return ngx_agentlocator_set_handler(cf, alcf,
                                         ngx_agentlocator_status_handler);
+}
+
+
+/* agentlocator_postgres CONNINFO [pool=N] (ngx_agentlocator_pg.c) */
+
+static char *
+ngx_agentlocator_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return ngx_agentlocator_pg_conf(cf, conf);
 }
 
 

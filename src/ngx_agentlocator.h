@@ -301,7 +301,20 @@ typedef struct {
     /* the server whose fallback TwiML the watchdog sends */
     struct ngx_agentlocator_srv_conf_s  *watchdog_srv;
     ngx_path_t                   *recordings;   /* NULL: not kept */
+    ngx_str_t                     pg_conninfo;  /* empty: no CRM */
+    ngx_uint_t                    pg_pool;      /* connections per worker */
 } ngx_agentlocator_main_conf_t;
+
+
+/* The CRM database as this worker sees it (/readyz). */
+
+typedef struct {
+    const char                   *state;        /* off|down|old_schema|ok */
+    ngx_int_t                     schema;       /* -1: not read yet */
+    ngx_uint_t                    needed;
+    ngx_uint_t                    connected;
+    ngx_uint_t                    pool;
+} ngx_agentlocator_pg_status_t;
 
 
 /* agentlocator_public_url, split once at configuration time. */
@@ -420,6 +433,13 @@ extern ngx_uint_t    ngx_agentlocator_worker_cut;
 /* ngx_agentlocator_public_url.c */
 const char *ngx_agentlocator_public_url_parse(ngx_pool_t *pool,
     ngx_str_t *value, ngx_agentlocator_public_url_t *url);
+
+/* ngx_agentlocator_pg.c */
+char *ngx_agentlocator_pg_conf(ngx_conf_t *cf,
+    ngx_agentlocator_main_conf_t *amcf);
+ngx_int_t ngx_agentlocator_pg_init_worker(ngx_cycle_t *cycle);
+void ngx_agentlocator_pg_exit_worker(void);
+void ngx_agentlocator_pg_status(ngx_agentlocator_pg_status_t *st);
 
 /* ngx_agentlocator_stream_url.c */
 void ngx_agentlocator_stream_url_init_worker(ngx_cycle_t *cycle);

@@ -59,7 +59,7 @@ ngx_agentlocator_health_live(ngx_http_request_t *r)
 /*
  * Not ready while there is no registry to keep calls in, or while this
  * worker is shutting down (a balancer should stop sending it new calls).
- * Later subsystems (database, spool, Twilio credentials) add their checks.
+ * The CRM database is reported, not required: calls go on without it.
  */
 
 static ngx_int_t
@@ -73,6 +73,7 @@ ngx_agentlocator_health_ready(ngx_http_request_t *r)
     ngx_agentlocator_srv_conf_t        *ascf;
     ngx_agentlocator_main_conf_t       *amcf;
     ngx_agentlocator_public_url_t      *url;
+    ngx_agentlocator_pg_status_t        pg;
     ngx_agentlocator_registry_usage_t   usage;
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
@@ -84,9 +85,14 @@ ngx_agentlocator_health_ready(ngx_http_request_t *r)
     exiting = (ngx_exiting || ngx_quit || ngx_terminate) ? 1 : 0;
     ready = (reg != NULL && !exiting);
 
+    ngx_agentlocator_pg_status(&pg);
+
     len = sizeof("{\"ready\":false,\"checks\":{\"zone\":\"missing\","
-                 "\"worker\":\"exiting\"},\"public_url\":null,"
-                 "\"zone\":null}\n") - 1;
+                 "\"worker\":\"exiting\",\"database\":\"old_schema\"},"
+                 "\"public_url\":null,\"zone\":null,"
+                 "\"database\":{\"schema\":,\"needed\":,"
+                 "\"connected\":,\"pool\":}}\n") - 1
+          + 4 * NGX_INT64_LEN;
 
     if (url) {
         len += ngx_agentlocator_json_escape_len(&url->url) + 2;
@@ -109,10 +115,11 @@ ngx_agentlocator_health_ready(ngx_http_request_t *r)
     body.data = p;
 
     p = ngx_sprintf(p, "{\"ready\":%s,\"checks\":{\"zone\":\"%s\","
-                    "\"worker\":\"%s\"},\"public_url\":",
+                    "\"worker\":\"%s\",\"database\":\"%s\"},"
+                    "\"public_url\":",
                     ready ? "true" : "false",
                     reg ? "ok" : "missing",
-                    exiting ? "exiting" : "ok");
+                    exiting ? "exiting" : "ok", pg.state);
 
     if (url) {
         *p++ = '"';
@@ -135,6 +142,15 @@ ngx_agentlocator_health_ready(ngx_http_request_t *r)
 
     } else {
         p = ngx_cpymem(p, "null", 4);
+    }
+
+    if (pg.pool) {
+        p = ngx_sprintf(p, ",\"database\":{\"schema\":%i,\"needed\":%ui,"
+                        "\"connected\":%ui,\"pool\":%ui}",
+                        pg.schema, pg.needed, pg.connected, pg.pool);
+
+    } else {
+        p = ngx_cpymem(p, ",\"database\":null", sizeof(",\"database\":null") - 1);
     }
 
     p = ngx_cpymem(p, "}\n", 2);

@@ -235,3 +235,25 @@ invalid value "maybe" in "agentlocator_media_plain_url" directive, it must be "o
 --- error_log
 [emerg]
 "agentlocator_webhook_max_body" directive invalid value
+
+
+
+=== TEST 19: agentlocator_postgres: a pool of 1 to 32 connections
+--- http_config
+    agentlocator_postgres "host=127.0.0.1 dbname=crm" pool=0;
+--- config
+--- must_die
+--- error_log
+[emerg]
+agentlocator_postgres "pool=0": pool is 1 to 32 connections per worker
+
+
+
+=== TEST 20: agentlocator_postgres from an unset variable: named, the conninfo never shown
+--- http_config
+    agentlocator_postgres env:AGENTLOCATOR_UNSET_DATABASE_URL;
+--- config
+--- must_die
+--- error_log
+[emerg]
+"agentlocator_postgres" conninfo names an environment variable that is not set

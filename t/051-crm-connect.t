@@ -1,0 +1,133 @@
+# The CRM's connections (SPEC §7) to a real PostgreSQL the test starts:
+# nonblocking from the first byte, each worker with its own pool, made
+# again after the database went away, a database older than the module
+# needs said loudly; a webhook never waits for any of it.
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use JSON::PP qw(decode_json);
+use Time::HiRes qw(sleep time);
+use Test::AgentLocator::Postgres;
+use Test::AgentLocator::Server;
+use Test::AgentLocator::Twilio qw(form call_sid);
+
+my $pg = Test::AgentLocator::Postgres->new
+    or plan skip_all => Test::AgentLocator::Postgres->why_not;
+
+sub server {
+    my (%o) = @_;
+    return Test::AgentLocator::Server->new(workers => 2, http => <<"_EOC_",
+    agentlocator_zone calls 1m;
+    agentlocator_public_url https://voice.example.com;
+    agentlocator_watchdog off;
+    agentlocator_postgres "@{[ $o{conninfo} // $pg->conninfo ]}" pool=2;
+_EOC_
+        server => <<'_EOC_');
+    agentlocator_signature off;
+    location = /webhook/incoming_call { agentlocator_voice incoming_call; }
+    location = /readyz { agentlocator_health ready; }
+_EOC_
+}
+
+# /readyz of every worker (each has its own pool): { pid => database }
+sub databases {
+    my ($s) = @_;
+    my %seen;
+    for (1 .. 40) {
+        my $r = $s->request('GET /readyz');
+        my $j = decode_json($r->{body});
+        $seen{ $r->{worker} } = $j;
+        last if keys %seen == 2;
+    }
+    return \%seen;
+}
+
+sub wait_state {
+    my ($s, $state, $secs) = @_;
+    my $until = time + $secs;
+    while (time < $until) {
+        my $d = databases($s);
+        return 1 if keys %$d == 2
+                    && !grep { $_->{checks}{database} ne $state } values %$d;
+        sleep 0.1;
+    }
+    return 0;
+}
+
+sub incoming_ms {
+    my ($s, $n) = @_;
+    my $t0 = time;
+    my $r = $s->request('POST /webhook/incoming_call',
+        headers => ['Content-Type: application/x-www-form-urlencoded'],
+        body => form(CallSid => call_sid($n)));
+    return ($r->{status}, 1000 * (time - $t0));
+}
+
+subtest 'a database not migrated yet: said once per worker, and in /readyz' => sub {
+    my $s = server();
+    ok(wait_state($s, 'old_schema', 10), 'every worker: "old_schema"');
+    my ($j) = values %{ databases($s) };
+    is_deeply($j->{database}, { schema => 0, needed => 1, connected => 2, pool => 2 },
+              'schema 0 of 1 needed, both connections up');
+    is($j->{ready}, JSON::PP::true, 'still ready: calls go on without the CRM');
+    my @old = $s->error_log =~ /\[error\] .*CRM_SCHEMA_OLD version=0 needed=1: the database has not been migrated; run tools\/migrate/g;
+    is(scalar @old, 2, 'logged once by each worker');
+    ok($s->stop, 'stopped');
+};
+
+subtest 'migrated: ok' => sub {
+    system('tools/migrate', $pg->conninfo) == 0 or die 'migrate';
+    my $s = server();
+    ok(wait_state($s, 'ok', 10), 'every worker: "ok"');
+    my ($j) = values %{ databases($s) };
+    is_deeply($j->{database}, { schema => 1, needed => 1, connected => 2, pool => 2 },
+              'schema 1, both connections up');
+    is($pg->psql(q{SELECT count(*) FROM pg_stat_activity WHERE usename = 'agentlocator'
+                   AND backend_type = 'client backend' AND pid <> pg_backend_pid()}), 4,
+       'the database sees 2 workers x 2 connections')
+        or diag $pg->psql(q{SELECT pid, backend_type, state, query FROM pg_stat_activity});
+    unlike($s->error_log, qr/CRM_SCHEMA_OLD|CRM_DOWN/, 'nothing to report');
+    ok($s->stop, 'stopped');
+    sleep 0.3;
+    is($pg->psql(q{SELECT count(*) FROM pg_stat_activity WHERE usename = 'agentlocator'
+                   AND backend_type = 'client backend' AND pid <> pg_backend_pid()}), 0,
+       'the connections were closed when nginx quit');
+};
+
+subtest 'the database goes away and comes back: webhooks never wait' => sub {
+    my $s = server();
+    ok(wait_state($s, 'ok', 10), 'up');
+    ok($pg->stop, 'PostgreSQL stopped');
+    ok(wait_state($s, 'down', 10), 'every worker: "down"');
+    my @ms = map { (incoming_ms($s, $_))[1] } 1 .. 20;
+    my @bad = grep { $_ > 500 } @ms;
+    is(scalar @bad, 0, sprintf 'incoming_call answered while it is down (slowest %.1f ms)',
+       (sort { $b <=> $a } @ms)[0]);
+    like($s->error_log, qr/\[error\] .*CRM_DOWN connection=\d+ retry_ms=\d+: the connection broke/,
+         'CRM_DOWN logged');
+    ok($pg->start, 'PostgreSQL started again');
+    ok(wait_state($s, 'ok', 40), 'every worker reconnected by itself (backoff)');
+    like($s->error_log, qr/CRM_CONNECTED connection=\d+ after \d+ failure/, 'CRM_CONNECTED logged');
+    ok($s->stop, 'stopped');
+};
+
+subtest 'nothing listening at all: quit and reload do not wait for the backoff' => sub {
+    my $port = Test::AgentLocator::Postgres::free_port();
+    my $s = server(conninfo => "host=127.0.0.1 port=$port user=x dbname=x connect_timeout=2");
+    ok(wait_state($s, 'down', 5), 'every worker: "down"');
+    like($s->error_log, qr/CRM_DOWN connection=0 retry_ms=100: cannot connect: .*(refused|connect)/,
+         'the first failure says why');
+    my ($status, $ms) = incoming_ms($s, 99);
+    is($status, 200, 'a call is answered');
+    $s->reload;
+    ok(wait_state($s, 'down', 5), 'after a reload, still "down", new workers');
+    my $t0 = time;
+    ok($s->stop, 'stopped');
+    cmp_ok(time - $t0, '<', 3, 'quit did not wait for a reconnect');
+    unlike($s->error_log, qr/\Q$port user=x\E/, 'the conninfo is never logged');
+};
+
+ok($pg->stop, 'PostgreSQL stopped');
+
+done_testing();
