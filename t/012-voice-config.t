@@ -249,7 +249,7 @@ agentlocator_postgres "pool=0": pool is 1 to 32 connections per worker
 
 
 
-=== TEST 20: agentlocator_postgres from an unset variable: named, the conninfo never shown
+=== TEST 20: agentlocator_postgres from an unset variable is refused, the conninfo never shown
 --- http_config
     agentlocator_postgres env:AGENTLOCATOR_UNSET_DATABASE_URL;
 --- config
