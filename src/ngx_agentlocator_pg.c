@@ -71,6 +71,7 @@ static void ngx_agentlocator_pg_fail(ngx_agentlocator_pg_conn_t *pc,
 static void ngx_agentlocator_pg_close(ngx_agentlocator_pg_conn_t *pc);
 static u_char *ngx_agentlocator_pg_error(PGconn *conn, u_char *buf,
     size_t size);
+static void ngx_agentlocator_pg_notice(void *arg, const char *message);
 
 
 static ngx_agentlocator_pg_pool_t  *ngx_agentlocator_pg;
@@ -276,6 +277,9 @@ ngx_agentlocator_pg_connect(ngx_agentlocator_pg_conn_t *pc)
         ngx_agentlocator_pg_fail(pc, "PQsetnonblocking() failed");
         return;
     }
+
+    /* libpq would print the server's notices on stderr */
+    (void) PQsetNoticeProcessor(pc->conn, ngx_agentlocator_pg_notice, pc);
 
     pc->state = NGX_AGENTLOCATOR_PG_CONNECTING;
 
@@ -654,4 +658,22 @@ ngx_agentlocator_pg_error(PGconn *conn, u_char *buf, size_t size)
     }
 
     return buf;
+}
+
+
+static void
+ngx_agentlocator_pg_notice(void *arg, const char *message)
+{
+    size_t                       len;
+    ngx_agentlocator_pg_conn_t  *pc = arg;
+
+    len = ngx_strlen(message);
+
+    while (len && (message[len - 1] == '\n' || message[len - 1] == '\r')) {
+        len--;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, ngx_agentlocator_pg->log, 0,
+                  "agentlocator postgres: connection %ui: %*s",
+                  pc->index, len, message);
 }
