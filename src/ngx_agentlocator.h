@@ -314,6 +314,10 @@ typedef struct {
     ngx_uint_t                    needed;
     ngx_uint_t                    connected;
     ngx_uint_t                    pool;
+    ngx_uint_t                    queued;       /* writes waiting */
+    ngx_uint_t                    done;
+    ngx_uint_t                    failed;       /* refused by the database */
+    ngx_uint_t                    dropped;      /* no room in the queue */
 } ngx_agentlocator_pg_status_t;
 
 
@@ -440,6 +444,12 @@ char *ngx_agentlocator_pg_conf(ngx_conf_t *cf,
 ngx_int_t ngx_agentlocator_pg_init_worker(ngx_cycle_t *cycle);
 void ngx_agentlocator_pg_exit_worker(void);
 void ngx_agentlocator_pg_status(ngx_agentlocator_pg_status_t *st);
+#define NGX_AGENTLOCATOR_PG_MAX_PARAMS  16
+ngx_int_t ngx_agentlocator_pg_write(const char *sql, const char *what,
+    ngx_uint_t n, ngx_str_t *params);
+
+/* ngx_agentlocator_crm.c */
+void ngx_agentlocator_crm_incoming(ngx_agentlocator_call_info_t *info);
 
 /* ngx_agentlocator_stream_url.c */
 void ngx_agentlocator_stream_url_init_worker(ngx_cycle_t *cycle);

@@ -91,8 +91,9 @@ ngx_agentlocator_health_ready(ngx_http_request_t *r)
                  "\"worker\":\"exiting\",\"database\":\"old_schema\"},"
                  "\"public_url\":null,\"zone\":null,"
                  "\"database\":{\"schema\":,\"needed\":,"
-                 "\"connected\":,\"pool\":}}\n") - 1
-          + 4 * NGX_INT64_LEN;
+                 "\"connected\":,\"pool\":,\"queued\":,\"written\":,"
+                 "\"refused\":,\"dropped\":}}\n") - 1
+          + 8 * NGX_INT64_LEN;
 
     if (url) {
         len += ngx_agentlocator_json_escape_len(&url->url) + 2;
@@ -146,8 +147,10 @@ ngx_agentlocator_health_ready(ngx_http_request_t *r)
 
     if (pg.pool) {
         p = ngx_sprintf(p, ",\"database\":{\"schema\":%i,\"needed\":%ui,"
-                        "\"connected\":%ui,\"pool\":%ui}",
-                        pg.schema, pg.needed, pg.connected, pg.pool);
+                        "\"connected\":%ui,\"pool\":%ui,\"queued\":%ui,"
+                        "\"written\":%ui,\"refused\":%ui,\"dropped\":%ui}",
+                        pg.schema, pg.needed, pg.connected, pg.pool,
+                        pg.queued, pg.done, pg.failed, pg.dropped);
 
     } else {
         p = ngx_cpymem(p, ",\"database\":null", sizeof(",\"database\":null") - 1);

@@ -8,8 +8,11 @@
  * each new connection the schema's version is read, so a database older
  * than this module needs is logged (CRM_SCHEMA_OLD) and /readyz says so.
  *
- * Writes through the pool, the queue and the spool come next (issue 13);
- * this is the connection half.
+ * Writes (ngx_agentlocator_pg_write) queue in the worker, bounded, and
+ * go out one at a time on whichever connection is free; a write whose
+ * connection broke goes back to the head of the queue (every write is
+ * idempotent).  The durable spool for what the queue cannot hold, or what
+ * is queued when the worker exits, comes next (issue 13).
  */
 
 
@@ -26,6 +29,20 @@
 
 #define NGX_AGENTLOCATOR_PG_VERSION_SQL                                       \
     "SELECT coalesce(max(version), 0) FROM schema_version"
+
+/* writes a worker holds while the database is slow or away */
+#define NGX_AGENTLOCATOR_PG_QUEUE_MAX     10000
+
+
+typedef struct {
+    ngx_queue_t                 queue;
+    const char                 *sql;      /* static text */
+    const char                 *what;     /* for the log */
+    int                         n;
+    const char                 *values[NGX_AGENTLOCATOR_PG_MAX_PARAMS];
+    int                         lengths[NGX_AGENTLOCATOR_PG_MAX_PARAMS];
+    u_char                      data[1];
+} ngx_agentlocator_pg_write_t;
 
 
 typedef enum {
@@ -45,6 +62,8 @@ typedef struct {
     ngx_uint_t                  state;    /* _pg_state_e */
     ngx_uint_t                  index;
     PostgresPollingStatusType   polling;
+    ngx_uint_t                  in_flight; /* a query awaits its results */
+    ngx_agentlocator_pg_write_t *write;    /* the write it is */
 } ngx_agentlocator_pg_conn_t;
 
 
@@ -55,6 +74,11 @@ typedef struct {
     ngx_int_t                    schema;     /* -1: not read yet */
     ngx_uint_t                   failures;   /* in a row, all connections */
     ngx_log_t                   *log;
+    ngx_queue_t                  writes;
+    ngx_uint_t                   queued;
+    ngx_uint_t                   done;
+    ngx_uint_t                   failed;     /* refused by the database */
+    ngx_uint_t                   dropped;    /* no room in the queue */
 } ngx_agentlocator_pg_pool_t;
 
 
@@ -72,6 +96,12 @@ static void ngx_agentlocator_pg_close(ngx_agentlocator_pg_conn_t *pc);
 static u_char *ngx_agentlocator_pg_error(PGconn *conn, u_char *buf,
     size_t size);
 static void ngx_agentlocator_pg_notice(void *arg, const char *message);
+static void ngx_agentlocator_pg_result(ngx_agentlocator_pg_conn_t *pc,
+    PGresult *res);
+static void ngx_agentlocator_pg_done(ngx_agentlocator_pg_conn_t *pc);
+static void ngx_agentlocator_pg_dispatch(void);
+static void ngx_agentlocator_pg_send(ngx_agentlocator_pg_conn_t *pc,
+    const char *sql, ngx_agentlocator_pg_write_t *w);
 
 
 static ngx_agentlocator_pg_pool_t  *ngx_agentlocator_pg;
@@ -169,6 +199,7 @@ ngx_agentlocator_pg_init_worker(ngx_cycle_t *cycle)
     pool->nconns = amcf->pg_pool;
     pool->schema = -1;
     pool->log = cycle->log;
+    ngx_queue_init(&pool->writes);
 
     ngx_agentlocator_pg = pool;
 
@@ -192,17 +223,166 @@ ngx_agentlocator_pg_init_worker(ngx_cycle_t *cycle)
 void
 ngx_agentlocator_pg_exit_worker(void)
 {
-    ngx_uint_t  i;
+    ngx_uint_t                    i;
+    ngx_queue_t                  *q;
+    ngx_agentlocator_pg_pool_t   *pool;
 
-    if (ngx_agentlocator_pg == NULL) {
+    pool = ngx_agentlocator_pg;
+
+    if (pool == NULL) {
         return;
     }
 
-    for (i = 0; i < ngx_agentlocator_pg->nconns; i++) {
-        ngx_agentlocator_pg_close(&ngx_agentlocator_pg->conns[i]);
+    for (i = 0; i < pool->nconns; i++) {
+        ngx_agentlocator_pg_close(&pool->conns[i]);
+    }
+
+    if (pool->queued) {
+        /* until the spool exists, they are lost: say how many */
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "CRM_LOST writes=%ui: queued when the worker exited",
+                      pool->queued);
+    }
+
+    while (!ngx_queue_empty(&pool->writes)) {
+        q = ngx_queue_head(&pool->writes);
+        ngx_queue_remove(q);
+        ngx_free(ngx_queue_data(q, ngx_agentlocator_pg_write_t, queue));
     }
 
     ngx_agentlocator_pg = NULL;
+}
+
+
+/*
+ * Queues one write: "sql" (static text, with ON CONFLICT so that doing it
+ * twice changes nothing) and its "n" parameters, copied (a NULL data is
+ * SQL NULL).  Never blocks, never waits: NGX_DECLINED when there is no
+ * database configured, NGX_BUSY when the queue is full (counted, logged).
+ */
+
+ngx_int_t
+ngx_agentlocator_pg_write(const char *sql, const char *what, ngx_uint_t n,
+    ngx_str_t *params)
+{
+    u_char                       *p;
+    size_t                        size;
+    ngx_uint_t                    i;
+    ngx_agentlocator_pg_pool_t   *pool;
+    ngx_agentlocator_pg_write_t  *w;
+
+    pool = ngx_agentlocator_pg;
+
+    if (pool == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (pool->queued >= NGX_AGENTLOCATOR_PG_QUEUE_MAX) {
+        if (pool->dropped++ % 1000 == 0) {
+            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                          "CRM_QUEUE_FULL dropped=%ui: %ui writes wait for "
+                          "the database; this one (%s) is lost",
+                          pool->dropped, pool->queued, what);
+        }
+
+        return NGX_BUSY;
+    }
+
+    size = sizeof(ngx_agentlocator_pg_write_t);
+
+    for (i = 0; i < n; i++) {
+        size += params[i].len + 1;
+    }
+
+    w = ngx_alloc(size, pool->log);
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    w->sql = sql;
+    w->what = what;
+    w->n = (int) n;
+    p = w->data;
+
+    for (i = 0; i < n; i++) {
+        if (params[i].data == NULL) {
+            w->values[i] = NULL;
+            w->lengths[i] = 0;
+            continue;
+        }
+
+        w->values[i] = (char *) p;
+        w->lengths[i] = (int) params[i].len;
+        p = ngx_cpymem(p, params[i].data, params[i].len);
+        *p++ = '\0';
+    }
+
+    ngx_queue_insert_tail(&pool->writes, &w->queue);
+    pool->queued++;
+
+    ngx_agentlocator_pg_dispatch();
+
+    return NGX_OK;
+}
+
+
+/* Each free connection takes the oldest write. */
+
+static void
+ngx_agentlocator_pg_dispatch(void)
+{
+    ngx_uint_t                    i;
+    ngx_queue_t                  *q;
+    ngx_agentlocator_pg_conn_t   *pc;
+    ngx_agentlocator_pg_pool_t   *pool;
+
+    pool = ngx_agentlocator_pg;
+
+    for (i = 0; i < pool->nconns && !ngx_queue_empty(&pool->writes); i++) {
+        pc = &pool->conns[i];
+
+        if (pc->state != NGX_AGENTLOCATOR_PG_READY || pc->in_flight) {
+            continue;
+        }
+
+        q = ngx_queue_head(&pool->writes);
+        ngx_queue_remove(q);
+        pool->queued--;
+
+        ngx_agentlocator_pg_send(pc, NULL,
+                                 ngx_queue_data(q, ngx_agentlocator_pg_write_t,
+                                                queue));
+    }
+}
+
+
+/* A query ("sql", or write "w"'s) goes out; its results come as read events. */
+
+static void
+ngx_agentlocator_pg_send(ngx_agentlocator_pg_conn_t *pc, const char *sql,
+    ngx_agentlocator_pg_write_t *w)
+{
+    int  rc;
+
+    pc->write = w;
+
+    rc = w ? PQsendQueryParams(pc->conn, w->sql, w->n, NULL, w->values,
+                               w->lengths, NULL, 0)
+           : PQsendQueryParams(pc->conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+
+    if (rc == 0) {
+        ngx_agentlocator_pg_fail(pc, "cannot send a query");
+        return;
+    }
+
+    pc->in_flight = 1;
+
+    /* what the socket did not take is flushed when it is writable */
+    rc = PQflush(pc->conn);
+
+    if (rc < 0 || ngx_agentlocator_pg_watch(pc, rc == 1) != NGX_OK) {
+        ngx_agentlocator_pg_fail(pc, "cannot send a query");
+    }
 }
 
 
@@ -230,6 +410,10 @@ ngx_agentlocator_pg_status(ngx_agentlocator_pg_status_t *st)
 
     st->schema = pool->schema;
     st->pool = pool->nconns;
+    st->queued = pool->queued;
+    st->done = pool->done;
+    st->failed = pool->failed;
+    st->dropped = pool->dropped;
 
     for (i = 0; i < pool->nconns; i++) {
         if (pool->conns[i].state == NGX_AGENTLOCATOR_PG_READY) {
@@ -337,24 +521,9 @@ ngx_agentlocator_pg_poll(ngx_agentlocator_pg_conn_t *pc)
 static void
 ngx_agentlocator_pg_check(ngx_agentlocator_pg_conn_t *pc)
 {
-    int  rc;
-
-    if (PQsendQueryParams(pc->conn, NGX_AGENTLOCATOR_PG_VERSION_SQL, 0, NULL,
-                          NULL, NULL, NULL, 0)
-        == 0)
-    {
-        ngx_agentlocator_pg_fail(pc, "cannot send a query");
-        return;
-    }
-
     pc->state = NGX_AGENTLOCATOR_PG_CHECKING;
 
-    /* what the socket did not take is flushed when it is writable */
-    rc = PQflush(pc->conn);
-
-    if (rc < 0 || ngx_agentlocator_pg_watch(pc, rc == 1) != NGX_OK) {
-        ngx_agentlocator_pg_fail(pc, "cannot send a query");
-    }
+    ngx_agentlocator_pg_send(pc, NGX_AGENTLOCATOR_PG_VERSION_SQL, NULL);
 }
 
 
@@ -362,16 +531,12 @@ static void
 ngx_agentlocator_pg_event(ngx_event_t *ev)
 {
     int                           rc;
-    u_char                        err[256];
     PGresult                     *res;
-    ngx_int_t                     version;
     ngx_connection_t             *c;
     ngx_agentlocator_pg_conn_t   *pc;
-    ngx_agentlocator_pg_pool_t   *pool;
 
     c = ev->data;
     pc = c->data;
-    pool = ngx_agentlocator_pg;
 
     switch (pc->state) {
 
@@ -408,49 +573,109 @@ ngx_agentlocator_pg_event(ngx_event_t *ev)
         return;
     }
 
-    while (!PQisBusy(pc->conn)) {
+    while (pc->in_flight && !PQisBusy(pc->conn)) {
         res = PQgetResult(pc->conn);
 
         if (res == NULL) {
+            ngx_agentlocator_pg_done(pc);
             break;
         }
 
-        if (pc->state == NGX_AGENTLOCATOR_PG_CHECKING) {
-            version = 0;
-
-            if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-            {
-                version = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
-                                   PQgetlength(res, 0, 0));
-                if (version == NGX_ERROR) {
-                    version = 0;
-                }
-
-            } else {
-                /* no schema_version table: nothing was migrated */
-                ngx_log_error(NGX_LOG_INFO, pool->log, 0,
-                              "agentlocator postgres: schema version: %s",
-                              ngx_agentlocator_pg_error(pc->conn, err,
-                                                        sizeof(err)));
-            }
-
-            if (version < NGX_AGENTLOCATOR_SCHEMA_VERSION
-                && pool->schema != version)
-            {
-                ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                              "CRM_SCHEMA_OLD version=%i needed=%d: the "
-                              "database has not been migrated; run "
-                              "tools/migrate with its conninfo",
-                              version, NGX_AGENTLOCATOR_SCHEMA_VERSION);
-            }
-
-            pool->schema = version;
-        }
-
+        ngx_agentlocator_pg_result(pc, res);
         PQclear(res);
     }
 
-    if (pc->state == NGX_AGENTLOCATOR_PG_CHECKING && !PQisBusy(pc->conn)) {
+    if (pc->conn && PQstatus(pc->conn) == CONNECTION_BAD) {
+        ngx_agentlocator_pg_fail(pc, "the connection broke");
+    }
+}
+
+
+/* One result of the query in flight. */
+
+static void
+ngx_agentlocator_pg_result(ngx_agentlocator_pg_conn_t *pc, PGresult *res)
+{
+    u_char                       err[256];
+    char                        *state;
+    ngx_int_t                    version;
+    ExecStatusType               status;
+    ngx_agentlocator_pg_pool_t  *pool;
+
+    pool = ngx_agentlocator_pg;
+    status = PQresultStatus(res);
+
+    if (pc->state == NGX_AGENTLOCATOR_PG_CHECKING) {
+        version = 0;
+
+        if (status == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+            version = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
+                               PQgetlength(res, 0, 0));
+            if (version == NGX_ERROR) {
+                version = 0;
+            }
+
+        } else {
+            /* no schema_version table: nothing was migrated */
+            ngx_log_error(NGX_LOG_INFO, pool->log, 0,
+                          "agentlocator postgres: schema version: %s",
+                          ngx_agentlocator_pg_error(pc->conn, err,
+                                                    sizeof(err)));
+        }
+
+        if (version < NGX_AGENTLOCATOR_SCHEMA_VERSION
+            && pool->schema != version)
+        {
+            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                          "CRM_SCHEMA_OLD version=%i needed=%d: the "
+                          "database has not been migrated; run "
+                          "tools/migrate with its conninfo",
+                          version, NGX_AGENTLOCATOR_SCHEMA_VERSION);
+        }
+
+        pool->schema = version;
+        return;
+    }
+
+    if (pc->write == NULL
+        || status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
+    {
+        return;
+    }
+
+    /*
+     * The database refused it (a constraint, a schema too old): doing it
+     * again would be refused again, so it is logged and not retried.
+     */
+
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    pool->failed++;
+
+    ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                  "CRM_WRITE_FAILED what=%s sqlstate=%s: %s",
+                  pc->write->what, state ? state : "-",
+                  ngx_agentlocator_pg_error(pc->conn, err, sizeof(err)));
+}
+
+
+/* The query in flight has all its results: the connection is free. */
+
+static void
+ngx_agentlocator_pg_done(ngx_agentlocator_pg_conn_t *pc)
+{
+    ngx_agentlocator_pg_pool_t  *pool;
+
+    pool = ngx_agentlocator_pg;
+
+    pc->in_flight = 0;
+
+    if (pc->write) {
+        ngx_free(pc->write);
+        pc->write = NULL;
+        pool->done++;
+    }
+
+    if (pc->state == NGX_AGENTLOCATOR_PG_CHECKING) {
         pc->state = NGX_AGENTLOCATOR_PG_READY;
         pc->delay = NGX_AGENTLOCATOR_PG_BACKOFF_MIN;
 
@@ -462,9 +687,7 @@ ngx_agentlocator_pg_event(ngx_event_t *ev)
         }
     }
 
-    if (PQstatus(pc->conn) == CONNECTION_BAD) {
-        ngx_agentlocator_pg_fail(pc, "the connection broke");
-    }
+    ngx_agentlocator_pg_dispatch();
 }
 
 
@@ -600,6 +823,15 @@ ngx_agentlocator_pg_fail(ngx_agentlocator_pg_conn_t *pc, const char *what)
     ngx_log_error(level, pool->log, 0,
                   "CRM_DOWN connection=%ui retry_ms=%M: %s: %s",
                   pc->index, pc->delay, what, err);
+
+    if (pc->write) {
+        /* it may or may not have been done: it is idempotent, do it again */
+        ngx_queue_insert_head(&pool->writes, &pc->write->queue);
+        pool->queued++;
+        pc->write = NULL;
+    }
+
+    pc->in_flight = 0;
 
     ngx_agentlocator_pg_close(pc);
 

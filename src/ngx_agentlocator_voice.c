@@ -361,6 +361,11 @@ ngx_agentlocator_voice_incoming_call(ngx_http_request_t *r,
                       "idempotency=%s", call_sid, created ? 0 : 1, safe);
     }
 
+    if (rc != NGX_OK || created) {
+        /* queued, never waited for (a repeat would change nothing) */
+        ngx_agentlocator_crm_incoming(&info);
+    }
+
     if (ngx_agentlocator_twiml_connect(r->pool, ascf, call_sid, &twiml)
         != NGX_OK)
     {

@@ -4,6 +4,7 @@
 # needs said loudly; a webhook never waits for any of it.
 use strict;
 use warnings;
+use utf8;
 use lib 't/lib';
 use Test::More;
 use JSON::PP qw(decode_json);
@@ -68,7 +69,8 @@ subtest 'a database not migrated yet: said once per worker, and in /readyz' => s
     my $s = server();
     ok(wait_state($s, 'old_schema', 10), 'every worker: "old_schema"');
     my ($j) = values %{ databases($s) };
-    is_deeply($j->{database}, { schema => 0, needed => 1, connected => 2, pool => 2 },
+    is_deeply($j->{database}, { schema => 0, needed => 1, connected => 2, pool => 2,
+                                queued => 0, written => 0, refused => 0, dropped => 0 },
               'schema 0 of 1 needed, both connections up');
     is($j->{ready}, JSON::PP::true, 'still ready: calls go on without the CRM');
     my @old = $s->error_log =~ /\[error\] .*CRM_SCHEMA_OLD version=0 needed=1: the database has not been migrated; run tools\/migrate/g;
@@ -81,7 +83,8 @@ subtest 'migrated: ok' => sub {
     my $s = server();
     ok(wait_state($s, 'ok', 10), 'every worker: "ok"');
     my ($j) = values %{ databases($s) };
-    is_deeply($j->{database}, { schema => 1, needed => 1, connected => 2, pool => 2 },
+    is_deeply($j->{database}, { schema => 1, needed => 1, connected => 2, pool => 2,
+                                queued => 0, written => 0, refused => 0, dropped => 0 },
               'schema 1, both connections up');
     is($pg->psql(q{SELECT count(*) FROM pg_stat_activity WHERE usename = 'agentlocator'
                    AND backend_type = 'client backend' AND pid <> pg_backend_pid()}), 4,
@@ -93,6 +96,63 @@ subtest 'migrated: ok' => sub {
     is($pg->psql(q{SELECT count(*) FROM pg_stat_activity WHERE usename = 'agentlocator'
                    AND backend_type = 'client backend' AND pid <> pg_backend_pid()}), 0,
        'the connections were closed when nginx quit');
+};
+
+# incoming_call as Twilio posts it, with any From
+sub incoming_from {
+    my ($s, $n, $from, $to) = @_;
+    return $s->request('POST /webhook/incoming_call',
+        headers => ['Content-Type: application/x-www-form-urlencoded'],
+        body => form(CallSid => call_sid($n), AccountSid => 'AC' . 'a' x 32,
+                     From => $from, To => $to // '+15557650000'));
+}
+
+sub wait_rows {
+    my ($sql, $want, $secs) = @_;
+    my $until = time + $secs;
+    my $got;
+    while (time < $until) {
+        $got = $pg->psql($sql);
+        return 1 if $got eq $want;
+        sleep 0.05;
+    }
+    diag("$sql: got '$got', want '$want'");
+    return 0;
+}
+
+subtest 'incoming_call writes the call, its customer and the first event, once' => sub {
+    my $s = server();
+    ok(wait_state($s, 'ok', 10), 'up');
+    my $from = q{+972 דנה 'x'); DROP TABLE calls; --};
+    is(incoming_from($s, 21, $from)->{status}, 200, 'answered');
+    is(incoming_from($s, 21, $from)->{status}, 200, 'a repeat, answered the same');
+    ok(wait_rows(q{SELECT count(*) FROM call_events WHERE call_sid = 'CA00000000000000000000000000000015'},
+                 1, 5), 'one event for the call');
+    my $row = $pg->psql(q{SELECT c.from_number || '|' || c.to_number || '|' || c.status || '|'
+                          || c.account_sid || '|' || b.name || '|' || cu.phone
+                          FROM calls c JOIN businesses b ON b.id = c.business_id
+                          JOIN customers cu ON cu.id = c.customer_id
+                          WHERE c.call_sid = 'CA00000000000000000000000000000015'});
+    utf8::decode($row);
+    is($row, "$from|+15557650000|ringing|AC${\ ('a' x 32)}|default|$from",
+       'the call, its number, the default business and the customer, verbatim');
+    is($pg->psql(q{SELECT event || ' ' || idempotency_key FROM call_events
+                   WHERE call_sid = 'CA00000000000000000000000000000015'}),
+       'incoming CA00000000000000000000000000000015:incoming', 'the timeline starts');
+
+    # a number a business owns
+    $pg->psql(q{INSERT INTO businesses (name) VALUES ('Clinic')});
+    $pg->psql(q{INSERT INTO business_numbers (number, business_id)
+                SELECT '+15550001111', id FROM businesses WHERE name = 'Clinic'});
+    incoming_from($s, 22, '+15551230000', '+15550001111');
+    ok(wait_rows(q{SELECT b.name FROM calls c JOIN businesses b ON b.id = c.business_id
+                   WHERE call_sid = 'CA00000000000000000000000000000016'}, 'Clinic', 5),
+       'a call to a business number is that business\'s');
+    unlike($s->error_log, qr/CRM_WRITE_FAILED|CRM_QUEUE_FULL/, 'no write refused or dropped');
+    my $written = 0;
+    $written += $_->{database}{written} for values %{ databases($s) };
+    is($written, 2, '/readyz: two writes done (the repeat wrote nothing)');
+    ok($s->stop, 'stopped');
 };
 
 subtest 'the database goes away and comes back: webhooks never wait' => sub {
@@ -108,6 +168,9 @@ subtest 'the database goes away and comes back: webhooks never wait' => sub {
          'CRM_DOWN logged');
     ok($pg->start, 'PostgreSQL started again');
     ok(wait_state($s, 'ok', 40), 'every worker reconnected by itself (backoff)');
+    ok(wait_rows(q{SELECT count(*) FROM calls WHERE call_sid BETWEEN 'CA00000000000000000000000000000001'
+                                                       AND 'CA00000000000000000000000000000014'},
+                 20, 10), 'the 20 calls answered while it was down were written once it was back');
     like($s->error_log, qr/CRM_CONNECTED connection=\d+ after \d+ failure/, 'CRM_CONNECTED logged');
     ok($s->stop, 'stopped');
 };
