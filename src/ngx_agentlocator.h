@@ -302,6 +302,8 @@ typedef struct {
     struct ngx_agentlocator_srv_conf_s  *watchdog_srv;
     ngx_path_t                   *recordings;   /* NULL: not kept */
     ngx_str_t                     pg_conninfo;  /* empty: no CRM */
+    char                        **pg_keywords;  /* for PQconnectStartParams */
+    char                        **pg_values;
     ngx_uint_t                    pg_pool;      /* connections per worker */
 } ngx_agentlocator_main_conf_t;
 

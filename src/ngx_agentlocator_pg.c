@@ -19,6 +19,7 @@
 #include "ngx_agentlocator.h"
 
 #include <libpq-fe.h>
+#include <netdb.h>
 
 
 #define NGX_AGENTLOCATOR_PG_BACKOFF_MIN   100      /* ms, doubled per failure */
@@ -70,7 +71,8 @@ typedef struct {
 typedef struct {
     ngx_agentlocator_pg_conn_t  *conns;
     ngx_uint_t                   nconns;
-    ngx_str_t                    conninfo;   /* NUL-terminated */
+    const char                 **keywords;   /* the conninfo, host looked up */
+    const char                 **values;
     ngx_int_t                    schema;     /* -1: not read yet */
     ngx_uint_t                   failures;   /* in a row, all connections */
     ngx_log_t                   *log;
@@ -105,6 +107,9 @@ static void ngx_agentlocator_pg_send(ngx_agentlocator_pg_conn_t *pc,
 
 
 static ngx_agentlocator_pg_pool_t  *ngx_agentlocator_pg;
+
+static char *ngx_agentlocator_pg_resolve(ngx_conf_t *cf,
+    ngx_agentlocator_main_conf_t *amcf);
 
 
 char *
@@ -154,6 +159,185 @@ ngx_agentlocator_pg_conf(ngx_conf_t *cf, ngx_agentlocator_main_conf_t *amcf)
         return NGX_CONF_ERROR;
     }
 
+    return ngx_agentlocator_pg_resolve(cf, amcf);
+}
+
+
+/*
+ * libpq looks host names up with getaddrinfo(), which blocks, inside
+ * PQconnectStart(): unless "hostaddr" is given.  So the names are looked
+ * up here, while the configuration is read (as nginx does for upstream
+ * servers; again at every reload), and given to libpq as "hostaddr", "host"
+ * staying for TLS and .pgpass.  The conninfo becomes keyword/value arrays
+ * for PQconnectStartParams().
+ */
+
+static char *
+ngx_agentlocator_pg_resolve(ngx_conf_t *cf, ngx_agentlocator_main_conf_t *amcf)
+{
+    int                 rc;
+    char               *errmsg, **kw, **val, *hosts, *host, *next;
+    u_char             *conninfo, *p;
+    size_t              len;
+    ngx_uint_t          n, i, h, given;
+    PQconninfoOption   *opts, *o;
+    struct addrinfo     hints, *ai;
+    u_char              text[NGX_SOCKADDR_STRLEN];
+    u_char              addrs[1024];
+
+    conninfo = ngx_pnalloc(cf->pool, amcf->pg_conninfo.len + 1);
+    if (conninfo == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    (void) ngx_cpystrn(conninfo, amcf->pg_conninfo.data,
+                       amcf->pg_conninfo.len + 1);
+
+    errmsg = NULL;
+    opts = PQconninfoParse((char *) conninfo, &errmsg);
+
+    if (opts == NULL) {
+        /* libpq's message names an option, never a value */
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"agentlocator_postgres\" conninfo is invalid: %s",
+                           errmsg ? errmsg : "out of memory");
+        PQfreemem(errmsg);
+        return NGX_CONF_ERROR;
+    }
+
+    n = 0;
+    hosts = NULL;
+    given = 0;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val && o->val[0]) {
+            n++;
+
+            if (ngx_strcmp(o->keyword, "host") == 0) {
+                hosts = o->val;
+
+            } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+                given = 1;
+            }
+        }
+    }
+
+    if (given) {
+        hosts = NULL;   /* hostaddr given: nothing to look up */
+    }
+
+    kw = ngx_pcalloc(cf->pool, (n + 2) * sizeof(char *));
+    val = ngx_pcalloc(cf->pool, (n + 2) * sizeof(char *));
+    if (kw == NULL || val == NULL) {
+        PQconninfoFree(opts);
+        return NGX_CONF_ERROR;
+    }
+
+    i = 0;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL || o->val[0] == '\0') {
+            continue;
+        }
+
+        len = ngx_strlen(o->keyword) + 1;
+        kw[i] = ngx_pnalloc(cf->pool, len);
+        len = ngx_strlen(o->val) + 1;
+        val[i] = ngx_pnalloc(cf->pool, len);
+        if (kw[i] == NULL || val[i] == NULL) {
+            PQconninfoFree(opts);
+            return NGX_CONF_ERROR;
+        }
+
+        (void) ngx_cpystrn((u_char *) kw[i], (u_char *) o->keyword,
+                           ngx_strlen(o->keyword) + 1);
+        (void) ngx_cpystrn((u_char *) val[i], (u_char *) o->val, len);
+        i++;
+    }
+
+    if (hosts) {
+        /* one hostaddr per host, in order; a socket directory has none */
+        p = addrs;
+        host = (char *) ngx_pnalloc(cf->pool, ngx_strlen(hosts) + 1);
+        if (host == NULL) {
+            PQconninfoFree(opts);
+            return NGX_CONF_ERROR;
+        }
+
+        (void) ngx_cpystrn((u_char *) host, (u_char *) hosts,
+                           ngx_strlen(hosts) + 1);
+
+        for (h = 0; host; host = next, h++) {
+            next = strchr(host, ',');
+            if (next) {
+                *next++ = '\0';
+            }
+
+            if (h && p < addrs + sizeof(addrs) - 1) {
+                *p++ = ',';
+            }
+
+            if (host[0] == '/' || host[0] == '@' || host[0] == '\0') {
+                continue;
+            }
+
+            ngx_memzero(&hints, sizeof(struct addrinfo));
+            hints.ai_family = AF_UNSPEC;
+            hints.ai_socktype = SOCK_STREAM;
+
+            rc = getaddrinfo(host, NULL, &hints, &ai);
+
+            if (rc != 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"agentlocator_postgres\" host \"%s\" "
+                                   "could not be resolved: %s",
+                                   host, gai_strerror(rc));
+                PQconninfoFree(opts);
+                return NGX_CONF_ERROR;
+            }
+
+            len = ngx_sock_ntop(ai->ai_addr, ai->ai_addrlen, text,
+                                NGX_SOCKADDR_STRLEN, 0);
+            freeaddrinfo(ai);
+
+            if ((size_t) (addrs + sizeof(addrs) - 1 - p) < len) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"agentlocator_postgres\" has too many "
+                                   "hosts");
+                PQconninfoFree(opts);
+                return NGX_CONF_ERROR;
+            }
+
+            /* ngx_sock_ntop() puts IPv6 in brackets; libpq wants it bare */
+            if (text[0] == '[') {
+                p = ngx_cpymem(p, text + 1, len - 2);
+
+            } else {
+                p = ngx_cpymem(p, text, len);
+            }
+        }
+
+        *p = '\0';
+
+        kw[i] = "hostaddr";
+        val[i] = ngx_pnalloc(cf->pool, p - addrs + 1);
+        if (val[i] == NULL) {
+            PQconninfoFree(opts);
+            return NGX_CONF_ERROR;
+        }
+
+        (void) ngx_cpystrn((u_char *) val[i], addrs, p - addrs + 1);
+        i++;
+    }
+
+    kw[i] = NULL;
+    val[i] = NULL;
+
+    PQconninfoFree(opts);
+
+    amcf->pg_keywords = kw;
+    amcf->pg_values = val;
+
     return NGX_CONF_OK;
 }
 
@@ -185,16 +369,8 @@ ngx_agentlocator_pg_init_worker(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    /* libpq wants a C string */
-    pool->conninfo.data = ngx_pnalloc(cycle->pool, amcf->pg_conninfo.len + 1);
-    if (pool->conninfo.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(pool->conninfo.data, amcf->pg_conninfo.data,
-               amcf->pg_conninfo.len);
-    pool->conninfo.data[amcf->pg_conninfo.len] = '\0';
-    pool->conninfo.len = amcf->pg_conninfo.len;
+    pool->keywords = (const char **) amcf->pg_keywords;
+    pool->values = (const char **) amcf->pg_values;
 
     pool->nconns = amcf->pg_pool;
     pool->schema = -1;
@@ -445,10 +621,10 @@ ngx_agentlocator_pg_connect(ngx_agentlocator_pg_conn_t *pc)
         return;
     }
 
-    pc->conn = PQconnectStart((char *) pool->conninfo.data);
+    pc->conn = PQconnectStartParams(pool->keywords, pool->values, 0);
 
     if (pc->conn == NULL) {
-        ngx_agentlocator_pg_fail(pc, "PQconnectStart() failed (out of memory)");
+        ngx_agentlocator_pg_fail(pc, "PQconnectStartParams() failed");
         return;
     }
 

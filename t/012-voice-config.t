@@ -257,3 +257,25 @@ agentlocator_postgres "pool=0": pool is 1 to 32 connections per worker
 --- error_log
 [emerg]
 "agentlocator_postgres" conninfo names an environment variable that is not set
+
+
+
+=== TEST 21: agentlocator_postgres looks its host up when the configuration is read, never in a worker
+--- http_config
+    agentlocator_postgres "host=no-such-host.invalid dbname=crm";
+--- config
+--- must_die
+--- error_log
+[emerg]
+"agentlocator_postgres" host "no-such-host.invalid" could not be resolved
+
+
+
+=== TEST 22: agentlocator_postgres with a conninfo libpq does not understand
+--- http_config
+    agentlocator_postgres "hots=127.0.0.1 dbname=crm";
+--- config
+--- must_die
+--- error_log
+[emerg]
+"agentlocator_postgres" conninfo is invalid: invalid connection option "hots"

@@ -155,6 +155,13 @@ subtest 'incoming_call writes the call, its customer and the first event, once' 
     ok($s->stop, 'stopped');
 };
 
+subtest 'a host name is looked up when nginx reads its configuration' => sub {
+    my $s = server(conninfo => 'host=localhost port=' . $pg->port
+                               . ' user=agentlocator dbname=agentlocator');
+    ok(wait_state($s, 'ok', 10), 'host=localhost: every worker "ok"');
+    ok($s->stop, 'stopped');
+};
+
 subtest 'the database goes away and comes back: webhooks never wait' => sub {
     my $s = server();
     ok(wait_state($s, 'ok', 10), 'up');
