@@ -304,6 +304,7 @@ typedef struct {
     ngx_str_t                     pg_conninfo;  /* empty: no CRM */
     char                        **pg_keywords;  /* for PQconnectStartParams */
     char                        **pg_values;
+    ngx_msec_t                    pg_connect_timeout;  /* 0: the default */
     ngx_uint_t                    pg_pool;      /* connections per worker */
 } ngx_agentlocator_main_conf_t;
 

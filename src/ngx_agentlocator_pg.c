@@ -25,6 +25,12 @@
 #define NGX_AGENTLOCATOR_PG_BACKOFF_MIN   100      /* ms, doubled per failure */
 #define NGX_AGENTLOCATOR_PG_BACKOFF_MAX   30000
 
+/*
+ * PQconnectPoll() has no clock: a server that never answers needs ours,
+ * the conninfo's connect_timeout (seconds) or this
+ */
+#define NGX_AGENTLOCATOR_PG_CONNECT_TIMEOUT  10000
+
 /* what sql/ holds: the highest NNN of sql/NNN_*.sql */
 #define NGX_AGENTLOCATOR_SCHEMA_VERSION   1
 
@@ -59,6 +65,7 @@ typedef struct {
     PGconn                     *conn;
     ngx_connection_t           *c;        /* nginx's view of PQsocket() */
     ngx_event_t                 backoff;
+    ngx_event_t                 deadline; /* of connecting */
     ngx_msec_t                  delay;    /* the next backoff */
     ngx_uint_t                  state;    /* _pg_state_e */
     ngx_uint_t                  index;
@@ -71,6 +78,7 @@ typedef struct {
 typedef struct {
     ngx_agentlocator_pg_conn_t  *conns;
     ngx_uint_t                   nconns;
+    ngx_msec_t                   connect_timeout;
     const char                 **keywords;   /* the conninfo, host looked up */
     const char                 **values;
     ngx_int_t                    schema;     /* -1: not read yet */
@@ -89,6 +97,7 @@ static void ngx_agentlocator_pg_poll(ngx_agentlocator_pg_conn_t *pc);
 static void ngx_agentlocator_pg_check(ngx_agentlocator_pg_conn_t *pc);
 static void ngx_agentlocator_pg_event(ngx_event_t *ev);
 static void ngx_agentlocator_pg_backoff_handler(ngx_event_t *ev);
+static void ngx_agentlocator_pg_deadline_handler(ngx_event_t *ev);
 static ngx_int_t ngx_agentlocator_pg_watch(ngx_agentlocator_pg_conn_t *pc,
     ngx_uint_t want_write);
 static void ngx_agentlocator_pg_unwatch(ngx_agentlocator_pg_conn_t *pc);
@@ -218,6 +227,12 @@ ngx_agentlocator_pg_resolve(ngx_conf_t *cf, ngx_agentlocator_main_conf_t *amcf)
 
             } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
                 given = 1;
+
+            } else if (ngx_strcmp(o->keyword, "connect_timeout") == 0) {
+                rc = ngx_atoi((u_char *) o->val, ngx_strlen(o->val));
+                if (rc > 0) {
+                    amcf->pg_connect_timeout = (ngx_msec_t) rc * 1000;
+                }
             }
         }
     }
@@ -369,6 +384,9 @@ ngx_agentlocator_pg_init_worker(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    pool->connect_timeout = amcf->pg_connect_timeout
+                            ? amcf->pg_connect_timeout
+                            : NGX_AGENTLOCATOR_PG_CONNECT_TIMEOUT;
     pool->keywords = (const char **) amcf->pg_keywords;
     pool->values = (const char **) amcf->pg_values;
 
@@ -388,6 +406,11 @@ ngx_agentlocator_pg_init_worker(ngx_cycle_t *cycle)
         pc->backoff.data = pc;
         pc->backoff.log = cycle->log;
         pc->backoff.cancelable = 1;
+
+        pc->deadline.handler = ngx_agentlocator_pg_deadline_handler;
+        pc->deadline.data = pc;
+        pc->deadline.log = cycle->log;
+        pc->deadline.cancelable = 1;
 
         ngx_agentlocator_pg_connect(pc);
     }
@@ -643,6 +666,8 @@ ngx_agentlocator_pg_connect(ngx_agentlocator_pg_conn_t *pc)
 
     pc->state = NGX_AGENTLOCATOR_PG_CONNECTING;
 
+    ngx_add_timer(&pc->deadline, pool->connect_timeout);
+
     /* libpq's rule: wait until the socket is writable before the first poll */
     pc->polling = PGRES_POLLING_WRITING;
 
@@ -855,6 +880,10 @@ ngx_agentlocator_pg_done(ngx_agentlocator_pg_conn_t *pc)
         pc->state = NGX_AGENTLOCATOR_PG_READY;
         pc->delay = NGX_AGENTLOCATOR_PG_BACKOFF_MIN;
 
+        if (pc->deadline.timer_set) {
+            ngx_del_timer(&pc->deadline);
+        }
+
         if (pool->failures) {
             ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
                           "CRM_CONNECTED connection=%ui after %ui failure(s)",
@@ -871,6 +900,15 @@ static void
 ngx_agentlocator_pg_backoff_handler(ngx_event_t *ev)
 {
     ngx_agentlocator_pg_connect(ev->data);
+}
+
+
+/* Connecting, and reading the schema's version, took too long. */
+
+static void
+ngx_agentlocator_pg_deadline_handler(ngx_event_t *ev)
+{
+    ngx_agentlocator_pg_fail(ev->data, "timed out connecting");
 }
 
 
@@ -1027,6 +1065,10 @@ ngx_agentlocator_pg_close(ngx_agentlocator_pg_conn_t *pc)
 {
     if (pc->backoff.timer_set) {
         ngx_del_timer(&pc->backoff);
+    }
+
+    if (pc->deadline.timer_set) {
+        ngx_del_timer(&pc->deadline);
     }
 
     ngx_agentlocator_pg_unwatch(pc);

@@ -12,6 +12,8 @@ use Time::HiRes qw(sleep time);
 use Test::AgentLocator::Postgres;
 use Test::AgentLocator::Server;
 use Test::AgentLocator::Twilio qw(form call_sid);
+use Test::AgentLocator::Calls;
+use IO::Socket::INET;
 
 my $pg = Test::AgentLocator::Postgres->new
     or plan skip_all => Test::AgentLocator::Postgres->why_not;
@@ -196,6 +198,21 @@ subtest 'nothing listening at all: quit and reload do not wait for the backoff' 
     ok($s->stop, 'stopped');
     cmp_ok(time - $t0, '<', 3, 'quit did not wait for a reconnect');
     unlike($s->error_log, qr/\Q$port user=x\E/, 'the conninfo is never logged');
+};
+
+subtest 'a server that never answers: connect_timeout, then the backoff' => sub {
+    # the kernel completes the handshake, nobody ever reads or writes
+    my $mute = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                     Listen => 16, Proto => 'tcp') or die $!;
+    my $s = server(conninfo => 'host=127.0.0.1 port=' . $mute->sockport
+                               . ' user=x dbname=x connect_timeout=1 sslmode=disable');
+    my $t0 = time;
+    ok(Test::AgentLocator::Calls::wait_until(sub {
+           $s->error_log =~ /CRM_DOWN connection=\d+ retry_ms=\d+: timed out connecting/ }, 5),
+       'CRM_DOWN: timed out connecting');
+    cmp_ok(time - $t0, '<', 3.5, 'after about connect_timeout=1');
+    is((incoming_ms($s, 98))[0], 200, 'calls are answered meanwhile');
+    ok($s->stop, 'stopped');
 };
 
 ok($pg->stop, 'PostgreSQL stopped');
