@@ -453,6 +453,8 @@ ngx_int_t ngx_agentlocator_pg_write(const char *sql, const char *what,
 
 /* ngx_agentlocator_crm.c */
 void ngx_agentlocator_crm_incoming(ngx_agentlocator_call_info_t *info);
+void ngx_agentlocator_crm_call_status(ngx_str_t *call_sid, ngx_str_t *status,
+    ngx_str_t *duration, ngx_uint_t terminal);
 
 /* ngx_agentlocator_stream_url.c */
 void ngx_agentlocator_stream_url_init_worker(ngx_cycle_t *cycle);

@@ -656,7 +656,7 @@ ngx_agentlocator_voice_call_status(ngx_http_request_t *r,
 {
     u_char                         safe[NGX_AGENTLOCATOR_CALL_STATUS_LEN + 1];
     ngx_int_t                      rc;
-    ngx_str_t                      status;
+    ngx_str_t                      status, duration;
     ngx_uint_t                     i, terminal;
     ngx_agentlocator_registry_t   *reg;
     ngx_agentlocator_main_conf_t  *amcf;
@@ -698,6 +698,16 @@ ngx_agentlocator_voice_call_status(ngx_http_request_t *r,
     ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                   "CALL_STATUS call=%V status=%s final=%ui known=%d",
                   call_sid, safe, terminal, rc == NGX_OK);
+
+    if (ngx_agentlocator_form_get(form, "CallDuration", &duration) != NGX_OK) {
+        ngx_str_null(&duration);
+    }
+
+    if (safe[0] != '-') {
+        /* "-" is log_safe()'s mark for no CallStatus at all */
+        ngx_agentlocator_crm_call_status(call_sid, &status, &duration,
+                                         terminal);
+    }
 
     return ngx_agentlocator_reply(r, NGX_HTTP_OK,
                                   &ngx_agentlocator_text_plain, &ok);

@@ -29,6 +29,7 @@ _EOC_
         server => <<'_EOC_');
     agentlocator_signature off;
     location = /webhook/incoming_call { agentlocator_voice incoming_call; }
+    location = /webhook/call_status   { agentlocator_voice call_status; }
     location = /readyz { agentlocator_health ready; }
 _EOC_
 }
@@ -154,6 +155,34 @@ subtest 'incoming_call writes the call, its customer and the first event, once' 
     my $written = 0;
     $written += $_->{database}{written} for values %{ databases($s) };
     is($written, 2, '/readyz: two writes done (the repeat wrote nothing)');
+    ok($s->stop, 'stopped');
+};
+
+subtest 'call_status: the status only moves forward, the duration, one event each' => sub {
+    my $s = server();
+    ok(wait_state($s, 'ok', 10), 'up');
+    my $status = sub {
+        my ($st, @more) = @_;
+        $s->request('POST /webhook/call_status',
+            headers => ['Content-Type: application/x-www-form-urlencoded'],
+            body => form(CallSid => call_sid(31), CallStatus => $st, @more))->{status};
+    };
+    incoming_from($s, 31, '+15551230000');
+    is($status->('in-progress'), 200, 'in-progress');
+    is($status->('completed', CallDuration => '42'), 200, 'completed, 42 s');
+    is($status->('completed', CallDuration => '42'), 200, 'completed again (a retry)');
+    is($status->('ringing'), 200, 'a late ringing');
+    my $sid = call_sid(31);
+    ok(wait_rows(qq{SELECT count(*) FROM call_events WHERE call_sid = '$sid'}, 4, 5),
+       'four events: incoming, in-progress, completed, ringing');
+    is($pg->psql(qq{SELECT status || ' ' || duration_s || ' ' || (answered_at IS NOT NULL)
+                    || ' ' || (ended_at IS NOT NULL) FROM calls WHERE call_sid = '$sid'}),
+       'completed 42 true true', 'completed, 42 s, answered and ended: the late ringing did not undo it');
+    is($pg->psql(qq{SELECT string_agg(coalesce(reason, event), ' ' ORDER BY at, id)
+                    FROM call_events WHERE call_sid = '$sid'}),
+       'incoming in-progress completed ringing', 'the timeline keeps every status once, in time order');
+    is($pg->psql(qq{SELECT from_number FROM calls WHERE call_sid = '$sid'}), '+15551230000',
+       'whichever write landed first, the call has its caller');
     ok($s->stop, 'stopped');
 };
 
