@@ -85,8 +85,9 @@ ngx_agentlocator_crm_incoming(ngx_agentlocator_call_info_t *info)
 
 /*
  * call_status: the call's status, moving forward only (a late "ringing"
- * after "completed" is kept in the timeline, not in the call), when it was
- * answered and ended, its duration; one event per status.
+ * after "completed" is kept in the timeline, not in the call); when it was
+ * answered and ended, and its duration, whatever order they land in; one
+ * event per status.
  */
 
 static const char  ngx_agentlocator_crm_status_sql[] =
@@ -99,14 +100,13 @@ static const char  ngx_agentlocator_crm_status_sql[] =
     "          CASE WHEN $5::boolean THEN to_timestamp($4::double precision) END,"
     "          $3::integer)"
     "  ON CONFLICT (call_sid) DO UPDATE SET"
-    "    status = EXCLUDED.status,"
+    "    status = CASE WHEN agentlocator_call_status_rank(EXCLUDED.status)"
+    "                       > agentlocator_call_status_rank(calls.status)"
+    "                  THEN EXCLUDED.status ELSE calls.status END,"
     "    answered_at = coalesce(calls.answered_at, EXCLUDED.answered_at),"
     "    ended_at = coalesce(calls.ended_at, EXCLUDED.ended_at),"
     "    duration_s = coalesce(EXCLUDED.duration_s, calls.duration_s),"
     "    updated_at = now()"
-    "  WHERE agentlocator_call_status_rank(EXCLUDED.status)"
-    "        > agentlocator_call_status_rank(calls.status)"
-    "     OR EXCLUDED.status = calls.status"
     ")"
     " INSERT INTO call_events (call_sid, event, reason, at, idempotency_key)"
     " VALUES ($1::text, 'status', $2::text, to_timestamp($4::double precision),"
