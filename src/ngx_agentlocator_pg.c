@@ -422,7 +422,7 @@ ngx_agentlocator_pg_init_worker(ngx_cycle_t *cycle)
 void
 ngx_agentlocator_pg_exit_worker(void)
 {
-    ngx_uint_t                    i;
+    ngx_uint_t                    i, lost;
     ngx_queue_t                  *q;
     ngx_agentlocator_pg_pool_t   *pool;
 
@@ -432,15 +432,24 @@ ngx_agentlocator_pg_exit_worker(void)
         return;
     }
 
+    lost = pool->queued;
+
     for (i = 0; i < pool->nconns; i++) {
+        if (pool->conns[i].write) {
+            /* sent, its result not seen: maybe done, maybe not */
+            lost++;
+            ngx_free(pool->conns[i].write);
+            pool->conns[i].write = NULL;
+        }
+
         ngx_agentlocator_pg_close(&pool->conns[i]);
     }
 
-    if (pool->queued) {
+    if (lost) {
         /* until the spool exists, they are lost: say how many */
         ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                      "CRM_LOST writes=%ui: queued when the worker exited",
-                      pool->queued);
+                      "CRM_LOST writes=%ui: queued or unanswered when the "
+                      "worker exited", lost);
     }
 
     while (!ngx_queue_empty(&pool->writes)) {
