@@ -530,6 +530,8 @@ ngx_int_t ngx_agentlocator_form_get(ngx_agentlocator_form_t *form,
 
 void ngx_agentlocator_hmac_init(ngx_agentlocator_hmac_t *key,
     ngx_str_t *secret);
+void ngx_agentlocator_hmac_sha1(ngx_agentlocator_hmac_t *key, ngx_str_t *a,
+    ngx_str_t *b, u_char *md);
 ngx_int_t ngx_agentlocator_signature_verify(ngx_pool_t *pool,
     ngx_agentlocator_hmac_t *key, ngx_str_t *url,
     ngx_agentlocator_form_t *form, ngx_str_t *signature, ngx_uint_t flags);

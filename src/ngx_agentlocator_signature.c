@@ -173,6 +173,25 @@ ngx_agentlocator_signature_params(ngx_pool_t *pool,
 }
 
 
+/* HMAC-SHA1(key, a + b) into md (SHA_DIGEST_LENGTH bytes). */
+
+void
+ngx_agentlocator_hmac_sha1(ngx_agentlocator_hmac_t *key, ngx_str_t *a,
+    ngx_str_t *b, u_char *md)
+{
+    SHA_CTX  sha1;
+
+    sha1 = key->inner;
+    SHA1_Update(&sha1, a->data, a->len);
+    SHA1_Update(&sha1, b->data, b->len);
+    SHA1_Final(md, &sha1);
+
+    sha1 = key->outer;
+    SHA1_Update(&sha1, md, SHA_DIGEST_LENGTH);
+    SHA1_Final(md, &sha1);
+}
+
+
 /* base64(HMAC-SHA1(key, url + params)) into out (28 bytes). */
 
 static void
@@ -180,17 +199,9 @@ ngx_agentlocator_signature_of(ngx_agentlocator_hmac_t *key, ngx_str_t *url,
     ngx_str_t *params, u_char *out)
 {
     u_char      md[SHA_DIGEST_LENGTH];
-    SHA_CTX     sha1;
     ngx_str_t   src, dst;
 
-    sha1 = key->inner;
-    SHA1_Update(&sha1, url->data, url->len);
-    SHA1_Update(&sha1, params->data, params->len);
-    SHA1_Final(md, &sha1);
-
-    sha1 = key->outer;
-    SHA1_Update(&sha1, md, sizeof(md));
-    SHA1_Final(md, &sha1);
+    ngx_agentlocator_hmac_sha1(key, url, params, md);
 
     src.data = md;
     src.len = sizeof(md);

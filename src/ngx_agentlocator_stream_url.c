@@ -67,22 +67,20 @@ ngx_agentlocator_stream_url_init_worker(ngx_cycle_t *cycle)
 ngx_int_t
 ngx_agentlocator_stream_token(u_char *call_sid, u_char *token)
 {
-    u_char   md[SHA_DIGEST_LENGTH];
-    SHA_CTX  sha1;
+    u_char     md[SHA_DIGEST_LENGTH];
+    ngx_str_t  sid;
+
+    static ngx_str_t  domain = ngx_string(NGX_AGENTLOCATOR_STREAM_TOKEN_DOMAIN);
 
     if (!ngx_agentlocator_stream_key_set) {
         return NGX_ERROR;
     }
 
-    sha1 = ngx_agentlocator_stream_key.inner;
-    SHA1_Update(&sha1, NGX_AGENTLOCATOR_STREAM_TOKEN_DOMAIN,
-                sizeof(NGX_AGENTLOCATOR_STREAM_TOKEN_DOMAIN) - 1);
-    SHA1_Update(&sha1, call_sid, NGX_AGENTLOCATOR_SID_LEN);
-    SHA1_Final(md, &sha1);
+    sid.data = call_sid;
+    sid.len = NGX_AGENTLOCATOR_SID_LEN;
 
-    sha1 = ngx_agentlocator_stream_key.outer;
-    SHA1_Update(&sha1, md, sizeof(md));
-    SHA1_Final(md, &sha1);
+    ngx_agentlocator_hmac_sha1(&ngx_agentlocator_stream_key, &domain, &sid,
+                               md);
 
     (void) ngx_hex_dump(token, md, NGX_AGENTLOCATOR_STREAM_TOKEN_BYTES);
 
