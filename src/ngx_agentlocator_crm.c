@@ -58,6 +58,7 @@ ngx_agentlocator_crm_incoming(ngx_agentlocator_call_info_t *info)
 {
     u_char      at[NGX_TIME_T_LEN + 8];
     ngx_str_t   params[5];
+    ngx_uint_t  i;
 
     params[0] = info->call_sid;
     params[1] = info->account_sid;
@@ -66,16 +67,10 @@ ngx_agentlocator_crm_incoming(ngx_agentlocator_call_info_t *info)
     (void) ngx_agentlocator_crm_now(at, &params[4]);
 
     /* an absent field is SQL NULL, not an empty string */
-    if (params[1].len == 0) {
-        params[1].data = NULL;
-    }
-
-    if (params[2].len == 0) {
-        params[2].data = NULL;
-    }
-
-    if (params[3].len == 0) {
-        params[3].data = NULL;
+    for (i = 1; i < 4; i++) {
+        if (params[i].len == 0) {
+            params[i].data = NULL;
+        }
     }
 
     (void) ngx_agentlocator_pg_write(ngx_agentlocator_crm_incoming_sql,

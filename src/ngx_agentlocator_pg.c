@@ -69,7 +69,6 @@ typedef struct {
     ngx_msec_t                  delay;    /* the next backoff */
     ngx_uint_t                  state;    /* _pg_state_e */
     ngx_uint_t                  index;
-    PostgresPollingStatusType   polling;
     ngx_uint_t                  in_flight; /* a query awaits its results */
     ngx_agentlocator_pg_write_t *write;    /* the write it is */
 } ngx_agentlocator_pg_conn_t;
@@ -678,8 +677,6 @@ ngx_agentlocator_pg_connect(ngx_agentlocator_pg_conn_t *pc)
     ngx_add_timer(&pc->deadline, pool->connect_timeout);
 
     /* libpq's rule: wait until the socket is writable before the first poll */
-    pc->polling = PGRES_POLLING_WRITING;
-
     if (ngx_agentlocator_pg_watch(pc, 1) != NGX_OK) {
         ngx_agentlocator_pg_fail(pc, "cannot watch the socket");
     }
@@ -698,16 +695,18 @@ ngx_agentlocator_pg_connect(ngx_agentlocator_pg_conn_t *pc)
 static void
 ngx_agentlocator_pg_poll(ngx_agentlocator_pg_conn_t *pc)
 {
+    PostgresPollingStatusType  polling;
+
     ngx_agentlocator_pg_unwatch(pc);
 
-    pc->polling = PQconnectPoll(pc->conn);
+    polling = PQconnectPoll(pc->conn);
 
-    switch (pc->polling) {
+    switch (polling) {
 
     case PGRES_POLLING_READING:
     case PGRES_POLLING_WRITING:
         if (ngx_agentlocator_pg_watch(pc,
-                                      pc->polling == PGRES_POLLING_WRITING)
+                                      polling == PGRES_POLLING_WRITING)
             != NGX_OK)
         {
             ngx_agentlocator_pg_fail(pc, "cannot watch the socket");
