@@ -53,7 +53,7 @@ sub incoming {
     my ($s, $n) = @_;
     my $r = $s->request('POST /webhook/incoming_call', headers => [$FORM],
         body => form(CallSid => call_sid($n), AccountSid => $CALLER_ACCOUNT));
-    ($stream_path{$n}) = $r->{body} =~ m{<Stream url="wss://[^/"]+(/[^"]*)"};
+    $stream_path{$n} = Test::AgentLocator::WebSocket::stream_path($r->{body});
     return $r->{status};
 }
 

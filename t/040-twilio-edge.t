@@ -63,11 +63,7 @@ sub incoming {
                    To => '+15557650000', @h);
 }
 
-sub stream_path {
-    my ($r) = @_;
-    my ($path) = $r->{body} =~ m{<Stream url="wss://voice\.example\.com(/[^"]*)"};
-    return $path;
-}
+sub stream_path { Test::AgentLocator::WebSocket::stream_path($_[0]{body}) }
 
 # the upgrade Twilio makes to $path, signed over the wss:// URL
 sub upgrade {
@@ -89,6 +85,7 @@ subtest 'each call gets its own stream URL, signed by a MAC of its CallSid' => s
     my ($s, $mock, $public) = setup();
     my $r = incoming($s, $public, 1);
     is($r->{status}, 200, 'incoming_call answered');
+    like($r->{body}, qr{<Stream url="wss://voice\.example\.com/}, 'on the public host, wss://');
     is(stream_path($r), '/ws/twilio-media/' . call_sid(1) . '/' . stream_token($TOKEN, call_sid(1)),
        'the TwiML names /ws/twilio-media/{CallSid}/{token}');
     isnt(stream_token($TOKEN, call_sid(1)), stream_token($TOKEN, call_sid(2)), 'tokens differ per call');

@@ -80,8 +80,8 @@ sub incoming {
     my $r = $self->webhook('incoming_call', $n, AccountSid => $CALLER_ACCOUNT,
                            From => '+15551230000', To => '+15557650000');
     die "incoming_call $n: $r->{status}" unless $r->{status} == 200;
-    ($self->{stream_path}{$n}) = $r->{body} =~ m{<Stream url="wss://[^/"]+(/[^"]*)"}
-        or die "incoming_call $n: no <Stream url>";
+    $self->{stream_path}{$n} = Test::AgentLocator::WebSocket::stream_path($r->{body})
+        // die "incoming_call $n: no <Stream url>";
     return $self->{sent}{$n} = $r->{sent};
 }
 

@@ -63,19 +63,25 @@ sub free_port {
     return $p;
 }
 
-# a program of the cluster's bindir, as the cluster's user; its output is
-# kept in {last}
-sub run {
-    my ($self, $prog, @args) = @_;
-    my @cmd = (@{ $self->{as} // [] }, "$self->{bin}/$prog", @args);
+# runs @cmd; (true if it exited 0, its stdout and stderr together)
+sub capture {
+    my (@cmd) = @_;
     my $pid = open(my $out, '-|') // die "fork: $!";
     if (!$pid) {
         open STDERR, '>&', \*STDOUT;
         exec @cmd or die "exec $cmd[0]: $!";
     }
-    $self->{last} = do { local $/; <$out> } // '';
+    my $text = do { local $/; <$out> } // '';
     close $out;
-    return $? == 0;
+    return ($? == 0, $text);
+}
+
+# a program of the cluster's bindir, as the cluster's user; its output is
+# kept in {last}
+sub run {
+    my ($self, $prog, @args) = @_;
+    (my $ok, $self->{last}) = capture(@{ $self->{as} // [] }, "$self->{bin}/$prog", @args);
+    return $ok;
 }
 
 sub start {
@@ -103,15 +109,9 @@ sub conninfo {
 # psql -At; dies with psql's message on an error
 sub psql {
     my ($self, $sql, $db) = @_;
-    my $pid = open(my $out, '-|') // die "fork: $!";
-    if (!$pid) {
-        open STDERR, '>&', \*STDOUT;
-        exec 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', $self->conninfo($db), '-c', $sql
-            or die "exec psql: $!";
-    }
-    my $text = do { local $/; <$out> } // '';
-    close $out;
-    die "psql: $text" if $?;
+    my ($ok, $text) = capture('psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1',
+                              $self->conninfo($db), '-c', $sql);
+    die "psql: $text" unless $ok;
     chomp $text;
     return $text;
 }

@@ -109,8 +109,13 @@ sub register {
     local $/;
     my $raw = <$sock> // '';
     close $sock;
-    my ($path) = $raw =~ m{<Stream url="wss://[^/"]+(/[^"]*)"}
-        or die "incoming_call $n: no <Stream url> in: $raw";
+    return stream_path($raw) // die "incoming_call $n: no <Stream url> in: $raw";
+}
+
+# The path of the <Stream url="wss://host/..."> in a TwiML answer, or undef.
+sub stream_path {
+    my ($twiml) = @_;
+    my ($path) = $twiml =~ m{<Stream url="wss://[^/"]+(/[^"]*)"};
     return $path;
 }
 
