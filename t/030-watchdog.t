@@ -11,6 +11,7 @@ use Test::AgentLocator::Server;
 use Test::AgentLocator::TwilioMock;
 use Test::AgentLocator::Twilio qw(form call_sid);
 use Test::AgentLocator::WebSocket;
+use Test::AgentLocator::Calls ();
 
 my $ACCOUNT = 'AC' . '1' x 32;
 my $CALLER_ACCOUNT = 'AC' . '2' x 32;
@@ -57,12 +58,8 @@ sub incoming {
     return $r->{status};
 }
 
-sub wait_until {
-    my ($cond, $secs) = @_;
-    my $until = time + $secs;
-    while (time < $until) { return 1 if $cond->(); sleep 0.05 }
-    return 0;
-}
+# (true once $cond is, within $secs)
+*wait_until = \&Test::AgentLocator::Calls::wait_until;
 
 sub once_each {
     my ($mock, @n) = @_;
