@@ -52,6 +52,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 enum { C_CONNECTING, C_IDLE, C_BUSY };
 
 typedef struct {
@@ -65,7 +67,6 @@ typedef struct {
     int       want_out;
 } conn_t;
 
-static volatile sig_atomic_t  stop;
 static int                    ep, port;
 static const char            *prefix, *account;
 static long long             *sched_us, *send_us, *ans_us;
@@ -73,15 +74,6 @@ static int                   *status;
 static long                   n_total, n_next, n_done, n_failed;
 static conn_t                *conns;
 static int                    n_conns;
-
-static void on_signal(int s) { (void) s; stop = 1; }
-
-static long long now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void sid_of(long i, char *out)
 {

@@ -67,6 +67,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #define FRAME_US      20000
 #define IN_MAX        16384
 #define OUT_MAX       65536
@@ -117,7 +119,6 @@ struct call_s {
     char       err[48];
 };
 
-static volatile sig_atomic_t  stop;
 static int                    ep, port;
 static const char            *account;
 static call_t                *calls;
@@ -126,15 +127,6 @@ static long long              start_to_us, no_media_us, grace_us;
 static char                   payload_b64[256];
 static uint64_t               rng;
 static long                   n_errors, n_frames;
-
-static void on_signal(int s) { (void) s; stop = 1; }
-
-static long long now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static uint64_t rnd(void)    /* xorshift64* */
 {
@@ -147,31 +139,6 @@ static uint64_t rnd(void)    /* xorshift64* */
 static double rnd01(void)
 {
     return (rnd() >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static void b64(const unsigned char *s, size_t n, char *out)
-{
-    static const char t[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t i;
-    for (i = 0; i + 2 < n; i += 3) {
-        *out++ = t[s[i] >> 2];
-        *out++ = t[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
-        *out++ = t[((s[i + 1] & 15) << 2) | (s[i + 2] >> 6)];
-        *out++ = t[s[i + 2] & 63];
-    }
-    if (n - i == 1) {
-        *out++ = t[s[i] >> 2];
-        *out++ = t[(s[i] & 3) << 4];
-        *out++ = '=';
-        *out++ = '=';
-    } else if (n - i == 2) {
-        *out++ = t[s[i] >> 2];
-        *out++ = t[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
-        *out++ = t[(s[i + 1] & 15) << 2];
-        *out++ = '=';
-    }
-    *out = '\0';
 }
 
 /* --- sockets -------------------------------------------------------------- */

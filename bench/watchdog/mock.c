@@ -40,6 +40,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #define BUF_MAX   (256 * 1024)
 #define OUT_MAX   (64 * 1024)
 
@@ -55,46 +57,11 @@ typedef struct {
     int       close_after;
 } conn_t;
 
-static volatile sig_atomic_t  stop;
 static FILE                  *rec;
 static char                   auth_expected[512];
 static unsigned long long     n_conns, n_requests, n_bad, n_continue;
 static unsigned long long     open_now, open_max;
 static unsigned long long     n_closed_by_peer;
-
-static void on_signal(int s) { (void) s; stop = 1; }
-
-static long long now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void b64(const unsigned char *s, size_t n, char *out)
-{
-    static const char t[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t i;
-    for (i = 0; i + 2 < n; i += 3) {
-        *out++ = t[s[i] >> 2];
-        *out++ = t[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
-        *out++ = t[((s[i + 1] & 15) << 2) | (s[i + 2] >> 6)];
-        *out++ = t[s[i + 2] & 63];
-    }
-    if (n - i == 1) {
-        *out++ = t[s[i] >> 2];
-        *out++ = t[(s[i] & 3) << 4];
-        *out++ = '=';
-        *out++ = '=';
-    } else if (n - i == 2) {
-        *out++ = t[s[i] >> 2];
-        *out++ = t[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
-        *out++ = t[(s[i + 1] & 15) << 2];
-        *out++ = '=';
-    }
-    *out = '\0';
-}
 
 static int is_hex32(const char *p)
 {
