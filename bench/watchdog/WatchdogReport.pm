@@ -8,8 +8,9 @@ package WatchdogReport;
 use strict;
 use warnings;
 use Exporter 'import';
+use JSON::PP ();
 
-our @EXPORT = qw(read_meta read_kv pct stats f read_cpu cpu_between
+our @EXPORT = qw(read_meta read_kv read_status pct stats f read_cpu cpu_between
                  machine_between count_log_line print_log_summary);
 
 # meta.txt: key=value lines written by run
@@ -98,6 +99,16 @@ sub machine_between {
              pct => 100 * ($y->[1] - $x->[1]) / ($y->[3] - $x->[3]),
              ncpu => $secs > 0 ? ($y->[3] - $x->[3]) / $tck / $secs : 1,
              secs => $secs };
+}
+
+# /status as run saved it at the end (status.json), or undef
+sub read_status {
+    my ($work) = @_;
+    open my $fh, '<', "$work/status.json" or return undef;
+    local $/;
+    my $st = eval { JSON::PP::decode_json(<$fh>) };
+    close $fh;
+    return $st;
 }
 
 # one error log line: its level counted, and for warn and worse its

@@ -152,12 +152,8 @@ my $client_s = ($sum{user_s} // 0) + ($sum{sys_s} // 0);
 
 # --- /status at the end ------------------------------------------------------
 
-my (%states, $st);
-if (open $fh, '<', "$work/status.json") {
-    local $/;
-    $st = eval { decode_json(<$fh>) };
-    close $fh;
-}
+my %states;
+my $st = read_status($work);
 if ($st) {
     for my $c (@{ $st->{calls} }) {
         my $mine = $by_sid{ $c->{call_sid} } or next;

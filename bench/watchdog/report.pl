@@ -220,12 +220,8 @@ my $logdup = grep { $logcount{$_} > 1 } keys %logcount;
 
 # --- /status at the end -----------------------------------------------------
 
-my (%states, $st);
-if (open $fh, '<', "$work/status.json") {
-    local $/;
-    $st = eval { decode_json(<$fh>) };
-    close $fh;
-}
+my %states;
+my $st = read_status($work);
 if ($st) {
     for my $c (@{ $st->{calls} }) {
         next unless $armed{ $c->{call_sid} };
