@@ -42,6 +42,8 @@ static char *ngx_agentlocator_watchdog(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_api_url(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_agentlocator_spool(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_agentlocator_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_secret(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -128,6 +130,13 @@ static ngx_command_t  ngx_agentlocator_commands[] = {
     { ngx_string("agentlocator_postgres"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_agentlocator_postgres,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agentlocator_spool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_agentlocator_spool,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -268,6 +277,14 @@ ngx_agentlocator_init_process(ngx_cycle_t *cycle)
     ngx_agentlocator_registry_init_worker(cycle);
     ngx_agentlocator_stream_url_init_worker(cycle);
 
+    if (ngx_agentlocator_spool_init_worker(cycle,
+            ngx_http_cycle_get_module_main_conf(cycle,
+                                                ngx_http_agentlocator_module))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     if (ngx_agentlocator_pg_init_worker(cycle) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -285,6 +302,7 @@ ngx_agentlocator_exit_process(ngx_cycle_t *cycle)
 {
     ngx_agentlocator_watchdog_exit_worker(cycle);
     ngx_agentlocator_pg_exit_worker();
+    ngx_agentlocator_spool_exit_worker();
     ngx_agentlocator_http_exit_worker();
     ngx_agentlocator_media_exit_worker();
 }
@@ -373,6 +391,13 @@ ngx_agentlocator_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (amcf->auth_token.len) {
         ngx_agentlocator_hmac_init(&amcf->auth_key, &amcf->auth_token);
+    }
+
+    if (amcf->spool && amcf->pg_conninfo.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"agentlocator_spool\" keeps writes for the CRM "
+                      "database, and there is no \"agentlocator_postgres\"");
+        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
@@ -923,6 +948,15 @@ static char *
 ngx_agentlocator_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     return ngx_agentlocator_pg_conf(cf, conf);
+}
+
+
+/* agentlocator_spool PATH [fsync=...] (ngx_agentlocator_spool.c) */
+
+static char *
+ngx_agentlocator_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return ngx_agentlocator_spool_conf(cf, conf);
 }
 
 

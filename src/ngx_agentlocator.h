@@ -306,7 +306,28 @@ typedef struct {
     char                        **pg_values;
     ngx_msec_t                    pg_connect_timeout;  /* 0: the default */
     ngx_uint_t                    pg_pool;      /* connections per worker */
+    ngx_path_t                   *spool;        /* NULL: no spool */
+    ngx_uint_t                    spool_fsync;
 } ngx_agentlocator_main_conf_t;
+
+
+#define NGX_AGENTLOCATOR_SPOOL_FSYNC_OFF       0
+#define NGX_AGENTLOCATOR_SPOOL_FSYNC_INTERVAL  1
+#define NGX_AGENTLOCATOR_SPOOL_FSYNC_ALWAYS    2
+
+
+/* The spool as this worker sees it (/readyz). */
+
+typedef struct {
+    ngx_uint_t                    on;
+    ngx_uint_t                    files;        /* journals with writes */
+    off_t                         bytes;        /* in them */
+    off_t                         unread;       /* not in memory yet */
+    ngx_uint_t                    write_failed; /* could not append */
+    ngx_uint_t                    torn;         /* damaged records skipped */
+    ngx_uint_t                    adopted;      /* journals taken over */
+    ngx_uint_t                    replayed;     /* writes read back */
+} ngx_agentlocator_spool_status_t;
 
 
 /* The CRM database as this worker sees it (/readyz). */
@@ -318,6 +339,7 @@ typedef struct {
     ngx_uint_t                    connected;
     ngx_uint_t                    pool;
     ngx_uint_t                    queued;       /* writes waiting */
+    ngx_uint_t                    in_flight;    /* sent, not answered */
     ngx_uint_t                    done;
     ngx_uint_t                    failed;       /* refused by the database */
     ngx_uint_t                    dropped;      /* no room in the queue */
@@ -401,6 +423,37 @@ typedef struct {
 } ngx_agentlocator_form_t;
 
 
+/* A CRM statement: its name (in the log and the spool) and its SQL. */
+
+typedef struct {
+    const char                   *name;
+    const char                   *sql;
+} ngx_agentlocator_crm_statement_t;
+
+
+/*
+ * One event of a call's timeline for the CRM (ngx_agentlocator_crm.c);
+ * what is zero or NULL is not part of it.
+ */
+
+#define NGX_AGENTLOCATOR_CRM_KEY_LEN  128
+
+typedef struct {
+    u_char                       *call_sid;     /* SID_LEN bytes */
+    const char                   *event;        /* "stream_start", ... */
+    ngx_str_t                     reason;
+    ngx_str_t                     key;          /* one of several per call */
+    u_char                       *stream_sid;   /* SID_LEN bytes */
+    int64_t                       frames;       /* < 0: none */
+    const char                   *redirect_reason;
+    const char                   *redirect_outcome;
+    ngx_uint_t                    attempt;
+    ngx_uint_t                    http_status;
+    ngx_uint_t                    code;         /* Twilio's error code */
+    unsigned                      fallback:1;   /* the call got the fallback */
+} ngx_agentlocator_crm_event_t;
+
+
 /* What a webhook tells the registry about a call. */
 
 typedef struct {
@@ -448,13 +501,37 @@ ngx_int_t ngx_agentlocator_pg_init_worker(ngx_cycle_t *cycle);
 void ngx_agentlocator_pg_exit_worker(void);
 void ngx_agentlocator_pg_status(ngx_agentlocator_pg_status_t *st);
 #define NGX_AGENTLOCATOR_PG_MAX_PARAMS  16
-ngx_int_t ngx_agentlocator_pg_write(const char *sql, const char *what,
+ngx_int_t ngx_agentlocator_pg_write(ngx_agentlocator_crm_statement_t *st,
     ngx_uint_t n, ngx_str_t *params);
+
+ngx_int_t ngx_agentlocator_pg_load(ngx_agentlocator_crm_statement_t *st,
+    ngx_uint_t n, ngx_str_t *params, void *spooled);
+void ngx_agentlocator_pg_kick(void);
+
+/* ngx_agentlocator_spool.c */
+char *ngx_agentlocator_spool_conf(ngx_conf_t *cf,
+    ngx_agentlocator_main_conf_t *amcf);
+ngx_int_t ngx_agentlocator_spool_init_worker(ngx_cycle_t *cycle,
+    ngx_agentlocator_main_conf_t *amcf);
+void ngx_agentlocator_spool_exit_worker(void);
+ngx_uint_t ngx_agentlocator_spool_on(void);
+ngx_int_t ngx_agentlocator_spool_append(const char *name, ngx_uint_t n,
+    ngx_str_t *params, ngx_uint_t loaded, void **file);
+ngx_uint_t ngx_agentlocator_spool_backlog(void);
+void ngx_agentlocator_spool_load(ngx_uint_t max);
+void ngx_agentlocator_spool_done(void *file);
+void ngx_agentlocator_spool_status(ngx_agentlocator_spool_status_t *st);
 
 /* ngx_agentlocator_crm.c */
 void ngx_agentlocator_crm_incoming(ngx_agentlocator_call_info_t *info);
 void ngx_agentlocator_crm_call_status(ngx_str_t *call_sid, ngx_str_t *status,
     ngx_str_t *duration, ngx_uint_t terminal);
+void ngx_agentlocator_crm_event(ngx_agentlocator_crm_event_t *ev);
+void ngx_agentlocator_crm_recording(ngx_str_t *call_sid,
+    ngx_str_t *recording_sid, ngx_str_t *url, ngx_str_t *duration,
+    ngx_str_t *wav_path);
+ngx_agentlocator_crm_statement_t *ngx_agentlocator_crm_statement(u_char *name,
+    size_t len);
 
 /* ngx_agentlocator_stream_url.c */
 void ngx_agentlocator_stream_url_init_worker(ngx_cycle_t *cycle);
@@ -688,6 +765,8 @@ ngx_agentlocator_recording_t *ngx_agentlocator_recording_open(
 void ngx_agentlocator_recording_append(ngx_agentlocator_recording_t *rec,
     u_char *data, size_t len);
 void ngx_agentlocator_recording_close(ngx_agentlocator_recording_t *rec);
+void ngx_agentlocator_recording_path(ngx_agentlocator_recording_t *rec,
+    ngx_str_t *path);
 
 /* ngx_agentlocator_status.c */
 ngx_int_t ngx_agentlocator_status_handler(ngx_http_request_t *r);

@@ -50,34 +50,6 @@ static const char  ngx_agentlocator_crm_incoming_sql[] =
     " ON CONFLICT ON CONSTRAINT call_events_idempotency_key DO NOTHING";
 
 
-static ngx_str_t *ngx_agentlocator_crm_now(u_char *buf, ngx_str_t *at);
-
-
-void
-ngx_agentlocator_crm_incoming(ngx_agentlocator_call_info_t *info)
-{
-    u_char      at[NGX_TIME_T_LEN + 8];
-    ngx_str_t   params[5];
-    ngx_uint_t  i;
-
-    params[0] = info->call_sid;
-    params[1] = info->account_sid;
-    params[2] = info->from;
-    params[3] = info->to;
-    (void) ngx_agentlocator_crm_now(at, &params[4]);
-
-    /* an absent field is SQL NULL, not an empty string */
-    for (i = 1; i < 4; i++) {
-        if (params[i].len == 0) {
-            params[i].data = NULL;
-        }
-    }
-
-    (void) ngx_agentlocator_pg_write(ngx_agentlocator_crm_incoming_sql,
-                                     "incoming_call", 5, params);
-}
-
-
 /*
  * call_status: the call's status, moving forward only (a late "ringing"
  * after "completed" is kept in the timeline, not in the call); when it was
@@ -109,13 +81,137 @@ static const char  ngx_agentlocator_crm_status_sql[] =
     " ON CONFLICT ON CONSTRAINT call_events_idempotency_key DO NOTHING";
 
 
+/*
+ * Everything else that happens to a call (ngx_agentlocator_crm_event_t):
+ * one timeline row, once per idempotency key, and what the call row keeps
+ * of it.  Each column only fills in or moves forward, whatever order the
+ * events land in: the first stream and its start, the most frames, the
+ * first redirect reason, an outcome that is final stays final.
+ */
+
+static const char  ngx_agentlocator_crm_event_sql[] =
+    "WITH up AS ("
+    "  INSERT INTO calls (call_sid, created_at, stream_sid, stream_started_at,"
+    "                     stream_ended_at, frames, redirect_reason,"
+    "                     redirect_outcome, redirected_at, fallback_served)"
+    "  VALUES ($1::text, to_timestamp($4::double precision), $6::text,"
+    "          CASE WHEN $2::text = 'stream_start'"
+    "               THEN to_timestamp($4::double precision) END,"
+    "          CASE WHEN $2::text IN ('stream_stop', 'stream_drop')"
+    "               THEN to_timestamp($4::double precision) END,"
+    "          coalesce($7::bigint, 0), $8::text, $9::text,"
+    "          CASE WHEN $9::text = 'redirected'"
+    "               THEN to_timestamp($4::double precision) END,"
+    "          $10::boolean)"
+    "  ON CONFLICT (call_sid) DO UPDATE SET"
+    "    created_at = least(calls.created_at, EXCLUDED.created_at),"
+    "    stream_sid = coalesce(calls.stream_sid, EXCLUDED.stream_sid),"
+    "    stream_started_at = coalesce(calls.stream_started_at,"
+    "                                 EXCLUDED.stream_started_at),"
+    "    stream_ended_at = coalesce(calls.stream_ended_at,"
+    "                               EXCLUDED.stream_ended_at),"
+    "    frames = greatest(calls.frames, EXCLUDED.frames),"
+    "    redirect_reason = coalesce(calls.redirect_reason,"
+    "                               EXCLUDED.redirect_reason),"
+    "    redirect_outcome = CASE WHEN calls.redirect_outcome IN"
+    "                                 ('redirected', 'call_ended', 'refused',"
+    "                                  'gave_up')"
+    "                            THEN calls.redirect_outcome"
+    "                            ELSE coalesce(EXCLUDED.redirect_outcome,"
+    "                                          calls.redirect_outcome) END,"
+    "    redirected_at = coalesce(calls.redirected_at, EXCLUDED.redirected_at),"
+    "    fallback_served = calls.fallback_served OR EXCLUDED.fallback_served,"
+    "    updated_at = now()"
+    ")"
+    " INSERT INTO call_events (call_sid, event, reason, detail, at,"
+    "                          idempotency_key)"
+    " VALUES ($1::text, $2::text, $3::text,"
+    "         jsonb_strip_nulls(jsonb_build_object("
+    "             'stream_sid', $6::text, 'frames', $7::bigint,"
+    "             'attempt', $11::integer, 'http_status', $12::integer,"
+    "             'code', $13::integer)),"
+    "         to_timestamp($4::double precision), $5::text)"
+    " ON CONFLICT ON CONSTRAINT call_events_idempotency_key DO NOTHING";
+
+
+/*
+ * handle_recording (Twilio's RecordingSid, Url, Duration) or a stream's
+ * WAV kept by agentlocator_recordings: a recording of the call, once.
+ */
+
+static const char  ngx_agentlocator_crm_recording_sql[] =
+    "WITH rec AS ("
+    "  INSERT INTO recordings (call_sid, recording_sid, url, duration_s,"
+    "                          wav_path)"
+    "  SELECT $1::text, $2::text, $3::text, $4::integer, $5::text"
+    "  WHERE $2::text IS NOT NULL OR $5::text IS NOT NULL"
+    "  ON CONFLICT DO NOTHING"
+    ")"
+    " INSERT INTO call_events (call_sid, event, reason, detail, at,"
+    "                          idempotency_key)"
+    " VALUES ($1::text, 'recording', CASE WHEN $5::text IS NULL"
+    "                                     THEN 'twilio' ELSE 'stream' END,"
+    "         jsonb_strip_nulls(jsonb_build_object('recording_sid', $2::text,"
+    "                                              'duration_s', $4::integer)),"
+    "         to_timestamp($6::double precision),"
+    "         $1::text || ':recording:' || coalesce($2::text, $5::text))"
+    " ON CONFLICT ON CONSTRAINT call_events_idempotency_key DO NOTHING";
+
+
+/*
+ * Every statement by name: a write in the spool names its statement, so a
+ * replay, even by a newer module, runs the text this one has for it.
+ */
+
+static ngx_agentlocator_crm_statement_t  ngx_agentlocator_crm_statements[] = {
+    { "incoming_call", ngx_agentlocator_crm_incoming_sql },
+    { "call_status", ngx_agentlocator_crm_status_sql },
+    { "call_event", ngx_agentlocator_crm_event_sql },
+    { "recording", ngx_agentlocator_crm_recording_sql },
+    { NULL, NULL }
+};
+
+#define NGX_AGENTLOCATOR_CRM_INCOMING   (&ngx_agentlocator_crm_statements[0])
+#define NGX_AGENTLOCATOR_CRM_STATUS     (&ngx_agentlocator_crm_statements[1])
+#define NGX_AGENTLOCATOR_CRM_EVENT      (&ngx_agentlocator_crm_statements[2])
+#define NGX_AGENTLOCATOR_CRM_RECORDING  (&ngx_agentlocator_crm_statements[3])
+
+
+static ngx_str_t *ngx_agentlocator_crm_now(u_char *buf, ngx_str_t *at);
+static ngx_uint_t ngx_agentlocator_crm_whole_seconds(ngx_str_t *s);
+
+
+void
+ngx_agentlocator_crm_incoming(ngx_agentlocator_call_info_t *info)
+{
+    u_char      at[NGX_TIME_T_LEN + 8];
+    ngx_str_t   params[5];
+    ngx_uint_t  i;
+
+    params[0] = info->call_sid;
+    params[1] = info->account_sid;
+    params[2] = info->from;
+    params[3] = info->to;
+    (void) ngx_agentlocator_crm_now(at, &params[4]);
+
+    /* an absent field is SQL NULL, not an empty string */
+    for (i = 1; i < 4; i++) {
+        if (params[i].len == 0) {
+            params[i].data = NULL;
+        }
+    }
+
+    (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_INCOMING, 5,
+                                     params);
+}
+
+
 void
 ngx_agentlocator_crm_call_status(ngx_str_t *call_sid, ngx_str_t *status,
     ngx_str_t *duration, ngx_uint_t terminal)
 {
     u_char      at[NGX_TIME_T_LEN + 8];
     ngx_str_t   params[5];
-    ngx_uint_t  i;
 
     params[0] = *call_sid;
     params[1] = *status;
@@ -127,19 +223,170 @@ ngx_agentlocator_crm_call_status(ngx_str_t *call_sid, ngx_str_t *status,
         ngx_str_set(&params[4], "t");
     }
 
-    /* CallDuration: whole seconds, or nothing */
-    for (i = 0; i < params[2].len; i++) {
-        if (params[2].data[i] < '0' || params[2].data[i] > '9') {
-            break;
-        }
-    }
-
-    if (params[2].len == 0 || params[2].len > 9 || i != params[2].len) {
+    if (!ngx_agentlocator_crm_whole_seconds(&params[2])) {
         ngx_str_null(&params[2]);
     }
 
-    (void) ngx_agentlocator_pg_write(ngx_agentlocator_crm_status_sql,
-                                     "call_status", 5, params);
+    (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_STATUS, 5,
+                                     params);
+}
+
+
+/*
+ * One event of a call's timeline.  Its idempotency key is
+ * "{CallSid}:{event}" and, when the event can happen more than once per
+ * call, ":{key}" (the stream, the attempt): a webhook Twilio retries, a
+ * write replayed from the spool, land once.
+ */
+
+void
+ngx_agentlocator_crm_event(ngx_agentlocator_crm_event_t *ev)
+{
+    u_char      at[NGX_TIME_T_LEN + 8], key[NGX_AGENTLOCATOR_CRM_KEY_LEN];
+    u_char      frames[NGX_INT64_LEN], attempt[NGX_INT_T_LEN];
+    u_char      status[NGX_INT_T_LEN], code[NGX_INT_T_LEN], *p, *last;
+    ngx_str_t   params[13];
+
+    ngx_memzero(params, sizeof(params));
+
+    params[0].data = ev->call_sid;
+    params[0].len = NGX_AGENTLOCATOR_SID_LEN;
+    params[1].data = (u_char *) ev->event;
+    params[1].len = ngx_strlen(ev->event);
+    params[2] = ev->reason;
+    (void) ngx_agentlocator_crm_now(at, &params[3]);
+
+    last = key + sizeof(key);
+    p = ngx_slprintf(key, last, "%*s:%s", (size_t) NGX_AGENTLOCATOR_SID_LEN,
+                     ev->call_sid, ev->event);
+
+    if (ev->key.len) {
+        p = ngx_slprintf(p, last, ":%V", &ev->key);
+    }
+
+    params[4].data = key;
+    params[4].len = p - key;
+
+    if (ev->stream_sid) {
+        params[5].data = ev->stream_sid;
+        params[5].len = NGX_AGENTLOCATOR_SID_LEN;
+    }
+
+    if (ev->frames >= 0) {
+        params[6].data = frames;
+        params[6].len = ngx_sprintf(frames, "%L", ev->frames) - frames;
+    }
+
+    if (ev->redirect_reason) {
+        params[7].data = (u_char *) ev->redirect_reason;
+        params[7].len = ngx_strlen(ev->redirect_reason);
+    }
+
+    if (ev->redirect_outcome) {
+        params[8].data = (u_char *) ev->redirect_outcome;
+        params[8].len = ngx_strlen(ev->redirect_outcome);
+    }
+
+    ngx_str_set(&params[9], "f");
+
+    if (ev->fallback) {
+        ngx_str_set(&params[9], "t");
+    }
+
+    if (ev->attempt) {
+        params[10].data = attempt;
+        params[10].len = ngx_sprintf(attempt, "%ui", ev->attempt) - attempt;
+    }
+
+    if (ev->http_status) {
+        params[11].data = status;
+        params[11].len = ngx_sprintf(status, "%ui", ev->http_status) - status;
+    }
+
+    if (ev->code) {
+        params[12].data = code;
+        params[12].len = ngx_sprintf(code, "%ui", ev->code) - code;
+    }
+
+    /* an empty reason is none: SQL NULL */
+    if (params[2].len == 0) {
+        params[2].data = NULL;
+    }
+
+    (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_EVENT, 13, params);
+}
+
+
+/*
+ * A recording of the call: Twilio's (recording_sid, url, duration as
+ * Twilio sent them, or empty) or a stream's WAV (wav_path).
+ */
+
+void
+ngx_agentlocator_crm_recording(ngx_str_t *call_sid, ngx_str_t *recording_sid,
+    ngx_str_t *url, ngx_str_t *duration, ngx_str_t *wav_path)
+{
+    u_char      at[NGX_TIME_T_LEN + 8];
+    ngx_str_t   params[6];
+    ngx_uint_t  i;
+
+    params[0] = *call_sid;
+    params[1] = *recording_sid;
+    params[2] = *url;
+    params[3] = *duration;
+    params[4] = *wav_path;
+    (void) ngx_agentlocator_crm_now(at, &params[5]);
+
+    if (!ngx_agentlocator_crm_whole_seconds(&params[3])) {
+        ngx_str_null(&params[3]);
+    }
+
+    for (i = 1; i < 5; i++) {
+        if (params[i].len == 0) {
+            params[i].data = NULL;
+        }
+    }
+
+    (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_RECORDING, 6,
+                                     params);
+}
+
+
+ngx_agentlocator_crm_statement_t *
+ngx_agentlocator_crm_statement(u_char *name, size_t len)
+{
+    ngx_agentlocator_crm_statement_t  *st;
+
+    for (st = ngx_agentlocator_crm_statements; st->name; st++) {
+        if (ngx_strlen(st->name) == len
+            && ngx_strncmp(st->name, name, len) == 0)
+        {
+            return st;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* Twilio's durations: whole seconds, at most 9 digits, or nothing. */
+
+static ngx_uint_t
+ngx_agentlocator_crm_whole_seconds(ngx_str_t *s)
+{
+    ngx_uint_t  i;
+
+    if (s->len == 0 || s->len > 9) {
+        return 0;
+    }
+
+    for (i = 0; i < s->len; i++) {
+        if (s->data[i] < '0' || s->data[i] > '9') {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

@@ -74,6 +74,7 @@ ngx_agentlocator_health_ready(ngx_http_request_t *r)
     ngx_agentlocator_main_conf_t       *amcf;
     ngx_agentlocator_public_url_t      *url;
     ngx_agentlocator_pg_status_t        pg;
+    ngx_agentlocator_spool_status_t     spool;
     ngx_agentlocator_registry_usage_t   usage;
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
@@ -86,14 +87,18 @@ ngx_agentlocator_health_ready(ngx_http_request_t *r)
     ready = (reg != NULL && !exiting);
 
     ngx_agentlocator_pg_status(&pg);
+    ngx_agentlocator_spool_status(&spool);
 
     len = sizeof("{\"ready\":false,\"checks\":{\"zone\":\"missing\","
                  "\"worker\":\"exiting\",\"database\":\"old_schema\"},"
                  "\"public_url\":null,\"zone\":null,"
                  "\"database\":{\"schema\":,\"needed\":,"
-                 "\"connected\":,\"pool\":,\"queued\":,\"written\":,"
-                 "\"refused\":,\"dropped\":}}\n") - 1
-          + 8 * NGX_INT64_LEN;
+                 "\"connected\":,\"pool\":,\"queued\":,\"in_flight\":,"
+                 "\"written\":,\"refused\":,\"dropped\":},"
+                 "\"spool\":{\"files\":,\"bytes\":,\"unread\":,"
+                 "\"write_failed\":,\"torn\":,\"adopted\":,"
+                 "\"replayed\":}}\n") - 1
+          + 16 * NGX_INT64_LEN;
 
     if (url) {
         len += ngx_agentlocator_json_escape_len(&url->url) + 2;
@@ -148,12 +153,26 @@ ngx_agentlocator_health_ready(ngx_http_request_t *r)
     if (pg.pool) {
         p = ngx_sprintf(p, ",\"database\":{\"schema\":%i,\"needed\":%ui,"
                         "\"connected\":%ui,\"pool\":%ui,\"queued\":%ui,"
-                        "\"written\":%ui,\"refused\":%ui,\"dropped\":%ui}",
+                        "\"in_flight\":%ui,\"written\":%ui,\"refused\":%ui,"
+                        "\"dropped\":%ui}",
                         pg.schema, pg.needed, pg.connected, pg.pool,
-                        pg.queued, pg.done, pg.failed, pg.dropped);
+                        pg.queued, pg.in_flight, pg.done, pg.failed,
+                        pg.dropped);
 
     } else {
         p = ngx_cpymem(p, ",\"database\":null", sizeof(",\"database\":null") - 1);
+    }
+
+    if (spool.on) {
+        p = ngx_sprintf(p, ",\"spool\":{\"files\":%ui,\"bytes\":%O,"
+                        "\"unread\":%O,\"write_failed\":%ui,\"torn\":%ui,"
+                        "\"adopted\":%ui,\"replayed\":%ui}",
+                        spool.files, spool.bytes, spool.unread,
+                        spool.write_failed, spool.torn, spool.adopted,
+                        spool.replayed);
+
+    } else {
+        p = ngx_cpymem(p, ",\"spool\":null", sizeof(",\"spool\":null") - 1);
     }
 
     p = ngx_cpymem(p, "}\n", 2);

@@ -116,6 +116,8 @@ static void ngx_agentlocator_media_frame(ngx_agentlocator_media_t *ms,
     ngx_agentlocator_ws_frame_t *frame);
 static void ngx_agentlocator_media_message(ngx_agentlocator_media_t *ms,
     u_char *data, size_t len);
+static void ngx_agentlocator_media_crm(ngx_agentlocator_media_t *ms,
+    const char *event, const char *reason);
 static void ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
     ngx_agentlocator_twilio_event_t *ev);
 static ngx_int_t ngx_agentlocator_media_attach(ngx_agentlocator_media_t *ms,
@@ -444,6 +446,8 @@ ngx_agentlocator_media_write_handler(ngx_event_t *wev)
                       ms->has_call ? ms->call_sid : (u_char *) "-",
                       ms->alcf->media_idle_timeout);
 
+        ngx_agentlocator_media_crm(ms, "stream_error", "not_reading");
+
         ngx_agentlocator_media_finish(ms);
         return;
     }
@@ -521,6 +525,9 @@ ngx_agentlocator_media_read(ngx_agentlocator_media_t *ms)
                               "WS_PROTOCOL_ERROR reason=\"%s\" close=%ui",
                               ms->parser.error,
                               (ngx_uint_t) ms->parser.close_code);
+
+                ngx_agentlocator_media_crm(ms, "stream_error",
+                                           ms->parser.error);
 
                 if (ms->registry) {
                     (void) ngx_atomic_fetch_add(
@@ -604,6 +611,8 @@ ngx_agentlocator_media_read_timer(ngx_agentlocator_media_t *ms)
                   "WS_IDLE call=%*s: no message in %M ms",
                   ms->has_call ? NGX_AGENTLOCATOR_SID_LEN : 1,
                   ms->has_call ? ms->call_sid : (u_char *) "-", idle);
+
+    ngx_agentlocator_media_crm(ms, "stream_error", "idle");
 
     ngx_agentlocator_media_close(ms, NGX_AGENTLOCATOR_WS_NORMAL,
                                  "idle timeout");
@@ -765,6 +774,7 @@ ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
     ngx_agentlocator_twilio_event_t *ev)
 {
     ngx_str_t                         call_sid, stream_sid, account_sid;
+    ngx_str_t                         path, none;
     ngx_connection_t                 *c;
     ngx_agentlocator_ev_sid_t        *sid;
 
@@ -839,6 +849,60 @@ ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
                   &call_sid, &stream_sid,
                   ms->url_call_sid.len ? "per-call" : "plain",
                   ms->recording ? "on" : "off");
+
+    ngx_agentlocator_media_crm(ms, "stream_start", NULL);
+
+    if (ms->recording) {
+        ngx_agentlocator_recording_path(ms->recording, &path);
+        ngx_str_null(&none);
+
+        ngx_agentlocator_crm_recording(&call_sid, &none, &none, &none, &path);
+    }
+}
+
+
+/*
+ * A stream's event for the CRM's timeline, once per stream (an error once
+ * per stream and reason): only for a stream that holds its call, so
+ * nothing a refused client says reaches the CRM.
+ */
+
+static void
+ngx_agentlocator_media_crm(ngx_agentlocator_media_t *ms, const char *event,
+    const char *reason)
+{
+    u_char                        key[NGX_AGENTLOCATOR_SID_LEN + 64];
+    ngx_uint_t                    ended, error;
+    ngx_agentlocator_crm_event_t  ev;
+
+    if (!ms->attached) {
+        return;
+    }
+
+    ended = (ngx_strcmp(event, "stream_stop") == 0
+             || ngx_strcmp(event, "stream_drop") == 0);
+    error = (ngx_strcmp(event, "stream_error") == 0);
+
+    ngx_memzero(&ev, sizeof(ngx_agentlocator_crm_event_t));
+
+    ev.call_sid = ms->call_sid;
+    ev.event = event;
+    ev.stream_sid = ms->stream_sid;
+    ev.frames = ended ? (int64_t) ms->frames : -1;
+
+    if (reason) {
+        ev.reason.data = (u_char *) reason;
+        ev.reason.len = ngx_strlen(reason);
+    }
+
+    ev.key.data = key;
+    ev.key.len = ngx_snprintf(key, sizeof(key), "%*s%s%s",
+                              (size_t) NGX_AGENTLOCATOR_SID_LEN,
+                              ms->stream_sid, error ? ":" : "",
+                              error ? reason : "")
+                 - key;
+
+    ngx_agentlocator_crm_event(&ev);
 }
 
 
@@ -1043,6 +1107,8 @@ ngx_agentlocator_media_silence_handler(ngx_event_t *ev)
                   NGX_AGENTLOCATOR_SID_LEN, ms->call_sid,
                   ngx_current_msec - base);
 
+    ngx_agentlocator_media_crm(ms, "stream_error", "silent");
+
     ngx_agentlocator_media_flush(ms, NGX_AGENTLOCATOR_STREAM_SILENT);
 }
 
@@ -1107,6 +1173,8 @@ ngx_agentlocator_media_bad(ngx_agentlocator_media_t *ms, const char *reason)
     }
 
     if (ms->bad_messages <= NGX_AGENTLOCATOR_MEDIA_LOG_BAD) {
+        ngx_agentlocator_media_crm(ms, "stream_error", reason);
+
         ngx_log_error(NGX_LOG_INFO, ms->connection->log, 0,
                       "WS_BAD_MESSAGE reason=\"%s\" count=%ui%s", reason,
                       ms->bad_messages,
@@ -1541,6 +1609,7 @@ ngx_agentlocator_media_free_out(ngx_agentlocator_media_t *ms,
 static void
 ngx_agentlocator_media_finish(ngx_agentlocator_media_t *ms)
 {
+    u_char             reason[32];
     ngx_connection_t  *c;
 
     if (ms->finished) {
@@ -1567,6 +1636,15 @@ ngx_agentlocator_media_finish(ngx_agentlocator_media_t *ms)
                   ms->frames, ms->bytes, ms->bad_messages,
                   ngx_current_msec - ms->started,
                   ms->attached && !ms->stopped ? " dropped=1" : "");
+
+    if (ms->stopped) {
+        ngx_agentlocator_media_crm(ms, "stream_stop", NULL);
+
+    } else {
+        (void) ngx_snprintf(reason, sizeof(reason), "close_%ui%Z",
+                            (ngx_uint_t) ms->code);
+        ngx_agentlocator_media_crm(ms, "stream_drop", (char *) reason);
+    }
 
     ngx_post_event(c->write, &ngx_posted_events);
 }

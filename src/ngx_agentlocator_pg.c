@@ -8,11 +8,15 @@
  * each new connection the schema's version is read, so a database older
  * than this module needs is logged (CRM_SCHEMA_OLD) and /readyz says so.
  *
- * Writes (ngx_agentlocator_pg_write) queue in the worker, bounded, and
- * go out one at a time on whichever connection is free; a write whose
- * connection broke goes back to the head of the queue (every write is
- * idempotent).  The durable spool for what the queue cannot hold, or what
- * is queued when the worker exits, comes next (issue 13).
+ * Writes (ngx_agentlocator_pg_write) are appended to the spool first
+ * when there is one (ngx_agentlocator_spool.c), then queue in the worker,
+ * bounded (what the bound leaves out waits in the spool), and go out in
+ * batches on whichever connection is free, in libpq's pipeline mode: one
+ * round trip and one transaction per batch.  A batch whose connection
+ * broke, or that the database asked to retry (a deadlock, a shutdown), goes
+ * back to the head of the queue: every write is idempotent.  A write the
+ * database refuses for good (a constraint) is logged and not retried; the
+ * rest of its batch, rolled back with it, is sent again.
  */
 
 
@@ -37,14 +41,18 @@
 #define NGX_AGENTLOCATOR_PG_VERSION_SQL                                       \
     "SELECT coalesce(max(version), 0) FROM schema_version"
 
-/* writes a worker holds while the database is slow or away */
+/* writes a worker holds in memory while the database is slow or away */
 #define NGX_AGENTLOCATOR_PG_QUEUE_MAX     10000
+
+/* writes per pipeline: one round trip, one transaction */
+#define NGX_AGENTLOCATOR_PG_BATCH         64
 
 
 typedef struct {
     ngx_queue_t                 queue;
-    const char                 *sql;      /* static text */
-    const char                 *what;     /* for the log */
+    ngx_agentlocator_crm_statement_t  *st;
+    void                       *spooled;  /* its journal; NULL: memory only */
+    ngx_uint_t                  refused;  /* by the database, for good */
     int                         n;
     const char                 *values[NGX_AGENTLOCATOR_PG_MAX_PARAMS];
     int                         lengths[NGX_AGENTLOCATOR_PG_MAX_PARAMS];
@@ -69,8 +77,12 @@ typedef struct {
     ngx_msec_t                  delay;    /* the next backoff */
     ngx_uint_t                  state;    /* _pg_state_e */
     ngx_uint_t                  index;
-    ngx_uint_t                  in_flight; /* a query awaits its results */
-    ngx_agentlocator_pg_write_t *write;    /* the write it is */
+    ngx_uint_t                  checking; /* the version query is out */
+    ngx_queue_t                 batch;    /* writes sent, in order */
+    ngx_uint_t                  nbatch;
+    ngx_queue_t                *cursor;   /* whose results come next */
+    ngx_uint_t                  retry;    /* the database said: again */
+    char                        sqlstate[6];
 } ngx_agentlocator_pg_conn_t;
 
 
@@ -106,15 +118,32 @@ static void ngx_agentlocator_pg_close(ngx_agentlocator_pg_conn_t *pc);
 static u_char *ngx_agentlocator_pg_error(PGconn *conn, u_char *buf,
     size_t size);
 static void ngx_agentlocator_pg_notice(void *arg, const char *message);
+static void ngx_agentlocator_pg_checked(ngx_agentlocator_pg_conn_t *pc,
+    PGresult *res);
+static void ngx_agentlocator_pg_ready(ngx_agentlocator_pg_conn_t *pc);
+static void ngx_agentlocator_pg_results(ngx_agentlocator_pg_conn_t *pc);
 static void ngx_agentlocator_pg_result(ngx_agentlocator_pg_conn_t *pc,
     PGresult *res);
-static void ngx_agentlocator_pg_done(ngx_agentlocator_pg_conn_t *pc);
+static void ngx_agentlocator_pg_batch_done(ngx_agentlocator_pg_conn_t *pc);
+static void ngx_agentlocator_pg_requeue(ngx_agentlocator_pg_conn_t *pc);
+static void ngx_agentlocator_pg_taken(ngx_agentlocator_pg_write_t *w);
 static void ngx_agentlocator_pg_dispatch(void);
-static void ngx_agentlocator_pg_send(ngx_agentlocator_pg_conn_t *pc,
-    const char *sql, ngx_agentlocator_pg_write_t *w);
+static void ngx_agentlocator_pg_send(ngx_agentlocator_pg_conn_t *pc);
+static ngx_int_t ngx_agentlocator_pg_flush(ngx_agentlocator_pg_conn_t *pc);
+static ngx_agentlocator_pg_write_t *ngx_agentlocator_pg_write_new(
+    ngx_agentlocator_crm_statement_t *st, ngx_uint_t n, ngx_str_t *params);
 
 
 static ngx_agentlocator_pg_pool_t  *ngx_agentlocator_pg;
+
+#define NGX_AGENTLOCATOR_PG_NKEEPALIVE  4
+
+static const char  *ngx_agentlocator_pg_keepalive[][2] = {
+    { "keepalives_idle", "30" },
+    { "keepalives_interval", "10" },
+    { "keepalives_count", "3" },
+    { "tcp_user_timeout", "60000" }
+};
 
 static char *ngx_agentlocator_pg_resolve(ngx_conf_t *cf,
     ngx_agentlocator_main_conf_t *amcf);
@@ -240,8 +269,11 @@ ngx_agentlocator_pg_resolve(ngx_conf_t *cf, ngx_agentlocator_main_conf_t *amcf)
         hosts = NULL;   /* hostaddr given: nothing to look up */
     }
 
-    kw = ngx_pcalloc(cf->pool, (n + 2) * sizeof(char *));
-    val = ngx_pcalloc(cf->pool, (n + 2) * sizeof(char *));
+    kw = ngx_pcalloc(cf->pool,
+                     (n + 2 + NGX_AGENTLOCATOR_PG_NKEEPALIVE) * sizeof(char *));
+    val = ngx_pcalloc(cf->pool,
+                      (n + 2 + NGX_AGENTLOCATOR_PG_NKEEPALIVE)
+                      * sizeof(char *));
     if (kw == NULL || val == NULL) {
         PQconninfoFree(opts);
         return NGX_CONF_ERROR;
@@ -344,6 +376,30 @@ ngx_agentlocator_pg_resolve(ngx_conf_t *cf, ngx_agentlocator_main_conf_t *amcf)
         i++;
     }
 
+    /*
+     * A server that vanished without a word (a network cut) must not hold
+     * a connection's writes for the kernel's two hours: TCP keepalives
+     * find it in about a minute, unless the conninfo says otherwise.
+     * Ignored on unix sockets.
+     */
+
+    for (h = 0; h < NGX_AGENTLOCATOR_PG_NKEEPALIVE; h++) {
+        for (o = opts; o->keyword; o++) {
+            if (o->val && o->val[0]
+                && ngx_strcmp(o->keyword,
+                              ngx_agentlocator_pg_keepalive[h][0]) == 0)
+            {
+                break;
+            }
+        }
+
+        if (o->keyword == NULL) {
+            kw[i] = (char *) ngx_agentlocator_pg_keepalive[h][0];
+            val[i] = (char *) ngx_agentlocator_pg_keepalive[h][1];
+            i++;
+        }
+    }
+
     kw[i] = NULL;
     val[i] = NULL;
 
@@ -411,6 +467,8 @@ ngx_agentlocator_pg_init_worker(ngx_cycle_t *cycle)
         pc->deadline.log = cycle->log;
         pc->deadline.cancelable = 1;
 
+        ngx_queue_init(&pc->batch);
+
         ngx_agentlocator_pg_connect(pc);
     }
 
@@ -424,6 +482,7 @@ ngx_agentlocator_pg_exit_worker(void)
     ngx_uint_t                    i, lost;
     ngx_queue_t                  *q;
     ngx_agentlocator_pg_pool_t   *pool;
+    ngx_agentlocator_pg_write_t  *w;
 
     pool = ngx_agentlocator_pg;
 
@@ -431,30 +490,31 @@ ngx_agentlocator_pg_exit_worker(void)
         return;
     }
 
-    lost = pool->queued;
-
     for (i = 0; i < pool->nconns; i++) {
-        if (pool->conns[i].write) {
-            /* sent, its result not seen: maybe done, maybe not */
-            lost++;
-            ngx_free(pool->conns[i].write);
-            pool->conns[i].write = NULL;
-        }
-
+        /* sent, their results not seen: maybe done, maybe not */
+        ngx_agentlocator_pg_requeue(&pool->conns[i]);
         ngx_agentlocator_pg_close(&pool->conns[i]);
     }
 
-    if (lost) {
-        /* until the spool exists, they are lost: say how many */
-        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                      "CRM_LOST writes=%ui: queued or unanswered when the "
-                      "worker exited", lost);
-    }
+    lost = 0;
 
     while (!ngx_queue_empty(&pool->writes)) {
         q = ngx_queue_head(&pool->writes);
         ngx_queue_remove(q);
-        ngx_free(ngx_queue_data(q, ngx_agentlocator_pg_write_t, queue));
+        w = ngx_queue_data(q, ngx_agentlocator_pg_write_t, queue);
+
+        /* a spooled write stays in its journal for the next worker */
+        if (w->spooled == NULL) {
+            lost++;
+        }
+
+        ngx_free(w);
+    }
+
+    if (lost) {
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "CRM_LOST writes=%ui: queued or unanswered when the "
+                      "worker exited, and not in a spool", lost);
     }
 
     ngx_agentlocator_pg = NULL;
@@ -462,19 +522,20 @@ ngx_agentlocator_pg_exit_worker(void)
 
 
 /*
- * Queues one write: "sql" (static text, with ON CONFLICT so that doing it
- * twice changes nothing) and its "n" parameters, copied (a NULL data is
- * SQL NULL).  Never blocks, never waits: NGX_DECLINED when there is no
- * database configured, NGX_BUSY when the queue is full (counted, logged).
+ * Queues one write: statement "st" (ON CONFLICT, so that doing it twice
+ * changes nothing) and its "n" parameters, copied (a NULL data is SQL
+ * NULL).  With a spool it is on disk before this returns.  Never blocks
+ * on the database, never waits: NGX_DECLINED when there is no database
+ * configured, NGX_BUSY when it could be neither spooled nor queued
+ * (counted, logged).
  */
 
 ngx_int_t
-ngx_agentlocator_pg_write(const char *sql, const char *what, ngx_uint_t n,
+ngx_agentlocator_pg_write(ngx_agentlocator_crm_statement_t *st, ngx_uint_t n,
     ngx_str_t *params)
 {
-    u_char                       *p;
-    size_t                        size;
-    ngx_uint_t                    i;
+    void                         *spooled;
+    ngx_uint_t                    room;
     ngx_agentlocator_pg_pool_t   *pool;
     ngx_agentlocator_pg_write_t  *w;
 
@@ -484,16 +545,97 @@ ngx_agentlocator_pg_write(const char *sql, const char *what, ngx_uint_t n,
         return NGX_DECLINED;
     }
 
-    if (pool->queued >= NGX_AGENTLOCATOR_PG_QUEUE_MAX) {
+    room = (pool->queued < NGX_AGENTLOCATOR_PG_QUEUE_MAX);
+    spooled = NULL;
+
+    if (ngx_agentlocator_spool_on()) {
+        /* in memory as well only when nothing older waits on disk */
+        room = room && !ngx_agentlocator_spool_backlog();
+
+        if (ngx_agentlocator_spool_append(st->name, n, params, room,
+                                          &spooled)
+            == NGX_OK)
+        {
+            if (!room) {
+                ngx_agentlocator_pg_dispatch();
+                return NGX_OK;
+            }
+
+        } else {
+            room = (pool->queued < NGX_AGENTLOCATOR_PG_QUEUE_MAX);
+        }
+    }
+
+    if (!room) {
         if (pool->dropped++ % 1000 == 0) {
             ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                           "CRM_QUEUE_FULL dropped=%ui: %ui writes wait for "
                           "the database; this one (%s) is lost",
-                          pool->dropped, pool->queued, what);
+                          pool->dropped, pool->queued, st->name);
         }
 
         return NGX_BUSY;
     }
+
+    w = ngx_agentlocator_pg_write_new(st, n, params);
+
+    if (w == NULL) {
+        /* on disk, if there is a spool: the next worker has it */
+        return NGX_ERROR;
+    }
+
+    w->spooled = spooled;
+
+    ngx_queue_insert_tail(&pool->writes, &w->queue);
+    pool->queued++;
+
+    ngx_agentlocator_pg_dispatch();
+
+    return NGX_OK;
+}
+
+
+/* A write read back from the spool joins the queue (spool_load). */
+
+ngx_int_t
+ngx_agentlocator_pg_load(ngx_agentlocator_crm_statement_t *st, ngx_uint_t n,
+    ngx_str_t *params, void *spooled)
+{
+    ngx_agentlocator_pg_write_t  *w;
+
+    w = ngx_agentlocator_pg_write_new(st, n, params);
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    w->spooled = spooled;
+
+    ngx_queue_insert_tail(&ngx_agentlocator_pg->writes, &w->queue);
+    ngx_agentlocator_pg->queued++;
+
+    return NGX_OK;
+}
+
+
+/* The spool found work (a journal left by a worker that is gone). */
+
+void
+ngx_agentlocator_pg_kick(void)
+{
+    if (ngx_agentlocator_pg) {
+        ngx_agentlocator_pg_dispatch();
+    }
+}
+
+
+static ngx_agentlocator_pg_write_t *
+ngx_agentlocator_pg_write_new(ngx_agentlocator_crm_statement_t *st,
+    ngx_uint_t n, ngx_str_t *params)
+{
+    u_char                       *p;
+    size_t                        size;
+    ngx_uint_t                    i;
+    ngx_agentlocator_pg_write_t  *w;
 
     size = sizeof(ngx_agentlocator_pg_write_t);
 
@@ -501,13 +643,14 @@ ngx_agentlocator_pg_write(const char *sql, const char *what, ngx_uint_t n,
         size += params[i].len + 1;
     }
 
-    w = ngx_alloc(size, pool->log);
+    w = ngx_alloc(size, ngx_agentlocator_pg->log);
     if (w == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
-    w->sql = sql;
-    w->what = what;
+    w->st = st;
+    w->spooled = NULL;
+    w->refused = 0;
     w->n = (int) n;
     p = w->data;
 
@@ -524,72 +667,103 @@ ngx_agentlocator_pg_write(const char *sql, const char *what, ngx_uint_t n,
         *p++ = '\0';
     }
 
-    ngx_queue_insert_tail(&pool->writes, &w->queue);
-    pool->queued++;
-
-    ngx_agentlocator_pg_dispatch();
-
-    return NGX_OK;
+    return w;
 }
 
 
-/* Each free connection takes the oldest write. */
+/*
+ * Each free connection takes a batch of the oldest writes; the queue is
+ * topped up from the spool first.
+ */
 
 static void
 ngx_agentlocator_pg_dispatch(void)
 {
     ngx_uint_t                    i;
-    ngx_queue_t                  *q;
     ngx_agentlocator_pg_conn_t   *pc;
     ngx_agentlocator_pg_pool_t   *pool;
 
     pool = ngx_agentlocator_pg;
 
+    if (pool->queued < NGX_AGENTLOCATOR_PG_QUEUE_MAX / 2
+        && ngx_agentlocator_spool_backlog())
+    {
+        ngx_agentlocator_spool_load(NGX_AGENTLOCATOR_PG_QUEUE_MAX
+                                    - pool->queued);
+    }
+
     for (i = 0; i < pool->nconns && !ngx_queue_empty(&pool->writes); i++) {
         pc = &pool->conns[i];
 
-        if (pc->state != NGX_AGENTLOCATOR_PG_READY || pc->in_flight) {
-            continue;
+        if (pc->state == NGX_AGENTLOCATOR_PG_READY && pc->nbatch == 0) {
+            ngx_agentlocator_pg_send(pc);
         }
-
-        q = ngx_queue_head(&pool->writes);
-        ngx_queue_remove(q);
-        pool->queued--;
-
-        ngx_agentlocator_pg_send(pc, NULL,
-                                 ngx_queue_data(q, ngx_agentlocator_pg_write_t,
-                                                queue));
     }
 }
 
 
-/* A query ("sql", or write "w"'s) goes out; its results come as read events. */
+/*
+ * A batch goes out in one pipeline, ended by a sync: the database runs it
+ * as one transaction, and its results come back as read events.
+ */
 
 static void
-ngx_agentlocator_pg_send(ngx_agentlocator_pg_conn_t *pc, const char *sql,
-    ngx_agentlocator_pg_write_t *w)
+ngx_agentlocator_pg_send(ngx_agentlocator_pg_conn_t *pc)
 {
-    int  rc;
+    ngx_queue_t                  *q;
+    ngx_agentlocator_pg_pool_t   *pool;
+    ngx_agentlocator_pg_write_t  *w;
 
-    pc->write = w;
+    pool = ngx_agentlocator_pg;
 
-    rc = w ? PQsendQueryParams(pc->conn, w->sql, w->n, NULL, w->values,
-                               w->lengths, NULL, 0)
-           : PQsendQueryParams(pc->conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+    while (pc->nbatch < NGX_AGENTLOCATOR_PG_BATCH
+           && !ngx_queue_empty(&pool->writes))
+    {
+        q = ngx_queue_head(&pool->writes);
+        ngx_queue_remove(q);
+        pool->queued--;
 
-    if (rc == 0) {
+        ngx_queue_insert_tail(&pc->batch, q);
+        pc->nbatch++;
+
+        w = ngx_queue_data(q, ngx_agentlocator_pg_write_t, queue);
+
+        if (PQsendQueryParams(pc->conn, w->st->sql, w->n, NULL, w->values,
+                              w->lengths, NULL, 0)
+            == 0)
+        {
+            ngx_agentlocator_pg_fail(pc, "cannot send a query");
+            return;
+        }
+    }
+
+    if (PQpipelineSync(pc->conn) == 0) {
         ngx_agentlocator_pg_fail(pc, "cannot send a query");
         return;
     }
 
-    pc->in_flight = 1;
+    pc->cursor = ngx_queue_head(&pc->batch);
+    pc->retry = 0;
 
-    /* what the socket did not take is flushed when it is writable */
+    (void) ngx_agentlocator_pg_flush(pc);
+}
+
+
+/* What the socket did not take is sent when it is writable. */
+
+static ngx_int_t
+ngx_agentlocator_pg_flush(ngx_agentlocator_pg_conn_t *pc)
+{
+    int  rc;
+
     rc = PQflush(pc->conn);
 
     if (rc < 0 || ngx_agentlocator_pg_watch(pc, rc == 1) != NGX_OK) {
         ngx_agentlocator_pg_fail(pc, "cannot send a query");
+        return NGX_ERROR;
     }
+
+    return NGX_OK;
 }
 
 
@@ -618,6 +792,11 @@ ngx_agentlocator_pg_status(ngx_agentlocator_pg_status_t *st)
     st->schema = pool->schema;
     st->pool = pool->nconns;
     st->queued = pool->queued;
+
+    for (i = 0; i < pool->nconns; i++) {
+        st->in_flight += pool->conns[i].nbatch;
+    }
+
     st->done = pool->done;
     st->failed = pool->failed;
     st->dropped = pool->dropped;
@@ -628,11 +807,12 @@ ngx_agentlocator_pg_status(ngx_agentlocator_pg_status_t *st)
         }
     }
 
-    if (st->connected == 0) {
-        st->state = "down";
-
-    } else if (pool->schema < NGX_AGENTLOCATOR_SCHEMA_VERSION) {
+    /* an old schema's connections are let go, and tried again */
+    if (pool->schema >= 0 && pool->schema < NGX_AGENTLOCATOR_SCHEMA_VERSION) {
         st->state = "old_schema";
+
+    } else if (st->connected == 0) {
+        st->state = "down";
 
     } else {
         st->state = "ok";
@@ -725,14 +905,24 @@ ngx_agentlocator_pg_poll(ngx_agentlocator_pg_conn_t *pc)
 }
 
 
-/* A new connection first reads the schema's version. */
+/* A new connection first reads the schema's version (not pipelined). */
 
 static void
 ngx_agentlocator_pg_check(ngx_agentlocator_pg_conn_t *pc)
 {
     pc->state = NGX_AGENTLOCATOR_PG_CHECKING;
 
-    ngx_agentlocator_pg_send(pc, NGX_AGENTLOCATOR_PG_VERSION_SQL, NULL);
+    if (PQsendQueryParams(pc->conn, NGX_AGENTLOCATOR_PG_VERSION_SQL, 0, NULL,
+                          NULL, NULL, NULL, 0)
+        == 0)
+    {
+        ngx_agentlocator_pg_fail(pc, "cannot send a query");
+        return;
+    }
+
+    pc->checking = 1;
+
+    (void) ngx_agentlocator_pg_flush(pc);
 }
 
 
@@ -782,16 +972,22 @@ ngx_agentlocator_pg_event(ngx_event_t *ev)
         return;
     }
 
-    while (pc->in_flight && !PQisBusy(pc->conn)) {
-        res = PQgetResult(pc->conn);
+    if (pc->state == NGX_AGENTLOCATOR_PG_CHECKING) {
+        while (pc->checking && !PQisBusy(pc->conn)) {
+            res = PQgetResult(pc->conn);
 
-        if (res == NULL) {
-            ngx_agentlocator_pg_done(pc);
-            break;
+            if (res == NULL) {
+                pc->checking = 0;
+                ngx_agentlocator_pg_ready(pc);
+                return;
+            }
+
+            ngx_agentlocator_pg_checked(pc, res);
+            PQclear(res);
         }
 
-        ngx_agentlocator_pg_result(pc, res);
-        PQclear(res);
+    } else {
+        ngx_agentlocator_pg_results(pc);
     }
 
     if (pc->conn && PQstatus(pc->conn) == CONNECTION_BAD) {
@@ -800,107 +996,265 @@ ngx_agentlocator_pg_event(ngx_event_t *ev)
 }
 
 
-/* One result of the query in flight. */
+/* The schema's version, read. */
+
+static void
+ngx_agentlocator_pg_checked(ngx_agentlocator_pg_conn_t *pc, PGresult *res)
+{
+    u_char                       err[256];
+    ngx_int_t                    version;
+    ngx_agentlocator_pg_pool_t  *pool;
+
+    pool = ngx_agentlocator_pg;
+    version = 0;
+
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        version = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
+                           PQgetlength(res, 0, 0));
+        if (version == NGX_ERROR) {
+            version = 0;
+        }
+
+    } else {
+        /* no schema_version table: nothing was migrated */
+        ngx_log_error(NGX_LOG_INFO, pool->log, 0,
+                      "agentlocator postgres: schema version: %s",
+                      ngx_agentlocator_pg_error(pc->conn, err, sizeof(err)));
+    }
+
+    if (version < NGX_AGENTLOCATOR_SCHEMA_VERSION && pool->schema != version) {
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "CRM_SCHEMA_OLD version=%i needed=%d: the database "
+                      "has not been migrated; run tools/migrate with its "
+                      "conninfo.  Writes wait (in the spool, if there is "
+                      "one) until it is", version,
+                      NGX_AGENTLOCATOR_SCHEMA_VERSION);
+    }
+
+    pool->schema = version;
+}
+
+
+/*
+ * The version is read: a database this module can write to gets the
+ * connection's writes, in pipeline mode from now on; an older one is left
+ * and tried again after the backoff, the writes waiting.
+ */
+
+static void
+ngx_agentlocator_pg_ready(ngx_agentlocator_pg_conn_t *pc)
+{
+    ngx_agentlocator_pg_pool_t  *pool;
+
+    pool = ngx_agentlocator_pg;
+
+    if (pool->schema < NGX_AGENTLOCATOR_SCHEMA_VERSION) {
+        ngx_agentlocator_pg_fail(pc, "the schema is older than needed");
+        return;
+    }
+
+    if (PQenterPipelineMode(pc->conn) == 0) {
+        ngx_agentlocator_pg_fail(pc, "cannot enter pipeline mode");
+        return;
+    }
+
+    pc->state = NGX_AGENTLOCATOR_PG_READY;
+    pc->delay = NGX_AGENTLOCATOR_PG_BACKOFF_MIN;
+
+    if (pc->deadline.timer_set) {
+        ngx_del_timer(&pc->deadline);
+    }
+
+    if (pool->failures) {
+        ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
+                      "CRM_CONNECTED connection=%ui after %ui failure(s)",
+                      pc->index, pool->failures);
+        pool->failures = 0;
+    }
+
+    ngx_agentlocator_pg_dispatch();
+}
+
+
+/*
+ * The results of a batch, in order: each query's, each ended by a NULL,
+ * then the sync's.  A query that failed makes the rest of the batch
+ * "aborted" and rolls back what ran before it.
+ */
+
+static void
+ngx_agentlocator_pg_results(ngx_agentlocator_pg_conn_t *pc)
+{
+    PGresult  *res;
+
+    while (pc->nbatch && !PQisBusy(pc->conn)) {
+        res = PQgetResult(pc->conn);
+
+        if (res == NULL) {
+            if (pc->cursor != ngx_queue_sentinel(&pc->batch)) {
+                pc->cursor = ngx_queue_next(pc->cursor);
+            }
+
+            continue;
+        }
+
+        if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            ngx_agentlocator_pg_batch_done(pc);
+            return;
+        }
+
+        ngx_agentlocator_pg_result(pc, res);
+        PQclear(res);
+    }
+}
+
+
+/*
+ * One result of a write.  The database refusing it (a constraint) would
+ * refuse it again: it is logged and not retried.  A failure of the moment
+ * (a deadlock, a serialization failure, too many connections, a server
+ * shutting down; SQLSTATE classes 40, 53, 57 and 08) sends the whole
+ * batch again after the backoff.
+ */
 
 static void
 ngx_agentlocator_pg_result(ngx_agentlocator_pg_conn_t *pc, PGresult *res)
 {
-    u_char                       err[256];
-    char                        *state;
-    ngx_int_t                    version;
-    ExecStatusType               status;
-    ngx_agentlocator_pg_pool_t  *pool;
+    u_char                        err[256];
+    char                         *state;
+    ngx_agentlocator_pg_pool_t   *pool;
+    ngx_agentlocator_pg_write_t  *w;
+
+    if (PQresultStatus(res) != PGRES_FATAL_ERROR
+        || pc->cursor == ngx_queue_sentinel(&pc->batch))
+    {
+        /* done, or PGRES_PIPELINE_ABORTED: sent again with the batch */
+        return;
+    }
 
     pool = ngx_agentlocator_pg;
-    status = PQresultStatus(res);
-
-    if (pc->state == NGX_AGENTLOCATOR_PG_CHECKING) {
-        version = 0;
-
-        if (status == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-            version = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
-                               PQgetlength(res, 0, 0));
-            if (version == NGX_ERROR) {
-                version = 0;
-            }
-
-        } else {
-            /* no schema_version table: nothing was migrated */
-            ngx_log_error(NGX_LOG_INFO, pool->log, 0,
-                          "agentlocator postgres: schema version: %s",
-                          ngx_agentlocator_pg_error(pc->conn, err,
-                                                    sizeof(err)));
-        }
-
-        if (version < NGX_AGENTLOCATOR_SCHEMA_VERSION
-            && pool->schema != version)
-        {
-            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                          "CRM_SCHEMA_OLD version=%i needed=%d: the "
-                          "database has not been migrated; run "
-                          "tools/migrate with its conninfo",
-                          version, NGX_AGENTLOCATOR_SCHEMA_VERSION);
-        }
-
-        pool->schema = version;
-        return;
-    }
-
-    if (pc->write == NULL
-        || status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
-    {
-        return;
-    }
-
-    /*
-     * The database refused it (a constraint, a schema too old): doing it
-     * again would be refused again, so it is logged and not retried.
-     */
+    w = ngx_queue_data(pc->cursor, ngx_agentlocator_pg_write_t, queue);
 
     state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    if (state == NULL
+        || ngx_strncmp(state, "40", 2) == 0 || ngx_strncmp(state, "53", 2) == 0
+        || ngx_strncmp(state, "57", 2) == 0 || ngx_strncmp(state, "08", 2) == 0)
+    {
+        pc->retry = 1;
+        (void) ngx_cpystrn((u_char *) pc->sqlstate,
+                           (u_char *) (state ? state : "-"),
+                           sizeof(pc->sqlstate));
+        return;
+    }
+
+    w->refused = 1;
     pool->failed++;
 
     ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                   "CRM_WRITE_FAILED what=%s sqlstate=%s: %s",
-                  pc->write->what, state ? state : "-",
+                  w->st->name, state,
                   ngx_agentlocator_pg_error(pc->conn, err, sizeof(err)));
 }
 
 
-/* The query in flight has all its results: the connection is free. */
+/*
+ * The batch's transaction ended: committed, and every write is taken; or
+ * rolled back, and every write but a refused one is queued again.
+ */
 
 static void
-ngx_agentlocator_pg_done(ngx_agentlocator_pg_conn_t *pc)
+ngx_agentlocator_pg_batch_done(ngx_agentlocator_pg_conn_t *pc)
 {
-    ngx_agentlocator_pg_pool_t  *pool;
+    u_char                        what[64];
+    ngx_uint_t                    refused;
+    ngx_queue_t                  *q, *next;
+    ngx_agentlocator_pg_pool_t   *pool;
+    ngx_agentlocator_pg_write_t  *w;
 
     pool = ngx_agentlocator_pg;
 
-    pc->in_flight = 0;
-
-    if (pc->write) {
-        ngx_free(pc->write);
-        pc->write = NULL;
-        pool->done++;
+    if (pc->retry) {
+        (void) ngx_snprintf(what, sizeof(what),
+                            "the database asked to retry (sqlstate %s)%Z",
+                            pc->sqlstate);
+        ngx_agentlocator_pg_fail(pc, (char *) what);
+        return;
     }
 
-    if (pc->state == NGX_AGENTLOCATOR_PG_CHECKING) {
-        pc->state = NGX_AGENTLOCATOR_PG_READY;
-        pc->delay = NGX_AGENTLOCATOR_PG_BACKOFF_MIN;
+    refused = 0;
 
-        if (pc->deadline.timer_set) {
-            ngx_del_timer(&pc->deadline);
-        }
-
-        if (pool->failures) {
-            ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
-                          "CRM_CONNECTED connection=%ui after %ui failure(s)",
-                          pc->index, pool->failures);
-            pool->failures = 0;
-        }
+    for (q = ngx_queue_head(&pc->batch);
+         q != ngx_queue_sentinel(&pc->batch);
+         q = ngx_queue_next(q))
+    {
+        w = ngx_queue_data(q, ngx_agentlocator_pg_write_t, queue);
+        refused += w->refused;
     }
+
+    for (q = ngx_queue_head(&pc->batch);
+         q != ngx_queue_sentinel(&pc->batch);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        w = ngx_queue_data(q, ngx_agentlocator_pg_write_t, queue);
+
+        if (refused && !w->refused) {
+            /* rolled back with the refused one: sent again (requeue) */
+            continue;
+        }
+
+        ngx_queue_remove(q);
+        pc->nbatch--;
+
+        if (!refused) {
+            pool->done++;
+        }
+
+        ngx_agentlocator_pg_taken(w);
+    }
+
+    ngx_agentlocator_pg_requeue(pc);
 
     ngx_agentlocator_pg_dispatch();
+}
+
+
+/* The batch's writes go back to the head of the queue, in their order. */
+
+static void
+ngx_agentlocator_pg_requeue(ngx_agentlocator_pg_conn_t *pc)
+{
+    ngx_queue_t                  *q;
+    ngx_agentlocator_pg_pool_t   *pool;
+    ngx_agentlocator_pg_write_t  *w;
+
+    pool = ngx_agentlocator_pg;
+
+    while (!ngx_queue_empty(&pc->batch)) {
+        q = ngx_queue_last(&pc->batch);
+        ngx_queue_remove(q);
+
+        w = ngx_queue_data(q, ngx_agentlocator_pg_write_t, queue);
+        w->refused = 0;
+
+        ngx_queue_insert_head(&pool->writes, q);
+        pool->queued++;
+    }
+
+    pc->nbatch = 0;
+    pc->cursor = NULL;
+}
+
+
+/* The database has a write (or refused it for good): its journal lets go. */
+
+static void
+ngx_agentlocator_pg_taken(ngx_agentlocator_pg_write_t *w)
+{
+    ngx_agentlocator_spool_done(w->spooled);
+    ngx_free(w);
 }
 
 
@@ -911,7 +1265,7 @@ ngx_agentlocator_pg_backoff_handler(ngx_event_t *ev)
 }
 
 
-/* Connecting, and reading the schema's version, took too long. */
+/* Connecting, or reading the schema's version, took too long. */
 
 static void
 ngx_agentlocator_pg_deadline_handler(ngx_event_t *ev)
@@ -1046,14 +1400,9 @@ ngx_agentlocator_pg_fail(ngx_agentlocator_pg_conn_t *pc, const char *what)
                   "CRM_DOWN connection=%ui retry_ms=%M: %s: %s",
                   pc->index, pc->delay, what, err);
 
-    if (pc->write) {
-        /* it may or may not have been done: it is idempotent, do it again */
-        ngx_queue_insert_head(&pool->writes, &pc->write->queue);
-        pool->queued++;
-        pc->write = NULL;
-    }
-
-    pc->in_flight = 0;
+    /* they may or may not have been done: idempotent, done again */
+    ngx_agentlocator_pg_requeue(pc);
+    pc->checking = 0;
 
     ngx_agentlocator_pg_close(pc);
 

@@ -216,3 +216,14 @@ ngx_agentlocator_wav_header(u_char *h, uint32_t data_len)
 #undef le16
 #undef le32
 }
+
+
+/* Where the WAV is, for the CRM. */
+
+void
+ngx_agentlocator_recording_path(ngx_agentlocator_recording_t *rec,
+    ngx_str_t *path)
+{
+    path->data = rec->path;
+    path->len = ngx_strlen(rec->path);
+}

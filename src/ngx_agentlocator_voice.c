@@ -381,9 +381,13 @@ ngx_agentlocator_voice_stream_status(ngx_http_request_t *r,
     ngx_agentlocator_form_t *form, ngx_str_t *call_sid)
 {
     u_char                         safe[32];
+    u_char                         key[NGX_AGENTLOCATOR_SID_LEN + 32];
     ngx_int_t                      rc;
     ngx_str_t                      event, stream_sid;
     ngx_uint_t                     started, error;
+    ngx_agentlocator_crm_event_t   ev;
+
+    static ngx_str_t  none = ngx_string("-");
     ngx_agentlocator_registry_t   *reg;
     ngx_agentlocator_main_conf_t  *amcf;
 
@@ -428,6 +432,22 @@ ngx_agentlocator_voice_stream_status(ngx_http_request_t *r,
     ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                   "STREAM_STATUS call=%V event=%s known=%d", call_sid, safe,
                   rc == NGX_OK);
+
+    ngx_memzero(&ev, sizeof(ngx_agentlocator_crm_event_t));
+
+    ev.call_sid = call_sid->data;
+    ev.event = "stream_status";
+    ev.reason = event;
+    ev.frames = -1;
+    ev.stream_sid = stream_sid.len ? stream_sid.data : NULL;
+
+    /* Twilio's callback, once per stream and event */
+    ev.key.data = key;
+    ev.key.len = ngx_snprintf(key, sizeof(key), "%V:%V", &event,
+                              stream_sid.len ? &stream_sid : &none)
+                 - key;
+
+    ngx_agentlocator_crm_event(&ev);
 
     return ngx_agentlocator_reply(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
 }
@@ -575,6 +595,7 @@ ngx_agentlocator_voice_ended_answer(ngx_http_request_t *r,
 {
     ngx_str_t                     twiml;
     ngx_agentlocator_srv_conf_t  *ascf;
+    ngx_agentlocator_crm_event_t  ev;
 
     ascf = ngx_http_get_module_srv_conf(r, ngx_http_agentlocator_module);
 
@@ -600,6 +621,27 @@ ngx_agentlocator_voice_ended_answer(ngx_http_request_t *r,
                       ? "empty" : "fallback");
     }
 
+    /* which answer it got: once per call, the first one */
+    ngx_memzero(&ev, sizeof(ngx_agentlocator_crm_event_t));
+
+    ev.call_sid = call_sid->data;
+    ev.event = "stream_ended";
+    ev.frames = -1;
+
+    if (answer == NGX_AGENTLOCATOR_ENDED_EMPTY) {
+        ngx_str_set(&ev.reason, "empty");
+
+    } else {
+        ngx_str_set(&ev.reason, "fallback");
+        ev.fallback = 1;
+    }
+
+    if (gave_up) {
+        ngx_str_set(&ev.reason, "fallback_redirect_unfinished");
+    }
+
+    ngx_agentlocator_crm_event(&ev);
+
     if (answer == NGX_AGENTLOCATOR_ENDED_EMPTY) {
         (void) ngx_agentlocator_twiml_empty(&twiml);
 
@@ -617,7 +659,7 @@ ngx_agentlocator_voice_handle_recording(ngx_http_request_t *r,
 {
     u_char                         duration[16], recording_sid[40];
     ngx_int_t                      rc;
-    ngx_str_t                      value;
+    ngx_str_t                      value, sid, url, none;
     ngx_agentlocator_registry_t   *reg;
     ngx_agentlocator_main_conf_t  *amcf;
 
@@ -645,6 +687,27 @@ ngx_agentlocator_voice_handle_recording(ngx_http_request_t *r,
     ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                   "RECORDING call=%V recording=%s duration=%s known=%d",
                   call_sid, recording_sid, duration, rc == NGX_OK);
+
+    /* what Twilio said, as it said it: parameters, never SQL text */
+    if (ngx_agentlocator_form_get(form, "RecordingSid", &sid) != NGX_OK
+        || ngx_agentlocator_valid_sid(&sid, "RE") != NGX_OK)
+    {
+        ngx_str_null(&sid);
+    }
+
+    if (ngx_agentlocator_form_get(form, "RecordingUrl", &url) != NGX_OK) {
+        ngx_str_null(&url);
+    }
+
+    if (ngx_agentlocator_form_get(form, "RecordingDuration", &value)
+        != NGX_OK)
+    {
+        ngx_str_null(&value);
+    }
+
+    ngx_str_null(&none);
+
+    ngx_agentlocator_crm_recording(call_sid, &sid, &url, &value, &none);
 
     return ngx_agentlocator_reply(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
 }

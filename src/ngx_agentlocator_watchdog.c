@@ -60,6 +60,8 @@ static void ngx_agentlocator_watchdog_arm(ngx_agentlocator_watchdog_t *wd,
 static void ngx_agentlocator_watchdog_wake(ngx_msec_t due);
 static ngx_uint_t ngx_agentlocator_watchdog_room(
     ngx_agentlocator_watchdog_t *wd);
+static void ngx_agentlocator_watchdog_crm(ngx_agentlocator_claim_t *claim,
+    const char *outcome, ngx_uint_t http_status, ngx_uint_t code);
 static void ngx_agentlocator_watchdog_act(ngx_agentlocator_watchdog_t *wd,
     ngx_agentlocator_claim_t *claim);
 static void ngx_agentlocator_watchdog_redirect(
@@ -432,6 +434,56 @@ ngx_agentlocator_watchdog_act(ngx_agentlocator_watchdog_t *wd,
                   NGX_AGENTLOCATOR_SID_LEN, claim->call_sid,
                   ngx_agentlocator_reason_name(claim->reason),
                   claim->attempt, wd->amcf->timeouts.attempts);
+
+    ngx_agentlocator_watchdog_crm(claim, "gave_up", 0, 0);
+}
+
+
+/*
+ * The CRM's timeline: every attempt ("outcome" NULL) and its outcome,
+ * each once per call and attempt.
+ */
+
+static void
+ngx_agentlocator_watchdog_crm(ngx_agentlocator_claim_t *claim,
+    const char *outcome, ngx_uint_t http_status, ngx_uint_t code)
+{
+    u_char                        key[64];
+    const char                   *reason;
+    ngx_agentlocator_crm_event_t  ev;
+
+    reason = ngx_agentlocator_reason_name(claim->reason);
+
+    ngx_memzero(&ev, sizeof(ngx_agentlocator_crm_event_t));
+
+    ev.call_sid = claim->call_sid;
+    ev.frames = -1;
+    ev.attempt = claim->attempt;
+    ev.redirect_reason = reason;
+    ev.key.data = key;
+
+    if (outcome == NULL) {
+        ev.event = "watchdog_attempt";
+        ev.reason.data = (u_char *) reason;
+        ev.reason.len = ngx_strlen(reason);
+        ev.key.len = ngx_snprintf(key, sizeof(key), "%ui", claim->attempt)
+                     - key;
+
+    } else {
+        ev.event = "watchdog_outcome";
+        ev.reason.data = (u_char *) outcome;
+        ev.reason.len = ngx_strlen(outcome);
+        ev.redirect_outcome = outcome;
+        ev.fallback = (ngx_strcmp(outcome, "redirected") == 0);
+        ev.key.len = ngx_snprintf(key, sizeof(key), "%ui:%s",
+                                  claim->attempt, outcome)
+                     - key;
+
+        ev.http_status = http_status;
+        ev.code = code;
+    }
+
+    ngx_agentlocator_crm_event(&ev);
 }
 
 
@@ -491,6 +543,8 @@ ngx_agentlocator_watchdog_redirect(ngx_agentlocator_watchdog_t *wd,
                   ngx_agentlocator_reason_name(claim->reason),
                   claim->attempt, ngx_current_msec - claim->due,
                   claim->takeover ? " takeover=1" : "");
+
+    ngx_agentlocator_watchdog_crm(claim, NULL, 0, 0);
     return;
 
 failed:
@@ -503,6 +557,8 @@ failed:
                   NGX_AGENTLOCATOR_SID_LEN, claim->call_sid,
                   ngx_agentlocator_reason_name(claim->reason),
                   claim->attempt);
+
+    ngx_agentlocator_watchdog_crm(claim, "error", 0, 0);
 
     (void) ngx_agentlocator_registry_attempt_done(wd->registry,
                &amcf->timeouts, claim->call_sid, claim->attempt,
@@ -527,7 +583,7 @@ ngx_agentlocator_watchdog_done(ngx_agentlocator_http_result_t *result,
 
     ngx_msec_t                     delay, retry_at;
     ngx_uint_t                     outcome, code, level, was_full;
-    const char                    *what;
+    const char                    *what, *token;
     ngx_agentlocator_watchdog_t   *wd;
     ngx_agentlocator_timeouts_t   *to;
 
@@ -548,11 +604,13 @@ ngx_agentlocator_watchdog_done(ngx_agentlocator_http_result_t *result,
         retry_at = ngx_current_msec;
         level = NGX_LOG_NOTICE;
         what = "abandoned, released for another worker";
+        token = "abandoned";
 
     } else if (result->status >= 200 && result->status < 300) {
         outcome = NGX_AGENTLOCATOR_ATTEMPT_DONE;
         level = NGX_LOG_NOTICE;
         what = "redirected";
+        token = "redirected";
 
     } else if (result->status >= 400 && result->status < 500
                && result->status != 429)
@@ -563,17 +621,20 @@ ngx_agentlocator_watchdog_done(ngx_agentlocator_http_result_t *result,
             outcome = NGX_AGENTLOCATOR_ATTEMPT_GONE;
             level = NGX_LOG_NOTICE;
             what = "the call is no longer live (21220)";
+            token = "call_ended";
 
         } else {
             outcome = NGX_AGENTLOCATOR_ATTEMPT_GIVE_UP;
             level = NGX_LOG_ERR;
             what = "refused, not retried";
+            token = "refused";
         }
 
     } else if (rd->claim.attempt >= to->attempts) {
         outcome = NGX_AGENTLOCATOR_ATTEMPT_GIVE_UP;
         level = NGX_LOG_ERR;
         what = "out of attempts, gave up";
+        token = "gave_up";
 
     } else {
         /* network error, 429, 5xx: back off with full jitter */
@@ -594,6 +655,7 @@ ngx_agentlocator_watchdog_done(ngx_agentlocator_http_result_t *result,
         retry_at = ngx_current_msec + delay;
         outcome = NGX_AGENTLOCATOR_ATTEMPT_RETRY;
         what = "retrying";
+        token = "retrying";
     }
 
     if (ngx_agentlocator_registry_attempt_done(wd->registry, to,
@@ -603,6 +665,7 @@ ngx_agentlocator_watchdog_done(ngx_agentlocator_http_result_t *result,
     {
         what = "the call had moved on (stream_ended served the fallback, "
                "or it completed)";
+        token = "moved_on";
     }
 
     if (result->error) {
@@ -622,6 +685,9 @@ ngx_agentlocator_watchdog_done(ngx_agentlocator_http_result_t *result,
                       rd->claim.attempt, result->status, code,
                       ngx_current_msec - rd->started, what);
     }
+
+    ngx_agentlocator_watchdog_crm(&rd->claim, token,
+                                  result->error ? 0 : result->status, code);
 
     ngx_free(rd);
 

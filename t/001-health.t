@@ -85,7 +85,7 @@ agentlocator: 405 method not allowed
 --- request
 GET /readyz
 --- response_body_like chomp
-^\{"ready":true,"checks":\{"zone":"ok","worker":"ok","database":"off"\},"public_url":"https://voice\.example\.com","zone":\{"name":"calls","size":1048576,"entries":0,"pages_total":\d+,"pages_free":\d+\},"database":null\}\n$
+^\{"ready":true,"checks":\{"zone":"ok","worker":"ok","database":"off"\},"public_url":"https://voice\.example\.com","zone":\{"name":"calls","size":1048576,"entries":0,"pages_total":\d+,"pages_free":\d+\},"database":null,"spool":null\}\n$
 --- response_headers eval
 "Content-Type: application/json
 X-Revision: $::revision
@@ -102,7 +102,7 @@ Cache-Control: no-store"
 GET /readyz
 --- error_code: 503
 --- response_body
-{"ready":false,"checks":{"zone":"missing","worker":"ok","database":"off"},"public_url":null,"zone":null,"database":null}
+{"ready":false,"checks":{"zone":"missing","worker":"ok","database":"off"},"public_url":null,"zone":null,"database":null,"spool":null}
 --- response_headers eval
 "Content-Type: application/json
 X-Revision: $::revision"

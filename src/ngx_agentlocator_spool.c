@@ -1,0 +1,967 @@
+
+/*
+ * The CRM's spool (agentlocator_spool PATH [fsync=always|interval|off],
+ * SPEC §7): every CRM write is appended to this worker's journal before
+ * it is queued for the database, so what Twilio was answered about
+ * survives the database being away, slow or behind, a reload, and the
+ * worker being killed.  A write leaves the journal when the database has
+ * taken it; the journal is emptied (truncated) whenever nothing in it is
+ * pending.
+ *
+ * A journal is a file "PID-SEQ.spool" in PATH, held by its worker with an
+ * exclusive flock().  A file nobody holds is another worker's that died
+ * or exited with writes pending: any worker takes it over ("adopts" it)
+ * and replays it.  Replays are harmless twice over: every statement is
+ * idempotent, keyed on the CallSid and the event.
+ *
+ * A record: magic, payload length and CRC32 of the payload (12 bytes, in
+ * this machine's byte order: a journal never leaves its host), then the
+ * statement's name and its parameters, each a length (-1: NULL) and bytes.
+ * A torn or damaged record (a worker killed mid-write, a bad disk) fails
+ * its CRC: it is logged and skipped, and reading resumes at the next
+ * record that checks out.
+ */
+
+
+#include "ngx_agentlocator.h"
+
+#include <sys/file.h>
+
+
+#define NGX_AGENTLOCATOR_SPOOL_MAGIC        0x314c5341   /* "ASL1" */
+#define NGX_AGENTLOCATOR_SPOOL_HEADER       12
+#define NGX_AGENTLOCATOR_SPOOL_RECORD_MAX   65536
+#define NGX_AGENTLOCATOR_SPOOL_READ         (256 * 1024)
+
+/* a journal this big is left to drain and a new one started */
+#define NGX_AGENTLOCATOR_SPOOL_FILE_MAX     (64 * 1024 * 1024)
+
+#define NGX_AGENTLOCATOR_SPOOL_TICK         1000    /* ms: fsync=interval */
+#define NGX_AGENTLOCATOR_SPOOL_SCAN_TICKS   5       /* look for orphans */
+
+
+typedef struct {
+    ngx_queue_t                 queue;
+    ngx_fd_t                    fd;
+    off_t                       size;       /* bytes written */
+    off_t                       read;       /* loaded into the queue up to */
+    ngx_uint_t                  pending;    /* loaded, not yet taken */
+    unsigned                    current:1;  /* appended to */
+    unsigned                    adopted:1;  /* another worker's */
+    u_char                      path[1];
+} ngx_agentlocator_spool_file_t;
+
+
+typedef struct {
+    ngx_str_t                   dir;
+    ngx_uint_t                  fsync;      /* NGX_AGENTLOCATOR_SPOOL_FSYNC_* */
+    ngx_queue_t                 files;      /* oldest first */
+    ngx_agentlocator_spool_file_t  *current;
+    ngx_uint_t                  seq;
+    ngx_uint_t                  dirty;      /* written since the last fsync */
+    ngx_uint_t                  ticks;
+    ngx_event_t                 tick;
+    ngx_log_t                  *log;
+    u_char                     *buf;        /* NGX_AGENTLOCATOR_SPOOL_READ */
+    ngx_uint_t                  write_failed;
+    ngx_uint_t                  torn;
+    ngx_uint_t                  adopted;
+    ngx_uint_t                  replayed;   /* records loaded from disk */
+} ngx_agentlocator_spool_t;
+
+
+static ngx_agentlocator_spool_t  *ngx_agentlocator_spool;
+
+
+static ngx_agentlocator_spool_file_t *ngx_agentlocator_spool_file(
+    ngx_agentlocator_spool_t *sp, u_char *path, size_t len, ngx_fd_t fd);
+static ngx_int_t ngx_agentlocator_spool_start_file(
+    ngx_agentlocator_spool_t *sp);
+static void ngx_agentlocator_spool_finish(ngx_agentlocator_spool_t *sp,
+    ngx_agentlocator_spool_file_t *f);
+static void ngx_agentlocator_spool_close(ngx_agentlocator_spool_file_t *f,
+    ngx_uint_t remove);
+static void ngx_agentlocator_spool_scan(ngx_agentlocator_spool_t *sp);
+static void ngx_agentlocator_spool_adopt(ngx_agentlocator_spool_t *sp,
+    u_char *path, size_t len);
+static ngx_int_t ngx_agentlocator_spool_parse(u_char *p, size_t len,
+    ngx_str_t *name, ngx_uint_t *n, ngx_str_t *params);
+static void ngx_agentlocator_spool_tick(ngx_event_t *ev);
+
+
+/* agentlocator_spool PATH [fsync=always|interval|off] */
+
+char *
+ngx_agentlocator_spool_conf(ngx_conf_t *cf, ngx_agentlocator_main_conf_t *amcf)
+{
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (amcf->spool) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    amcf->spool = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
+    if (amcf->spool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->spool->name = value[1];
+
+    while (amcf->spool->name.len > 1
+           && amcf->spool->name.data[amcf->spool->name.len - 1] == '/')
+    {
+        amcf->spool->name.len--;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &amcf->spool->name, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->spool_fsync = NGX_AGENTLOCATOR_SPOOL_FSYNC_INTERVAL;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "fsync=always") == 0) {
+            amcf->spool_fsync = NGX_AGENTLOCATOR_SPOOL_FSYNC_ALWAYS;
+
+        } else if (ngx_strcmp(value[i].data, "fsync=interval") == 0) {
+            amcf->spool_fsync = NGX_AGENTLOCATOR_SPOOL_FSYNC_INTERVAL;
+
+        } else if (ngx_strcmp(value[i].data, "fsync=off") == 0) {
+            amcf->spool_fsync = NGX_AGENTLOCATOR_SPOOL_FSYNC_OFF;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid agentlocator_spool parameter \"%V\", "
+                               "expected \"fsync=always\", \"fsync=interval\" "
+                               "or \"fsync=off\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /* created at start, owned by the workers' user, like the temp paths */
+    amcf->spool->conf_file = cf->conf_file->file.name.data;
+    amcf->spool->line = cf->conf_file->line;
+
+    if (ngx_add_path(cf, &amcf->spool) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_agentlocator_spool_init_worker(ngx_cycle_t *cycle,
+    ngx_agentlocator_main_conf_t *amcf)
+{
+    ngx_agentlocator_spool_t  *sp;
+
+    ngx_agentlocator_spool = NULL;
+
+    if (amcf == NULL || amcf->spool == NULL) {
+        return NGX_OK;
+    }
+
+    sp = ngx_pcalloc(cycle->pool, sizeof(ngx_agentlocator_spool_t));
+    if (sp == NULL) {
+        return NGX_ERROR;
+    }
+
+    sp->dir = amcf->spool->name;
+    sp->fsync = amcf->spool_fsync;
+    sp->log = cycle->log;
+    ngx_queue_init(&sp->files);
+
+    sp->tick.handler = ngx_agentlocator_spool_tick;
+    sp->tick.data = sp;
+    sp->tick.log = cycle->log;
+    sp->tick.cancelable = 1;
+
+    ngx_agentlocator_spool = sp;
+
+    /* what a killed worker, or the last generation, left behind */
+    ngx_agentlocator_spool_scan(sp);
+
+    ngx_add_timer(&sp->tick, NGX_AGENTLOCATOR_SPOOL_TICK);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The worker goes: its journals stay on disk for whoever comes next,
+ * unless nothing in them is pending.  Closing them lets go of the locks.
+ */
+
+void
+ngx_agentlocator_spool_exit_worker(void)
+{
+    off_t                           left;
+    ngx_uint_t                      files;
+    ngx_queue_t                    *q;
+    ngx_agentlocator_spool_t       *sp;
+    ngx_agentlocator_spool_file_t  *f;
+
+    sp = ngx_agentlocator_spool;
+
+    if (sp == NULL) {
+        return;
+    }
+
+    left = 0;
+    files = 0;
+
+    while (!ngx_queue_empty(&sp->files)) {
+        q = ngx_queue_head(&sp->files);
+        f = ngx_queue_data(q, ngx_agentlocator_spool_file_t, queue);
+        ngx_queue_remove(q);
+
+        if (f->size && sp->fsync != NGX_AGENTLOCATOR_SPOOL_FSYNC_OFF) {
+            (void) fdatasync(f->fd);
+        }
+
+        if (f->size) {
+            left += f->size;
+            files++;
+        }
+
+        ngx_agentlocator_spool_close(f, f->size == 0);
+    }
+
+    if (files) {
+        ngx_log_error(NGX_LOG_NOTICE, sp->log, 0,
+                      "SPOOL_LEFT files=%ui bytes=%O: writes the database "
+                      "may not have taken yet; the next worker replays them",
+                      files, left);
+    }
+
+    if (sp->buf) {
+        ngx_free(sp->buf);
+    }
+
+    ngx_agentlocator_spool = NULL;
+}
+
+
+ngx_uint_t
+ngx_agentlocator_spool_on(void)
+{
+    return ngx_agentlocator_spool != NULL;
+}
+
+
+/*
+ * Appends one write.  "loaded": the caller queues it in memory as well
+ * (and calls spool_done() when the database has it); otherwise it waits
+ * on disk for spool_load().  NGX_ERROR: it could not be written (a full
+ * disk), logged and counted.
+ */
+
+ngx_int_t
+ngx_agentlocator_spool_append(const char *name, ngx_uint_t n,
+    ngx_str_t *params, ngx_uint_t loaded, void **file)
+{
+    u_char                         *rec, *p;
+    size_t                          len, name_len;
+    ssize_t                         written;
+    int32_t                         plen;
+    uint32_t                        word;
+    ngx_uint_t                      i;
+    ngx_err_t                       err;
+    ngx_agentlocator_spool_t       *sp;
+    ngx_agentlocator_spool_file_t  *f;
+    u_char                          stack[2048];
+
+    sp = ngx_agentlocator_spool;
+    *file = NULL;
+
+    name_len = ngx_strlen(name);
+    len = NGX_AGENTLOCATOR_SPOOL_HEADER + 2 + name_len;
+
+    for (i = 0; i < n; i++) {
+        len += 4 + params[i].len;
+    }
+
+    if (len - NGX_AGENTLOCATOR_SPOOL_HEADER > NGX_AGENTLOCATOR_SPOOL_RECORD_MAX)
+    {
+        ngx_log_error(NGX_LOG_ERR, sp->log, 0,
+                      "SPOOL_WRITE_FAILED what=%s: a record of %uz bytes is "
+                      "over the limit", name, len);
+        sp->write_failed++;
+        return NGX_ERROR;
+    }
+
+    if (sp->current == NULL || sp->current->size >= NGX_AGENTLOCATOR_SPOOL_FILE_MAX)
+    {
+        if (ngx_agentlocator_spool_start_file(sp) != NGX_OK) {
+            sp->write_failed++;
+            return NGX_ERROR;
+        }
+    }
+
+    f = sp->current;
+
+    rec = (len <= sizeof(stack)) ? stack : ngx_alloc(len, sp->log);
+    if (rec == NULL) {
+        sp->write_failed++;
+        return NGX_ERROR;
+    }
+
+    p = rec + NGX_AGENTLOCATOR_SPOOL_HEADER;
+    *p++ = (u_char) name_len;
+    p = ngx_cpymem(p, name, name_len);
+    *p++ = (u_char) n;
+
+    for (i = 0; i < n; i++) {
+        plen = params[i].data ? (int32_t) params[i].len : -1;
+        ngx_memcpy(p, &plen, 4);
+        p += 4;
+
+        if (params[i].data) {
+            p = ngx_cpymem(p, params[i].data, params[i].len);
+        }
+    }
+
+    word = NGX_AGENTLOCATOR_SPOOL_MAGIC;
+    ngx_memcpy(rec, &word, 4);
+    word = (uint32_t) (len - NGX_AGENTLOCATOR_SPOOL_HEADER);
+    ngx_memcpy(rec + 4, &word, 4);
+    word = ngx_crc32_long(rec + NGX_AGENTLOCATOR_SPOOL_HEADER,
+                          len - NGX_AGENTLOCATOR_SPOOL_HEADER);
+    ngx_memcpy(rec + 8, &word, 4);
+
+    written = pwrite(f->fd, rec, len, f->size);
+    err = ngx_errno;
+
+    if (rec != stack) {
+        ngx_free(rec);
+    }
+
+    if (written != (ssize_t) len) {
+        if (written >= 0) {
+            err = NGX_ENOSPC;
+        }
+
+        /*
+         * What part of it made it to the disk is cut off again; if even
+         * that fails, the next record overwrites it, and a reader skips
+         * what is left of it as torn.
+         */
+        if (ftruncate(f->fd, f->size) == -1) {
+            ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
+                          "ftruncate(\"%s\") failed", f->path);
+        }
+
+        if (sp->write_failed++ % 1000 == 0) {
+            ngx_log_error(NGX_LOG_ERR, sp->log, err,
+                          "SPOOL_WRITE_FAILED what=%s failed=%ui: cannot "
+                          "append to \"%s\"; the write is kept in memory "
+                          "only", name, sp->write_failed, f->path);
+        }
+
+        return NGX_ERROR;
+    }
+
+    f->size += len;
+    sp->dirty = 1;
+
+    if (sp->fsync == NGX_AGENTLOCATOR_SPOOL_FSYNC_ALWAYS
+        && fdatasync(f->fd) == -1)
+    {
+        ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
+                      "SPOOL_WRITE_FAILED what=%s: fdatasync(\"%s\") failed",
+                      name, f->path);
+    }
+
+    if (loaded) {
+        if (f->read == f->size - (off_t) len) {
+            f->read = f->size;
+        }
+
+        f->pending++;
+        *file = f;
+    }
+
+    return NGX_OK;
+}
+
+
+/* Whether writes wait on disk that are not in memory yet. */
+
+ngx_uint_t
+ngx_agentlocator_spool_backlog(void)
+{
+    ngx_queue_t                    *q;
+    ngx_agentlocator_spool_t       *sp;
+    ngx_agentlocator_spool_file_t  *f;
+
+    sp = ngx_agentlocator_spool;
+
+    if (sp == NULL) {
+        return 0;
+    }
+
+    for (q = ngx_queue_head(&sp->files);
+         q != ngx_queue_sentinel(&sp->files);
+         q = ngx_queue_next(q))
+    {
+        f = ngx_queue_data(q, ngx_agentlocator_spool_file_t, queue);
+
+        if (f->read < f->size) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * Reads up to "max" writes that wait on disk, oldest first, into the
+ * database queue (ngx_agentlocator_pg_load).
+ */
+
+void
+ngx_agentlocator_spool_load(ngx_uint_t max)
+{
+    u_char                         *p, *last, *next;
+    size_t                          want;
+    ssize_t                         got;
+    uint32_t                        magic, plen, crc;
+    ngx_str_t                       name, params[NGX_AGENTLOCATOR_PG_MAX_PARAMS];
+    ngx_uint_t                      n, loaded, more;
+    ngx_queue_t                    *q;
+    ngx_agentlocator_spool_t       *sp;
+    ngx_agentlocator_spool_file_t  *f;
+    ngx_agentlocator_crm_statement_t  *st;
+
+    sp = ngx_agentlocator_spool;
+
+    if (sp == NULL) {
+        return;
+    }
+
+    if (sp->buf == NULL) {
+        sp->buf = ngx_alloc(NGX_AGENTLOCATOR_SPOOL_READ, sp->log);
+        if (sp->buf == NULL) {
+            return;
+        }
+    }
+
+    loaded = 0;
+    q = ngx_queue_head(&sp->files);
+
+    while (loaded < max && q != ngx_queue_sentinel(&sp->files)) {
+        f = ngx_queue_data(q, ngx_agentlocator_spool_file_t, queue);
+
+        if (f->read >= f->size) {
+            q = ngx_queue_next(q);
+
+            /* an adopted file all of whose writes were taken already */
+            ngx_agentlocator_spool_finish(sp, f);
+            continue;
+        }
+
+        want = (size_t) ngx_min(f->size - f->read,
+                                (off_t) NGX_AGENTLOCATOR_SPOOL_READ);
+
+        got = pread(f->fd, sp->buf, want, f->read);
+
+        if (got <= 0) {
+            ngx_log_error(NGX_LOG_ALERT, sp->log, ngx_errno,
+                          "SPOOL_TORN file=\"%s\" offset=%O: cannot read; "
+                          "the rest of it is skipped", f->path, f->read);
+            sp->torn++;
+            f->read = f->size;
+            continue;
+        }
+
+        p = sp->buf;
+        last = sp->buf + got;
+
+        more = (f->read + got < f->size);
+
+        while (loaded < max && p < last) {
+
+            /* a record cut by the end of what was read: read from it */
+            if ((size_t) (last - p) < NGX_AGENTLOCATOR_SPOOL_HEADER) {
+                if (more && p != sp->buf) {
+                    break;
+                }
+
+                goto torn;
+            }
+
+            ngx_memcpy(&magic, p, 4);
+            ngx_memcpy(&plen, p + 4, 4);
+            ngx_memcpy(&crc, p + 8, 4);
+
+            if (magic != NGX_AGENTLOCATOR_SPOOL_MAGIC
+                || plen > NGX_AGENTLOCATOR_SPOOL_RECORD_MAX)
+            {
+                goto torn;
+            }
+
+            if ((size_t) (last - p) < NGX_AGENTLOCATOR_SPOOL_HEADER + plen) {
+                if (more && p != sp->buf) {
+                    break;
+                }
+
+                goto torn;
+            }
+
+            if (ngx_crc32_long(p + NGX_AGENTLOCATOR_SPOOL_HEADER, plen) != crc
+                || ngx_agentlocator_spool_parse(
+                       p + NGX_AGENTLOCATOR_SPOOL_HEADER, plen, &name, &n,
+                       params)
+                   != NGX_OK)
+            {
+                goto torn;
+            }
+
+            st = ngx_agentlocator_crm_statement(name.data, name.len);
+
+            if (st == NULL) {
+                ngx_log_error(NGX_LOG_ERR, sp->log, 0,
+                              "SPOOL_SKIPPED file=\"%s\": a write of "
+                              "\"%V\", which this module does not know",
+                              f->path, &name);
+                p += NGX_AGENTLOCATOR_SPOOL_HEADER + plen;
+                continue;
+            }
+
+            if (ngx_agentlocator_pg_load(st, n, params, f) != NGX_OK) {
+                /* no memory: read from here next time */
+                max = loaded;
+                break;
+            }
+
+            p += NGX_AGENTLOCATOR_SPOOL_HEADER + plen;
+            f->pending++;
+            loaded++;
+            sp->replayed++;
+            continue;
+
+        torn:
+
+            /*
+             * A torn or damaged record (a worker killed while writing, a
+             * bad disk): reading resumes at the next record's magic; the
+             * bytes between are lost, and said so.
+             */
+
+            for (next = p + 1; next + 4 <= last; next++) {
+                ngx_memcpy(&magic, next, 4);
+                if (magic == NGX_AGENTLOCATOR_SPOOL_MAGIC) {
+                    break;
+                }
+            }
+
+            if (next + 4 > last) {
+                next = (more && last - 3 > p) ? last - 3 : last;
+            }
+
+            ngx_log_error(NGX_LOG_ERR, sp->log, 0,
+                          "SPOOL_TORN file=\"%s\" offset=%O bytes=%z: a torn "
+                          "or damaged record is skipped", f->path,
+                          f->read + (p - sp->buf), next - p);
+            sp->torn++;
+            p = next;
+        }
+
+        f->read += p - sp->buf;
+    }
+}
+
+
+/* The database has taken (or refused for good) a write loaded from "file". */
+
+void
+ngx_agentlocator_spool_done(void *file)
+{
+    ngx_agentlocator_spool_file_t  *f = file;
+
+    if (f == NULL || ngx_agentlocator_spool == NULL) {
+        return;
+    }
+
+    f->pending--;
+
+    ngx_agentlocator_spool_finish(ngx_agentlocator_spool, f);
+}
+
+
+void
+ngx_agentlocator_spool_status(ngx_agentlocator_spool_status_t *st)
+{
+    ngx_queue_t                    *q;
+    ngx_agentlocator_spool_t       *sp;
+    ngx_agentlocator_spool_file_t  *f;
+
+    ngx_memzero(st, sizeof(ngx_agentlocator_spool_status_t));
+
+    sp = ngx_agentlocator_spool;
+
+    if (sp == NULL) {
+        return;
+    }
+
+    st->on = 1;
+    st->write_failed = sp->write_failed;
+    st->torn = sp->torn;
+    st->adopted = sp->adopted;
+    st->replayed = sp->replayed;
+
+    for (q = ngx_queue_head(&sp->files);
+         q != ngx_queue_sentinel(&sp->files);
+         q = ngx_queue_next(q))
+    {
+        f = ngx_queue_data(q, ngx_agentlocator_spool_file_t, queue);
+
+        if (f->size) {
+            st->files++;
+            st->bytes += f->size;
+            st->unread += f->size - f->read;
+        }
+    }
+}
+
+
+/*
+ * A new journal: made under a temporary name, locked, then renamed, so no
+ * other worker ever sees it unlocked.
+ */
+
+static ngx_int_t
+ngx_agentlocator_spool_start_file(ngx_agentlocator_spool_t *sp)
+{
+    u_char                          tmp[NGX_MAX_PATH], path[NGX_MAX_PATH];
+    u_char                         *p;
+    ngx_fd_t                        fd;
+    ngx_agentlocator_spool_file_t  *f;
+
+    p = ngx_snprintf(path, sizeof(path) - 1, "%V/%P-%ui.spool", &sp->dir,
+                     ngx_pid, sp->seq);
+    *p = '\0';
+    (void) ngx_snprintf(tmp, sizeof(tmp) - 1, "%V/%P-%ui.new%Z", &sp->dir,
+                        ngx_pid, sp->seq);
+    sp->seq++;
+
+    fd = ngx_open_file(tmp, NGX_FILE_RDWR, NGX_FILE_TRUNCATE, 0600);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
+                      "SPOOL_WRITE_FAILED: cannot create \"%s\"", tmp);
+        return NGX_ERROR;
+    }
+
+    if (flock(fd, LOCK_EX | LOCK_NB) == -1
+        || ngx_rename_file(tmp, path) == NGX_FILE_ERROR)
+    {
+        ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
+                      "SPOOL_WRITE_FAILED: cannot make \"%s\"", path);
+        (void) ngx_delete_file(tmp);
+        (void) ngx_close_file(fd);
+        return NGX_ERROR;
+    }
+
+    f = ngx_agentlocator_spool_file(sp, path, p - path, fd);
+    if (f == NULL) {
+        (void) ngx_delete_file(path);
+        (void) ngx_close_file(fd);
+        return NGX_ERROR;
+    }
+
+    if (sp->current) {
+        sp->current->current = 0;
+        ngx_agentlocator_spool_finish(sp, sp->current);
+    }
+
+    f->current = 1;
+    sp->current = f;
+    ngx_queue_insert_tail(&sp->files, &f->queue);
+
+    return NGX_OK;
+}
+
+
+static ngx_agentlocator_spool_file_t *
+ngx_agentlocator_spool_file(ngx_agentlocator_spool_t *sp, u_char *path,
+    size_t len, ngx_fd_t fd)
+{
+    ngx_agentlocator_spool_file_t  *f;
+
+    f = ngx_calloc(sizeof(ngx_agentlocator_spool_file_t) + len, sp->log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    f->fd = fd;
+    ngx_memcpy(f->path, path, len);
+    f->path[len] = '\0';
+
+    return f;
+}
+
+
+/*
+ * Nothing of "f" is pending or unread: the current journal is emptied,
+ * any other is removed.
+ */
+
+static void
+ngx_agentlocator_spool_finish(ngx_agentlocator_spool_t *sp,
+    ngx_agentlocator_spool_file_t *f)
+{
+    if (f->pending || f->read < f->size) {
+        return;
+    }
+
+    if (f->current) {
+        if (f->size && ftruncate(f->fd, 0) == 0) {
+            f->size = 0;
+            f->read = 0;
+        }
+
+        return;
+    }
+
+    if (f->adopted) {
+        ngx_log_error(NGX_LOG_NOTICE, sp->log, 0,
+                      "SPOOL_REPLAYED file=\"%s\" bytes=%O", f->path,
+                      f->size);
+    }
+
+    ngx_queue_remove(&f->queue);
+    ngx_agentlocator_spool_close(f, 1);
+}
+
+
+static void
+ngx_agentlocator_spool_close(ngx_agentlocator_spool_file_t *f,
+    ngx_uint_t remove)
+{
+    /* removed while still locked: nobody adopts a file on its way out */
+    if (remove && ngx_delete_file(f->path) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
+                      ngx_delete_file_n " \"%s\" failed", f->path);
+    }
+
+    (void) ngx_close_file(f->fd);
+    ngx_free(f);
+}
+
+
+/* Journals nobody holds, and temporary names a killed worker left. */
+
+static void
+ngx_agentlocator_spool_scan(ngx_agentlocator_spool_t *sp)
+{
+    u_char     *name, *p;
+    size_t      len;
+    ngx_fd_t    fd;
+    ngx_dir_t   dir;
+    u_char      path[NGX_MAX_PATH];
+
+    if (ngx_open_dir(&sp->dir, &dir) == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
+                      ngx_open_dir_n " \"%V\" failed", &sp->dir);
+        return;
+    }
+
+    for ( ;; ) {
+        ngx_set_errno(0);
+
+        if (ngx_read_dir(&dir) == NGX_ERROR) {
+            break;
+        }
+
+        name = ngx_de_name(&dir);
+        len = ngx_de_namelen(&dir);
+
+        if (sp->dir.len + 1 + len >= sizeof(path)) {
+            continue;
+        }
+
+        p = ngx_sprintf(path, "%V/%*s", &sp->dir, len, name);
+        *p = '\0';
+
+        if (len > sizeof(".spool") - 1
+            && ngx_strncmp(name + len - 6, ".spool", 6) == 0)
+        {
+            ngx_agentlocator_spool_adopt(sp, path, p - path);
+            continue;
+        }
+
+        if (len > sizeof(".new") - 1
+            && ngx_strncmp(name + len - 4, ".new", 4) == 0)
+        {
+            /* killed between creating and naming it: it holds nothing */
+            fd = ngx_open_file(path, NGX_FILE_RDWR, NGX_FILE_OPEN, 0);
+            if (fd == NGX_INVALID_FILE) {
+                continue;
+            }
+
+            if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+                (void) ngx_delete_file(path);
+            }
+
+            (void) ngx_close_file(fd);
+        }
+    }
+
+    (void) ngx_close_dir(&dir);
+}
+
+
+static void
+ngx_agentlocator_spool_adopt(ngx_agentlocator_spool_t *sp, u_char *path,
+    size_t len)
+{
+    ngx_fd_t                        fd;
+    ngx_queue_t                    *q;
+    ngx_file_info_t                 fi, now;
+    ngx_agentlocator_spool_file_t  *f;
+
+    for (q = ngx_queue_head(&sp->files);
+         q != ngx_queue_sentinel(&sp->files);
+         q = ngx_queue_next(q))
+    {
+        f = ngx_queue_data(q, ngx_agentlocator_spool_file_t, queue);
+
+        if (ngx_strcmp(f->path, path) == 0) {
+            return;
+        }
+    }
+
+    fd = ngx_open_file(path, NGX_FILE_RDWR, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        return;
+    }
+
+    /* held: its worker lives (this generation's, or the last one's) */
+    if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+        (void) ngx_close_file(fd);
+        return;
+    }
+
+    /* removed by its owner between our open() and flock(): not ours */
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_info(path, &now) == NGX_FILE_ERROR
+        || fi.st_ino != now.st_ino || fi.st_dev != now.st_dev)
+    {
+        (void) ngx_close_file(fd);
+        return;
+    }
+
+    f = ngx_agentlocator_spool_file(sp, path, len, fd);
+    if (f == NULL) {
+        (void) ngx_close_file(fd);
+        return;
+    }
+
+    f->size = ngx_file_size(&fi);
+    f->adopted = 1;
+
+    /* older than anything of this worker's: replayed first */
+    ngx_queue_insert_head(&sp->files, &f->queue);
+
+    if (f->size == 0) {
+        ngx_agentlocator_spool_finish(sp, f);
+        return;
+    }
+
+    sp->adopted++;
+
+    ngx_log_error(NGX_LOG_NOTICE, sp->log, 0,
+                  "SPOOL_ADOPTED file=\"%s\" bytes=%O: left by a worker "
+                  "that is gone; replaying it", path, f->size);
+}
+
+
+static ngx_int_t
+ngx_agentlocator_spool_parse(u_char *p, size_t len, ngx_str_t *name,
+    ngx_uint_t *n, ngx_str_t *params)
+{
+    u_char      *last;
+    int32_t      plen;
+    ngx_uint_t   i;
+
+    last = p + len;
+
+    if (last - p < 1 || (size_t) (last - p - 1) < (size_t) p[0] + 1) {
+        return NGX_ERROR;
+    }
+
+    name->len = p[0];
+    name->data = p + 1;
+    p += 1 + name->len;
+
+    *n = *p++;
+
+    if (*n > NGX_AGENTLOCATOR_PG_MAX_PARAMS) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < *n; i++) {
+        if (last - p < 4) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(&plen, p, 4);
+        p += 4;
+
+        if (plen == -1) {
+            ngx_str_null(&params[i]);
+            continue;
+        }
+
+        if (plen < 0 || last - p < plen) {
+            return NGX_ERROR;
+        }
+
+        params[i].data = p;
+        params[i].len = plen;
+        p += plen;
+    }
+
+    return (p == last) ? NGX_OK : NGX_ERROR;
+}
+
+
+/*
+ * Each second: the journal synced (fsync=interval); every few seconds,
+ * journals left by workers that are gone are looked for.
+ */
+
+static void
+ngx_agentlocator_spool_tick(ngx_event_t *ev)
+{
+    ngx_agentlocator_spool_t  *sp = ev->data;
+
+    if (sp->dirty && sp->current
+        && sp->fsync == NGX_AGENTLOCATOR_SPOOL_FSYNC_INTERVAL)
+    {
+        if (fdatasync(sp->current->fd) == -1) {
+            ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
+                          "fdatasync(\"%s\") failed", sp->current->path);
+        }
+    }
+
+    sp->dirty = 0;
+
+    if (++sp->ticks % NGX_AGENTLOCATOR_SPOOL_SCAN_TICKS == 0
+        && !ngx_exiting)
+    {
+        ngx_agentlocator_spool_scan(sp);
+        ngx_agentlocator_pg_kick();
+    }
+
+    if (!ngx_exiting && !ngx_quit && !ngx_terminate) {
+        ngx_add_timer(ev, NGX_AGENTLOCATOR_SPOOL_TICK);
+    }
+}
