@@ -58,6 +58,8 @@ sub by_call {
 sub stop {
     my ($self) = @_;
     return unless $self->{pid};
+    # at global destruction the test's exit status is in $?: keep it
+    local $?;
     kill 'TERM', $self->{pid};
     waitpid($self->{pid}, 0);
     delete $self->{pid};
