@@ -89,7 +89,9 @@ sub start {
     return $self->run('pg_ctl', '-D', $self->{data}, '-l', "$self->{root}/server.log",
         '-w', '-t', '30', '-o',
         "-p $self->{port} -k $self->{sock} -c listen_addresses=127.0.0.1 "
-        . "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+        # fsync off: a test never loses the machine.  Commits stay
+        # synchronous: a killed server must keep what it acknowledged.
+        . "-c fsync=off -c full_page_writes=off",
         'start');
 }
 

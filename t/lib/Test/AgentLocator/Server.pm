@@ -191,6 +191,27 @@ sub kill_worker {
     }, 15) or die "the master did not replace worker $pid";
 }
 
+# SIGKILL to the master and every worker at once, as a crash or an OOM
+# kill would; start() brings the same nginx (configuration, prefix) back.
+sub kill_all {
+    my ($self) = @_;
+    my @pids = ($self->{pid}, $self->workers);
+    $self->allow_log(qr/exited on signal 9\b/);
+    # the master first: it would replace a worker it saw die
+    kill 'KILL', @pids;
+    waitpid($self->{pid}, 0);
+    1 while waitpid(-1, WNOHANG) > 0;
+    $self->wait_for_gone(@pids);
+    unlink "$self->{root}/logs/nginx.pid";
+    delete $self->{pid};
+}
+
+sub wait_for_gone {
+    my ($self, @pids) = @_;
+    my $until = time + 10;
+    sleep 0.01 while time < $until && grep { kill 0, $_ } @pids;
+}
+
 # request("POST /uri", body => ..., headers => [...]) on a new connection
 # Call CA%032x as GET /status shows it (undef when it is not there); in
 # list context also the pid of the worker that answered.

@@ -1,0 +1,220 @@
+# The CRM's spool (SPEC §7): no write Twilio was answered about is lost.
+# With a real PostgreSQL that is away from the start, killed mid-run, or
+# back only after nginx itself was SIGKILLed or reloaded; a journal with a
+# torn and a damaged record; a spool whose disk is full.  Every call's rows
+# appear exactly once in the end, and the webhooks never wait.
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use File::Temp qw(tempdir);
+use JSON::PP qw(decode_json);
+use Time::HiRes qw(sleep time);
+use Test::AgentLocator::Postgres;
+use Test::AgentLocator::Server;
+use Test::AgentLocator::Calls;
+use Test::AgentLocator::Twilio qw(form call_sid);
+
+my $pg = Test::AgentLocator::Postgres->new
+    or plan skip_all => Test::AgentLocator::Postgres->why_not;
+system('tools/migrate', $pg->conninfo) == 0 or die 'migrate';
+
+*wait_until = \&Test::AgentLocator::Calls::wait_until;
+
+my $FORM = 'Content-Type: application/x-www-form-urlencoded';
+
+sub server {
+    my ($spool, $params) = @_;
+    return Test::AgentLocator::Server->new(workers => 2, http => <<"_EOC_",
+    agentlocator_zone calls 4m;
+    agentlocator_public_url https://voice.example.com;
+    agentlocator_watchdog off;
+    agentlocator_postgres "@{[ $pg->conninfo ]}" pool=2;
+    agentlocator_spool $spool @{[ $params // '' ]};
+_EOC_
+        server => <<'_EOC_');
+    agentlocator_signature off;
+    location = /webhook/incoming_call { agentlocator_voice incoming_call; }
+    location = /webhook/call_status   { agentlocator_voice call_status; }
+    location = /readyz { agentlocator_health ready; }
+_EOC_
+}
+
+sub spool_dir {
+    my $dir = tempdir('spool-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    chmod 0777, $dir;
+    return $dir;
+}
+
+# incoming_call then call_status for each call; every answer a 200, and
+# the slowest of them in ms
+sub calls {
+    my ($s, @n) = @_;
+    my ($bad, $slowest) = (0, 0);
+    for my $n (@n) {
+        for my $w (['incoming_call', From => '+15550001111', To => '+15550002222'],
+                   ['call_status', CallStatus => 'completed', CallDuration => 9]) {
+            my ($hook, @kv) = @$w;
+            my $t0 = time;
+            my $r = $s->request("POST /webhook/$hook", headers => [$FORM],
+                                body => form(CallSid => call_sid($n), @kv));
+            $slowest = 1000 * (time - $t0) if 1000 * (time - $t0) > $slowest;
+            $bad++ unless $r->{status} == 200;
+        }
+    }
+    return ($bad, $slowest);
+}
+
+sub in_list { join ',', map { "'" . call_sid($_) . "'" } @_ }
+
+# calls rows and events of calls @n: "calls events"
+sub stored {
+    my @n = @_;
+    my $in = in_list(@n);
+    return $pg->psql("SELECT (SELECT count(*) FROM calls WHERE call_sid IN ($in)) || ' ' ||
+                             (SELECT count(*) FROM call_events WHERE call_sid IN ($in))");
+}
+
+sub wait_stored {
+    my ($want, $secs, @n) = @_;
+    return wait_until(sub { stored(@n) eq $want }, $secs);
+}
+
+# /readyz's spool of each worker, summed
+sub spool_total {
+    my ($s, $key) = @_;
+    my %seen;
+    for (1 .. 30) {
+        my $r = $s->request('GET /readyz');
+        $seen{ $r->{worker} } = decode_json($r->{body})->{spool}{$key};
+        last if keys %seen == 2;
+    }
+    my $sum = 0;
+    $sum += $_ for values %seen;
+    return $sum;
+}
+
+sub answered_in_time {
+    my ($bad, $slowest) = @_;
+    is($bad, 0, 'every webhook answered 200');
+    # a webhook never waits on the database: far below Twilio's 15 s
+    cmp_ok($slowest, '<', 2000, 'no webhook waited') or diag "slowest: $slowest ms";
+}
+
+subtest 'the database down from the start: spooled, then every row exactly once' => sub {
+    $pg->stop;
+    my $dir = spool_dir();
+    my $s = server($dir);
+    my @n = (1 .. 40);
+    answered_in_time(calls($s, @n));
+    cmp_ok(spool_total($s, 'bytes'), '>', 0, 'the spool holds the writes');
+    $pg->start or die 'pg start';
+    ok(wait_stored('40 80', 30, @n), '40 calls, 80 events') or diag stored(@n);
+    ok(wait_until(sub { spool_total($s, 'bytes') == 0 }, 5), 'the spool emptied');
+    like($s->error_log, qr/CRM_DOWN/, 'the database being away was logged');
+    unlike($s->error_log, qr/CRM_LOST|CRM_QUEUE_FULL|SPOOL_WRITE_FAILED/, 'nothing lost');
+    ok($s->stop, 'stopped');
+    is(join(' ', glob("$dir/*")), '', 'no journal left');
+};
+
+subtest 'the database killed mid-run and started again' => sub {
+    my $dir = spool_dir();
+    my $s = server($dir);
+    my @n = (101 .. 160);
+    my @res = calls($s, @n[0 .. 19]);
+    $pg->stop('immediate');
+    my @down = calls($s, @n[20 .. 39]);
+    $pg->start or die 'pg start';
+    my @up = calls($s, @n[40 .. 59]);
+    answered_in_time($res[0] + $down[0] + $up[0],
+                     (sort { $b <=> $a } $res[1], $down[1], $up[1])[0]);
+    ok(wait_stored('60 120', 30, @n), '60 calls, 120 events') or diag stored(@n);
+    ok($s->stop, 'stopped');
+};
+
+subtest 'nginx SIGKILLed with writes in its spool: replayed once when it is back' => sub {
+    $pg->stop;
+    my $dir = spool_dir();
+    my $s = server($dir, 'fsync=always');
+    my @n = (201 .. 230);
+    answered_in_time(calls($s, @n));
+    $s->kill_all;
+    my @journals = glob("$dir/*.spool");
+    ok(@journals >= 1, 'journals on disk: ' . scalar @journals);
+    $pg->start or die 'pg start';
+    $s->start;
+    ok(wait_stored('30 60', 30, @n), '30 calls, 60 events') or diag stored(@n);
+    like($s->error_log, qr/SPOOL_ADOPTED file="\Q$dir\E\/\d+-\d+\.spool" bytes=\d+/,
+         'the journals were taken over');
+    ok(wait_until(sub { !glob("$dir/*.spool") || spool_total($s, 'files') == 0 }, 5),
+       'and emptied');
+    ok($s->stop, 'stopped');
+    is(join(' ', glob("$dir/*")), '', 'no journal left');
+};
+
+subtest 'a torn last record and a damaged one: skipped, logged, the rest replayed' => sub {
+    $pg->stop;
+    my $dir = spool_dir();
+    my $s = server($dir);
+    my @n = (301 .. 312);
+    answered_in_time(calls($s, @n));
+    $s->kill_all;
+    my ($big) = sort { -s $b <=> -s $a } glob("$dir/*.spool");
+    my $size = -s $big;
+    # a byte in the first record's parameters, and the last record's end
+    open my $fh, '+<', $big or die $!;
+    binmode $fh;
+    seek $fh, 40, 0;
+    read $fh, my $byte, 1;
+    seek $fh, 40, 0;
+    print $fh chr(ord($byte) ^ 0x55);
+    close $fh;
+    truncate $big, $size - 7 or die $!;
+    $pg->start or die 'pg start';
+    $s->start;
+    ok(wait_until(sub { (split ' ', stored(@n))[1] == 22 }, 30),
+       'every event but the two damaged ones') or diag stored(@n);
+    sleep 0.5;
+    is((split ' ', stored(@n))[1], 22, 'and no more');
+    my @torn = $s->error_log =~ /SPOOL_TORN file="\Q$big\E" offset=\d+ bytes=\d+/g;
+    is(scalar @torn, 2, 'both logged, with the file and the offset');
+    ok($s->stop, 'stopped');
+};
+
+subtest 'reloaded with writes in the spool: the new workers replay them' => sub {
+    $pg->stop;
+    my $dir = spool_dir();
+    my $s = server($dir);
+    my @n = (401 .. 420);
+    answered_in_time(calls($s, @n));
+    $s->reload;
+    like($s->error_log, qr/SPOOL_LEFT files=1 bytes=\d+/, 'the old workers left their journals');
+    $pg->start or die 'pg start';
+    ok(wait_stored('20 40', 30, @n), '20 calls, 40 events') or diag stored(@n);
+    like($s->error_log, qr/SPOOL_ADOPTED/, 'taken over by the new workers');
+    ok($s->stop, 'stopped');
+    is(join(' ', glob("$dir/*")), '', 'no journal left');
+};
+
+SKIP: {
+    my $dir = spool_dir();
+    skip 'a full disk needs a small tmpfs: mount as root', 1
+        unless $> == 0 && system("mount -t tmpfs -o size=8k,mode=0777 tmpfs $dir 2>/dev/null") == 0;
+
+    subtest 'the spool\'s disk full: logged and counted, the writes kept in memory' => sub {
+        $pg->stop;
+        my $s = server($dir);
+        my @n = (501 .. 600);
+        answered_in_time(calls($s, @n));
+        cmp_ok(spool_total($s, 'write_failed'), '>', 0, '/readyz counts the failed appends');
+        like($s->error_log, qr/SPOOL_WRITE_FAILED what=\w+ failed=1: cannot append to "\Q$dir\E\/[^"]+"; the write is kept in memory only \(28: No space left on device\)/,
+             'the full disk logged');
+        $pg->start or die 'pg start';
+        ok(wait_stored('100 200', 30, @n), '100 calls, 200 events: nothing lost')
+            or diag stored(@n);
+        ok($s->stop, 'stopped');
+    };
+    system('umount', $dir);
+}
+
+done_testing();
