@@ -1,8 +1,9 @@
 # AgentLocator for nginx.
 #
 #   make test    install what is missing, build the module, run the suite
-#   make run     nginx with the module on 127.0.0.1:8080 (prefix var/)
-#   make stop    stop it
+#   make run     nginx with the module on 127.0.0.1:8080 (prefix var/), its
+#                CRM in a PostgreSQL cluster in var/pg (tools/run.sh)
+#   make stop    stop both
 #
 # Other targets: deps, build, nginx-static, test-static, fuzz, mutate, clean.
 
@@ -136,6 +137,8 @@ mutate: deps
 	@tools/mutate
 
 
+# PGPORT_RUN: the local cluster's port (54329); DATABASE_URL: use that
+# database instead of a local cluster.
 run: deps build
 	@tools/run.sh start $(NGINX) $(MODULE_SO) $(VAR)
 
@@ -143,5 +146,7 @@ stop:
 	@tools/run.sh stop $(NGINX) $(MODULE_SO) $(VAR)
 
 
+# (stops what `make run` started first: its PostgreSQL lives in var/)
 clean:
+	@tools/run.sh stop $(NGINX) $(MODULE_SO) $(VAR) >/dev/null
 	rm -rf $(BUILD) $(VAR) t/servroot*
