@@ -279,3 +279,26 @@ agentlocator_postgres "pool=0": pool is 1 to 32 connections per worker
 --- error_log
 [emerg]
 "agentlocator_postgres" conninfo is invalid: invalid connection option "hots"
+
+
+
+=== TEST 23: agentlocator_spool needs agentlocator_postgres
+--- http_config
+    agentlocator_spool spool;
+--- config
+--- must_die
+--- error_log
+[emerg]
+"agentlocator_spool" keeps writes for the CRM database, and there is no "agentlocator_postgres"
+
+
+
+=== TEST 24: agentlocator_spool: fsync is always, interval or off
+--- http_config
+    agentlocator_postgres "host=127.0.0.1 port=1 dbname=crm";
+    agentlocator_spool spool fsync=sometimes;
+--- config
+--- must_die
+--- error_log
+[emerg]
+invalid agentlocator_spool parameter "fsync=sometimes", expected "fsync=always", "fsync=interval" or "fsync=off"
