@@ -428,6 +428,7 @@ typedef struct {
 typedef struct {
     const char                   *name;
     const char                   *sql;
+    ngx_uint_t                    nparams;
 } ngx_agentlocator_crm_statement_t;
 
 

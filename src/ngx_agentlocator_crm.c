@@ -159,16 +159,17 @@ static const char  ngx_agentlocator_crm_recording_sql[] =
 
 
 /*
- * Every statement by name: a write in the spool names its statement, so a
- * replay, even by a newer module, runs the text this one has for it.
+ * Every statement by name and parameter count: a write in the spool names
+ * its statement, so a replay, even by a newer module, runs the text this
+ * one has for it.  A statement whose parameters change gets a new name.
  */
 
 static ngx_agentlocator_crm_statement_t  ngx_agentlocator_crm_statements[] = {
-    { "incoming_call", ngx_agentlocator_crm_incoming_sql },
-    { "call_status", ngx_agentlocator_crm_status_sql },
-    { "call_event", ngx_agentlocator_crm_event_sql },
-    { "recording", ngx_agentlocator_crm_recording_sql },
-    { NULL, NULL }
+    { "incoming_call", ngx_agentlocator_crm_incoming_sql, 5 },
+    { "call_status", ngx_agentlocator_crm_status_sql, 5 },
+    { "call_event", ngx_agentlocator_crm_event_sql, 13 },
+    { "recording", ngx_agentlocator_crm_recording_sql, 6 },
+    { NULL, NULL, 0 }
 };
 
 #define NGX_AGENTLOCATOR_CRM_INCOMING   (&ngx_agentlocator_crm_statements[0])

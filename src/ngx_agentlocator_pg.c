@@ -1114,7 +1114,8 @@ ngx_agentlocator_pg_results(ngx_agentlocator_pg_conn_t *pc)
  * One result of a write.  The database refusing it (a constraint) would
  * refuse it again: it is logged and not retried.  A failure of the moment
  * (a deadlock, a serialization failure, too many connections, a server
- * shutting down; SQLSTATE classes 40, 53, 57 and 08) sends the whole
+ * shutting down; SQLSTATE classes 40, 53, 57 and 08 but for 08P01, the
+ * protocol violation a write with the wrong parameters is) sends the whole
  * batch again after the backoff.
  */
 
@@ -1140,7 +1141,9 @@ ngx_agentlocator_pg_result(ngx_agentlocator_pg_conn_t *pc, PGresult *res)
 
     if (state == NULL
         || ngx_strncmp(state, "40", 2) == 0 || ngx_strncmp(state, "53", 2) == 0
-        || ngx_strncmp(state, "57", 2) == 0 || ngx_strncmp(state, "08", 2) == 0)
+        || ngx_strncmp(state, "57", 2) == 0
+        || (ngx_strncmp(state, "08", 2) == 0
+            && ngx_strcmp(state, "08P01") != 0))
     {
         pc->retry = 1;
         (void) ngx_cpystrn((u_char *) pc->sqlstate,

@@ -14,24 +14,24 @@
  * and replays it.  Replays are harmless twice over: every statement is
  * idempotent, keyed on the CallSid and the event.
  *
- * A record: magic, payload length and CRC32 of the payload (12 bytes, in
- * this machine's byte order: a journal never leaves its host), then the
- * statement's name and its parameters, each a length (-1: NULL) and bytes.
- * A torn or damaged record (a worker killed mid-write, a bad disk) fails
- * its CRC: it is logged and skipped, and reading resumes at the next
- * record that checks out.
+ * A record (ngx_agentlocator_spool_record.h) is a statement's name and
+ * its parameters, with a CRC.  A torn or damaged one (a worker killed
+ * mid-write, a bad disk) is logged and skipped, and reading resumes at the
+ * next record that checks out.
  */
 
 
 #include "ngx_agentlocator.h"
+#include "ngx_agentlocator_spool_record.h"
 
 #include <sys/file.h>
 
 
-#define NGX_AGENTLOCATOR_SPOOL_MAGIC        0x314c5341   /* "ASL1" */
-#define NGX_AGENTLOCATOR_SPOOL_HEADER       12
-#define NGX_AGENTLOCATOR_SPOOL_RECORD_MAX   65536
 #define NGX_AGENTLOCATOR_SPOOL_READ         (256 * 1024)
+
+#if (NGX_AGENTLOCATOR_SPOOL_PARAMS_MAX > NGX_AGENTLOCATOR_PG_MAX_PARAMS)
+#error "a spooled write could have more parameters than a queued one"
+#endif
 
 /* a journal this big is left to drain and a new one started */
 #define NGX_AGENTLOCATOR_SPOOL_FILE_MAX     (64 * 1024 * 1024)
@@ -84,8 +84,6 @@ static void ngx_agentlocator_spool_close(ngx_agentlocator_spool_file_t *f,
 static void ngx_agentlocator_spool_scan(ngx_agentlocator_spool_t *sp);
 static void ngx_agentlocator_spool_adopt(ngx_agentlocator_spool_t *sp,
     u_char *path, size_t len);
-static ngx_int_t ngx_agentlocator_spool_parse(u_char *p, size_t len,
-    ngx_str_t *name, ngx_uint_t *n, ngx_str_t *params);
 static void ngx_agentlocator_spool_tick(ngx_event_t *ev);
 
 
@@ -265,37 +263,38 @@ ngx_int_t
 ngx_agentlocator_spool_append(const char *name, ngx_uint_t n,
     ngx_str_t *params, ngx_uint_t loaded, void **file)
 {
-    u_char                         *rec, *p;
+    u_char                         *rec;
     size_t                          len, name_len;
     ssize_t                         written;
-    int32_t                         plen;
-    uint32_t                        word;
     ngx_uint_t                      i;
     ngx_err_t                       err;
     ngx_agentlocator_spool_t       *sp;
     ngx_agentlocator_spool_file_t  *f;
     u_char                          stack[2048];
+    ngx_agentlocator_spool_param_t  sparams[NGX_AGENTLOCATOR_SPOOL_PARAMS_MAX];
 
     sp = ngx_agentlocator_spool;
     *file = NULL;
 
     name_len = ngx_strlen(name);
-    len = NGX_AGENTLOCATOR_SPOOL_HEADER + 2 + name_len;
 
-    for (i = 0; i < n; i++) {
-        len += 4 + params[i].len;
+    for (i = 0; i < n && i < NGX_AGENTLOCATOR_SPOOL_PARAMS_MAX; i++) {
+        sparams[i].data = params[i].data;
+        sparams[i].len = params[i].len;
     }
 
-    if (len - NGX_AGENTLOCATOR_SPOOL_HEADER > NGX_AGENTLOCATOR_SPOOL_RECORD_MAX)
-    {
+    len = ngx_agentlocator_spool_record_size(name_len, n, sparams);
+
+    if (len == 0 || n > NGX_AGENTLOCATOR_SPOOL_PARAMS_MAX) {
         ngx_log_error(NGX_LOG_ERR, sp->log, 0,
-                      "SPOOL_WRITE_FAILED what=%s: a record of %uz bytes is "
-                      "over the limit", name, len);
+                      "SPOOL_WRITE_FAILED what=%s: the write is over the "
+                      "spool's limit of a record", name);
         sp->write_failed++;
         return NGX_ERROR;
     }
 
-    if (sp->current == NULL || sp->current->size >= NGX_AGENTLOCATOR_SPOOL_FILE_MAX)
+    if (sp->current == NULL
+        || sp->current->size >= NGX_AGENTLOCATOR_SPOOL_FILE_MAX)
     {
         if (ngx_agentlocator_spool_start_file(sp) != NGX_OK) {
             sp->write_failed++;
@@ -311,28 +310,7 @@ ngx_agentlocator_spool_append(const char *name, ngx_uint_t n,
         return NGX_ERROR;
     }
 
-    p = rec + NGX_AGENTLOCATOR_SPOOL_HEADER;
-    *p++ = (u_char) name_len;
-    p = ngx_cpymem(p, name, name_len);
-    *p++ = (u_char) n;
-
-    for (i = 0; i < n; i++) {
-        plen = params[i].data ? (int32_t) params[i].len : -1;
-        ngx_memcpy(p, &plen, 4);
-        p += 4;
-
-        if (params[i].data) {
-            p = ngx_cpymem(p, params[i].data, params[i].len);
-        }
-    }
-
-    word = NGX_AGENTLOCATOR_SPOOL_MAGIC;
-    ngx_memcpy(rec, &word, 4);
-    word = (uint32_t) (len - NGX_AGENTLOCATOR_SPOOL_HEADER);
-    ngx_memcpy(rec + 4, &word, 4);
-    word = ngx_crc32_long(rec + NGX_AGENTLOCATOR_SPOOL_HEADER,
-                          len - NGX_AGENTLOCATOR_SPOOL_HEADER);
-    ngx_memcpy(rec + 8, &word, 4);
+    ngx_agentlocator_spool_record_encode(rec, name, name_len, n, sparams);
 
     written = pwrite(f->fd, rec, len, f->size);
     err = ngx_errno;
@@ -428,12 +406,14 @@ ngx_agentlocator_spool_backlog(void)
 void
 ngx_agentlocator_spool_load(ngx_uint_t max)
 {
-    u_char                         *p, *last, *next;
-    size_t                          want;
+    int                             found;
+    u_char                         *p, *last;
+    size_t                          want, used;
     ssize_t                         got;
-    uint32_t                        magic, plen, crc;
-    ngx_str_t                       name, params[NGX_AGENTLOCATOR_PG_MAX_PARAMS];
-    ngx_uint_t                      n, loaded, more;
+    ngx_str_t                       params[NGX_AGENTLOCATOR_SPOOL_PARAMS_MAX];
+    ngx_uint_t                      i, loaded, more;
+    ngx_agentlocator_spool_scan_e   rc;
+    ngx_agentlocator_spool_view_t   view;
     ngx_queue_t                    *q;
     ngx_agentlocator_spool_t       *sp;
     ngx_agentlocator_spool_file_t  *f;
@@ -487,90 +467,63 @@ ngx_agentlocator_spool_load(ngx_uint_t max)
 
         while (loaded < max && p < last) {
 
-            /* a record cut by the end of what was read: read from it */
-            if ((size_t) (last - p) < NGX_AGENTLOCATOR_SPOOL_HEADER) {
+            rc = ngx_agentlocator_spool_record_scan(p, last - p, &used,
+                                                    &found, &view);
+
+            if (rc == NGX_AGENTLOCATOR_SPOOL_SHORT) {
                 if (more && p != sp->buf) {
+                    /* cut by the end of what was read: read from here */
                     break;
                 }
 
-                goto torn;
+                /* cut by the end of the file: torn */
+                used = ngx_agentlocator_spool_record_resync(p, last - p,
+                                                            &found);
+                rc = NGX_AGENTLOCATOR_SPOOL_BAD;
             }
 
-            ngx_memcpy(&magic, p, 4);
-            ngx_memcpy(&plen, p + 4, 4);
-            ngx_memcpy(&crc, p + 8, 4);
-
-            if (magic != NGX_AGENTLOCATOR_SPOOL_MAGIC
-                || plen > NGX_AGENTLOCATOR_SPOOL_RECORD_MAX)
-            {
-                goto torn;
-            }
-
-            if ((size_t) (last - p) < NGX_AGENTLOCATOR_SPOOL_HEADER + plen) {
-                if (more && p != sp->buf) {
-                    break;
+            if (rc == NGX_AGENTLOCATOR_SPOOL_BAD) {
+                if (!found && !more) {
+                    used = last - p;
                 }
 
-                goto torn;
-            }
-
-            if (ngx_crc32_long(p + NGX_AGENTLOCATOR_SPOOL_HEADER, plen) != crc
-                || ngx_agentlocator_spool_parse(
-                       p + NGX_AGENTLOCATOR_SPOOL_HEADER, plen, &name, &n,
-                       params)
-                   != NGX_OK)
-            {
-                goto torn;
-            }
-
-            st = ngx_agentlocator_crm_statement(name.data, name.len);
-
-            if (st == NULL) {
                 ngx_log_error(NGX_LOG_ERR, sp->log, 0,
-                              "SPOOL_SKIPPED file=\"%s\": a write of "
-                              "\"%V\", which this module does not know",
-                              f->path, &name);
-                p += NGX_AGENTLOCATOR_SPOOL_HEADER + plen;
+                              "SPOOL_TORN file=\"%s\" offset=%O bytes=%uz: a "
+                              "torn or damaged record is skipped", f->path,
+                              f->read + (p - sp->buf), used);
+                sp->torn++;
+                p += used;
                 continue;
             }
 
-            if (ngx_agentlocator_pg_load(st, n, params, f) != NGX_OK) {
+            st = ngx_agentlocator_crm_statement((u_char *) view.name,
+                                                view.name_len);
+
+            if (st == NULL || st->nparams != view.n) {
+                ngx_log_error(NGX_LOG_ERR, sp->log, 0,
+                              "SPOOL_SKIPPED file=\"%s\": a write of "
+                              "\"%*s\" with %uz parameters, which this "
+                              "module does not know", f->path, view.name_len,
+                              view.name, view.n);
+                p += used;
+                continue;
+            }
+
+            for (i = 0; i < view.n; i++) {
+                params[i].data = (u_char *) view.params[i].data;
+                params[i].len = view.params[i].len;
+            }
+
+            if (ngx_agentlocator_pg_load(st, view.n, params, f) != NGX_OK) {
                 /* no memory: read from here next time */
                 max = loaded;
                 break;
             }
 
-            p += NGX_AGENTLOCATOR_SPOOL_HEADER + plen;
+            p += used;
             f->pending++;
             loaded++;
             sp->replayed++;
-            continue;
-
-        torn:
-
-            /*
-             * A torn or damaged record (a worker killed while writing, a
-             * bad disk): reading resumes at the next record's magic; the
-             * bytes between are lost, and said so.
-             */
-
-            for (next = p + 1; next + 4 <= last; next++) {
-                ngx_memcpy(&magic, next, 4);
-                if (magic == NGX_AGENTLOCATOR_SPOOL_MAGIC) {
-                    break;
-                }
-            }
-
-            if (next + 4 > last) {
-                next = (more && last - 3 > p) ? last - 3 : last;
-            }
-
-            ngx_log_error(NGX_LOG_ERR, sp->log, 0,
-                          "SPOOL_TORN file=\"%s\" offset=%O bytes=%z: a torn "
-                          "or damaged record is skipped", f->path,
-                          f->read + (p - sp->buf), next - p);
-            sp->torn++;
-            p = next;
         }
 
         f->read += p - sp->buf;
@@ -880,56 +833,6 @@ ngx_agentlocator_spool_adopt(ngx_agentlocator_spool_t *sp, u_char *path,
     ngx_log_error(NGX_LOG_NOTICE, sp->log, 0,
                   "SPOOL_ADOPTED file=\"%s\" bytes=%O: left by a worker "
                   "that is gone; replaying it", path, f->size);
-}
-
-
-static ngx_int_t
-ngx_agentlocator_spool_parse(u_char *p, size_t len, ngx_str_t *name,
-    ngx_uint_t *n, ngx_str_t *params)
-{
-    u_char      *last;
-    int32_t      plen;
-    ngx_uint_t   i;
-
-    last = p + len;
-
-    if (last - p < 1 || (size_t) (last - p - 1) < (size_t) p[0] + 1) {
-        return NGX_ERROR;
-    }
-
-    name->len = p[0];
-    name->data = p + 1;
-    p += 1 + name->len;
-
-    *n = *p++;
-
-    if (*n > NGX_AGENTLOCATOR_PG_MAX_PARAMS) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < *n; i++) {
-        if (last - p < 4) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(&plen, p, 4);
-        p += 4;
-
-        if (plen == -1) {
-            ngx_str_null(&params[i]);
-            continue;
-        }
-
-        if (plen < 0 || last - p < plen) {
-            return NGX_ERROR;
-        }
-
-        params[i].data = p;
-        params[i].len = plen;
-        p += plen;
-    }
-
-    return (p == last) ? NGX_OK : NGX_ERROR;
 }
 
 
