@@ -8,7 +8,9 @@ corpus/ws_frames/*: byte 0 picks max_message (see maxes[] in ws_frames.c:
 client's byte stream: masked frames as Twilio sends them, and broken ones.
 corpus/twilio_event/*: Media Streams messages shaped like real traffic
 (../shared/twilio-facts.md section 2), and malformed ones.
-Existing files in both directories are replaced.
+corpus/spool_record/*: CRM spool journals (src/ngx_agentlocator_spool_record.h)
+as a worker writes them, and torn, damaged and foreign ones.
+Existing files in these directories are replaced.
 """
 
 import base64
@@ -16,6 +18,7 @@ import json
 import os
 import random
 import struct
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RNG = random.Random(6455)
@@ -260,6 +263,48 @@ def twilio_seeds():
     }
 
 
+def spool_record(name, *params):
+    payload = bytes([len(name)]) + name + bytes([len(params)])
+    for p in params:
+        if p is None:
+            payload += struct.pack("<i", -1)
+        else:
+            payload += struct.pack("<i", len(p)) + p
+    return struct.pack("<III", 0x314C5341, len(payload),
+                       zlib.crc32(payload)) + payload
+
+
+def spool_seeds():
+    at = b"1764700000.123456"
+    incoming = spool_record(b"incoming_call", CALL.encode(), ACCOUNT.encode(),
+                            b"+15551230000", b"+15557650000", at)
+    status = spool_record(b"call_status", CALL.encode(), b"completed", b"7",
+                          at, b"t")
+    event = spool_record(b"call_event", CALL.encode(), b"stream_drop",
+                         b"close_1006", at,
+                         (CALL + ":stream_drop:" + STREAM).encode(),
+                         STREAM.encode(), b"42", None, None, b"f", None, None,
+                         None)
+    hebrew = spool_record(b"incoming_call", CALL.encode(), None,
+                          "'); DROP TABLE calls; -- \u05e9\u05dc\u05d5\u05dd"
+                          .encode(), b"+972", at)
+    journal = incoming + status + event + hebrew
+    damaged = bytearray(journal)
+    damaged[len(incoming) + 20] ^= 0x55
+    return {
+        "one": incoming,
+        "journal": journal,
+        "torn-last": journal[:-7],
+        "torn-header": journal + incoming[:7],
+        "damaged-middle": bytes(damaged),
+        "garbage-between": incoming + b"\0" * 13 + b"ASL" + status,
+        "foreign": spool_record(b"from_the_future", b"x") + status,
+        "null-params": spool_record(b"recording", CALL.encode(), None, None,
+                                    None, b"/tmp/x.wav", at),
+        "empty": b"",
+    }
+
+
 def write(sub, seeds):
     d = os.path.join(HERE, "corpus", sub)
     os.makedirs(d, exist_ok=True)
@@ -273,7 +318,8 @@ def write(sub, seeds):
 
 def main():
     for sub, seeds in (("ws_frames", ws_seeds()),
-                       ("twilio_event", twilio_seeds())):
+                       ("twilio_event", twilio_seeds()),
+                       ("spool_record", spool_seeds())):
         n, size = write(sub, seeds)
         print("corpus/%s: %d files, %d bytes" % (sub, n, size))
 
