@@ -606,17 +606,29 @@ ngx_agentlocator_spool_start_file(ngx_agentlocator_spool_t *sp)
 
     fd = ngx_open_file(tmp, NGX_FILE_RDWR, NGX_FILE_TRUNCATE, 0600);
 
+    /* tried again at the next write: said at the first, then every 1000th */
+
     if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
-                      "SPOOL_WRITE_FAILED: cannot create \"%s\"", tmp);
+        if (sp->write_failed % 1000 == 0) {
+            ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
+                          "SPOOL_WRITE_FAILED failed=%ui: cannot create "
+                          "\"%s\"; writes are kept in memory only",
+                          sp->write_failed + 1, tmp);
+        }
+
         return NGX_ERROR;
     }
 
     if (flock(fd, LOCK_EX | LOCK_NB) == -1
         || ngx_rename_file(tmp, path) == NGX_FILE_ERROR)
     {
-        ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
-                      "SPOOL_WRITE_FAILED: cannot make \"%s\"", path);
+        if (sp->write_failed % 1000 == 0) {
+            ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
+                          "SPOOL_WRITE_FAILED failed=%ui: cannot make \"%s\"; "
+                          "writes are kept in memory only",
+                          sp->write_failed + 1, path);
+        }
+
         (void) ngx_delete_file(tmp);
         (void) ngx_close_file(fd);
         return NGX_ERROR;
