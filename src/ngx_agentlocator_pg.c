@@ -12,11 +12,12 @@
  * when there is one (ngx_agentlocator_spool.c), then queue in the worker,
  * bounded (what the bound leaves out waits in the spool), and go out in
  * batches on whichever connection is free, in libpq's pipeline mode: one
- * round trip and one transaction per batch.  A batch whose connection
- * broke, or that the database asked to retry (a deadlock, a shutdown), goes
+ * round trip per batch, each write its own transaction (a sync after each),
+ * so that one write's failure is its own, and two workers' batches never
+ * deadlock on each other's rows.  A write whose connection broke, or that
+ * the database asked to retry (a serialization failure, a shutdown), goes
  * back to the head of the queue: every write is idempotent.  A write the
- * database refuses for good (a constraint) is logged and not retried; the
- * rest of its batch, rolled back with it, is sent again.
+ * database refuses for good (a constraint) is logged and not retried.
  */
 
 
@@ -44,15 +45,19 @@
 /* writes a worker holds in memory while the database is slow or away */
 #define NGX_AGENTLOCATOR_PG_QUEUE_MAX     10000
 
-/* writes per pipeline: one round trip, one transaction */
+/* writes per pipeline: one round trip */
 #define NGX_AGENTLOCATOR_PG_BATCH         64
+
+/* batches in a row a write was retried in before the connection backs off */
+#define NGX_AGENTLOCATOR_PG_RETRIES       5
 
 
 typedef struct {
     ngx_queue_t                 queue;
     ngx_agentlocator_crm_statement_t  *st;
     void                       *spooled;  /* its journal; NULL: memory only */
-    ngx_uint_t                  refused;  /* by the database, for good */
+    unsigned                    refused:1; /* by the database, for good */
+    unsigned                    retry:1;   /* the database said: again */
     int                         n;
     const char                 *values[NGX_AGENTLOCATOR_PG_MAX_PARAMS];
     int                         lengths[NGX_AGENTLOCATOR_PG_MAX_PARAMS];
@@ -81,7 +86,8 @@ typedef struct {
     ngx_queue_t                 batch;    /* writes sent, in order */
     ngx_uint_t                  nbatch;
     ngx_queue_t                *cursor;   /* whose results come next */
-    ngx_uint_t                  retry;    /* the database said: again */
+    ngx_uint_t                  retries;  /* batches in a row */
+    ngx_uint_t                  later;    /* a retry wants the backoff */
     char                        sqlstate[6];
 } ngx_agentlocator_pg_conn_t;
 
@@ -651,6 +657,7 @@ ngx_agentlocator_pg_write_new(ngx_agentlocator_crm_statement_t *st,
     w->st = st;
     w->spooled = NULL;
     w->refused = 0;
+    w->retry = 0;
     w->n = (int) n;
     p = w->data;
 
@@ -730,20 +737,16 @@ ngx_agentlocator_pg_send(ngx_agentlocator_pg_conn_t *pc)
 
         if (PQsendQueryParams(pc->conn, w->st->sql, w->n, NULL, w->values,
                               w->lengths, NULL, 0)
-            == 0)
+            == 0
+            || PQpipelineSync(pc->conn) == 0)
         {
             ngx_agentlocator_pg_fail(pc, "cannot send a query");
             return;
         }
     }
 
-    if (PQpipelineSync(pc->conn) == 0) {
-        ngx_agentlocator_pg_fail(pc, "cannot send a query");
-        return;
-    }
-
     pc->cursor = ngx_queue_head(&pc->batch);
-    pc->retry = 0;
+    pc->later = 0;
 
     (void) ngx_agentlocator_pg_flush(pc);
 }
@@ -1077,9 +1080,8 @@ ngx_agentlocator_pg_ready(ngx_agentlocator_pg_conn_t *pc)
 
 
 /*
- * The results of a batch, in order: each query's, each ended by a NULL,
- * then the sync's.  A query that failed makes the rest of the batch
- * "aborted" and rolls back what ran before it.
+ * The results of a batch, in order, for each write: its query's results,
+ * a NULL, then its sync's (its transaction ended).
  */
 
 static void
@@ -1091,21 +1093,25 @@ ngx_agentlocator_pg_results(ngx_agentlocator_pg_conn_t *pc)
         res = PQgetResult(pc->conn);
 
         if (res == NULL) {
-            if (pc->cursor != ngx_queue_sentinel(&pc->batch)) {
-                pc->cursor = ngx_queue_next(pc->cursor);
-            }
-
             continue;
         }
 
-        if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+        if (PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+            ngx_agentlocator_pg_result(pc, res);
             PQclear(res);
+            continue;
+        }
+
+        PQclear(res);
+
+        if (pc->cursor != ngx_queue_sentinel(&pc->batch)) {
+            pc->cursor = ngx_queue_next(pc->cursor);
+        }
+
+        if (pc->cursor == ngx_queue_sentinel(&pc->batch)) {
             ngx_agentlocator_pg_batch_done(pc);
             return;
         }
-
-        ngx_agentlocator_pg_result(pc, res);
-        PQclear(res);
     }
 }
 
@@ -1127,17 +1133,21 @@ ngx_agentlocator_pg_result(ngx_agentlocator_pg_conn_t *pc, PGresult *res)
     ngx_agentlocator_pg_pool_t   *pool;
     ngx_agentlocator_pg_write_t  *w;
 
-    if (PQresultStatus(res) != PGRES_FATAL_ERROR
-        || pc->cursor == ngx_queue_sentinel(&pc->batch))
+    ExecStatusType                status;
+
+    status = PQresultStatus(res);
+
+    if (pc->cursor == ngx_queue_sentinel(&pc->batch)
+        || (status != PGRES_FATAL_ERROR && status != PGRES_PIPELINE_ABORTED))
     {
-        /* done, or PGRES_PIPELINE_ABORTED: sent again with the batch */
         return;
     }
 
     pool = ngx_agentlocator_pg;
     w = ngx_queue_data(pc->cursor, ngx_agentlocator_pg_write_t, queue);
 
-    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    state = (status == PGRES_FATAL_ERROR)
+            ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
     if (state == NULL
         || ngx_strncmp(state, "40", 2) == 0 || ngx_strncmp(state, "53", 2) == 0
@@ -1145,10 +1155,16 @@ ngx_agentlocator_pg_result(ngx_agentlocator_pg_conn_t *pc, PGresult *res)
         || (ngx_strncmp(state, "08", 2) == 0
             && ngx_strcmp(state, "08P01") != 0))
     {
-        pc->retry = 1;
+        w->retry = 1;
         (void) ngx_cpystrn((u_char *) pc->sqlstate,
                            (u_char *) (state ? state : "-"),
                            sizeof(pc->sqlstate));
+
+        /* a serialization failure or a deadlock: again now; else later */
+        if (state == NULL || ngx_strncmp(state, "40", 2) != 0) {
+            pc->later = 1;
+        }
+
         return;
     }
 
@@ -1163,38 +1179,19 @@ ngx_agentlocator_pg_result(ngx_agentlocator_pg_conn_t *pc, PGresult *res)
 
 
 /*
- * The batch's transaction ended: committed, and every write is taken; or
- * rolled back, and every write but a refused one is queued again.
+ * Every write of the batch has its answer: taken, refused for good, or to
+ * be done again (back to the head of the queue).
  */
 
 static void
 ngx_agentlocator_pg_batch_done(ngx_agentlocator_pg_conn_t *pc)
 {
     u_char                        what[64];
-    ngx_uint_t                    refused;
     ngx_queue_t                  *q, *next;
     ngx_agentlocator_pg_pool_t   *pool;
     ngx_agentlocator_pg_write_t  *w;
 
     pool = ngx_agentlocator_pg;
-
-    if (pc->retry) {
-        (void) ngx_snprintf(what, sizeof(what),
-                            "the database asked to retry (sqlstate %s)%Z",
-                            pc->sqlstate);
-        ngx_agentlocator_pg_fail(pc, (char *) what);
-        return;
-    }
-
-    refused = 0;
-
-    for (q = ngx_queue_head(&pc->batch);
-         q != ngx_queue_sentinel(&pc->batch);
-         q = ngx_queue_next(q))
-    {
-        w = ngx_queue_data(q, ngx_agentlocator_pg_write_t, queue);
-        refused += w->refused;
-    }
 
     for (q = ngx_queue_head(&pc->batch);
          q != ngx_queue_sentinel(&pc->batch);
@@ -1203,23 +1200,44 @@ ngx_agentlocator_pg_batch_done(ngx_agentlocator_pg_conn_t *pc)
         next = ngx_queue_next(q);
         w = ngx_queue_data(q, ngx_agentlocator_pg_write_t, queue);
 
-        if (refused && !w->refused) {
-            /* rolled back with the refused one: sent again (requeue) */
+        if (w->retry) {
             continue;
         }
 
         ngx_queue_remove(q);
         pc->nbatch--;
 
-        if (!refused) {
+        if (!w->refused) {
             pool->done++;
         }
 
         ngx_agentlocator_pg_taken(w);
     }
 
-    ngx_agentlocator_pg_requeue(pc);
+    if (pc->nbatch == 0) {
+        pc->retries = 0;
+        pc->cursor = NULL;
+        ngx_agentlocator_pg_dispatch();
+        return;
+    }
 
+    /* what is left, the database asked to do again */
+
+    if (pc->later || ++pc->retries > NGX_AGENTLOCATOR_PG_RETRIES) {
+        pc->retries = 0;
+        (void) ngx_snprintf(what, sizeof(what),
+                            "the database asked to retry (sqlstate %s)%Z",
+                            pc->sqlstate);
+        ngx_agentlocator_pg_fail(pc, (char *) what);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, pool->log, 0,
+                  "agentlocator postgres: connection %ui: %ui write(s) "
+                  "again at once (sqlstate %s)", pc->index, pc->nbatch,
+                  pc->sqlstate);
+
+    ngx_agentlocator_pg_requeue(pc);
     ngx_agentlocator_pg_dispatch();
 }
 
@@ -1241,6 +1259,7 @@ ngx_agentlocator_pg_requeue(ngx_agentlocator_pg_conn_t *pc)
 
         w = ngx_queue_data(q, ngx_agentlocator_pg_write_t, queue);
         w->refused = 0;
+        w->retry = 0;
 
         ngx_queue_insert_head(&pool->writes, q);
         pool->queued++;

@@ -196,6 +196,57 @@ subtest 'reloaded with writes in the spool: the new workers replay them' => sub 
     is(join(' ', glob("$dir/*")), '', 'no journal left');
 };
 
+subtest 'a write the database refuses is dropped alone; one it asks to retry lands' => sub {
+    # a refusal (a constraint) for one caller, a serialization failure
+    # twice for another, decided in the database
+    $pg->psql(q{
+        CREATE SEQUENCE test_retry;
+        CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.from_number = '+10000000666' THEN
+                RAISE EXCEPTION 'refused by the test' USING ERRCODE = '23514';
+            END IF;
+            IF NEW.from_number = '+10000000777' THEN
+                IF nextval('test_retry') <= 2 THEN
+                    RAISE EXCEPTION 'try again' USING ERRCODE = '40001';
+                END IF;
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER test_refuse BEFORE INSERT ON calls
+            FOR EACH ROW EXECUTE FUNCTION test_refuse();
+    });
+    $pg->stop;
+    my $dir = spool_dir();
+    my $s = server($dir);
+    my @n = (601 .. 622);
+    # queued while the database is away, so they go out in batches
+    answered_in_time(calls($s, @n[0 .. 19]));
+    for my $w ([621, '+10000000666'], [622, '+10000000777']) {
+        my $r = $s->request('POST /webhook/incoming_call', headers => [$FORM],
+                            body => form(CallSid => call_sid($w->[0]), From => $w->[1]));
+        is($r->{status}, 200, "incoming_call from $w->[1]");
+        $r = $s->request('POST /webhook/call_status', headers => [$FORM],
+                         body => form(CallSid => call_sid($w->[0]), CallStatus => 'completed'));
+        is($r->{status}, 200, 'its call_status');
+    }
+    $pg->start or die 'pg start';
+    # 22 calls; every event but the refused caller's "incoming"
+    ok(wait_stored('22 43', 30, @n), 'everything but the refused write') or diag stored(@n);
+    sleep 0.5;
+    is(stored(@n), '22 43', 'and nothing more');
+    is($pg->psql(q{SELECT count(*) FROM call_events WHERE idempotency_key = }
+                 . "'" . call_sid(622) . ":incoming'"), 1, 'the retried write landed once');
+    my @refused = $s->error_log =~ /CRM_WRITE_FAILED what=incoming_call sqlstate=23514: ERROR:  refused by the test/g;
+    is(scalar @refused, 1, 'the refusal logged once, not retried');
+    like($s->error_log, qr/connection \d+: 1 write\(s\) again at once \(sqlstate 40001\)/,
+         'the retry said why');
+    unlike($s->error_log, qr/CRM_DOWN.*asked to retry/, 'and the connection stayed');
+    is(spool_total($s, 'files'), 0, 'the spool emptied');
+    ok($s->stop, 'stopped');
+    $pg->psql('DROP TRIGGER test_refuse ON calls; DROP FUNCTION test_refuse(); DROP SEQUENCE test_retry');
+};
+
 SKIP: {
     my $dir = spool_dir();
     skip 'a full disk needs a small tmpfs: mount as root', 1
