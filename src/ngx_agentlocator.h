@@ -533,6 +533,8 @@ void ngx_agentlocator_crm_recording(ngx_str_t *call_sid,
     ngx_str_t *wav_path);
 ngx_agentlocator_crm_statement_t *ngx_agentlocator_crm_statement(u_char *name,
     size_t len);
+ngx_agentlocator_crm_statement_t *ngx_agentlocator_crm_statement_at(
+    ngx_uint_t i);
 
 /* ngx_agentlocator_stream_url.c */
 void ngx_agentlocator_stream_url_init_worker(ngx_cycle_t *cycle);

@@ -353,6 +353,21 @@ ngx_agentlocator_crm_recording(ngx_str_t *call_sid, ngx_str_t *recording_sid,
 }
 
 
+/* The i-th statement, NULL past the last: each connection prepares them. */
+
+ngx_agentlocator_crm_statement_t *
+ngx_agentlocator_crm_statement_at(ngx_uint_t i)
+{
+    if (i >= sizeof(ngx_agentlocator_crm_statements)
+             / sizeof(ngx_agentlocator_crm_statement_t) - 1)
+    {
+        return NULL;
+    }
+
+    return &ngx_agentlocator_crm_statements[i];
+}
+
+
 ngx_agentlocator_crm_statement_t *
 ngx_agentlocator_crm_statement(u_char *name, size_t len)
 {

@@ -70,6 +70,7 @@ typedef enum {
     NGX_AGENTLOCATOR_PG_WAITING,          /* the backoff timer runs */
     NGX_AGENTLOCATOR_PG_CONNECTING,
     NGX_AGENTLOCATOR_PG_CHECKING,         /* reading the schema version */
+    NGX_AGENTLOCATOR_PG_PREPARING,        /* preparing the statements */
     NGX_AGENTLOCATOR_PG_READY
 } ngx_agentlocator_pg_state_e;
 
@@ -88,6 +89,7 @@ typedef struct {
     ngx_queue_t                *cursor;   /* whose results come next */
     ngx_uint_t                  retries;  /* batches in a row */
     ngx_uint_t                  later;    /* a retry wants the backoff */
+    ngx_uint_t                  failed;   /* a statement did not prepare */
     char                        sqlstate[6];
 } ngx_agentlocator_pg_conn_t;
 
@@ -127,6 +129,10 @@ static void ngx_agentlocator_pg_notice(void *arg, const char *message);
 static void ngx_agentlocator_pg_checked(ngx_agentlocator_pg_conn_t *pc,
     PGresult *res);
 static void ngx_agentlocator_pg_ready(ngx_agentlocator_pg_conn_t *pc);
+static void ngx_agentlocator_pg_prepared(ngx_agentlocator_pg_conn_t *pc);
+static char *ngx_agentlocator_pg_statement_name(
+    ngx_agentlocator_crm_statement_t *st, u_char *buf);
+static void ngx_agentlocator_pg_up(ngx_agentlocator_pg_conn_t *pc);
 static void ngx_agentlocator_pg_results(ngx_agentlocator_pg_conn_t *pc);
 static void ngx_agentlocator_pg_result(ngx_agentlocator_pg_conn_t *pc,
     PGresult *res);
@@ -717,6 +723,7 @@ ngx_agentlocator_pg_dispatch(void)
 static void
 ngx_agentlocator_pg_send(ngx_agentlocator_pg_conn_t *pc)
 {
+    u_char                        name[64];
     ngx_queue_t                  *q;
     ngx_agentlocator_pg_pool_t   *pool;
     ngx_agentlocator_pg_write_t  *w;
@@ -735,8 +742,10 @@ ngx_agentlocator_pg_send(ngx_agentlocator_pg_conn_t *pc)
 
         w = ngx_queue_data(q, ngx_agentlocator_pg_write_t, queue);
 
-        if (PQsendQueryParams(pc->conn, w->st->sql, w->n, NULL, w->values,
-                              w->lengths, NULL, 0)
+        if (PQsendQueryPrepared(pc->conn,
+                                ngx_agentlocator_pg_statement_name(w->st,
+                                                                   name),
+                                w->n, w->values, w->lengths, NULL, 0)
             == 0
             || PQpipelineSync(pc->conn) == 0)
         {
@@ -947,6 +956,7 @@ ngx_agentlocator_pg_event(ngx_event_t *ev)
         return;
 
     case NGX_AGENTLOCATOR_PG_CHECKING:
+    case NGX_AGENTLOCATOR_PG_PREPARING:
     case NGX_AGENTLOCATOR_PG_READY:
         break;
 
@@ -988,6 +998,9 @@ ngx_agentlocator_pg_event(ngx_event_t *ev)
             ngx_agentlocator_pg_checked(pc, res);
             PQclear(res);
         }
+
+    } else if (pc->state == NGX_AGENTLOCATOR_PG_PREPARING) {
+        ngx_agentlocator_pg_prepared(pc);
 
     } else {
         ngx_agentlocator_pg_results(pc);
@@ -1040,14 +1053,19 @@ ngx_agentlocator_pg_checked(ngx_agentlocator_pg_conn_t *pc, PGresult *res)
 
 /*
  * The version is read: a database this module can write to gets the
- * connection's writes, in pipeline mode from now on; an older one is left
- * and tried again after the backoff, the writes waiting.
+ * connection's writes, in pipeline mode from now on, each statement
+ * prepared once (parsed and planned once per connection, not per write);
+ * an older one is left and tried again after the backoff, the writes
+ * waiting.
  */
 
 static void
 ngx_agentlocator_pg_ready(ngx_agentlocator_pg_conn_t *pc)
 {
-    ngx_agentlocator_pg_pool_t  *pool;
+    u_char                             name[64];
+    ngx_uint_t                         i;
+    ngx_agentlocator_pg_pool_t        *pool;
+    ngx_agentlocator_crm_statement_t  *st;
 
     pool = ngx_agentlocator_pg;
 
@@ -1060,6 +1078,96 @@ ngx_agentlocator_pg_ready(ngx_agentlocator_pg_conn_t *pc)
         ngx_agentlocator_pg_fail(pc, "cannot enter pipeline mode");
         return;
     }
+
+    for (i = 0; (st = ngx_agentlocator_crm_statement_at(i)); i++) {
+        if (PQsendPrepare(pc->conn,
+                          ngx_agentlocator_pg_statement_name(st, name),
+                          st->sql, (int) st->nparams, NULL)
+            == 0)
+        {
+            ngx_agentlocator_pg_fail(pc, "cannot prepare a statement");
+            return;
+        }
+    }
+
+    if (PQpipelineSync(pc->conn) == 0) {
+        ngx_agentlocator_pg_fail(pc, "cannot prepare a statement");
+        return;
+    }
+
+    pc->state = NGX_AGENTLOCATOR_PG_PREPARING;
+    pc->failed = 0;
+
+    (void) ngx_agentlocator_pg_flush(pc);
+}
+
+
+/* The statements' PREPAREs answered, then their sync. */
+
+static void
+ngx_agentlocator_pg_prepared(ngx_agentlocator_pg_conn_t *pc)
+{
+    u_char                       err[256];
+    PGresult                    *res;
+    ExecStatusType               status;
+    ngx_agentlocator_pg_pool_t  *pool;
+
+    pool = ngx_agentlocator_pg;
+
+    while (!PQisBusy(pc->conn)) {
+        res = PQgetResult(pc->conn);
+
+        if (res == NULL) {
+            continue;
+        }
+
+        status = PQresultStatus(res);
+        PQclear(res);
+
+        if (status == PGRES_PIPELINE_SYNC) {
+            if (pc->failed) {
+                ngx_agentlocator_pg_fail(pc, "cannot prepare the statements");
+                return;
+            }
+
+            ngx_agentlocator_pg_up(pc);
+            return;
+        }
+
+        if (status != PGRES_COMMAND_OK && !pc->failed) {
+            /* our SQL and the schema disagree: said once, the reason kept */
+            pc->failed = 1;
+            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                          "agentlocator postgres: connection %ui: cannot "
+                          "prepare the CRM's statements: %s", pc->index,
+                          ngx_agentlocator_pg_error(pc->conn, err,
+                                                    sizeof(err)));
+        }
+    }
+}
+
+
+/* "al_" and the statement's name: what its writes execute. */
+
+static char *
+ngx_agentlocator_pg_statement_name(ngx_agentlocator_crm_statement_t *st,
+    u_char *buf)
+{
+    (void) ngx_snprintf(buf, 63, "al_%s%Z", st->name);
+    buf[63] = '\0';
+
+    return (char *) buf;
+}
+
+
+/* The connection takes writes. */
+
+static void
+ngx_agentlocator_pg_up(ngx_agentlocator_pg_conn_t *pc)
+{
+    ngx_agentlocator_pg_pool_t  *pool;
+
+    pool = ngx_agentlocator_pg;
 
     pc->state = NGX_AGENTLOCATOR_PG_READY;
     pc->delay = NGX_AGENTLOCATOR_PG_BACKOFF_MIN;
