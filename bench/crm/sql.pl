@@ -1,0 +1,135 @@
+#!/usr/bin/perl
+# Reads the two statements the module writes per call out of
+# src/ngx_agentlocator_crm.c (the C string literals
+# ngx_agentlocator_crm_incoming_sql and ngx_agentlocator_crm_status_sql) and
+# writes the pgbench script that runs them, so that the peer runs the text
+# the module has today, not a copy that drifts.
+#
+# usage: sql.pl CRM.c MODULE.so OUT.pgbench OUT.sql-info
+#
+# OUT.pgbench: one pgbench transaction = one call = the incoming_call
+#   statement then the call_status one, each a statement of its own
+#   (autocommit, as the module sends them).  The module's parameters
+#   ($1..$5, in the order ngx_agentlocator_crm_incoming() and
+#   ngx_agentlocator_crm_call_status() fill them) become pgbench variables
+#   (-M prepared turns each back into a bind parameter):
+#
+#     incoming_call  $1 CallSid   'CA' + 32 hex digits of :n, distinct per call
+#                    $2 AccountSid :account (-D)
+#                    $3 From      '+1555' + 7 digits of :n, so distinct per
+#                                 call as in the module's run (a new customer)
+#                    $4 To        :to (-D)
+#                    $5 at        :at (-D, epoch seconds with microseconds)
+#     call_status    $1 CallSid   the same call
+#                    $2 CallStatus :cstatus (-D completed)
+#                    $3 CallDuration :dur, random 1..600
+#                    $4 at        :at
+#                    $5 terminal  :terminal (-D t)
+#
+#   :n = :i * :nclients + :client_id with :i counting each client's calls
+#   (-D i=0, -D nclients=C): distinct across clients and runs of a client.
+#   pgbench has no string variables, so CallSid and From are SQL
+#   expressions of the number (lpad/to_hex/||, a microsecond's work); and
+#   as pgbench takes any ":name" as a variable, even inside quotes, string
+#   literals with a colon (':incoming', ':status:') are written as the
+#   same value in E'\x3a...' form.
+#
+# OUT.sql-info: "in_so=1|0" (is each statement, byte for byte, in the .so
+#   nginx loads? 0 means the build is older or newer than src/),
+#   "params=5 5", "sha1=..." of each text.
+#
+# Exit 1 when a statement cannot be found or its parameters are not the
+# five this script maps: then the bench would not run what the module runs.
+
+use strict;
+use warnings;
+use Digest::SHA qw(sha1_hex);
+
+my ($src, $so, $out, $info) = @ARGV;
+die "usage: $0 CRM.c MODULE.so OUT.pgbench OUT.info\n" unless defined $info;
+
+my $c = do { local $/; open my $fh, '<', $src or die "$src: $!\n"; <$fh> };
+my $bin = do { local $/; open my $fh, '<:raw', $so or die "$so: $!\n"; <$fh> };
+
+sub c_string {
+    my ($name) = @_;
+    $c =~ /static\s+const\s+char\s+\Q$name\E\s*\[\]\s*=\s*
+           ((?:"(?:[^"\\\n]|\\.)*"\s*)+);/xs
+        or die "$src: no static const char $name\[\] = \"...\";\n";
+    my $lits = $1;
+    my $s = '';
+    while ($lits =~ /"((?:[^"\\\n]|\\.)*)"/g) {
+        my $piece = $1;
+        $piece =~ s/\\(["\\'?])/$1/g;
+        $piece =~ s/\\n/\n/g;
+        $piece =~ s/\\t/\t/g;
+        die "$src: $name: an escape this script does not read: $1\n"
+            if $piece =~ /(\\.)/;
+        $s .= $piece;
+    }
+    return $s;
+}
+
+my %stmt = (
+    incoming => c_string('ngx_agentlocator_crm_incoming_sql'),
+    status   => c_string('ngx_agentlocator_crm_status_sql'),
+);
+
+my $sid  = q{('CA' || lpad(to_hex(:n::bigint), 32, '0'))};
+my %map = (
+    incoming => { 1 => $sid, 2 => ':account', 3 => q{('+' || :from::text)},
+                  4 => ':to', 5 => ':at' },
+    status   => { 1 => $sid, 2 => ':cstatus', 3 => ':dur', 4 => ':at',
+                  5 => ':terminal' },
+);
+my %vars = map { $_ => 1 } qw(n account from to at cstatus dur terminal);
+
+my (@params, @in_so, @sha);
+my %script;
+for my $k (qw(incoming status)) {
+    my $sql = $stmt{$k};
+    my %seen = map { $_ => 1 } $sql =~ /\$(\d+)/g;
+    my @got = sort { $a <=> $b } keys %seen;
+    die "$src: the $k statement has parameters \$@{[join ', $', @got]}, "
+        . "this bench maps \$1..\$5: update bench/crm/sql.pl\n"
+        unless "@got" eq '1 2 3 4 5';
+    push @params, scalar @got;
+    push @in_so, index($bin, $sql) >= 0 ? 1 : 0;
+    push @sha, substr(sha1_hex($sql), 0, 12);
+
+    # string literals with a colon: the same value, without a colon
+    die "$src: the $k statement has an E'' literal; update bench/crm/sql.pl\n"
+        if $sql =~ /[Ee]'/;
+    $sql =~ s{(?<![A-Za-z0-9_])'((?:[^']|'')*)'}{
+        my $v = $1;
+        $v =~ /:/ ? do { (my $e = $v) =~ s/\\/\\\\/g; $e =~ s/:/\\x3a/g; "E'$e'" }
+                  : "'$v'"
+    }ge;
+    die "$src: the $k statement has a ':name' outside a cast; "
+        . "update bench/crm/sql.pl\n"
+        if $sql =~ /(?<!:):[A-Za-z_]/;
+
+    $sql =~ s/\$(\d+)(?!\d)/$map{$k}{$1}/g;
+    for my $v ($sql =~ /(?<!:):([A-Za-z_]\w*)/g) {
+        die "internal: :$v\n" unless $vars{$v};
+    }
+    $sql =~ s/\s+/ /g;
+    $script{$k} = $sql;
+}
+
+open my $fh, '>', $out or die "$out: $!\n";
+print $fh <<"EOS";
+-- generated by bench/crm/sql.pl from $src
+-- one transaction = one call: incoming_call, then call_status
+\\set i :i + 1
+\\set n :i * :nclients + :client_id
+\\set from 15550000000 + :n % 10000000
+\\set dur random(1, 600)
+$script{incoming};
+$script{status};
+EOS
+close $fh or die "$out: $!\n";
+
+open $fh, '>', $info or die "$info: $!\n";
+print $fh "in_so=@in_so\nparams=@params\nsha1=@sha\n";
+close $fh or die "$info: $!\n";
