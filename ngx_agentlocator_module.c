@@ -879,10 +879,7 @@ ngx_agentlocator_subprotocols(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/*
- * The recordings directory is an nginx path: created at start, owned by
- * the workers' user, like the temp paths.
- */
+/* agentlocator_recordings PATH */
 
 static char *
 ngx_agentlocator_recordings(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -897,28 +894,41 @@ ngx_agentlocator_recordings(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    amcf->recordings = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
-    if (amcf->recordings == NULL) {
+    return ngx_agentlocator_conf_path(cf, &value[1], &amcf->recordings);
+}
+
+
+/*
+ * A directory the workers write to (recordings, the spool) is an nginx
+ * path: created at start, owned by the workers' user, like the temp paths.
+ */
+
+char *
+ngx_agentlocator_conf_path(ngx_conf_t *cf, ngx_str_t *name, ngx_path_t **path)
+{
+    ngx_path_t  *p;
+
+    p = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
+    if (p == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    amcf->recordings->name = value[1];
+    p->name = *name;
 
-    while (amcf->recordings->name.len > 1
-           && amcf->recordings->name.data[amcf->recordings->name.len - 1]
-              == '/')
-    {
-        amcf->recordings->name.len--;
+    while (p->name.len > 1 && p->name.data[p->name.len - 1] == '/') {
+        p->name.len--;
     }
 
-    if (ngx_conf_full_name(cf->cycle, &amcf->recordings->name, 0) != NGX_OK) {
+    if (ngx_conf_full_name(cf->cycle, &p->name, 0) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
-    amcf->recordings->conf_file = cf->conf_file->file.name.data;
-    amcf->recordings->line = cf->conf_file->line;
+    p->conf_file = cf->conf_file->file.name.data;
+    p->line = cf->conf_file->line;
 
-    if (ngx_add_path(cf, &amcf->recordings) != NGX_OK) {
+    *path = p;
+
+    if (ngx_add_path(cf, path) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 

@@ -491,6 +491,10 @@ extern ngx_module_t  ngx_http_agentlocator_module;
 extern ngx_uint_t    ngx_agentlocator_worker_cut;
 
 
+/* ngx_agentlocator_module.c */
+char *ngx_agentlocator_conf_path(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_path_t **path);
+
 /* ngx_agentlocator_public_url.c */
 const char *ngx_agentlocator_public_url_parse(ngx_pool_t *pool,
     ngx_str_t *value, ngx_agentlocator_public_url_t *url);

@@ -549,7 +549,6 @@ ngx_agentlocator_pg_write(ngx_agentlocator_crm_statement_t *st, ngx_uint_t n,
     void                         *spooled;
     ngx_uint_t                    room;
     ngx_agentlocator_pg_pool_t   *pool;
-    ngx_agentlocator_pg_write_t  *w;
 
     pool = ngx_agentlocator_pg;
 
@@ -589,17 +588,10 @@ ngx_agentlocator_pg_write(ngx_agentlocator_crm_statement_t *st, ngx_uint_t n,
         return NGX_BUSY;
     }
 
-    w = ngx_agentlocator_pg_write_new(st, n, params);
-
-    if (w == NULL) {
+    if (ngx_agentlocator_pg_load(st, n, params, spooled) != NGX_OK) {
         /* on disk, if there is a spool: the next worker has it */
         return NGX_ERROR;
     }
-
-    w->spooled = spooled;
-
-    ngx_queue_insert_tail(&pool->writes, &w->queue);
-    pool->queued++;
 
     ngx_agentlocator_pg_dispatch();
 
@@ -607,7 +599,7 @@ ngx_agentlocator_pg_write(ngx_agentlocator_crm_statement_t *st, ngx_uint_t n,
 }
 
 
-/* A write read back from the spool joins the queue (spool_load). */
+/* A write joins the queue: a new one, or one read back from the spool. */
 
 ngx_int_t
 ngx_agentlocator_pg_load(ngx_agentlocator_crm_statement_t *st, ngx_uint_t n,

@@ -101,23 +101,6 @@ ngx_agentlocator_spool_conf(ngx_conf_t *cf, ngx_agentlocator_main_conf_t *amcf)
 
     value = cf->args->elts;
 
-    amcf->spool = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
-    if (amcf->spool == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    amcf->spool->name = value[1];
-
-    while (amcf->spool->name.len > 1
-           && amcf->spool->name.data[amcf->spool->name.len - 1] == '/')
-    {
-        amcf->spool->name.len--;
-    }
-
-    if (ngx_conf_full_name(cf->cycle, &amcf->spool->name, 0) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
     amcf->spool_fsync = NGX_AGENTLOCATOR_SPOOL_FSYNC_INTERVAL;
 
     for (i = 2; i < cf->args->nelts; i++) {
@@ -140,15 +123,7 @@ ngx_agentlocator_spool_conf(ngx_conf_t *cf, ngx_agentlocator_main_conf_t *amcf)
         }
     }
 
-    /* created at start, owned by the workers' user, like the temp paths */
-    amcf->spool->conf_file = cf->conf_file->file.name.data;
-    amcf->spool->line = cf->conf_file->line;
-
-    if (ngx_add_path(cf, &amcf->spool) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
+    return ngx_agentlocator_conf_path(cf, &value[1], &amcf->spool);
 }
 
 
