@@ -48,6 +48,12 @@ static char *ngx_agentlocator_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_agentlocator_whatsapp(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_agentlocator_baileys(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_agentlocator_whatsapp_check(ngx_conf_t *cf,
+    ngx_agentlocator_loc_conf_t *conf);
 static char *ngx_agentlocator_set_handler(ngx_conf_t *cf,
     ngx_agentlocator_loc_conf_t *alcf, ngx_http_handler_pt handler);
 
@@ -158,6 +164,20 @@ static ngx_command_t  ngx_agentlocator_commands[] = {
     { ngx_string("agentlocator_recordings"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_agentlocator_recordings,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agentlocator_whatsapp"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_agentlocator_whatsapp,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agentlocator_baileys"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_agentlocator_baileys,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -517,6 +537,11 @@ ngx_agentlocator_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    if (conf->whatsapp) {
+        return ngx_agentlocator_whatsapp_check(cf, conf) == NGX_OK
+               ? NGX_CONF_OK : NGX_CONF_ERROR;
+    }
+
     if (conf->voice == NGX_AGENTLOCATOR_VOICE_NONE && !conf->status
         && !conf->media)
     {
@@ -631,6 +656,62 @@ ngx_agentlocator_media_location_check(ngx_conf_t *cf,
                   "Twilio need a prefix location such as \"location %V/\"",
                   conf->conf_file, conf->conf_line, &clcf->name,
                   &clcf->name);
+
+    return NGX_OK;
+}
+
+
+/* What the WhatsApp webhooks need, said at `nginx -t`. */
+
+static ngx_int_t
+ngx_agentlocator_whatsapp_check(ngx_conf_t *cf,
+    ngx_agentlocator_loc_conf_t *conf)
+{
+    ngx_agentlocator_srv_conf_t   *ascf;
+    ngx_agentlocator_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_agentlocator_module);
+    ascf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_agentlocator_module);
+
+    if (amcf->pg_conninfo.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"agentlocator_whatsapp\" in %s:%ui stores messages "
+                      "in the CRM: it needs agentlocator_postgres",
+                      conf->conf_file, conf->conf_line);
+        return NGX_ERROR;
+    }
+
+    if (conf->whatsapp == NGX_AGENTLOCATOR_WA_BAILEYS) {
+        if (amcf->baileys_secret.len == 0) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"agentlocator_whatsapp baileys\" in %s:%ui "
+                          "checks the bridge's signature: it needs "
+                          "agentlocator_baileys URL secret=... in the http "
+                          "block", conf->conf_file, conf->conf_line);
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    if (!conf->signature) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "agentlocator_signature is off for the location in "
+                      "%s:%ui: anyone can post to it as if they were Twilio",
+                      conf->conf_file, conf->conf_line);
+        return NGX_OK;
+    }
+
+    if (ascf->public_url == NULL || amcf->auth_token.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"agentlocator_whatsapp\" in %s:%ui checks Twilio "
+                      "signatures: it needs agentlocator_public_url (the "
+                      "signed URL is never taken from the request) and "
+                      "agentlocator_twilio_auth_token",
+                      conf->conf_file, conf->conf_line);
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }
@@ -791,6 +872,50 @@ ngx_agentlocator_media_stream(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     return ngx_agentlocator_set_handler(cf, alcf,
                                         ngx_agentlocator_media_stream_handler);
+}
+
+
+static char *
+ngx_agentlocator_whatsapp(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_agentlocator_loc_conf_t *alcf = conf;
+
+    ngx_str_t  *value;
+
+    if (alcf->whatsapp != NGX_AGENTLOCATOR_WA_NONE) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "twilio") == 0) {
+        alcf->whatsapp = NGX_AGENTLOCATOR_WA_TWILIO;
+
+    } else if (ngx_strcmp(value[1].data, "twilio_status") == 0) {
+        alcf->whatsapp = NGX_AGENTLOCATOR_WA_TWILIO_STATUS;
+
+    } else if (ngx_strcmp(value[1].data, "baileys") == 0) {
+        alcf->whatsapp = NGX_AGENTLOCATOR_WA_BAILEYS;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid agentlocator_whatsapp handler \"%V\", "
+                           "expected \"twilio\", \"twilio_status\" or "
+                           "\"baileys\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_agentlocator_set_handler(cf, alcf,
+                                        ngx_agentlocator_whatsapp_handler);
+}
+
+
+/* agentlocator_baileys URL secret=... [number=...] (whatsapp.c) */
+
+static char *
+ngx_agentlocator_baileys(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return ngx_agentlocator_baileys_conf(cf, conf);
 }
 
 

@@ -308,7 +308,23 @@ typedef struct {
     ngx_uint_t                    pg_pool;      /* connections per worker */
     ngx_path_t                   *spool;        /* NULL: no spool */
     ngx_uint_t                    spool_fsync;
+
+    ngx_str_t                     baileys_url;  /* empty: no bridge */
+    ngx_str_t                     baileys_secret;
+    ngx_str_t                     baileys_number;  /* E.164, or empty */
+    ngx_str_t                     jwt_secret;   /* empty: no API */
+
+    /* agentlocator_whatsapp_send: the providers, in the order tried */
+    ngx_uint_t                    wa_providers[2];
+    ngx_uint_t                    wa_nproviders;
+    ngx_str_t                     wa_from;      /* Twilio's sender, E.164 */
+    ngx_str_t                     wa_status_callback;
+    ngx_msec_t                    wa_timeout;   /* one provider's attempt */
 } ngx_agentlocator_main_conf_t;
+
+
+#define NGX_AGENTLOCATOR_WA_PROVIDER_TWILIO   1
+#define NGX_AGENTLOCATOR_WA_PROVIDER_BAILEYS  2
 
 
 #define NGX_AGENTLOCATOR_SPOOL_FSYNC_OFF       0
@@ -386,9 +402,19 @@ typedef enum {
 } ngx_agentlocator_voice_e;
 
 
+typedef enum {
+    NGX_AGENTLOCATOR_WA_NONE = 0,
+    NGX_AGENTLOCATOR_WA_TWILIO,
+    NGX_AGENTLOCATOR_WA_TWILIO_STATUS,
+    NGX_AGENTLOCATOR_WA_BAILEYS
+} ngx_agentlocator_whatsapp_e;
+
+
 typedef struct {
     ngx_uint_t                    health;       /* ngx_agentlocator_health_e */
     ngx_uint_t                    voice;        /* ngx_agentlocator_voice_e */
+    ngx_uint_t                    whatsapp;     /* _whatsapp_e */
+    ngx_flag_t                    api;
     ngx_flag_t                    status;
     ngx_flag_t                    signature;
     size_t                        max_body;
@@ -409,6 +435,7 @@ typedef struct {
 /* A decoded application/x-www-form-urlencoded body. */
 
 #define NGX_AGENTLOCATOR_FORM_MAX_PARAMS  128
+#define NGX_AGENTLOCATOR_FORM_TYPE        "application/x-www-form-urlencoded"
 
 typedef struct {
     ngx_str_t                     key;
@@ -453,6 +480,26 @@ typedef struct {
     ngx_uint_t                    code;         /* Twilio's error code */
     unsigned                      fallback:1;   /* the call got the fallback */
 } ngx_agentlocator_crm_event_t;
+
+
+/*
+ * A WhatsApp message for the CRM: inbound (the sender is "peer") or
+ * outbound (to "peer", named by the module's "local_id" until a provider
+ * gives it an id).  Empty is none.
+ */
+
+typedef struct {
+    const char                   *provider;     /* "twilio", "baileys" */
+    ngx_str_t                     msg_id;       /* the provider's */
+    ngx_str_t                     local_id;     /* outbound: ours */
+    ngx_str_t                     business_number;  /* E.164: "To" */
+    ngx_str_t                     peer;         /* E.164 */
+    ngx_str_t                     name;         /* the sender's profile */
+    ngx_str_t                     body;
+    ngx_str_t                     media;        /* JSON array */
+    ngx_str_t                     error_code;
+    ngx_str_t                     error_message;
+} ngx_agentlocator_crm_message_t;
 
 
 /* What a webhook tells the registry about a call. */
@@ -535,6 +582,11 @@ void ngx_agentlocator_crm_event(ngx_agentlocator_crm_event_t *ev);
 void ngx_agentlocator_crm_recording(ngx_str_t *call_sid,
     ngx_str_t *recording_sid, ngx_str_t *url, ngx_str_t *duration,
     ngx_str_t *wav_path);
+ngx_int_t ngx_agentlocator_crm_wa_inbound(ngx_agentlocator_crm_message_t *m);
+ngx_int_t ngx_agentlocator_crm_wa_status(const char *provider,
+    ngx_str_t *msg_id, ngx_str_t *status, ngx_str_t *error_code);
+ngx_int_t ngx_agentlocator_crm_wa_outbound(ngx_agentlocator_crm_message_t *m,
+    ngx_int_t business_id, const char *status);
 ngx_agentlocator_crm_statement_t *ngx_agentlocator_crm_statement(u_char *name,
     size_t len);
 ngx_agentlocator_crm_statement_t *ngx_agentlocator_crm_statement_at(
@@ -650,6 +702,10 @@ const char *ngx_agentlocator_secret_load(ngx_conf_t *cf, ngx_str_t *value,
 ngx_int_t ngx_agentlocator_voice_handler(ngx_http_request_t *r);
 
 /* ngx_agentlocator_request.c */
+ngx_int_t ngx_agentlocator_read_body(ngx_http_request_t *r, size_t max,
+    ngx_str_t *body);
+ngx_uint_t ngx_agentlocator_content_type(ngx_http_request_t *r,
+    const char *type);
 ngx_int_t ngx_agentlocator_valid_sid(ngx_str_t *sid, const char *prefix);
 u_char *ngx_agentlocator_log_safe(u_char *buf, size_t size, ngx_str_t *src);
 ngx_table_elt_t *ngx_agentlocator_find_header(ngx_http_request_t *r,
@@ -790,6 +846,15 @@ ngx_int_t ngx_agentlocator_allow_methods(ngx_http_request_t *r,
     ngx_uint_t methods, const char *allow);
 u_char *ngx_agentlocator_json_escape(u_char *dst, ngx_str_t *src);
 size_t ngx_agentlocator_json_escape_len(ngx_str_t *src);
+
+/* ngx_agentlocator_whatsapp.c */
+ngx_int_t ngx_agentlocator_whatsapp_handler(ngx_http_request_t *r);
+void ngx_agentlocator_baileys_sign(ngx_str_t *secret, ngx_str_t *body,
+    u_char *hex);
+ngx_int_t ngx_agentlocator_baileys_verify(ngx_str_t *secret, ngx_str_t *body,
+    ngx_str_t *signature);
+char *ngx_agentlocator_baileys_conf(ngx_conf_t *cf,
+    ngx_agentlocator_main_conf_t *amcf);
 
 /* ngx_agentlocator_health.c */
 ngx_int_t ngx_agentlocator_health_handler(ngx_http_request_t *r);

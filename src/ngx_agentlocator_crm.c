@@ -159,6 +159,59 @@ static const char  ngx_agentlocator_crm_recording_sql[] =
 
 
 /*
+ * An inbound WhatsApp message (Twilio's or the Baileys bridge's): the
+ * business that owns the number it was sent to (else the default one), the
+ * sender as its customer (named by their profile if not named yet), their
+ * thread, and the message, once per provider message id.
+ */
+
+static const char  ngx_agentlocator_crm_wa_inbound_sql[] =
+    "WITH b AS ("
+    "  SELECT coalesce((SELECT business_id FROM business_numbers"
+    "                   WHERE number = $3::text),"
+    "                  (SELECT id FROM businesses WHERE is_default)) AS id"
+    "), cu AS ("
+    "  INSERT INTO customers (business_id, phone, name)"
+    "  SELECT b.id, $4::text, $8::text FROM b"
+    "  ON CONFLICT ON CONSTRAINT customers_business_phone"
+    "  DO UPDATE SET name = coalesce(customers.name, EXCLUDED.name),"
+    "                updated_at = now()"
+    "  RETURNING id, business_id"
+    "), th AS ("
+    "  INSERT INTO threads (business_id, customer_id, channel,"
+    "                       last_message_at)"
+    "  SELECT cu.business_id, cu.id, 'whatsapp',"
+    "         to_timestamp($7::double precision) FROM cu"
+    "  ON CONFLICT ON CONSTRAINT threads_business_customer_channel"
+    "  DO UPDATE SET last_message_at = greatest(threads.last_message_at,"
+    "                                           EXCLUDED.last_message_at)"
+    "  RETURNING id"
+    ")"
+    " INSERT INTO messages (thread_id, provider, provider_msg_id, direction,"
+    "                       body, media, status, created_at)"
+    " SELECT th.id, $1::text, $2::text, 'inbound', $5::text,"
+    "        coalesce($6::jsonb, '[]'), 'received',"
+    "        to_timestamp($7::double precision) FROM th"
+    " ON CONFLICT ON CONSTRAINT messages_provider_msg DO NOTHING";
+
+
+/* A delivery status (sql/002_whatsapp.sql: logged, applied if higher). */
+
+static const char  ngx_agentlocator_crm_wa_status_sql[] =
+    "SELECT agentlocator_message_status($1::text, $2::text, $3::text,"
+    "                                   $4::text,"
+    "                                   to_timestamp($5::double precision))";
+
+
+/* An outbound message: queued, then sent or failed, in either order. */
+
+static const char  ngx_agentlocator_crm_wa_outbound_sql[] =
+    "SELECT agentlocator_message_outbound($1::text, $2::bigint, $3::text,"
+    "    $4::text, $5::jsonb, $6::text, $7::text, $8::text, $9::text,"
+    "    $10::text, to_timestamp($11::double precision))";
+
+
+/*
  * Every statement by name and parameter count: a write in the spool names
  * its statement, so a replay, even by a newer module, runs the text this
  * one has for it.  A statement whose parameters change gets a new name.
@@ -169,6 +222,9 @@ static ngx_agentlocator_crm_statement_t  ngx_agentlocator_crm_statements[] = {
     { "call_status", ngx_agentlocator_crm_status_sql, 5 },
     { "call_event", ngx_agentlocator_crm_event_sql, 13 },
     { "recording", ngx_agentlocator_crm_recording_sql, 6 },
+    { "wa_inbound", ngx_agentlocator_crm_wa_inbound_sql, 8 },
+    { "wa_status", ngx_agentlocator_crm_wa_status_sql, 5 },
+    { "wa_outbound", ngx_agentlocator_crm_wa_outbound_sql, 11 },
     { NULL, NULL, 0 }
 };
 
@@ -176,10 +232,15 @@ static ngx_agentlocator_crm_statement_t  ngx_agentlocator_crm_statements[] = {
 #define NGX_AGENTLOCATOR_CRM_STATUS     (&ngx_agentlocator_crm_statements[1])
 #define NGX_AGENTLOCATOR_CRM_EVENT      (&ngx_agentlocator_crm_statements[2])
 #define NGX_AGENTLOCATOR_CRM_RECORDING  (&ngx_agentlocator_crm_statements[3])
+#define NGX_AGENTLOCATOR_CRM_WA_INBOUND (&ngx_agentlocator_crm_statements[4])
+#define NGX_AGENTLOCATOR_CRM_WA_STATUS  (&ngx_agentlocator_crm_statements[5])
+#define NGX_AGENTLOCATOR_CRM_WA_OUTBOUND (&ngx_agentlocator_crm_statements[6])
 
 
 static ngx_str_t *ngx_agentlocator_crm_now(u_char *buf, ngx_str_t *at);
 static ngx_uint_t ngx_agentlocator_crm_whole_seconds(ngx_str_t *s);
+static ngx_int_t ngx_agentlocator_crm_wa_write(
+    ngx_agentlocator_crm_statement_t *st, ngx_uint_t n, ngx_str_t *params);
 
 
 void
@@ -350,6 +411,95 @@ ngx_agentlocator_crm_recording(ngx_str_t *call_sid, ngx_str_t *recording_sid,
 
     (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_RECORDING, 6,
                                      params);
+}
+
+
+/*
+ * WhatsApp's writes.  What is empty is SQL NULL.  Each returns what
+ * ngx_agentlocator_pg_write() did: NGX_OK once the write is spooled or
+ * queued, NGX_BUSY when it could be neither (the sender should retry).
+ */
+
+ngx_int_t
+ngx_agentlocator_crm_wa_inbound(ngx_agentlocator_crm_message_t *m)
+{
+    u_char      at[NGX_TIME_T_LEN + 8];
+    ngx_str_t   params[8];
+
+    params[0].data = (u_char *) m->provider;
+    params[0].len = ngx_strlen(m->provider);
+    params[1] = m->msg_id;
+    params[2] = m->business_number;
+    params[3] = m->peer;
+    params[4] = m->body;
+    params[5] = m->media;
+    (void) ngx_agentlocator_crm_now(at, &params[6]);
+    params[7] = m->name;
+
+    return ngx_agentlocator_crm_wa_write(NGX_AGENTLOCATOR_CRM_WA_INBOUND, 8,
+                                         params);
+}
+
+
+ngx_int_t
+ngx_agentlocator_crm_wa_status(const char *provider, ngx_str_t *msg_id,
+    ngx_str_t *status, ngx_str_t *error_code)
+{
+    u_char      at[NGX_TIME_T_LEN + 8];
+    ngx_str_t   params[5];
+
+    params[0].data = (u_char *) provider;
+    params[0].len = ngx_strlen(provider);
+    params[1] = *msg_id;
+    params[2] = *status;
+    params[3] = *error_code;
+    (void) ngx_agentlocator_crm_now(at, &params[4]);
+
+    return ngx_agentlocator_crm_wa_write(NGX_AGENTLOCATOR_CRM_WA_STATUS, 5,
+                                         params);
+}
+
+
+ngx_int_t
+ngx_agentlocator_crm_wa_outbound(ngx_agentlocator_crm_message_t *m,
+    ngx_int_t business_id, const char *status)
+{
+    u_char      at[NGX_TIME_T_LEN + 8], business[NGX_INT_T_LEN];
+    ngx_str_t   params[11];
+
+    params[0] = m->local_id;
+    params[1].data = business;
+    params[1].len = ngx_sprintf(business, "%i", business_id) - business;
+    params[2] = m->peer;
+    params[3] = m->body;
+    params[4] = m->media;
+    params[5].data = (u_char *) m->provider;
+    params[5].len = ngx_strlen(m->provider);
+    params[6].data = (u_char *) status;
+    params[6].len = ngx_strlen(status);
+    params[7] = m->msg_id;
+    params[8] = m->error_code;
+    params[9] = m->error_message;
+    (void) ngx_agentlocator_crm_now(at, &params[10]);
+
+    return ngx_agentlocator_crm_wa_write(NGX_AGENTLOCATOR_CRM_WA_OUTBOUND,
+                                         11, params);
+}
+
+
+static ngx_int_t
+ngx_agentlocator_crm_wa_write(ngx_agentlocator_crm_statement_t *st,
+    ngx_uint_t n, ngx_str_t *params)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (params[i].len == 0) {
+            params[i].data = NULL;
+        }
+    }
+
+    return ngx_agentlocator_pg_write(st, n, params);
 }
 
 

@@ -37,7 +37,7 @@
 #define NGX_AGENTLOCATOR_PG_CONNECT_TIMEOUT  10000
 
 /* what sql/ holds: the highest NNN of sql/NNN_*.sql */
-#define NGX_AGENTLOCATOR_SCHEMA_VERSION   1
+#define NGX_AGENTLOCATOR_SCHEMA_VERSION   2
 
 #define NGX_AGENTLOCATOR_PG_VERSION_SQL                                       \
     "SELECT coalesce(max(version), 0) FROM schema_version"

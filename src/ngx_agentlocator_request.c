@@ -9,6 +9,109 @@
 #include "ngx_agentlocator.h"
 
 
+/*
+ * The body as one buffer, read back from the temp file when nginx spilled
+ * it there (client_body_buffer_size).  NGX_DECLINED: over "max".
+ */
+
+ngx_int_t
+ngx_agentlocator_read_body(ngx_http_request_t *r, size_t max, ngx_str_t *body)
+{
+    u_char                       *p;
+    off_t                         len, size;
+    ssize_t                       n;
+    ngx_buf_t                    *b;
+    ngx_chain_t                  *cl;
+
+    ngx_str_null(body);
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len > (off_t) max) {
+        return NGX_DECLINED;
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    b = r->request_body->bufs->buf;
+
+    if (r->request_body->bufs->next == NULL && !b->in_file) {
+        /* the usual case: one buffer in memory, parsed where it is */
+        body->data = b->pos;
+        body->len = b->last - b->pos;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            size = b->file_last - b->file_pos;
+
+            n = ngx_read_file(b->file, p, (size_t) size, b->file_pos);
+
+            if (n != (ssize_t) size) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "agentlocator: could not read the request "
+                              "body back from \"%V\"", &b->file->name);
+                return NGX_ERROR;
+            }
+
+            p += size;
+
+        } else {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    body->len = p - body->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The request's Content-Type is "type" (any case), alone or with
+ * parameters ("; charset=utf-8").
+ */
+
+ngx_uint_t
+ngx_agentlocator_content_type(ngx_http_request_t *r, const char *type)
+{
+    size_t      len;
+    ngx_str_t  *value;
+
+    if (r->headers_in.content_type == NULL) {
+        return 0;
+    }
+
+    value = &r->headers_in.content_type->value;
+    len = ngx_strlen(type);
+
+    return value->len >= len
+           && ngx_strncasecmp(value->data, (u_char *) type, len) == 0
+           && (value->len == len || value->data[len] == ';'
+               || value->data[len] == ' ');
+}
+
+
 /* "CA" + 32 hex digits, as Twilio issues them. */
 
 ngx_int_t

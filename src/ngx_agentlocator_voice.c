@@ -30,8 +30,6 @@ typedef struct {
 
 static void ngx_agentlocator_voice_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_agentlocator_voice_process(ngx_http_request_t *r);
-static ngx_int_t ngx_agentlocator_voice_read_body(ngx_http_request_t *r,
-    ngx_str_t *body);
 static ngx_int_t ngx_agentlocator_voice_incoming_call(ngx_http_request_t *r,
     ngx_agentlocator_form_t *form, ngx_str_t *call_sid);
 static ngx_int_t ngx_agentlocator_voice_stream_status(ngx_http_request_t *r,
@@ -50,7 +48,6 @@ static ngx_int_t ngx_agentlocator_voice_call_status(ngx_http_request_t *r,
 static ngx_int_t ngx_agentlocator_voice_degraded(ngx_http_request_t *r);
 static ngx_int_t ngx_agentlocator_voice_twiml(ngx_http_request_t *r,
     ngx_str_t *twiml);
-static ngx_uint_t ngx_agentlocator_is_form(ngx_http_request_t *r);
 
 
 static ngx_str_t  ngx_agentlocator_text_xml = ngx_string("text/xml");
@@ -68,7 +65,7 @@ ngx_agentlocator_voice_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    if (!ngx_agentlocator_is_form(r)) {
+    if (!ngx_agentlocator_content_type(r, NGX_AGENTLOCATOR_FORM_TYPE)) {
         return ngx_agentlocator_reply_error(r,
                    NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
                    "Content-Type must be application/x-www-form-urlencoded");
@@ -111,7 +108,7 @@ ngx_agentlocator_voice_process(ngx_http_request_t *r)
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
 
-    rc = ngx_agentlocator_voice_read_body(r, &body);
+    rc = ngx_agentlocator_read_body(r, alcf->max_body, &body);
 
     if (rc == NGX_DECLINED) {
         return ngx_agentlocator_reply_error(r,
@@ -194,87 +191,6 @@ ngx_agentlocator_voice_process(ngx_http_request_t *r)
     default: /* NGX_AGENTLOCATOR_VOICE_CALL_STATUS */
         return ngx_agentlocator_voice_call_status(r, form, &call_sid);
     }
-}
-
-
-/*
- * The body as one buffer, read back from the temp file when nginx spilled
- * it there (client_body_buffer_size).  NGX_DECLINED: over the limit.
- */
-
-static ngx_int_t
-ngx_agentlocator_voice_read_body(ngx_http_request_t *r, ngx_str_t *body)
-{
-    u_char                       *p;
-    off_t                         len, size;
-    ssize_t                       n;
-    ngx_buf_t                    *b;
-    ngx_chain_t                  *cl;
-    ngx_agentlocator_loc_conf_t  *alcf;
-
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
-
-    ngx_str_null(body);
-
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return NGX_OK;
-    }
-
-    len = 0;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        len += ngx_buf_size(cl->buf);
-    }
-
-    if (len > (off_t) alcf->max_body) {
-        return NGX_DECLINED;
-    }
-
-    if (len == 0) {
-        return NGX_OK;
-    }
-
-    b = r->request_body->bufs->buf;
-
-    if (r->request_body->bufs->next == NULL && !b->in_file) {
-        /* the usual case: one buffer in memory, parsed where it is */
-        body->data = b->pos;
-        body->len = b->last - b->pos;
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, (size_t) len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    body->data = p;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            size = b->file_last - b->file_pos;
-
-            n = ngx_read_file(b->file, p, (size_t) size, b->file_pos);
-
-            if (n != (ssize_t) size) {
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "agentlocator: could not read the request "
-                              "body back from \"%V\"", &b->file->name);
-                return NGX_ERROR;
-            }
-
-            p += size;
-
-        } else {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
-        }
-    }
-
-    body->len = p - body->data;
-
-    return NGX_OK;
 }
 
 
@@ -814,26 +730,4 @@ ngx_agentlocator_voice_twiml(ngx_http_request_t *r, ngx_str_t *twiml)
 {
     return ngx_agentlocator_reply(r, NGX_HTTP_OK, &ngx_agentlocator_text_xml,
                                   twiml);
-}
-
-
-static ngx_uint_t
-ngx_agentlocator_is_form(ngx_http_request_t *r)
-{
-    size_t      len;
-    ngx_str_t  *type;
-
-    static const char  form[] = "application/x-www-form-urlencoded";
-
-    if (r->headers_in.content_type == NULL) {
-        return 0;
-    }
-
-    type = &r->headers_in.content_type->value;
-    len = sizeof(form) - 1;
-
-    return type->len >= len
-           && ngx_strncasecmp(type->data, (u_char *) form, len) == 0
-           && (type->len == len || type->data[len] == ';'
-               || type->data[len] == ' ');
 }

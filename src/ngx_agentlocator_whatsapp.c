@@ -1,0 +1,764 @@
+
+/*
+ * WhatsApp into the CRM (SPEC §8): Twilio's inbound webhook and its
+ * delivery status callbacks (form bodies signed like the voice webhooks),
+ * and the Baileys bridge's JSON webhook (signed with HMAC-SHA256 of the
+ * body).  Each becomes one write to the CRM queue, idempotent on the
+ * provider's message id, and is answered as soon as that write is spooled
+ * or queued: a webhook never waits on the database.
+ */
+
+
+#include "ngx_agentlocator.h"
+#include "ngx_agentlocator_json.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+
+#define NGX_AGENTLOCATOR_WA_MAX_MEDIA       10
+#define NGX_AGENTLOCATOR_WA_MAX_URL         2048
+#define NGX_AGENTLOCATOR_WA_MAX_TEXT        (32 * 1024)
+#define NGX_AGENTLOCATOR_WA_MAX_NAME        256
+#define NGX_AGENTLOCATOR_WA_MAX_MSG_ID      128
+#define NGX_AGENTLOCATOR_WA_MAX_TYPE        128
+
+
+static void ngx_agentlocator_wa_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_agentlocator_wa_process(ngx_http_request_t *r);
+static ngx_int_t ngx_agentlocator_wa_twilio(ngx_http_request_t *r,
+    ngx_agentlocator_form_t *form, ngx_str_t *sid);
+static ngx_int_t ngx_agentlocator_wa_twilio_status(ngx_http_request_t *r,
+    ngx_agentlocator_form_t *form, ngx_str_t *sid);
+static ngx_int_t ngx_agentlocator_wa_baileys(ngx_http_request_t *r,
+    ngx_str_t *body);
+static ngx_int_t ngx_agentlocator_wa_address(ngx_str_t *value,
+    ngx_str_t *number);
+static ngx_int_t ngx_agentlocator_wa_media(ngx_pool_t *pool,
+    ngx_str_t *urls, ngx_str_t *types, ngx_uint_t n, ngx_str_t *out);
+static ngx_int_t ngx_agentlocator_wa_retry_later(ngx_http_request_t *r,
+    const char *provider, ngx_str_t *msg_id);
+static ngx_int_t ngx_agentlocator_wa_valid_msg_id(ngx_str_t *id);
+
+
+static ngx_str_t  ngx_agentlocator_wa_text_xml = ngx_string("text/xml");
+static ngx_str_t  ngx_agentlocator_wa_json = ngx_string("application/json");
+
+
+ngx_int_t
+ngx_agentlocator_whatsapp_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    const char                   *type;
+    ngx_agentlocator_loc_conf_t  *alcf;
+
+    rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_POST, "POST");
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
+
+    type = (alcf->whatsapp == NGX_AGENTLOCATOR_WA_BAILEYS)
+           ? "application/json" : NGX_AGENTLOCATOR_FORM_TYPE;
+
+    if (!ngx_agentlocator_content_type(r, type)) {
+        return ngx_agentlocator_reply_error(r,
+                   NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                   (alcf->whatsapp == NGX_AGENTLOCATOR_WA_BAILEYS)
+                   ? "Content-Type must be application/json"
+                   : "Content-Type must be application/x-www-form-urlencoded");
+    }
+
+    if (r->headers_in.content_length_n > (off_t) alcf->max_body) {
+        return ngx_agentlocator_reply_error(r,
+                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                   "request body too large");
+    }
+
+    rc = ngx_http_read_client_request_body(r,
+                                           ngx_agentlocator_wa_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_agentlocator_wa_body_handler(ngx_http_request_t *r)
+{
+    ngx_http_finalize_request(r, ngx_agentlocator_wa_process(r));
+}
+
+
+static ngx_int_t
+ngx_agentlocator_wa_process(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_str_t                     body, sid;
+    const char                   *err;
+    ngx_agentlocator_form_t      *form;
+    ngx_agentlocator_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
+
+    rc = ngx_agentlocator_read_body(r, alcf->max_body, &body);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_agentlocator_reply_error(r,
+                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                   "request body too large");
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                            "cannot read the request body");
+    }
+
+    if (alcf->whatsapp == NGX_AGENTLOCATOR_WA_BAILEYS) {
+        return ngx_agentlocator_wa_baileys(r, &body);
+    }
+
+    form = ngx_palloc(r->pool, sizeof(ngx_agentlocator_form_t));
+    if (form == NULL) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    form->nalloc = ngx_min(ngx_agentlocator_form_count(body.data, body.len),
+                           NGX_AGENTLOCATOR_FORM_MAX_PARAMS);
+    form->params = ngx_palloc(r->pool,
+                              form->nalloc * sizeof(ngx_agentlocator_param_t));
+    if (form->params == NULL) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    err = ngx_agentlocator_form_parse(body.data, body.len, form);
+    if (err) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST, err);
+    }
+
+    rc = ngx_agentlocator_form_get(form, "MessageSid", &sid);
+
+    if (rc == NGX_ERROR) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "conflicting MessageSid values");
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_str_null(&sid);
+    }
+
+    /* authenticate before judging the content: strangers learn nothing */
+
+    if (alcf->signature) {
+        rc = ngx_agentlocator_signature_check(r, NULL, form, 0, &sid);
+
+        if (rc == NGX_DECLINED) {
+            return ngx_agentlocator_reply_error(r, NGX_HTTP_FORBIDDEN,
+                                                "invalid X-Twilio-Signature");
+        }
+
+        if (rc != NGX_OK) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+    }
+
+    if (sid.len == 0) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "missing MessageSid");
+    }
+
+    if (ngx_agentlocator_valid_sid(&sid, "SM") != NGX_OK
+        && ngx_agentlocator_valid_sid(&sid, "MM") != NGX_OK)
+    {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "malformed MessageSid");
+    }
+
+    if (alcf->whatsapp == NGX_AGENTLOCATOR_WA_TWILIO) {
+        return ngx_agentlocator_wa_twilio(r, form, &sid);
+    }
+
+    return ngx_agentlocator_wa_twilio_status(r, form, &sid);
+}
+
+
+/*
+ * An inbound message through Twilio: From and To are "whatsapp:+E164",
+ * Body up to 1600 characters, media as MediaUrlN/MediaContentTypeN for N
+ * below NumMedia.  Answered with empty TwiML: nothing is said back.
+ */
+
+static ngx_int_t
+ngx_agentlocator_wa_twilio(ngx_http_request_t *r,
+    ngx_agentlocator_form_t *form, ngx_str_t *sid)
+{
+    u_char                          key[32];
+    ngx_int_t                       rc, nmedia;
+    ngx_str_t                       from, to, num, twiml, name;
+    ngx_str_t                       urls[NGX_AGENTLOCATOR_WA_MAX_MEDIA];
+    ngx_str_t                       types[NGX_AGENTLOCATOR_WA_MAX_MEDIA];
+    ngx_uint_t                      i;
+    ngx_agentlocator_crm_message_t  m;
+
+    ngx_memzero(&m, sizeof(ngx_agentlocator_crm_message_t));
+    m.provider = "twilio";
+    m.msg_id = *sid;
+
+    if (ngx_agentlocator_form_get(form, "From", &from) != NGX_OK
+        || ngx_agentlocator_wa_address(&from, &m.peer) != NGX_OK)
+    {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                   "From must be one whatsapp:+E164 number");
+    }
+
+    if (ngx_agentlocator_form_get(form, "To", &to) != NGX_OK
+        || ngx_agentlocator_wa_address(&to, &m.business_number) != NGX_OK)
+    {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                   "To must be one whatsapp:+E164 number");
+    }
+
+    if (ngx_agentlocator_form_get(form, "Body", &m.body) == NGX_ERROR) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "conflicting Body values");
+    }
+
+    if (ngx_agentlocator_form_get(form, "ProfileName", &name) == NGX_OK
+        && name.len <= NGX_AGENTLOCATOR_WA_MAX_NAME)
+    {
+        m.name = name;
+    }
+
+    nmedia = 0;
+    rc = ngx_agentlocator_form_get(form, "NumMedia", &num);
+
+    if (rc != NGX_DECLINED) {
+        nmedia = (rc == NGX_OK) ? ngx_atoi(num.data, num.len) : NGX_ERROR;
+
+        if (nmedia == NGX_ERROR || nmedia > NGX_AGENTLOCATOR_WA_MAX_MEDIA) {
+            return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                       "NumMedia must be 0 to 10");
+        }
+    }
+
+    for (i = 0; i < (ngx_uint_t) nmedia; i++) {
+        ngx_sprintf(key, "MediaUrl%ui%Z", i);
+
+        if (ngx_agentlocator_form_get(form, (char *) key, &urls[i]) != NGX_OK
+            || urls[i].len == 0 || urls[i].len > NGX_AGENTLOCATOR_WA_MAX_URL)
+        {
+            return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                       "a MediaUrlN below NumMedia is missing or too long");
+        }
+
+        ngx_sprintf(key, "MediaContentType%ui%Z", i);
+
+        rc = ngx_agentlocator_form_get(form, (char *) key, &types[i]);
+
+        if (rc == NGX_ERROR || types[i].len > NGX_AGENTLOCATOR_WA_MAX_TYPE) {
+            return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                       "a MediaContentTypeN is malformed");
+        }
+
+        if (rc == NGX_DECLINED) {
+            ngx_str_null(&types[i]);
+        }
+    }
+
+    if (nmedia
+        && ngx_agentlocator_wa_media(r->pool, urls, types, nmedia, &m.media)
+           != NGX_OK)
+    {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    rc = ngx_agentlocator_crm_wa_inbound(&m);
+
+    if (rc == NGX_BUSY || rc == NGX_ERROR) {
+        return ngx_agentlocator_wa_retry_later(r, "twilio", sid);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "WA_INBOUND provider=twilio message=%V media=%i",
+                  sid, nmedia);
+
+    (void) ngx_agentlocator_twiml_empty(&twiml);
+
+    return ngx_agentlocator_reply(r, NGX_HTTP_OK,
+                                  &ngx_agentlocator_wa_text_xml, &twiml);
+}
+
+
+/*
+ * A delivery status of a message sent through Twilio: logged once per
+ * status and applied only forward (sql/002_whatsapp.sql), whatever order
+ * the callbacks come in.  A status this module does not know is logged,
+ * never applied.
+ */
+
+static ngx_int_t
+ngx_agentlocator_wa_twilio_status(ngx_http_request_t *r,
+    ngx_agentlocator_form_t *form, ngx_str_t *sid)
+{
+    u_char                          ch;
+    ngx_int_t                       rc;
+    ngx_str_t                       status, code;
+    ngx_uint_t                      i;
+
+    if (ngx_agentlocator_form_get(form, "MessageStatus", &status) != NGX_OK
+        && ngx_agentlocator_form_get(form, "SmsStatus", &status) != NGX_OK)
+    {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "missing MessageStatus");
+    }
+
+    if (status.len == 0 || status.len > 32) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "malformed MessageStatus");
+    }
+
+    for (i = 0; i < status.len; i++) {
+        ch = status.data[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || ch == '_' || ch == '-')) {
+            return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                                                "malformed MessageStatus");
+        }
+    }
+
+    rc = ngx_agentlocator_form_get(form, "ErrorCode", &code);
+
+    if (rc == NGX_DECLINED) {
+        ngx_str_null(&code);
+
+    } else if (rc == NGX_ERROR || code.len > 10
+               || (code.len && ngx_atoi(code.data, code.len) == NGX_ERROR))
+    {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "malformed ErrorCode");
+    }
+
+    rc = ngx_agentlocator_crm_wa_status("twilio", sid, &status, &code);
+
+    if (rc == NGX_BUSY || rc == NGX_ERROR) {
+        return ngx_agentlocator_wa_retry_later(r, "twilio", sid);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "WA_STATUS provider=twilio message=%V status=%V%s%V",
+                  sid, &status, code.len ? " error=" : "", &code);
+
+    return ngx_agentlocator_reply(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
+}
+
+
+/*
+ * The bridge's webhook: the body's HMAC-SHA256 with the shared secret, in
+ * hex, in X-BAILEYS-SIGNATURE, checked before the body is parsed.
+ */
+
+static ngx_int_t
+ngx_agentlocator_wa_baileys(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char                          *buf;
+    u_char                           safe[NGX_AGENTLOCATOR_WA_MAX_MSG_ID + 1];
+    ngx_int_t                        rc;
+    ngx_str_t                        ok, url, type;
+    const char                      *err;
+    ngx_table_elt_t                 *h;
+    ngx_agentlocator_main_conf_t    *amcf;
+    ngx_agentlocator_crm_message_t   m;
+
+    enum { F_FROM = 0, F_TEXT, F_MEDIA_URL, F_MEDIA_TYPE, F_MSG_ID, F_NAME,
+           F_TIMESTAMP, F_N };
+
+    ngx_agentlocator_json_field_t  fields[F_N] = {
+        { "from", NGX_AGENTLOCATOR_JSON_STRING, 16, 0, NULL, 0, 0, 0, 0 },
+        { "text", NGX_AGENTLOCATOR_JSON_STRING | NGX_AGENTLOCATOR_JSON_NULL,
+          NGX_AGENTLOCATOR_WA_MAX_TEXT, 0, NULL, 0, 0, 0, 0 },
+        { "media_url",
+          NGX_AGENTLOCATOR_JSON_STRING | NGX_AGENTLOCATOR_JSON_NULL,
+          NGX_AGENTLOCATOR_WA_MAX_URL, 0, NULL, 0, 0, 0, 0 },
+        { "media_type",
+          NGX_AGENTLOCATOR_JSON_STRING | NGX_AGENTLOCATOR_JSON_NULL,
+          NGX_AGENTLOCATOR_WA_MAX_TYPE, 0, NULL, 0, 0, 0, 0 },
+        { "provider_msg_id", NGX_AGENTLOCATOR_JSON_STRING,
+          NGX_AGENTLOCATOR_WA_MAX_MSG_ID, 0, NULL, 0, 0, 0, 0 },
+        { "name", NGX_AGENTLOCATOR_JSON_STRING | NGX_AGENTLOCATOR_JSON_NULL,
+          NGX_AGENTLOCATOR_WA_MAX_NAME, 0, NULL, 0, 0, 0, 0 },
+        { "timestamp",
+          NGX_AGENTLOCATOR_JSON_NUMBER | NGX_AGENTLOCATOR_JSON_INTEGER
+          | NGX_AGENTLOCATOR_JSON_NULL, 0, 0, NULL, 0, 0, 0, 0 }
+    };
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
+
+    h = ngx_agentlocator_find_header(r, "X-BAILEYS-SIGNATURE",
+                                     sizeof("X-BAILEYS-SIGNATURE") - 1);
+
+    if (h == NULL
+        || ngx_agentlocator_baileys_verify(&amcf->baileys_secret, body,
+                                           &h->value)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "SIGNATURE_INVALID provider=baileys reason=%s",
+                      h ? "mismatch" : "missing");
+
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_FORBIDDEN,
+                                            "invalid X-BAILEYS-SIGNATURE");
+    }
+
+    buf = ngx_pnalloc(r->pool, body->len + 1);
+    if (buf == NULL) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    err = ngx_agentlocator_json_fields(body->data, body->len, fields, F_N,
+                                       buf, body->len + 1);
+    if (err) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST, err);
+    }
+
+    ngx_memzero(&m, sizeof(ngx_agentlocator_crm_message_t));
+    m.provider = "baileys";
+    m.business_number = amcf->baileys_number;
+
+    m.peer.data = (u_char *) fields[F_FROM].str;
+    m.peer.len = fields[F_FROM].len;
+
+    if (fields[F_FROM].kind == 0
+        || ngx_agentlocator_wa_address(&m.peer, &m.peer) != NGX_OK)
+    {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "from must be a +E164 number");
+    }
+
+    m.msg_id.data = (u_char *) fields[F_MSG_ID].str;
+    m.msg_id.len = fields[F_MSG_ID].len;
+
+    if (ngx_agentlocator_wa_valid_msg_id(&m.msg_id) != NGX_OK) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                   "provider_msg_id must be 1 to 128 printable characters");
+    }
+
+    m.body.data = (u_char *) fields[F_TEXT].str;
+    m.body.len = fields[F_TEXT].len;
+    m.name.data = (u_char *) fields[F_NAME].str;
+    m.name.len = fields[F_NAME].len;
+
+    url.data = (u_char *) fields[F_MEDIA_URL].str;
+    url.len = fields[F_MEDIA_URL].len;
+    type.data = (u_char *) fields[F_MEDIA_TYPE].str;
+    type.len = fields[F_MEDIA_TYPE].len;
+
+    if (url.len) {
+        if (!((url.len > 7 && ngx_strncmp(url.data, "http://", 7) == 0)
+              || (url.len > 8 && ngx_strncmp(url.data, "https://", 8) == 0)))
+        {
+            return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "media_url must be an http(s) URL");
+        }
+
+        if (ngx_agentlocator_wa_media(r->pool, &url, &type, 1, &m.media)
+            != NGX_OK)
+        {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+    } else if (m.body.len == 0) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                                 "a message needs text or a media_url");
+    }
+
+    rc = ngx_agentlocator_crm_wa_inbound(&m);
+
+    if (rc == NGX_BUSY || rc == NGX_ERROR) {
+        return ngx_agentlocator_wa_retry_later(r, "baileys", &m.msg_id);
+    }
+
+    ngx_agentlocator_log_safe(safe, sizeof(safe), &m.msg_id);
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "WA_INBOUND provider=baileys message=%s media=%d",
+                  safe, url.len ? 1 : 0);
+
+    ngx_str_set(&ok, "{\"ok\":true}\n");
+
+    return ngx_agentlocator_reply(r, NGX_HTTP_OK, &ngx_agentlocator_wa_json,
+                                  &ok);
+}
+
+
+/*
+ * The signature of a body for (and from) the bridge: lowercase hex of its
+ * HMAC-SHA256 with the shared secret, 64 characters at "hex".
+ */
+
+void
+ngx_agentlocator_baileys_sign(ngx_str_t *secret, ngx_str_t *body, u_char *hex)
+{
+    u_char        mac[EVP_MAX_MD_SIZE];
+    unsigned int  len;
+
+    len = 0;
+
+    (void) HMAC(EVP_sha256(), secret->data, (int) secret->len,
+                body->data, body->len, mac, &len);
+
+    (void) ngx_hex_dump(hex, mac, 32);
+}
+
+
+ngx_int_t
+ngx_agentlocator_baileys_verify(ngx_str_t *secret, ngx_str_t *body,
+    ngx_str_t *signature)
+{
+    u_char      expected[64], given[64];
+    ngx_uint_t  i;
+
+    if (signature->len != 64) {
+        return NGX_DECLINED;
+    }
+
+    /* hex in either case is the same signature */
+    for (i = 0; i < 64; i++) {
+        given[i] = ngx_tolower(signature->data[i]);
+    }
+
+    ngx_agentlocator_baileys_sign(secret, body, expected);
+
+    return CRYPTO_memcmp(expected, given, 64) == 0 ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* "whatsapp:+972501234567" or "+972501234567": the number, E.164. */
+
+static ngx_int_t
+ngx_agentlocator_wa_address(ngx_str_t *value, ngx_str_t *number)
+{
+    ngx_str_t   v;
+    ngx_uint_t  i;
+
+    v = *value;
+
+    if (v.len > 9 && ngx_strncasecmp(v.data, (u_char *) "whatsapp:", 9) == 0)
+    {
+        v.data += 9;
+        v.len -= 9;
+    }
+
+    if (v.len < 3 || v.len > 16 || v.data[0] != '+' || v.data[1] == '0') {
+        return NGX_DECLINED;
+    }
+
+    for (i = 1; i < v.len; i++) {
+        if (v.data[i] < '0' || v.data[i] > '9') {
+            return NGX_DECLINED;
+        }
+    }
+
+    *number = v;
+
+    return NGX_OK;
+}
+
+
+/* [{"url": ..., "content_type": ...}, ...], made by yajl's generator. */
+
+static ngx_int_t
+ngx_agentlocator_wa_media(ngx_pool_t *pool, ngx_str_t *urls,
+    ngx_str_t *types, ngx_uint_t n, ngx_str_t *out)
+{
+    size_t                len;
+    yajl_gen              g;
+    ngx_uint_t            i;
+    const unsigned char  *buf;
+
+    g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+
+    yajl_gen_array_open(g);
+
+    for (i = 0; i < n; i++) {
+        yajl_gen_map_open(g);
+        yajl_gen_string(g, (u_char *) "url", 3);
+        yajl_gen_string(g, urls[i].data, urls[i].len);
+        yajl_gen_string(g, (u_char *) "content_type", 12);
+
+        if (types[i].len) {
+            yajl_gen_string(g, types[i].data, types[i].len);
+
+        } else {
+            yajl_gen_null(g);
+        }
+
+        yajl_gen_map_close(g);
+    }
+
+    if (yajl_gen_array_close(g) != yajl_gen_status_ok
+        || yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
+    {
+        /* a URL that is not UTF-8: stored without its media */
+        yajl_gen_free(g);
+        ngx_str_null(out);
+        return NGX_OK;
+    }
+
+    out->data = ngx_pnalloc(pool, len);
+    if (out->data == NULL) {
+        yajl_gen_free(g);
+        return NGX_ERROR;
+    }
+
+    out->len = len;
+    ngx_memcpy(out->data, buf, len);
+
+    yajl_gen_free(g);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The write could be neither spooled nor queued: the sender is asked to
+ * try again (Twilio's and the bridge's retries).
+ */
+
+static ngx_int_t
+ngx_agentlocator_wa_retry_later(ngx_http_request_t *r, const char *provider,
+    ngx_str_t *msg_id)
+{
+    u_char  safe[NGX_AGENTLOCATOR_WA_MAX_MSG_ID + 1];
+
+    static ngx_str_t  retry_after = ngx_string("5");
+
+    ngx_agentlocator_log_safe(safe, sizeof(safe), msg_id);
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "WA_NOT_STORED provider=%s message=%s: the CRM queue is "
+                  "full; asking the sender to retry", provider, safe);
+
+    (void) ngx_agentlocator_add_header(r, "Retry-After", &retry_after);
+
+    return ngx_agentlocator_reply_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "cannot store the message now");
+}
+
+
+/* A provider's message id: printable ASCII, no space, 1 to 128 bytes. */
+
+static ngx_int_t
+ngx_agentlocator_wa_valid_msg_id(ngx_str_t *id)
+{
+    ngx_uint_t  i;
+
+    if (id->len == 0 || id->len > NGX_AGENTLOCATOR_WA_MAX_MSG_ID) {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < id->len; i++) {
+        if (id->data[i] <= 0x20 || id->data[i] >= 0x7f) {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * agentlocator_baileys URL secret=SECRET [number=+E164]: the bridge's base
+ * URL (its POST /send), the secret both sides sign bodies with (literal,
+ * env: or file:), and the WhatsApp number it is logged in as, which names
+ * the business its messages belong to (else the default business).
+ */
+
+char *
+ngx_agentlocator_baileys_conf(ngx_conf_t *cf,
+    ngx_agentlocator_main_conf_t *amcf)
+{
+    ngx_str_t                      *value, v;
+    ngx_uint_t                      i;
+    const char                     *err;
+    ngx_agentlocator_public_url_t   url;
+
+    if (amcf->baileys_url.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    err = ngx_agentlocator_public_url_parse(cf->pool, &value[1], &url);
+    if (err) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid agentlocator_baileys URL \"%V\": %s",
+                           &value[1], err);
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->baileys_url = url.url;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "secret=", 7) == 0) {
+            v.data = value[i].data + 7;
+            v.len = value[i].len - 7;
+
+            err = ngx_agentlocator_secret_load(cf, &v, &amcf->baileys_secret);
+            if (err) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "agentlocator_baileys secret %s", err);
+                return NGX_CONF_ERROR;
+            }
+
+            if (amcf->baileys_secret.len < 16) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "agentlocator_baileys secret must be at "
+                                   "least 16 bytes");
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "number=", 7) == 0) {
+            v.data = value[i].data + 7;
+            v.len = value[i].len - 7;
+
+            if (ngx_agentlocator_wa_address(&v, &amcf->baileys_number)
+                != NGX_OK)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "agentlocator_baileys \"%V\": the number "
+                                   "must be +E164", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid agentlocator_baileys parameter \"%V\", "
+                           "expected \"secret=\" or \"number=\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->baileys_secret.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "agentlocator_baileys needs secret= (literal, "
+                           "env:NAME or file:/path)");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
