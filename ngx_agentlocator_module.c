@@ -54,6 +54,14 @@ static char *ngx_agentlocator_baileys(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_agentlocator_whatsapp_check(ngx_conf_t *cf,
     ngx_agentlocator_loc_conf_t *conf);
+static char *ngx_agentlocator_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_agentlocator_api_check(ngx_conf_t *cf,
+    ngx_agentlocator_loc_conf_t *conf);
+static char *ngx_agentlocator_wa_send(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_agentlocator_whatsapp_providers(ngx_conf_t *cf,
+    ngx_agentlocator_main_conf_t *amcf);
 static char *ngx_agentlocator_set_handler(ngx_conf_t *cf,
     ngx_agentlocator_loc_conf_t *alcf, ngx_http_handler_pt handler);
 
@@ -180,6 +188,27 @@ static ngx_command_t  ngx_agentlocator_commands[] = {
       ngx_agentlocator_baileys,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("agentlocator_whatsapp_send"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_ANY,
+      ngx_agentlocator_wa_send,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agentlocator_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_agentlocator_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agentlocator_jwt_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_agentlocator_secret,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_agentlocator_main_conf_t, jwt_secret),
       NULL },
 
     { ngx_string("agentlocator_status"),
@@ -357,6 +386,7 @@ ngx_agentlocator_create_main_conf(ngx_conf_t *cf)
     amcf->timeouts.rest_timeout = NGX_CONF_UNSET_MSEC;
     amcf->timeouts.attempts = NGX_CONF_UNSET_UINT;
     amcf->watchdog = NGX_CONF_UNSET;
+    amcf->wa_timeout = NGX_CONF_UNSET_MSEC;
 
     return amcf;
 }
@@ -411,6 +441,17 @@ ngx_agentlocator_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (amcf->auth_token.len) {
         ngx_agentlocator_hmac_init(&amcf->auth_key, &amcf->auth_token);
+    }
+
+    if (amcf->jwt_secret.len && amcf->jwt_secret.len < 32) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "agentlocator_jwt_secret must be at least 32 bytes: "
+                      "an HS256 key shorter than its hash is guessable");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_agentlocator_whatsapp_providers(cf, amcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
     }
 
     if (amcf->spool && amcf->pg_conninfo.len == 0) {
@@ -539,6 +580,11 @@ ngx_agentlocator_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->whatsapp) {
         return ngx_agentlocator_whatsapp_check(cf, conf) == NGX_OK
+               ? NGX_CONF_OK : NGX_CONF_ERROR;
+    }
+
+    if (conf->api) {
+        return ngx_agentlocator_api_check(cf, conf) == NGX_OK
                ? NGX_CONF_OK : NGX_CONF_ERROR;
     }
 
@@ -714,6 +760,110 @@ ngx_agentlocator_whatsapp_check(ngx_conf_t *cf,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The API routes on what follows its location's prefix, reads the CRM and
+ * checks tokens: said at `nginx -t` when it cannot.
+ */
+
+static ngx_int_t
+ngx_agentlocator_api_check(ngx_conf_t *cf, ngx_agentlocator_loc_conf_t *conf)
+{
+    ngx_http_core_loc_conf_t      *clcf;
+    ngx_agentlocator_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_agentlocator_module);
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->exact_match || clcf->named
+#if (NGX_PCRE)
+        || clcf->regex
+#endif
+        )
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"agentlocator_api\" in %s:%ui needs a prefix "
+                      "location such as \"location /api/\": its endpoints "
+                      "are the paths below it",
+                      conf->conf_file, conf->conf_line);
+        return NGX_ERROR;
+    }
+
+    if (amcf->pg_conninfo.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"agentlocator_api\" in %s:%ui reads the CRM: it "
+                      "needs agentlocator_postgres",
+                      conf->conf_file, conf->conf_line);
+        return NGX_ERROR;
+    }
+
+    if (amcf->jwt_secret.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"agentlocator_api\" in %s:%ui checks bearer tokens: "
+                      "it needs agentlocator_jwt_secret (literal, env:NAME "
+                      "or file:/path)", conf->conf_file, conf->conf_line);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The providers "auto" sends through, in order: those agentlocator_
+ * whatsapp_send names, else Twilio when it has a sender (from=) and the
+ * bridge when there is one; each must have what it needs.
+ */
+
+static char *
+ngx_agentlocator_whatsapp_providers(ngx_conf_t *cf,
+    ngx_agentlocator_main_conf_t *amcf)
+{
+    ngx_uint_t  i;
+
+    if (amcf->wa_nproviders == 0) {
+        if (amcf->wa_from.len) {
+            amcf->wa_providers[amcf->wa_nproviders++] =
+                NGX_AGENTLOCATOR_WA_PROVIDER_TWILIO;
+        }
+
+        if (amcf->baileys_url.len) {
+            amcf->wa_providers[amcf->wa_nproviders++] =
+                NGX_AGENTLOCATOR_WA_PROVIDER_BAILEYS;
+        }
+    }
+
+    ngx_conf_init_msec_value(amcf->wa_timeout, 10000);
+
+    for (i = 0; i < amcf->wa_nproviders; i++) {
+
+        if (amcf->wa_providers[i] == NGX_AGENTLOCATOR_WA_PROVIDER_BAILEYS) {
+            if (amcf->baileys_url.len == 0) {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "agentlocator_whatsapp_send providers= names "
+                              "baileys, and there is no agentlocator_baileys");
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (amcf->wa_from.len == 0 || amcf->account_sid.len == 0
+            || amcf->auth_token.len == 0)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "agentlocator_whatsapp_send providers= names "
+                          "twilio: it needs from=+E164 (the WhatsApp "
+                          "sender), agentlocator_twilio_account_sid and "
+                          "agentlocator_twilio_auth_token");
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -907,6 +1057,31 @@ ngx_agentlocator_whatsapp(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     return ngx_agentlocator_set_handler(cf, alcf,
                                         ngx_agentlocator_whatsapp_handler);
+}
+
+
+static char *
+ngx_agentlocator_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_agentlocator_loc_conf_t *alcf = conf;
+
+    if (alcf->api) {
+        return "is duplicate";
+    }
+
+    alcf->api = 1;
+
+    return ngx_agentlocator_set_handler(cf, alcf,
+                                        ngx_agentlocator_api_handler);
+}
+
+
+/* agentlocator_whatsapp_send ... (whatsapp_send.c) */
+
+static char *
+ngx_agentlocator_wa_send(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return ngx_agentlocator_whatsapp_send_conf(cf, conf);
 }
 
 

@@ -150,6 +150,13 @@ BEGIN
 END
 $$;
 
+-- The API's times: ISO 8601 in UTC, to the millisecond.
+
+CREATE OR REPLACE FUNCTION agentlocator_iso(t timestamptz)
+    RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+$$;
+
 -- The API's pages: newest first, per business.
 
 CREATE INDEX IF NOT EXISTS threads_business_recent

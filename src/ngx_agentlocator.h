@@ -556,6 +556,29 @@ void ngx_agentlocator_pg_status(ngx_agentlocator_pg_status_t *st);
 ngx_int_t ngx_agentlocator_pg_write(ngx_agentlocator_crm_statement_t *st,
     ngx_uint_t n, ngx_str_t *params);
 
+/*
+ * A read: statements sent together, answered together (their PGresults,
+ * "struct pg_result" in libpq-fe.h, valid until "done" returns).
+ */
+#define NGX_AGENTLOCATOR_PG_READ_MAX    4
+
+typedef struct ngx_agentlocator_pg_read_s  ngx_agentlocator_pg_read_t;
+struct pg_result;
+
+typedef void (*ngx_agentlocator_pg_read_pt)(void *data,
+    struct pg_result **res, ngx_uint_t n, const char *error);
+
+typedef struct {
+    ngx_agentlocator_crm_statement_t  *st;
+    ngx_uint_t                         n;
+    ngx_str_t                         *params;     /* NULL data: SQL NULL */
+} ngx_agentlocator_pg_query_t;
+
+ngx_agentlocator_pg_read_t *ngx_agentlocator_pg_read(
+    ngx_agentlocator_pg_query_t *q, ngx_uint_t nq,
+    ngx_agentlocator_pg_read_pt done, void *data, const char **error);
+void ngx_agentlocator_pg_read_cancel(ngx_agentlocator_pg_read_t *rd);
+
 ngx_int_t ngx_agentlocator_pg_load(ngx_agentlocator_crm_statement_t *st,
     ngx_uint_t n, ngx_str_t *params, void *spooled);
 void ngx_agentlocator_pg_kick(void);
@@ -658,6 +681,7 @@ const char *ngx_agentlocator_form_parse(u_char *buf, size_t len,
     ngx_agentlocator_form_t *form);
 ngx_int_t ngx_agentlocator_form_get(ngx_agentlocator_form_t *form,
     const char *name, ngx_str_t *value);
+u_char *ngx_agentlocator_form_encode(u_char *dst, ngx_str_t *src);
 
 /* ngx_agentlocator_signature.c */
 #define NGX_AGENTLOCATOR_SIGNATURE_LEN    28           /* base64 of SHA-1 */
@@ -788,6 +812,17 @@ typedef struct ngx_agentlocator_http_req_s  ngx_agentlocator_http_req_t;
 typedef void (*ngx_agentlocator_http_done_pt)(
     ngx_agentlocator_http_result_t *result, void *data);
 
+/* an outbound POST (ngx_agentlocator_http_send) */
+typedef struct {
+    ngx_str_t                     url;
+    ngx_str_t                     user;         /* Basic auth; empty: none */
+    ngx_str_t                     password;
+    ngx_str_t                     content_type; /* empty: a form */
+    ngx_str_t                     header;       /* "Name: value" or empty */
+    ngx_str_t                     body;
+    ngx_msec_t                    timeout;
+} ngx_agentlocator_http_out_t;
+
 ngx_int_t ngx_agentlocator_http_global_init(ngx_log_t *log);
 ngx_int_t ngx_agentlocator_http_init_worker(ngx_cycle_t *cycle);
 void ngx_agentlocator_http_exit_worker(void);
@@ -795,6 +830,9 @@ ngx_agentlocator_http_req_t *ngx_agentlocator_http_post(ngx_str_t *url,
     ngx_str_t *user, ngx_str_t *password, ngx_str_t *form,
     ngx_msec_t timeout, ngx_agentlocator_http_done_pt done, void *data,
     ngx_log_t *log);
+ngx_agentlocator_http_req_t *ngx_agentlocator_http_send(
+    ngx_agentlocator_http_out_t *out, ngx_agentlocator_http_done_pt done,
+    void *data, ngx_log_t *log);
 void ngx_agentlocator_http_abort_all(const char *why);
 ngx_uint_t ngx_agentlocator_http_active(void);
 
@@ -854,6 +892,61 @@ void ngx_agentlocator_baileys_sign(ngx_str_t *secret, ngx_str_t *body,
 ngx_int_t ngx_agentlocator_baileys_verify(ngx_str_t *secret, ngx_str_t *body,
     ngx_str_t *signature);
 char *ngx_agentlocator_baileys_conf(ngx_conf_t *cf,
+    ngx_agentlocator_main_conf_t *amcf);
+ngx_int_t ngx_agentlocator_wa_media_json(void *gen, ngx_str_t *urls,
+    ngx_str_t *types, ngx_uint_t n);
+
+/* ngx_agentlocator_api_query.c: the API's statements and their JSON */
+#define NGX_AGENTLOCATOR_API_STRING     1
+#define NGX_AGENTLOCATOR_API_INT        2
+#define NGX_AGENTLOCATOR_API_BOOL       3
+#define NGX_AGENTLOCATOR_API_JSON       4       /* embedded as it is */
+
+typedef struct {
+    const char                   *name;
+    const char                   *object;   /* in this nested object */
+    ngx_uint_t                    type;
+} ngx_agentlocator_api_column_t;
+
+/* a page of rows: $1 business, $2 filter, $3 limit, $4 offset; its count */
+typedef struct {
+    ngx_agentlocator_crm_statement_t  *count;
+    ngx_agentlocator_crm_statement_t  *rows;
+    ngx_agentlocator_api_column_t     *columns;
+} ngx_agentlocator_api_page_t;
+
+#define NGX_AGENTLOCATOR_API_THREADS    0
+#define NGX_AGENTLOCATOR_API_MESSAGES   1
+#define NGX_AGENTLOCATOR_API_CALLS      2
+#define NGX_AGENTLOCATOR_API_CUSTOMERS  3
+
+typedef struct {
+    ngx_agentlocator_crm_statement_t  *call;
+    ngx_agentlocator_api_column_t     *call_columns;
+    ngx_agentlocator_crm_statement_t  *events;
+    ngx_agentlocator_api_column_t     *event_columns;
+    ngx_agentlocator_crm_statement_t  *recordings;
+    ngx_agentlocator_api_column_t     *recording_columns;
+} ngx_agentlocator_api_call_t;
+
+extern ngx_agentlocator_api_page_t  ngx_agentlocator_api_pages[];
+extern ngx_agentlocator_api_call_t  ngx_agentlocator_api_call;
+
+ngx_agentlocator_crm_statement_t *ngx_agentlocator_api_statement_at(
+    ngx_uint_t i);
+
+/* ngx_agentlocator_api.c */
+ngx_int_t ngx_agentlocator_api_handler(ngx_http_request_t *r);
+ngx_int_t ngx_agentlocator_api_json_reply(ngx_http_request_t *r,
+    ngx_uint_t status, void *gen);
+ngx_int_t ngx_agentlocator_api_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *reason);
+void ngx_agentlocator_api_finish(ngx_http_request_t *r, ngx_int_t rc);
+
+/* ngx_agentlocator_whatsapp_send.c */
+ngx_int_t ngx_agentlocator_whatsapp_send(ngx_http_request_t *r,
+    long long business_id);
+char *ngx_agentlocator_whatsapp_send_conf(ngx_conf_t *cf,
     ngx_agentlocator_main_conf_t *amcf);
 
 /* ngx_agentlocator_health.c */

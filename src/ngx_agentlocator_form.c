@@ -198,3 +198,32 @@ ngx_agentlocator_hex(u_char ch)
 
     return -1;
 }
+
+
+/*
+ * A value form-encoded for a body we send: everything but the unreserved
+ * characters escaped (dst needs room for 3 * src->len).
+ */
+
+u_char *
+ngx_agentlocator_form_encode(u_char *dst, ngx_str_t *src)
+{
+    u_char         *s, *last;
+    static u_char   hex[] = "0123456789ABCDEF";
+
+    for (s = src->data, last = s + src->len; s < last; s++) {
+        if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')
+            || (*s >= '0' && *s <= '9') || *s == '-' || *s == '.'
+            || *s == '_' || *s == '~')
+        {
+            *dst++ = *s;
+
+        } else {
+            *dst++ = '%';
+            *dst++ = hex[*s >> 4];
+            *dst++ = hex[*s & 0xf];
+        }
+    }
+
+    return dst;
+}

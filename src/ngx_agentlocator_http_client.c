@@ -44,6 +44,7 @@ struct ngx_agentlocator_http_req_s {
 
     u_char                           *post;       /* curl does not copy it */
     size_t                            post_cap;
+    struct curl_slist                *headers;    /* NULL: the engine's */
 
     ngx_agentlocator_http_done_pt     done;
     void                             *data;
@@ -274,9 +275,34 @@ ngx_agentlocator_http_post(ngx_str_t *url, ngx_str_t *user,
     ngx_str_t *password, ngx_str_t *form, ngx_msec_t timeout,
     ngx_agentlocator_http_done_pt done, void *data, ngx_log_t *log)
 {
-    u_char                       *p, *userpwd;
+    ngx_agentlocator_http_out_t  out;
+
+    ngx_memzero(&out, sizeof(ngx_agentlocator_http_out_t));
+
+    out.url = *url;
+    out.user = *user;
+    out.password = *password;
+    out.body = *form;
+    out.timeout = timeout;
+
+    return ngx_agentlocator_http_send(&out, done, data, log);
+}
+
+
+/*
+ * POST what "out" describes: its body (form-encoded unless it names
+ * another content type), Basic auth when it has a user, and one more
+ * header if it has one.
+ */
+
+ngx_agentlocator_http_req_t *
+ngx_agentlocator_http_send(ngx_agentlocator_http_out_t *out,
+    ngx_agentlocator_http_done_pt done, void *data, ngx_log_t *log)
+{
+    u_char                       *p, *userpwd, *line;
     size_t                        len;
     CURLcode                      rc;
+    struct curl_slist            *list;
     ngx_agentlocator_http_req_t  *req;
 
     if (ngx_agentlocator_http.multi == NULL) {
@@ -293,10 +319,14 @@ ngx_agentlocator_http_post(ngx_str_t *url, ngx_str_t *user,
 
     /*
      * One buffer: the body, which curl reads from it until the request is
-     * done, then the URL and "user:password", which curl copies at once.
+     * done, then the URL, "user:password" and the header lines, which curl
+     * copies at once.
      */
 
-    len = form->len + url->len + 1 + user->len + 1 + password->len + 1;
+    len = out->body.len + out->url.len + 1 + out->user.len + 1
+          + out->password.len + 1
+          + sizeof("Content-Type: ") + out->content_type.len
+          + out->header.len + 1;
 
     if (len > req->post_cap) {
         p = ngx_alloc(len, log);
@@ -310,20 +340,47 @@ ngx_agentlocator_http_post(ngx_str_t *url, ngx_str_t *user,
         req->post_cap = len;
     }
 
-    p = ngx_cpymem(req->post, form->data, form->len);
-    *ngx_cpymem(p, url->data, url->len) = '\0';
-
-    userpwd = p + url->len + 1;
-    ngx_sprintf(userpwd, "%V:%V%Z", user, password);
+    p = ngx_cpymem(req->post, out->body.data, out->body.len);
+    *ngx_cpymem(p, out->url.data, out->url.len) = '\0';
 
     rc = curl_easy_setopt(req->easy, CURLOPT_URL, (char *) p);
+    p += out->url.len + 1;
 
-    if (rc == CURLE_OK) {
+    if (rc == CURLE_OK && out->user.len) {
+        userpwd = p;
+        ngx_sprintf(userpwd, "%V:%V%Z", &out->user, &out->password);
+
         rc = curl_easy_setopt(req->easy, CURLOPT_USERPWD, (char *) userpwd);
+
+        /* curl keeps its own copy; ours of the secret goes at once */
+        ngx_explicit_memzero(userpwd, out->user.len + 1 + out->password.len);
+
+    } else if (rc == CURLE_OK) {
+        rc = curl_easy_setopt(req->easy, CURLOPT_USERPWD, NULL);
     }
 
-    /* curl keeps its own copy; ours of the auth token goes at once */
-    ngx_explicit_memzero(userpwd, user->len + 1 + password->len);
+    if (rc == CURLE_OK && (out->content_type.len || out->header.len)) {
+        list = curl_slist_append(NULL, "Accept: application/json");
+        line = p;
+
+        if (list && out->content_type.len) {
+            ngx_sprintf(line, "Content-Type: %V%Z", &out->content_type);
+            list = curl_slist_append(list, (char *) line);
+        }
+
+        if (list && out->header.len) {
+            ngx_sprintf(line, "%V%Z", &out->header);
+            list = curl_slist_append(list, (char *) line);
+        }
+
+        if (list == NULL) {
+            rc = CURLE_OUT_OF_MEMORY;
+
+        } else {
+            req->headers = list;
+            rc = curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, list);
+        }
+    }
 
     if (rc != CURLE_OK) {
         ngx_agentlocator_http_put(req);
@@ -331,10 +388,10 @@ ngx_agentlocator_http_post(ngx_str_t *url, ngx_str_t *user,
     }
 
     curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, (char *) req->post);
-    curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE, (long) form->len);
-    curl_easy_setopt(req->easy, CURLOPT_TIMEOUT_MS, (long) timeout);
+    curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE, (long) out->body.len);
+    curl_easy_setopt(req->easy, CURLOPT_TIMEOUT_MS, (long) out->timeout);
     curl_easy_setopt(req->easy, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long) ngx_min(timeout, 5000));
+                     (long) ngx_min(out->timeout, 5000));
 
     if (curl_multi_add_handle(ngx_agentlocator_http.multi, req->easy)
         != CURLM_OK)
@@ -852,6 +909,12 @@ ngx_agentlocator_http_put(ngx_agentlocator_http_req_t *req)
         req->body_cap = 0;
     }
 
+    if (req->headers) {
+        curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, e->headers);
+        curl_slist_free_all(req->headers);
+        req->headers = NULL;
+    }
+
     ngx_memzero(&req->result, sizeof(ngx_agentlocator_http_result_t));
     req->error[0] = '\0';
     req->done = NULL;
@@ -869,6 +932,7 @@ ngx_agentlocator_http_free(ngx_agentlocator_http_req_t *req)
 {
     /* curl's copy of "user:password" goes with the handle */
     curl_easy_cleanup(req->easy);
+    curl_slist_free_all(req->headers);
 
     free(req->body);
     ngx_free(req->post);

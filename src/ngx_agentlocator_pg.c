@@ -52,8 +52,23 @@
 #define NGX_AGENTLOCATOR_PG_RETRIES       5
 
 
+/*
+ * A batch holds writes and reads; each begins with its queue link and its
+ * kind.
+ */
+
+#define NGX_AGENTLOCATOR_PG_WRITE         0
+#define NGX_AGENTLOCATOR_PG_READ          1
+
 typedef struct {
     ngx_queue_t                 queue;
+    ngx_uint_t                  kind;
+} ngx_agentlocator_pg_entry_t;
+
+
+typedef struct {
+    ngx_queue_t                 queue;
+    ngx_uint_t                  kind;     /* NGX_AGENTLOCATOR_PG_WRITE */
     ngx_agentlocator_crm_statement_t  *st;
     void                       *spooled;  /* its journal; NULL: memory only */
     unsigned                    refused:1; /* by the database, for good */
@@ -63,6 +78,31 @@ typedef struct {
     int                         lengths[NGX_AGENTLOCATOR_PG_MAX_PARAMS];
     u_char                      data[1];
 } ngx_agentlocator_pg_write_t;
+
+
+/*
+ * A read: up to NGX_AGENTLOCATOR_PG_READ_MAX statements sent together and
+ * answered together, to whoever asked, unless they cancelled it.
+ */
+
+struct ngx_agentlocator_pg_read_s {
+    ngx_queue_t                 queue;
+    ngx_uint_t                  kind;     /* NGX_AGENTLOCATOR_PG_READ */
+    ngx_uint_t                  nq;
+    ngx_uint_t                  got;      /* results so far */
+    unsigned                    sent:1;   /* in a connection's batch */
+    unsigned                    cancelled:1;
+    ngx_agentlocator_pg_read_pt done;
+    void                       *data;
+    PGresult                   *res[NGX_AGENTLOCATOR_PG_READ_MAX];
+    ngx_agentlocator_crm_statement_t  *st[NGX_AGENTLOCATOR_PG_READ_MAX];
+    int                         n[NGX_AGENTLOCATOR_PG_READ_MAX];
+    const char                 *values[NGX_AGENTLOCATOR_PG_READ_MAX]
+                                      [NGX_AGENTLOCATOR_PG_MAX_PARAMS];
+    int                         lengths[NGX_AGENTLOCATOR_PG_READ_MAX]
+                                       [NGX_AGENTLOCATOR_PG_MAX_PARAMS];
+    u_char                      buf[1];
+};
 
 
 typedef enum {
@@ -104,6 +144,7 @@ typedef struct {
     ngx_uint_t                   failures;   /* in a row, all connections */
     ngx_log_t                   *log;
     ngx_queue_t                  writes;
+    ngx_queue_t                  reads;      /* waiting for a connection */
     ngx_uint_t                   queued;
     ngx_uint_t                   done;
     ngx_uint_t                   failed;     /* refused by the database */
@@ -126,6 +167,8 @@ static void ngx_agentlocator_pg_close(ngx_agentlocator_pg_conn_t *pc);
 static u_char *ngx_agentlocator_pg_error(PGconn *conn, u_char *buf,
     size_t size);
 static void ngx_agentlocator_pg_notice(void *arg, const char *message);
+static u_char *ngx_agentlocator_pg_result_error(PGresult *res, u_char *buf,
+    size_t size);
 static void ngx_agentlocator_pg_checked(ngx_agentlocator_pg_conn_t *pc,
     PGresult *res);
 static void ngx_agentlocator_pg_ready(ngx_agentlocator_pg_conn_t *pc);
@@ -134,8 +177,11 @@ static char *ngx_agentlocator_pg_statement_name(
     ngx_agentlocator_crm_statement_t *st, u_char *buf);
 static void ngx_agentlocator_pg_up(ngx_agentlocator_pg_conn_t *pc);
 static void ngx_agentlocator_pg_results(ngx_agentlocator_pg_conn_t *pc);
-static void ngx_agentlocator_pg_result(ngx_agentlocator_pg_conn_t *pc,
+static ngx_uint_t ngx_agentlocator_pg_result(ngx_agentlocator_pg_conn_t *pc,
     PGresult *res);
+static void ngx_agentlocator_pg_deliver(ngx_queue_t *ready);
+static void ngx_agentlocator_pg_read_free(ngx_agentlocator_pg_read_t *rd);
+static void ngx_agentlocator_pg_reads_fail(const char *why);
 static void ngx_agentlocator_pg_batch_done(ngx_agentlocator_pg_conn_t *pc);
 static void ngx_agentlocator_pg_requeue(ngx_agentlocator_pg_conn_t *pc);
 static void ngx_agentlocator_pg_taken(ngx_agentlocator_pg_write_t *w);
@@ -461,6 +507,7 @@ ngx_agentlocator_pg_init_worker(ngx_cycle_t *cycle)
     pool->schema = -1;
     pool->log = cycle->log;
     ngx_queue_init(&pool->writes);
+    ngx_queue_init(&pool->reads);
 
     ngx_agentlocator_pg = pool;
 
@@ -506,6 +553,14 @@ ngx_agentlocator_pg_exit_worker(void)
         /* sent, their results not seen: maybe done, maybe not */
         ngx_agentlocator_pg_requeue(&pool->conns[i]);
         ngx_agentlocator_pg_close(&pool->conns[i]);
+    }
+
+    /* their requests are not answered: the worker is going away */
+    while (!ngx_queue_empty(&pool->reads)) {
+        q = ngx_queue_head(&pool->reads);
+        ngx_queue_remove(q);
+        ngx_agentlocator_pg_read_free(
+            ngx_queue_data(q, ngx_agentlocator_pg_read_t, queue));
     }
 
     lost = 0;
@@ -652,6 +707,7 @@ ngx_agentlocator_pg_write_new(ngx_agentlocator_crm_statement_t *st,
         return NULL;
     }
 
+    w->kind = NGX_AGENTLOCATOR_PG_WRITE;
     w->st = st;
     w->spooled = NULL;
     w->refused = 0;
@@ -697,7 +753,11 @@ ngx_agentlocator_pg_dispatch(void)
                                     - pool->queued);
     }
 
-    for (i = 0; i < pool->nconns && !ngx_queue_empty(&pool->writes); i++) {
+    for (i = 0;
+         i < pool->nconns
+         && !(ngx_queue_empty(&pool->writes) && ngx_queue_empty(&pool->reads));
+         i++)
+    {
         pc = &pool->conns[i];
 
         if (pc->state == NGX_AGENTLOCATOR_PG_READY && pc->nbatch == 0) {
@@ -716,11 +776,46 @@ static void
 ngx_agentlocator_pg_send(ngx_agentlocator_pg_conn_t *pc)
 {
     u_char                        name[64];
+    ngx_uint_t                    i;
     ngx_queue_t                  *q;
+    ngx_agentlocator_pg_read_t   *rd;
     ngx_agentlocator_pg_pool_t   *pool;
     ngx_agentlocator_pg_write_t  *w;
 
     pool = ngx_agentlocator_pg;
+
+    /* reads first: someone waits for each */
+
+    while (pc->nbatch < NGX_AGENTLOCATOR_PG_BATCH
+           && !ngx_queue_empty(&pool->reads))
+    {
+        q = ngx_queue_head(&pool->reads);
+        ngx_queue_remove(q);
+
+        ngx_queue_insert_tail(&pc->batch, q);
+        pc->nbatch++;
+
+        rd = ngx_queue_data(q, ngx_agentlocator_pg_read_t, queue);
+        rd->sent = 1;
+
+        for (i = 0; i < rd->nq; i++) {
+            if (PQsendQueryPrepared(pc->conn,
+                                    ngx_agentlocator_pg_statement_name(
+                                        rd->st[i], name),
+                                    rd->n[i], rd->values[i], rd->lengths[i],
+                                    NULL, 0)
+                == 0)
+            {
+                ngx_agentlocator_pg_fail(pc, "cannot send a query");
+                return;
+            }
+        }
+
+        if (PQpipelineSync(pc->conn) == 0) {
+            ngx_agentlocator_pg_fail(pc, "cannot send a query");
+            return;
+        }
+    }
 
     while (pc->nbatch < NGX_AGENTLOCATOR_PG_BATCH
            && !ngx_queue_empty(&pool->writes))
@@ -1071,7 +1166,20 @@ ngx_agentlocator_pg_ready(ngx_agentlocator_pg_conn_t *pc)
         return;
     }
 
+    /* the CRM's writes, then the API's reads */
+
     for (i = 0; (st = ngx_agentlocator_crm_statement_at(i)); i++) {
+        if (PQsendPrepare(pc->conn,
+                          ngx_agentlocator_pg_statement_name(st, name),
+                          st->sql, (int) st->nparams, NULL)
+            == 0)
+        {
+            ngx_agentlocator_pg_fail(pc, "cannot prepare a statement");
+            return;
+        }
+    }
+
+    for (i = 0; (st = ngx_agentlocator_api_statement_at(i)); i++) {
         if (PQsendPrepare(pc->conn,
                           ngx_agentlocator_pg_statement_name(st, name),
                           st->sql, (int) st->nparams, NULL)
@@ -1197,8 +1305,10 @@ ngx_agentlocator_pg_results(ngx_agentlocator_pg_conn_t *pc)
         }
 
         if (PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
-            ngx_agentlocator_pg_result(pc, res);
-            PQclear(res);
+            if (!ngx_agentlocator_pg_result(pc, res)) {
+                PQclear(res);
+            }
+
             continue;
         }
 
@@ -1222,14 +1332,16 @@ ngx_agentlocator_pg_results(ngx_agentlocator_pg_conn_t *pc)
  * (a deadlock, a serialization failure, too many connections, a server
  * shutting down; SQLSTATE classes 40, 53, 57 and 08 but for 08P01, the
  * protocol violation a write with the wrong parameters is) sends the whole
- * batch again after the backoff.
+ * batch again after the backoff.  A read keeps its results (returns 1:
+ * the caller must not free it).
  */
 
-static void
+static ngx_uint_t
 ngx_agentlocator_pg_result(ngx_agentlocator_pg_conn_t *pc, PGresult *res)
 {
     u_char                        err[256];
     char                         *state;
+    ngx_agentlocator_pg_read_t   *rd;
     ngx_agentlocator_pg_pool_t   *pool;
     ngx_agentlocator_pg_write_t  *w;
 
@@ -1237,10 +1349,25 @@ ngx_agentlocator_pg_result(ngx_agentlocator_pg_conn_t *pc, PGresult *res)
 
     status = PQresultStatus(res);
 
-    if (pc->cursor == ngx_queue_sentinel(&pc->batch)
-        || (status != PGRES_FATAL_ERROR && status != PGRES_PIPELINE_ABORTED))
+    if (pc->cursor == ngx_queue_sentinel(&pc->batch)) {
+        return 0;
+    }
+
+    if (((ngx_agentlocator_pg_entry_t *) pc->cursor)->kind
+        == NGX_AGENTLOCATOR_PG_READ)
     {
-        return;
+        rd = ngx_queue_data(pc->cursor, ngx_agentlocator_pg_read_t, queue);
+
+        if (rd->got == rd->nq) {
+            return 0;
+        }
+
+        rd->res[rd->got++] = res;
+        return 1;
+    }
+
+    if (status != PGRES_FATAL_ERROR && status != PGRES_PIPELINE_ABORTED) {
+        return 0;
     }
 
     pool = ngx_agentlocator_pg;
@@ -1265,7 +1392,7 @@ ngx_agentlocator_pg_result(ngx_agentlocator_pg_conn_t *pc, PGresult *res)
             pc->later = 1;
         }
 
-        return;
+        return 0;
     }
 
     w->refused = 1;
@@ -1275,29 +1402,45 @@ ngx_agentlocator_pg_result(ngx_agentlocator_pg_conn_t *pc, PGresult *res)
                   "CRM_WRITE_FAILED what=%s sqlstate=%s: %s",
                   w->st->name, state,
                   ngx_agentlocator_pg_error(pc->conn, err, sizeof(err)));
+
+    return 0;
 }
 
 
 /*
- * Every write of the batch has its answer: taken, refused for good, or to
- * be done again (back to the head of the queue).
+ * Every entry of the batch has its answer.  A write is taken, refused for
+ * good, or to be done again (back to the head of the queue); a read goes
+ * to whoever asked, once the connection's state is settled (an answer may
+ * start another read).
  */
 
 static void
 ngx_agentlocator_pg_batch_done(ngx_agentlocator_pg_conn_t *pc)
 {
     u_char                        what[64];
-    ngx_queue_t                  *q, *next;
+    ngx_queue_t                  *q, *next, ready;
     ngx_agentlocator_pg_pool_t   *pool;
     ngx_agentlocator_pg_write_t  *w;
 
     pool = ngx_agentlocator_pg;
+
+    ngx_queue_init(&ready);
 
     for (q = ngx_queue_head(&pc->batch);
          q != ngx_queue_sentinel(&pc->batch);
          q = next)
     {
         next = ngx_queue_next(q);
+
+        if (((ngx_agentlocator_pg_entry_t *) q)->kind
+            == NGX_AGENTLOCATOR_PG_READ)
+        {
+            ngx_queue_remove(q);
+            pc->nbatch--;
+            ngx_queue_insert_tail(&ready, q);
+            continue;
+        }
+
         w = ngx_queue_data(q, ngx_agentlocator_pg_write_t, queue);
 
         if (w->retry) {
@@ -1317,6 +1460,7 @@ ngx_agentlocator_pg_batch_done(ngx_agentlocator_pg_conn_t *pc)
     if (pc->nbatch == 0) {
         pc->retries = 0;
         pc->cursor = NULL;
+        ngx_agentlocator_pg_deliver(&ready);
         ngx_agentlocator_pg_dispatch();
         return;
     }
@@ -1329,6 +1473,7 @@ ngx_agentlocator_pg_batch_done(ngx_agentlocator_pg_conn_t *pc)
                             "the database asked to retry (sqlstate %s)%Z",
                             pc->sqlstate);
         ngx_agentlocator_pg_fail(pc, (char *) what);
+        ngx_agentlocator_pg_deliver(&ready);
         return;
     }
 
@@ -1338,16 +1483,22 @@ ngx_agentlocator_pg_batch_done(ngx_agentlocator_pg_conn_t *pc)
                   pc->sqlstate);
 
     ngx_agentlocator_pg_requeue(pc);
+    ngx_agentlocator_pg_deliver(&ready);
     ngx_agentlocator_pg_dispatch();
 }
 
 
-/* The batch's writes go back to the head of the queue, in their order. */
+/*
+ * The batch goes back to the head of the queues, in its order: writes
+ * (idempotent) to be done again, reads to be asked again.
+ */
 
 static void
 ngx_agentlocator_pg_requeue(ngx_agentlocator_pg_conn_t *pc)
 {
+    ngx_uint_t                    i;
     ngx_queue_t                  *q;
+    ngx_agentlocator_pg_read_t   *rd;
     ngx_agentlocator_pg_pool_t   *pool;
     ngx_agentlocator_pg_write_t  *w;
 
@@ -1356,6 +1507,27 @@ ngx_agentlocator_pg_requeue(ngx_agentlocator_pg_conn_t *pc)
     while (!ngx_queue_empty(&pc->batch)) {
         q = ngx_queue_last(&pc->batch);
         ngx_queue_remove(q);
+
+        if (((ngx_agentlocator_pg_entry_t *) q)->kind
+            == NGX_AGENTLOCATOR_PG_READ)
+        {
+            rd = ngx_queue_data(q, ngx_agentlocator_pg_read_t, queue);
+
+            for (i = 0; i < rd->got; i++) {
+                PQclear(rd->res[i]);
+            }
+
+            rd->got = 0;
+            rd->sent = 0;
+
+            if (rd->cancelled) {
+                ngx_agentlocator_pg_read_free(rd);
+                continue;
+            }
+
+            ngx_queue_insert_head(&pool->reads, q);
+            continue;
+        }
 
         w = ngx_queue_data(q, ngx_agentlocator_pg_write_t, queue);
         w->refused = 0;
@@ -1367,6 +1539,210 @@ ngx_agentlocator_pg_requeue(ngx_agentlocator_pg_conn_t *pc)
 
     pc->nbatch = 0;
     pc->cursor = NULL;
+}
+
+
+/*
+ * Starts a read: "nq" statements (from ngx_agentlocator_api_statement_at)
+ * and their parameters, copied.  "done" is called once, from the event
+ * loop, with the statements' results (freed when it returns) or with an
+ * error; never if the read is cancelled first.  NULL and *error: it cannot
+ * start (no database configured, none connected, out of memory).
+ */
+
+ngx_agentlocator_pg_read_t *
+ngx_agentlocator_pg_read(ngx_agentlocator_pg_query_t *q, ngx_uint_t nq,
+    ngx_agentlocator_pg_read_pt done, void *data, const char **error)
+{
+    u_char                       *p;
+    size_t                        size;
+    ngx_uint_t                    i, j, up;
+    ngx_agentlocator_pg_read_t   *rd;
+    ngx_agentlocator_pg_pool_t   *pool;
+
+    pool = ngx_agentlocator_pg;
+
+    if (pool == NULL) {
+        *error = "no database is configured";
+        return NULL;
+    }
+
+    up = 0;
+
+    for (i = 0; i < pool->nconns; i++) {
+        if (pool->conns[i].state == NGX_AGENTLOCATOR_PG_READY) {
+            up = 1;
+            break;
+        }
+    }
+
+    if (!up) {
+        *error = "the database is not connected";
+        return NULL;
+    }
+
+    size = sizeof(ngx_agentlocator_pg_read_t);
+
+    for (i = 0; i < nq; i++) {
+        for (j = 0; j < q[i].n; j++) {
+            size += q[i].params[j].len + 1;
+        }
+    }
+
+    rd = ngx_alloc(size, pool->log);
+    if (rd == NULL) {
+        *error = "out of memory";
+        return NULL;
+    }
+
+    rd->kind = NGX_AGENTLOCATOR_PG_READ;
+    rd->nq = nq;
+    rd->got = 0;
+    rd->sent = 0;
+    rd->cancelled = 0;
+    rd->done = done;
+    rd->data = data;
+
+    p = rd->buf;
+
+    for (i = 0; i < nq; i++) {
+        rd->st[i] = q[i].st;
+        rd->n[i] = (int) q[i].n;
+
+        for (j = 0; j < q[i].n; j++) {
+            if (q[i].params[j].data == NULL) {
+                rd->values[i][j] = NULL;
+                rd->lengths[i][j] = 0;
+                continue;
+            }
+
+            rd->values[i][j] = (char *) p;
+            rd->lengths[i][j] = (int) q[i].params[j].len;
+            p = ngx_cpymem(p, q[i].params[j].data, q[i].params[j].len);
+            *p++ = '\0';
+        }
+    }
+
+    ngx_queue_insert_tail(&pool->reads, &rd->queue);
+
+    ngx_agentlocator_pg_dispatch();
+
+    return rd;
+}
+
+
+/* Whoever asked is gone: its answer is thrown away. */
+
+void
+ngx_agentlocator_pg_read_cancel(ngx_agentlocator_pg_read_t *rd)
+{
+    if (rd->sent) {
+        /* in a batch: freed when its results are in */
+        rd->cancelled = 1;
+        return;
+    }
+
+    ngx_queue_remove(&rd->queue);
+    ngx_agentlocator_pg_read_free(rd);
+}
+
+
+/* Reads whose results are in, answered; their results freed. */
+
+static void
+ngx_agentlocator_pg_deliver(ngx_queue_t *ready)
+{
+    u_char                       err[256];
+    ngx_uint_t                   i;
+    ngx_queue_t                 *q;
+    const char                  *error;
+    ExecStatusType               status;
+    ngx_agentlocator_pg_read_t  *rd;
+
+    while (!ngx_queue_empty(ready)) {
+        q = ngx_queue_head(ready);
+        ngx_queue_remove(q);
+        rd = ngx_queue_data(q, ngx_agentlocator_pg_read_t, queue);
+
+        error = (rd->got == rd->nq) ? NULL : "the database did not answer";
+
+        for (i = 0; i < rd->got && error == NULL; i++) {
+            status = PQresultStatus(rd->res[i]);
+
+            if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+                error = "the database refused the query";
+
+                ngx_log_error(NGX_LOG_ERR, ngx_agentlocator_pg->log, 0,
+                              "CRM_READ_FAILED what=%s sqlstate=%s: %s",
+                              rd->st[i]->name,
+                              PQresultErrorField(rd->res[i], PG_DIAG_SQLSTATE)
+                              ? PQresultErrorField(rd->res[i],
+                                                   PG_DIAG_SQLSTATE)
+                              : "-",
+                              ngx_agentlocator_pg_result_error(rd->res[i],
+                                  err, sizeof(err)));
+            }
+        }
+
+        if (!rd->cancelled) {
+            rd->done(rd->data, (struct pg_result **) rd->res, rd->got, error);
+        }
+
+        ngx_agentlocator_pg_read_free(rd);
+    }
+}
+
+
+static void
+ngx_agentlocator_pg_read_free(ngx_agentlocator_pg_read_t *rd)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < rd->got; i++) {
+        PQclear(rd->res[i]);
+    }
+
+    ngx_free(rd);
+}
+
+
+/*
+ * No connection is up: the reads waiting for one are answered now, not
+ * when a request's own timer runs out.
+ */
+
+static void
+ngx_agentlocator_pg_reads_fail(const char *why)
+{
+    ngx_uint_t                   i;
+    ngx_queue_t                 *q, failed;
+    ngx_agentlocator_pg_read_t  *rd;
+    ngx_agentlocator_pg_pool_t  *pool;
+
+    pool = ngx_agentlocator_pg;
+
+    for (i = 0; i < pool->nconns; i++) {
+        if (pool->conns[i].state == NGX_AGENTLOCATOR_PG_READY) {
+            return;
+        }
+    }
+
+    ngx_queue_init(&failed);
+
+    while (!ngx_queue_empty(&pool->reads)) {
+        q = ngx_queue_head(&pool->reads);
+        ngx_queue_remove(q);
+        ngx_queue_insert_tail(&failed, q);
+    }
+
+    while (!ngx_queue_empty(&failed)) {
+        q = ngx_queue_head(&failed);
+        ngx_queue_remove(q);
+        rd = ngx_queue_data(q, ngx_agentlocator_pg_read_t, queue);
+
+        rd->done(rd->data, NULL, 0, why);
+        ngx_agentlocator_pg_read_free(rd);
+    }
 }
 
 
@@ -1528,6 +1904,8 @@ ngx_agentlocator_pg_fail(ngx_agentlocator_pg_conn_t *pc, const char *what)
 
     ngx_agentlocator_pg_close(pc);
 
+    ngx_agentlocator_pg_reads_fail("the database is not connected");
+
     if (ngx_exiting || ngx_terminate || ngx_quit) {
         return;
     }
@@ -1577,6 +1955,29 @@ ngx_agentlocator_pg_error(PGconn *conn, u_char *buf, size_t size)
     p = ngx_cpystrn(buf, (u_char *) (*msg ? msg : "no detail"), size);
 
     for (last = p, p = buf; p < last; p++) {
+        if (*p == '\n' || *p == '\r') {
+            *p = ' ';
+        }
+    }
+
+    while (last > buf && last[-1] == ' ') {
+        *--last = '\0';
+    }
+
+    return buf;
+}
+
+
+/* A result's error, on one line. */
+
+static u_char *
+ngx_agentlocator_pg_result_error(PGresult *res, u_char *buf, size_t size)
+{
+    u_char  *p, *last;
+
+    last = ngx_cpystrn(buf, (u_char *) PQresultErrorMessage(res), size);
+
+    for (p = buf; p < last; p++) {
         if (*p == '\n' || *p == '\r') {
             *p = ' ';
         }

@@ -736,9 +736,8 @@ static ngx_int_t
 ngx_agentlocator_watchdog_form(ngx_cycle_t *cycle,
     ngx_agentlocator_watchdog_t *wd)
 {
-    u_char         *p, *s, *last;
-    ngx_str_t      *twiml;
-    static u_char   hex[] = "0123456789ABCDEF";
+    u_char     *p;
+    ngx_str_t  *twiml;
 
     twiml = &wd->amcf->watchdog_srv->fallback_twiml;
 
@@ -750,21 +749,7 @@ ngx_agentlocator_watchdog_form(ngx_cycle_t *cycle,
     wd->twiml_form.data = p;
     p = ngx_cpymem(p, "Twiml=", sizeof("Twiml=") - 1);
 
-    /* everything but unreserved characters is escaped */
-
-    for (s = twiml->data, last = s + twiml->len; s < last; s++) {
-        if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')
-            || (*s >= '0' && *s <= '9') || *s == '-' || *s == '.'
-            || *s == '_' || *s == '~')
-        {
-            *p++ = *s;
-
-        } else {
-            *p++ = '%';
-            *p++ = hex[*s >> 4];
-            *p++ = hex[*s & 0xf];
-        }
-    }
+    p = ngx_agentlocator_form_encode(p, twiml);
 
     wd->twiml_form.len = p - wd->twiml_form.data;
 

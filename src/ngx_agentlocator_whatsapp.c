@@ -571,19 +571,12 @@ ngx_agentlocator_wa_address(ngx_str_t *value, ngx_str_t *number)
 
 /* [{"url": ..., "content_type": ...}, ...], made by yajl's generator. */
 
-static ngx_int_t
-ngx_agentlocator_wa_media(ngx_pool_t *pool, ngx_str_t *urls,
-    ngx_str_t *types, ngx_uint_t n, ngx_str_t *out)
+ngx_int_t
+ngx_agentlocator_wa_media_json(void *gen, ngx_str_t *urls, ngx_str_t *types,
+    ngx_uint_t n)
 {
-    size_t                len;
-    yajl_gen              g;
-    ngx_uint_t            i;
-    const unsigned char  *buf;
-
-    g = yajl_gen_alloc(NULL);
-    if (g == NULL) {
-        return NGX_ERROR;
-    }
+    yajl_gen    g = gen;
+    ngx_uint_t  i;
 
     (void) yajl_gen_config(g, yajl_gen_validate_utf8, 1);
 
@@ -605,12 +598,33 @@ ngx_agentlocator_wa_media(ngx_pool_t *pool, ngx_str_t *urls,
         yajl_gen_map_close(g);
     }
 
-    if (yajl_gen_array_close(g) != yajl_gen_status_ok
+    /* a URL that is not UTF-8 leaves the generator in error */
+    return yajl_gen_array_close(g) == yajl_gen_status_ok ? NGX_OK : NGX_ERROR;
+}
+
+
+/* The same, copied into the request's pool; none when it cannot be. */
+
+static ngx_int_t
+ngx_agentlocator_wa_media(ngx_pool_t *pool, ngx_str_t *urls,
+    ngx_str_t *types, ngx_uint_t n, ngx_str_t *out)
+{
+    size_t                len;
+    yajl_gen              g;
+    const unsigned char  *buf;
+
+    ngx_str_null(out);
+
+    g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_agentlocator_wa_media_json(g, urls, types, n) != NGX_OK
         || yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
     {
-        /* a URL that is not UTF-8: stored without its media */
+        /* stored without its media */
         yajl_gen_free(g);
-        ngx_str_null(out);
         return NGX_OK;
     }
 

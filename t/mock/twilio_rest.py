@@ -10,6 +10,10 @@ Control (JSON bodies):
                        "retry_after": S,     # "429": Retry-After seconds (once per call)
                        "delay_ms": N}        # wait this long before any answer
                                              # ("delay": then 200)
+                       "messages": "ok" | "500" | "63016" | "nosid"}
+                                             # Messages.json: 201, 500, 400
+                                             # with Twilio's code, or 201
+                                             # without a sid
     GET  /__requests  -> [{"time", "method", "path", "auth", "form"}, ...]
     POST /__reset     forget the recorded requests and counters
 """
@@ -82,6 +86,10 @@ class Handler(BaseHTTPRequestHandler):
             return
 
         parts = self.path.split("/")
+        if (len(parts) == 5 and parts[1] == "2010-04-01"
+                and parts[2] == "Accounts" and parts[4] == "Messages.json"):
+            self.message(parts[3], raw)
+            return
         # /2010-04-01/Accounts/{AC}/Calls/{CA}.json
         if (len(parts) != 6 or parts[1] != "2010-04-01"
                 or parts[2] != "Accounts" or parts[4] != "Calls"
@@ -117,6 +125,35 @@ class Handler(BaseHTTPRequestHandler):
                              "message": "Invalid ApplicationSid"})
         else:
             self.reply(200, call_json(call, account))
+
+
+    def message(self, account, raw):
+        """POST .../Messages.json: a WhatsApp message sent through Twilio."""
+        form = urllib.parse.parse_qs(raw.decode(), keep_blank_values=True)
+        with LOCK:
+            STATE["requests"].append({
+                "time": time.time(), "method": "POST", "path": self.path,
+                "auth": self.headers.get("Authorization"),
+                "content_type": self.headers.get("Content-Type"),
+                "form": form})
+            STATE["messages"] = STATE.get("messages", 0) + 1
+            n = STATE["messages"]
+            mode = dict(STATE["mode"])
+        m = mode.get("messages", "ok")
+        if m == "500":
+            self.reply(500, {"code": 20500, "message": "Internal Server Error"})
+        elif m == "63016":
+            self.reply(400, {"code": 63016, "status": 400,
+                             "message": "Failed to send freeform message because "
+                                        "you are outside the allowed window."})
+        elif m == "nosid":
+            self.reply(201, {"status": "queued"})
+        else:
+            self.reply(201, {"sid": "SM%032x" % n, "account_sid": account,
+                             "status": "queued", "to": form.get("To", [""])[0],
+                             "from": form.get("From", [""])[0],
+                             "body": form.get("Body", [""])[0],
+                             "direction": "outbound-api"})
 
 
 class Server(ThreadingHTTPServer):

@@ -1,7 +1,8 @@
 package Test::AgentLocator::TwilioMock;
 
 # t/mock/twilio_rest.py as a child process: the one thing we mock is
-# Twilio's REST API.
+# Twilio's REST API (and, with script => 'baileys_bridge.py', args => [...],
+# the WhatsApp bridge's POST /send).
 
 use strict;
 use warnings;
@@ -14,12 +15,14 @@ use POSIX qw(WNOHANG);
 my $Top = abs_path(dirname(abs_path(__FILE__)) . '/../../../..');
 
 sub new {
-    my ($class) = @_;
+    my ($class, %o) = @_;
+    my $script = $o{script} // 'twilio_rest.py';
     my $pid = open(my $out, '-|') // die "fork: $!";
     if (!$pid) {
-        exec '/usr/bin/python3', "$Top/t/mock/twilio_rest.py" or die "exec: $!";
+        exec '/usr/bin/python3', "$Top/t/mock/$script", @{ $o{args} // [] }
+            or die "exec: $!";
     }
-    my $line = <$out> // die "the Twilio mock did not start";
+    my $line = <$out> // die "the mock $script did not start";
     my ($port) = $line =~ /^PORT (\d+)/ or die "the Twilio mock said: $line";
     return bless { pid => $pid, port => $port, out => $out }, $class;
 }

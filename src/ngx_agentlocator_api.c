@@ -1,0 +1,1023 @@
+
+/*
+ * The CRM's JSON API (SPEC §8), behind "agentlocator_api" in a prefix
+ * location: bearer JWTs (HS256, ngx_agentlocator_jwt.c) that name the
+ * caller's business and role; pages of threads, a thread's messages,
+ * calls and customers; one call with its timeline and recordings; and
+ * WhatsApp sends (ngx_agentlocator_whatsapp_send.c).  Every read goes
+ * through the worker's PostgreSQL pool and never blocks; the request waits
+ * for it on a timer of its own, and a request that goes away cancels it.
+ * Every byte of JSON written is yajl's.
+ */
+
+
+#include "ngx_agentlocator.h"
+#include "ngx_agentlocator_json.h"
+#include "ngx_agentlocator_jwt.h"
+
+#include <libpq-fe.h>
+
+
+/* how long a request waits for the database */
+#define NGX_AGENTLOCATOR_API_TIMEOUT      5000
+
+#define NGX_AGENTLOCATOR_API_LIMIT        25       /* a page's rows */
+#define NGX_AGENTLOCATOR_API_MAX_LIMIT    100
+#define NGX_AGENTLOCATOR_API_MAX_PAGE     1000000
+#define NGX_AGENTLOCATOR_API_MAX_QUERY    100      /* bytes of ?q= */
+#define NGX_AGENTLOCATOR_API_MAX_ARGS     2048     /* of the query string */
+
+
+typedef enum {
+    NGX_AGENTLOCATOR_API_ROUTE_PAGE = 0,
+    NGX_AGENTLOCATOR_API_ROUTE_CALL,
+    NGX_AGENTLOCATOR_API_ROUTE_SEND
+} ngx_agentlocator_api_route_e;
+
+
+typedef struct {
+    ngx_http_request_t           *r;
+    ngx_agentlocator_pg_read_t   *read;
+    ngx_event_t                   timer;
+    ngx_connection_t              timer_owner;
+    ngx_uint_t                    route;
+    ngx_agentlocator_api_page_t  *page_def;
+    ngx_int_t                     page;
+    ngx_int_t                     limit;
+} ngx_agentlocator_api_ctx_t;
+
+
+static ngx_int_t ngx_agentlocator_api_route(ngx_http_request_t *r,
+    ngx_str_t *path, ngx_uint_t *route, ngx_uint_t *page, ngx_str_t *id,
+    ngx_int_t *rc);
+static ngx_int_t ngx_agentlocator_api_auth(ngx_http_request_t *r,
+    ngx_agentlocator_jwt_claims_t *claims, ngx_int_t *rc);
+static ngx_uint_t ngx_agentlocator_api_may_send(const char *role);
+static ngx_uint_t ngx_agentlocator_api_may_read(const char *role);
+static ngx_int_t ngx_agentlocator_api_args(ngx_http_request_t *r,
+    ngx_agentlocator_form_t *form, ngx_int_t *rc);
+static const char *ngx_agentlocator_api_paging(ngx_agentlocator_form_t *form,
+    ngx_int_t *page, ngx_int_t *limit);
+static const char *ngx_agentlocator_api_filter(ngx_http_request_t *r,
+    ngx_uint_t which, ngx_agentlocator_form_t *form, ngx_str_t *filter);
+static ngx_int_t ngx_agentlocator_api_start(ngx_http_request_t *r,
+    ngx_agentlocator_api_ctx_t *ctx, ngx_agentlocator_pg_query_t *q,
+    ngx_uint_t nq);
+static void ngx_agentlocator_api_answered(void *data, struct pg_result **res,
+    ngx_uint_t n, const char *error);
+static void ngx_agentlocator_api_timeout(ngx_event_t *ev);
+static void ngx_agentlocator_api_cleanup(void *data);
+static ngx_int_t ngx_agentlocator_api_page_json(ngx_http_request_t *r,
+    ngx_agentlocator_api_ctx_t *ctx, PGresult **res);
+static ngx_int_t ngx_agentlocator_api_call_json(ngx_http_request_t *r,
+    PGresult **res);
+static ngx_int_t ngx_agentlocator_api_rows(yajl_gen g, PGresult *res,
+    ngx_agentlocator_api_column_t *cols);
+static ngx_int_t ngx_agentlocator_api_row(yajl_gen g, PGresult *res, int row,
+    ngx_agentlocator_api_column_t *cols);
+static ngx_int_t ngx_agentlocator_api_value(yajl_gen g, PGresult *res,
+    int row, int col, ngx_uint_t type);
+
+
+static ngx_str_t  ngx_agentlocator_api_json_type =
+    ngx_string("application/json");
+
+
+ngx_int_t
+ngx_agentlocator_api_handler(ngx_http_request_t *r)
+{
+    u_char                         business[NGX_INT64_LEN];
+    ngx_int_t                      rc;
+    ngx_str_t                      path, id, filter, params[4];
+    ngx_uint_t                     route, page;
+    const char                    *err;
+    ngx_agentlocator_form_t        form;
+    ngx_http_core_loc_conf_t      *clcf;
+    ngx_agentlocator_api_ctx_t    *ctx;
+    ngx_agentlocator_pg_query_t    q[3];
+    ngx_agentlocator_jwt_claims_t  claims;
+    u_char                         offset[NGX_INT64_LEN], limit[NGX_INT_T_LEN];
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    /* the endpoint is what follows the location's prefix */
+    path.data = r->uri.data + ngx_min(clcf->name.len, r->uri.len);
+    path.len = r->uri.len - ngx_min(clcf->name.len, r->uri.len);
+
+    while (path.len && path.data[0] == '/') {
+        path.data++;
+        path.len--;
+    }
+
+    /* each step answers the request itself when it stops there */
+
+    if (ngx_agentlocator_api_route(r, &path, &route, &page, &id, &rc)
+        != NGX_OK
+        || ngx_agentlocator_api_auth(r, &claims, &rc) != NGX_OK)
+    {
+        return rc;
+    }
+
+    if (route == NGX_AGENTLOCATOR_API_ROUTE_SEND) {
+        if (!ngx_agentlocator_api_may_send(claims.role)) {
+            return ngx_agentlocator_api_error(r, NGX_HTTP_FORBIDDEN,
+                                              "this role may not send");
+        }
+
+        return ngx_agentlocator_whatsapp_send(r, claims.business_id);
+    }
+
+    if (!ngx_agentlocator_api_may_read(claims.role)) {
+        return ngx_agentlocator_api_error(r, NGX_HTTP_FORBIDDEN,
+                                          "this role may not read the CRM");
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_agentlocator_api_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->route = route;
+
+    params[0].data = business;
+    params[0].len = ngx_sprintf(business, "%L", (int64_t) claims.business_id)
+                    - business;
+
+    if (route == NGX_AGENTLOCATOR_API_ROUTE_CALL) {
+        params[1] = id;
+
+        q[0].st = ngx_agentlocator_api_call.call;
+        q[1].st = ngx_agentlocator_api_call.events;
+        q[2].st = ngx_agentlocator_api_call.recordings;
+        q[0].n = q[1].n = q[2].n = 2;
+        q[0].params = q[1].params = q[2].params = params;
+
+        return ngx_agentlocator_api_start(r, ctx, q, 3);
+    }
+
+    if (ngx_agentlocator_api_args(r, &form, &rc) != NGX_OK) {
+        return rc;
+    }
+
+    err = ngx_agentlocator_api_paging(&form, &ctx->page, &ctx->limit);
+    if (err) {
+        return ngx_agentlocator_api_error(r, NGX_HTTP_BAD_REQUEST, err);
+    }
+
+    if (page == NGX_AGENTLOCATOR_API_MESSAGES) {
+        filter = id;
+
+    } else {
+        err = ngx_agentlocator_api_filter(r, page, &form, &filter);
+        if (err) {
+            return ngx_agentlocator_api_error(r, NGX_HTTP_BAD_REQUEST, err);
+        }
+    }
+
+    ctx->page_def = &ngx_agentlocator_api_pages[page];
+
+    params[1] = filter;
+    params[2].data = limit;
+    params[2].len = ngx_sprintf(limit, "%i", ctx->limit) - limit;
+    params[3].data = offset;
+    params[3].len = ngx_sprintf(offset, "%L",
+                                (int64_t) (ctx->page - 1) * ctx->limit)
+                    - offset;
+
+    q[0].st = ctx->page_def->count;
+    q[0].n = 2;
+    q[0].params = params;
+    q[1].st = ctx->page_def->rows;
+    q[1].n = 4;
+    q[1].params = params;
+
+    return ngx_agentlocator_api_start(r, ctx, q, 2);
+}
+
+
+/*
+ * The endpoint: threads, threads/{id}/messages, calls, calls/{CallSid},
+ * crm/customers (GET) and whatsapp/send (POST).  Anything else is 404,
+ * a wrong method 405.
+ */
+
+static ngx_int_t
+ngx_agentlocator_api_route(ngx_http_request_t *r, ngx_str_t *path,
+    ngx_uint_t *route, ngx_uint_t *page, ngx_str_t *id, ngx_int_t *rc)
+{
+    u_char      *slash;
+    ngx_uint_t   i;
+    const char  *missing;
+
+    *route = NGX_AGENTLOCATOR_API_ROUTE_PAGE;
+    *page = NGX_AGENTLOCATOR_API_THREADS;
+    ngx_str_null(id);
+
+#define is(s)  (path->len == sizeof(s) - 1                                    \
+                && ngx_strncmp(path->data, s, sizeof(s) - 1) == 0)
+#define starts(s)  (path->len > sizeof(s) - 1                                 \
+                    && ngx_strncmp(path->data, s, sizeof(s) - 1) == 0)
+
+    if (is("whatsapp/send")) {
+        *route = NGX_AGENTLOCATOR_API_ROUTE_SEND;
+        *rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_POST, "POST");
+
+        return *rc == NGX_DECLINED ? NGX_OK : NGX_DECLINED;
+    }
+
+    if (is("threads")) {
+        *page = NGX_AGENTLOCATOR_API_THREADS;
+
+    } else if (is("calls")) {
+        *page = NGX_AGENTLOCATOR_API_CALLS;
+
+    } else if (is("crm/customers")) {
+        *page = NGX_AGENTLOCATOR_API_CUSTOMERS;
+
+    } else if (starts("threads/")) {
+        id->data = path->data + 8;
+        slash = ngx_strlchr(id->data, path->data + path->len, '/');
+
+        if (slash == NULL
+            || (size_t) (path->data + path->len - slash) != 9
+            || ngx_strncmp(slash, "/messages", 9) != 0)
+        {
+            missing = "no such API endpoint";
+            goto not_found;
+        }
+
+        id->len = slash - id->data;
+        missing = "no such thread";
+
+        if (id->len == 0 || id->len > 18) {
+            goto not_found;
+        }
+
+        for (i = 0; i < id->len; i++) {
+            if (id->data[i] < '0' || id->data[i] > '9') {
+                goto not_found;
+            }
+        }
+
+        *page = NGX_AGENTLOCATOR_API_MESSAGES;
+
+    } else if (starts("calls/")) {
+        id->data = path->data + 6;
+        id->len = path->len - 6;
+
+        if (ngx_agentlocator_valid_sid(id, "CA") != NGX_OK) {
+            missing = "no such call";
+            goto not_found;
+        }
+
+        *route = NGX_AGENTLOCATOR_API_ROUTE_CALL;
+
+    } else {
+        missing = "no such API endpoint";
+        goto not_found;
+    }
+
+#undef is
+#undef starts
+
+    *rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_GET|NGX_HTTP_HEAD,
+                                         "GET, HEAD");
+
+    return *rc == NGX_DECLINED ? NGX_OK : NGX_DECLINED;
+
+not_found:
+
+    *rc = ngx_agentlocator_api_error(r, NGX_HTTP_NOT_FOUND, missing);
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * "Authorization: Bearer <JWT>": 401 without one or with a bad one (the
+ * reason in the body and the log, never the token), else its claims.
+ */
+
+static ngx_int_t
+ngx_agentlocator_api_auth(ngx_http_request_t *r,
+    ngx_agentlocator_jwt_claims_t *claims, ngx_int_t *rc)
+{
+    ngx_str_t                      token;
+    const char                    *err;
+    ngx_table_elt_t               *h;
+    ngx_agentlocator_main_conf_t  *amcf;
+
+    static ngx_str_t  challenge = ngx_string("Bearer realm=\"agentlocator\"");
+    static ngx_str_t  invalid = ngx_string("Bearer realm=\"agentlocator\", "
+                                           "error=\"invalid_token\"");
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
+
+    h = r->headers_in.authorization;
+
+    if (h == NULL || h->value.len < 7
+        || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ", 7) != 0)
+    {
+        (void) ngx_agentlocator_add_header(r, "WWW-Authenticate", &challenge);
+        *rc = ngx_agentlocator_api_error(r, NGX_HTTP_UNAUTHORIZED,
+                                         "a bearer token is required");
+        return NGX_DECLINED;
+    }
+
+    token.data = h->value.data + 7;
+    token.len = h->value.len - 7;
+
+    while (token.len && token.data[0] == ' ') {
+        token.data++;
+        token.len--;
+    }
+
+    while (token.len && token.data[token.len - 1] == ' ') {
+        token.len--;
+    }
+
+    err = ngx_agentlocator_jwt_verify(token.data, token.len,
+                                      amcf->jwt_secret.data,
+                                      amcf->jwt_secret.len,
+                                      (long long) ngx_time(), claims);
+    if (err) {
+        (void) ngx_agentlocator_add_header(r, "WWW-Authenticate", &invalid);
+        *rc = ngx_agentlocator_api_error(r, NGX_HTTP_UNAUTHORIZED, err);
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* Who may do what: every role reads, "viewer" may not send. */
+
+static ngx_uint_t
+ngx_agentlocator_api_may_read(const char *role)
+{
+    return ngx_strcmp(role, "admin") == 0 || ngx_strcmp(role, "agent") == 0
+           || ngx_strcmp(role, "viewer") == 0;
+}
+
+
+static ngx_uint_t
+ngx_agentlocator_api_may_send(const char *role)
+{
+    return ngx_strcmp(role, "admin") == 0 || ngx_strcmp(role, "agent") == 0;
+}
+
+
+/* The query string, parsed as a form (a copy: it is decoded in place). */
+
+static ngx_int_t
+ngx_agentlocator_api_args(ngx_http_request_t *r, ngx_agentlocator_form_t *form,
+    ngx_int_t *rc)
+{
+    u_char      *copy;
+    const char  *err;
+
+    form->nparams = 0;
+    form->nalloc = 0;
+    form->params = NULL;
+
+    if (r->args.len == 0) {
+        return NGX_OK;
+    }
+
+    if (r->args.len > NGX_AGENTLOCATOR_API_MAX_ARGS) {
+        *rc = ngx_agentlocator_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "query string too long");
+        return NGX_DECLINED;
+    }
+
+    *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    copy = ngx_pnalloc(r->pool, r->args.len);
+    if (copy == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(copy, r->args.data, r->args.len);
+
+    form->nalloc = ngx_min(ngx_agentlocator_form_count(copy, r->args.len),
+                           NGX_AGENTLOCATOR_FORM_MAX_PARAMS);
+    form->params = ngx_palloc(r->pool,
+                              form->nalloc * sizeof(ngx_agentlocator_param_t));
+    if (form->params == NULL) {
+        return NGX_ERROR;
+    }
+
+    err = ngx_agentlocator_form_parse(copy, r->args.len, form);
+    if (err) {
+        *rc = ngx_agentlocator_api_error(r, NGX_HTTP_BAD_REQUEST, err);
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* page >= 1 (default 1), 1 <= limit <= 100 (default 25). */
+
+static const char *
+ngx_agentlocator_api_paging(ngx_agentlocator_form_t *form, ngx_int_t *page,
+    ngx_int_t *limit)
+{
+    ngx_int_t  rc;
+    ngx_str_t  v;
+
+    *page = 1;
+    *limit = NGX_AGENTLOCATOR_API_LIMIT;
+
+    rc = ngx_agentlocator_form_get(form, "page", &v);
+
+    if (rc == NGX_ERROR) {
+        return "page is given twice";
+    }
+
+    if (rc == NGX_OK) {
+        *page = (v.len && v.len <= 7) ? ngx_atoi(v.data, v.len) : NGX_ERROR;
+
+        if (*page < 1 || *page > NGX_AGENTLOCATOR_API_MAX_PAGE) {
+            return "page must be a whole number from 1 to 1000000";
+        }
+    }
+
+    rc = ngx_agentlocator_form_get(form, "limit", &v);
+
+    if (rc == NGX_ERROR) {
+        return "limit is given twice";
+    }
+
+    if (rc == NGX_OK) {
+        *limit = (v.len && v.len <= 3) ? ngx_atoi(v.data, v.len) : NGX_ERROR;
+
+        if (*limit < 1 || *limit > NGX_AGENTLOCATOR_API_MAX_LIMIT) {
+            return "limit must be a whole number from 1 to 100";
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * A page's filter ($2): threads' ?type= (a channel), calls' ?status=,
+ * customers' ?q= (a substring of the phone or the name, its LIKE
+ * metacharacters escaped).  None given: SQL NULL.
+ */
+
+static const char *
+ngx_agentlocator_api_filter(ngx_http_request_t *r, ngx_uint_t which,
+    ngx_agentlocator_form_t *form, ngx_str_t *filter)
+{
+    u_char      *p, *s, *last;
+    ngx_int_t    rc;
+    ngx_str_t    v;
+    ngx_uint_t   i;
+    const char  *name;
+
+    ngx_str_null(filter);
+
+    name = (which == NGX_AGENTLOCATOR_API_THREADS) ? "type"
+           : (which == NGX_AGENTLOCATOR_API_CALLS) ? "status" : "q";
+
+    rc = ngx_agentlocator_form_get(form, name, &v);
+
+    if (rc == NGX_ERROR) {
+        return "a filter is given twice";
+    }
+
+    if (rc == NGX_DECLINED || v.len == 0) {
+        return NULL;
+    }
+
+    if (which != NGX_AGENTLOCATOR_API_CUSTOMERS) {
+        if (v.len > 32) {
+            return "type and status are at most 32 characters";
+        }
+
+        for (i = 0; i < v.len; i++) {
+            if (!((v.data[i] >= 'a' && v.data[i] <= 'z') || v.data[i] == '-'
+                  || v.data[i] == '_'))
+            {
+                return "type and status are lowercase letters, - and _";
+            }
+        }
+
+        *filter = v;
+        return NULL;
+    }
+
+    if (v.len > NGX_AGENTLOCATOR_API_MAX_QUERY) {
+        return "q is at most 100 bytes";
+    }
+
+    /* the database refuses text that is not UTF-8, or holds a NUL */
+    for (s = v.data, last = v.data + v.len; s < last; /* void */) {
+        if (*s == '\0') {
+            return "q must be UTF-8 text";
+        }
+
+        if (*s < 0x80) {
+            s++;
+            continue;
+        }
+
+        if (ngx_utf8_decode(&s, last - s) > 0x10ffff) {
+            return "q must be UTF-8 text";
+        }
+    }
+
+    p = ngx_pnalloc(r->pool, v.len * 2 + 2);
+    if (p == NULL) {
+        return "out of memory";
+    }
+
+    filter->data = p;
+    *p++ = '%';
+
+    for (i = 0; i < v.len; i++) {
+        if (v.data[i] == '%' || v.data[i] == '_' || v.data[i] == '\\') {
+            *p++ = '\\';
+        }
+
+        *p++ = v.data[i];
+    }
+
+    *p++ = '%';
+    filter->len = p - filter->data;
+
+    return NULL;
+}
+
+
+/*
+ * The read goes out; the request waits for its answer (or its timer, or
+ * goes away and cancels it).
+ */
+
+static ngx_int_t
+ngx_agentlocator_api_start(ngx_http_request_t *r,
+    ngx_agentlocator_api_ctx_t *ctx, ngx_agentlocator_pg_query_t *q,
+    ngx_uint_t nq)
+{
+    const char          *err;
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->r = r;
+
+    err = NULL;
+    ctx->read = ngx_agentlocator_pg_read(q, nq, ngx_agentlocator_api_answered,
+                                         ctx, &err);
+    if (ctx->read == NULL) {
+        return ngx_agentlocator_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                          err);
+    }
+
+    cln->handler = ngx_agentlocator_api_cleanup;
+    cln->data = ctx;
+
+    /*
+     * not cancelable: a worker that is quitting answers the requests it
+     * has before it goes (at most this long)
+     */
+    ctx->timer_owner.fd = (ngx_socket_t) -1;
+    ctx->timer.handler = ngx_agentlocator_api_timeout;
+    ctx->timer.data = &ctx->timer_owner;
+    ctx->timer_owner.data = ctx;
+    ctx->timer.log = r->connection->log;
+
+    ngx_add_timer(&ctx->timer, NGX_AGENTLOCATOR_API_TIMEOUT);
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_agentlocator_api_answered(void *data, struct pg_result **results,
+    ngx_uint_t n, const char *error)
+{
+    ngx_agentlocator_api_ctx_t *ctx = data;
+
+    ngx_int_t            rc;
+    PGresult           **res;
+    ngx_http_request_t  *r;
+
+    r = ctx->r;
+    ctx->read = NULL;
+    res = (PGresult **) results;
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+
+    if (error) {
+        rc = ngx_agentlocator_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        error);
+
+    } else if (ctx->route == NGX_AGENTLOCATOR_API_ROUTE_CALL) {
+        rc = ngx_agentlocator_api_call_json(r, res);
+
+    } else {
+        rc = ngx_agentlocator_api_page_json(r, ctx, res);
+    }
+
+    ngx_agentlocator_api_finish(r, rc);
+}
+
+
+static void
+ngx_agentlocator_api_timeout(ngx_event_t *ev)
+{
+    ngx_connection_t            *owner = ev->data;
+    ngx_agentlocator_api_ctx_t  *ctx = owner->data;
+
+    ngx_http_request_t  *r;
+
+    r = ctx->r;
+
+    if (ctx->read) {
+        ngx_agentlocator_pg_read_cancel(ctx->read);
+        ctx->read = NULL;
+    }
+
+    ngx_agentlocator_api_finish(r,
+        ngx_agentlocator_api_error(r, NGX_HTTP_GATEWAY_TIME_OUT,
+                                   "the database did not answer in time"));
+}
+
+
+/* The request is over (or its connection is): its read is not wanted. */
+
+static void
+ngx_agentlocator_api_cleanup(void *data)
+{
+    ngx_agentlocator_api_ctx_t *ctx = data;
+
+    if (ctx->read) {
+        ngx_agentlocator_pg_read_cancel(ctx->read);
+        ctx->read = NULL;
+    }
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+}
+
+
+/*
+ * A request that waited (for the database, a provider) is answered from
+ * outside its own event handlers: finalized, then whatever it posted run.
+ */
+
+void
+ngx_agentlocator_api_finish(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_connection_t  *c;
+
+    c = r->connection;
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* {"results": [...], "page": P, "limit": L, "total": T, "pages": N} */
+
+static ngx_int_t
+ngx_agentlocator_api_page_json(ngx_http_request_t *r,
+    ngx_agentlocator_api_ctx_t *ctx, PGresult **res)
+{
+    u_char      *p;
+    int64_t      total, pages;
+    yajl_gen     g;
+    ngx_int_t    rc;
+    u_char       buf[NGX_INT64_LEN];
+
+    if (PQntuples(res[0]) == 0) {
+        /* a thread that is not there, or not the caller's */
+        return ngx_agentlocator_api_error(r, NGX_HTTP_NOT_FOUND,
+                                          "no such thread");
+    }
+
+    total = ngx_atoof((u_char *) PQgetvalue(res[0], 0, 0),
+                      PQgetlength(res[0], 0, 0));
+    if (total < 0) {
+        total = 0;
+    }
+
+    pages = (total + ctx->limit - 1) / ctx->limit;
+
+    g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    yajl_gen_map_open(g);
+    yajl_gen_string(g, (u_char *) "results", 7);
+
+    if (ngx_agentlocator_api_rows(g, res[1], ctx->page_def->columns)
+        != NGX_OK)
+    {
+        yajl_gen_free(g);
+        return ngx_agentlocator_api_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                          "the CRM's answer was malformed");
+    }
+
+    yajl_gen_string(g, (u_char *) "page", 4);
+    yajl_gen_integer(g, ctx->page);
+    yajl_gen_string(g, (u_char *) "limit", 5);
+    yajl_gen_integer(g, ctx->limit);
+    yajl_gen_string(g, (u_char *) "total", 5);
+    p = ngx_sprintf(buf, "%L", total);
+    yajl_gen_number(g, (char *) buf, p - buf);
+    yajl_gen_string(g, (u_char *) "pages", 5);
+    p = ngx_sprintf(buf, "%L", pages);
+    yajl_gen_number(g, (char *) buf, p - buf);
+    yajl_gen_map_close(g);
+
+    rc = ngx_agentlocator_api_json_reply(r, NGX_HTTP_OK, g);
+
+    yajl_gen_free(g);
+
+    return rc;
+}
+
+
+/* The call's row, with "timeline" and "recordings" (and transcripts). */
+
+static ngx_int_t
+ngx_agentlocator_api_call_json(ngx_http_request_t *r, PGresult **res)
+{
+    yajl_gen   g;
+    ngx_int_t  rc;
+
+    if (PQntuples(res[0]) == 0) {
+        return ngx_agentlocator_api_error(r, NGX_HTTP_NOT_FOUND,
+                                          "no such call");
+    }
+
+    g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the row's object, left open for the two arrays */
+    if (ngx_agentlocator_api_row(g, res[0], 0,
+                                 ngx_agentlocator_api_call.call_columns)
+        != NGX_OK)
+    {
+        goto malformed;
+    }
+
+    yajl_gen_string(g, (u_char *) "timeline", 8);
+
+    if (ngx_agentlocator_api_rows(g, res[1],
+                                  ngx_agentlocator_api_call.event_columns)
+        != NGX_OK)
+    {
+        goto malformed;
+    }
+
+    yajl_gen_string(g, (u_char *) "recordings", 10);
+
+    if (ngx_agentlocator_api_rows(g, res[2],
+                                  ngx_agentlocator_api_call.recording_columns)
+        != NGX_OK)
+    {
+        goto malformed;
+    }
+
+    yajl_gen_map_close(g);
+
+    rc = ngx_agentlocator_api_json_reply(r, NGX_HTTP_OK, g);
+
+    yajl_gen_free(g);
+
+    return rc;
+
+malformed:
+
+    yajl_gen_free(g);
+
+    return ngx_agentlocator_api_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                      "the CRM's answer was malformed");
+}
+
+
+/* An array of the rows, each an object (ngx_agentlocator_api_row). */
+
+static ngx_int_t
+ngx_agentlocator_api_rows(yajl_gen g, PGresult *res,
+    ngx_agentlocator_api_column_t *cols)
+{
+    int  row, n;
+
+    n = PQntuples(res);
+
+    yajl_gen_array_open(g);
+
+    for (row = 0; row < n; row++) {
+        if (ngx_agentlocator_api_row(g, res, row, cols) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        yajl_gen_map_close(g);
+    }
+
+    return yajl_gen_array_close(g) == yajl_gen_status_ok ? NGX_OK : NGX_ERROR;
+}
+
+
+/*
+ * One row as an object, its columns named by "cols"; consecutive columns
+ * of one nested object become that object, or null when all of them are
+ * NULL (a call without a customer, a recording without a transcript).
+ * The row's own object is left open.
+ */
+
+static ngx_int_t
+ngx_agentlocator_api_row(yajl_gen g, PGresult *res, int row,
+    ngx_agentlocator_api_column_t *cols)
+{
+    int          col, end, k, ncols;
+    const char  *object;
+
+    ncols = 0;
+
+    while (cols[ncols].name) {
+        ncols++;
+    }
+
+    if (PQnfields(res) != ncols) {
+        return NGX_ERROR;
+    }
+
+    yajl_gen_map_open(g);
+
+    for (col = 0; col < ncols; /* void */) {
+        object = cols[col].object;
+
+        if (object == NULL) {
+            yajl_gen_string(g, (u_char *) cols[col].name,
+                            ngx_strlen(cols[col].name));
+
+            if (ngx_agentlocator_api_value(g, res, row, col, cols[col].type)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            col++;
+            continue;
+        }
+
+        for (end = col; end < ncols && cols[end].object
+                        && ngx_strcmp(cols[end].object, object) == 0;
+             end++)
+        {
+            /* void */
+        }
+
+        yajl_gen_string(g, (u_char *) object, ngx_strlen(object));
+
+        for (k = col; k < end && PQgetisnull(res, row, k); k++) {
+            /* void */
+        }
+
+        if (k == end) {
+            yajl_gen_null(g);
+            col = end;
+            continue;
+        }
+
+        yajl_gen_map_open(g);
+
+        for (k = col; k < end; k++) {
+            yajl_gen_string(g, (u_char *) cols[k].name,
+                            ngx_strlen(cols[k].name));
+
+            if (ngx_agentlocator_api_value(g, res, row, k, cols[k].type)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        yajl_gen_map_close(g);
+        col = end;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_agentlocator_api_value(yajl_gen g, PGresult *res, int row, int col,
+    ngx_uint_t type)
+{
+    int          len;
+    const char  *v;
+
+    if (PQgetisnull(res, row, col)) {
+        return yajl_gen_null(g) == yajl_gen_status_ok ? NGX_OK : NGX_ERROR;
+    }
+
+    v = PQgetvalue(res, row, col);
+    len = PQgetlength(res, row, col);
+
+    switch (type) {
+
+    case NGX_AGENTLOCATOR_API_INT:
+        /* PostgreSQL's integer text is a JSON number */
+        return yajl_gen_number(g, v, len) == yajl_gen_status_ok
+               ? NGX_OK : NGX_ERROR;
+
+    case NGX_AGENTLOCATOR_API_BOOL:
+        return yajl_gen_bool(g, v[0] == 't') == yajl_gen_status_ok
+               ? NGX_OK : NGX_ERROR;
+
+    case NGX_AGENTLOCATOR_API_JSON:
+        return ngx_agentlocator_json_embed(g, (u_char *) v, len) == 0
+               ? NGX_OK : NGX_ERROR;
+
+    default:
+        return yajl_gen_string(g, (u_char *) v, len) == yajl_gen_status_ok
+               ? NGX_OK : NGX_ERROR;
+    }
+}
+
+
+/* What a generator holds, as the answer. */
+
+ngx_int_t
+ngx_agentlocator_api_json_reply(ngx_http_request_t *r, ngx_uint_t status,
+    void *gen)
+{
+    size_t                len;
+    ngx_str_t             body;
+    const unsigned char  *buf;
+
+    if (yajl_gen_get_buf(gen, &buf, &len) != yajl_gen_status_ok) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    body.data = ngx_pnalloc(r->pool, len + 1);
+    if (body.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(body.data, buf, len);
+    body.data[len] = '\n';
+    body.len = len + 1;
+
+    return ngx_agentlocator_reply(r, status, &ngx_agentlocator_api_json_type,
+                                  &body);
+}
+
+
+/* {"error": "<reason>"}, and one log line with the reason. */
+
+ngx_int_t
+ngx_agentlocator_api_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *reason)
+{
+    yajl_gen    g;
+    ngx_int_t   rc;
+    ngx_uint_t  level;
+
+    level = (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) ? NGX_LOG_ERR
+                                                       : NGX_LOG_INFO;
+
+    ngx_log_error(level, r->connection->log, 0,
+                  "API_ERROR status=%ui %s", status, reason);
+
+    g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    yajl_gen_map_open(g);
+    yajl_gen_string(g, (u_char *) "error", 5);
+    yajl_gen_string(g, (u_char *) reason, ngx_strlen(reason));
+    yajl_gen_map_close(g);
+
+    rc = ngx_agentlocator_api_json_reply(r, status, g);
+
+    yajl_gen_free(g);
+
+    return rc;
+}

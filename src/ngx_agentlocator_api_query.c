@@ -1,0 +1,257 @@
+
+/*
+ * What the CRM API reads (SPEC §8): each page is two statements sent
+ * together, its rows and their count; each is parameterized, prepared once
+ * per connection, and takes the caller's business as $1, so no statement
+ * can reach another business's rows.  Beside each, the JSON its columns
+ * become (ngx_agentlocator_api.c writes it with yajl).
+ */
+
+
+#include "ngx_agentlocator.h"
+
+
+#define ISO(col)  "agentlocator_iso(" col ")"
+
+
+/* threads: $2 channel or NULL, $3 limit, $4 offset */
+
+static const char  ngx_agentlocator_api_threads_count_sql[] =
+    "SELECT count(*) FROM threads"
+    " WHERE business_id = $1::bigint"
+    "   AND ($2::text IS NULL OR channel = $2::text)";
+
+static const char  ngx_agentlocator_api_threads_sql[] =
+    "SELECT t.id, t.channel, " ISO("t.last_message_at") ", "
+    ISO("t.created_at") ","
+    "       c.id, c.phone, c.name,"
+    "       lm.direction, lm.body, lm.status, " ISO("lm.created_at")
+    " FROM threads t JOIN customers c ON c.id = t.customer_id"
+    " LEFT JOIN LATERAL ("
+    "   SELECT direction, body, status, created_at FROM messages m"
+    "   WHERE m.thread_id = t.id ORDER BY m.created_at DESC, m.id DESC"
+    "   LIMIT 1) lm ON true"
+    " WHERE t.business_id = $1::bigint"
+    "   AND ($2::text IS NULL OR t.channel = $2::text)"
+    " ORDER BY t.last_message_at DESC NULLS LAST, t.id DESC"
+    " LIMIT $3::integer OFFSET $4::bigint";
+
+static ngx_agentlocator_api_column_t  ngx_agentlocator_api_threads_cols[] = {
+    { "id", NULL, NGX_AGENTLOCATOR_API_INT },
+    { "channel", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "last_message_at", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "created_at", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "id", "customer", NGX_AGENTLOCATOR_API_INT },
+    { "phone", "customer", NGX_AGENTLOCATOR_API_STRING },
+    { "name", "customer", NGX_AGENTLOCATOR_API_STRING },
+    { "direction", "last_message", NGX_AGENTLOCATOR_API_STRING },
+    { "body", "last_message", NGX_AGENTLOCATOR_API_STRING },
+    { "status", "last_message", NGX_AGENTLOCATOR_API_STRING },
+    { "created_at", "last_message", NGX_AGENTLOCATOR_API_STRING },
+    { NULL, NULL, 0 }
+};
+
+
+/*
+ * a thread's messages, newest first: $2 the thread; no row from the count
+ * when the thread is not the business's
+ */
+
+static const char  ngx_agentlocator_api_messages_count_sql[] =
+    "SELECT (SELECT count(*) FROM messages m WHERE m.thread_id = t.id)"
+    " FROM threads t WHERE t.id = $2::bigint AND t.business_id = $1::bigint";
+
+static const char  ngx_agentlocator_api_messages_sql[] =
+    "SELECT m.id, m.direction, m.provider, m.provider_msg_id, m.local_id,"
+    "       m.body, m.media::text, m.status, m.error_code, m.error_message,"
+    "       " ISO("m.created_at") ", " ISO("m.updated_at")
+    " FROM messages m JOIN threads t ON t.id = m.thread_id"
+    " WHERE t.id = $2::bigint AND t.business_id = $1::bigint"
+    " ORDER BY m.created_at DESC, m.id DESC"
+    " LIMIT $3::integer OFFSET $4::bigint";
+
+static ngx_agentlocator_api_column_t  ngx_agentlocator_api_messages_cols[] = {
+    { "id", NULL, NGX_AGENTLOCATOR_API_INT },
+    { "direction", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "provider", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "provider_msg_id", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "ref", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "text", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "media", NULL, NGX_AGENTLOCATOR_API_JSON },
+    { "status", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "error_code", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "error_message", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "created_at", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "updated_at", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { NULL, NULL, 0 }
+};
+
+
+/* calls, newest first: $2 status or NULL */
+
+#define NGX_AGENTLOCATOR_API_CALL_COLUMNS                                     \
+    "SELECT ca.call_sid, ca.status, ca.from_number, ca.to_number,"           \
+    "       " ISO("ca.created_at") ", " ISO("ca.answered_at") ","            \
+    "       " ISO("ca.ended_at") ", ca.duration_s, ca.stream_sid,"           \
+    "       ca.frames, ca.redirect_reason, ca.redirect_outcome,"             \
+    "       ca.fallback_served, c.id, c.phone, c.name"                       \
+    " FROM calls ca LEFT JOIN customers c ON c.id = ca.customer_id"
+
+static const char  ngx_agentlocator_api_calls_count_sql[] =
+    "SELECT count(*) FROM calls"
+    " WHERE business_id = $1::bigint"
+    "   AND ($2::text IS NULL OR status = $2::text)";
+
+static const char  ngx_agentlocator_api_calls_sql[] =
+    NGX_AGENTLOCATOR_API_CALL_COLUMNS
+    " WHERE ca.business_id = $1::bigint"
+    "   AND ($2::text IS NULL OR ca.status = $2::text)"
+    " ORDER BY ca.created_at DESC, ca.call_sid"
+    " LIMIT $3::integer OFFSET $4::bigint";
+
+static ngx_agentlocator_api_column_t  ngx_agentlocator_api_calls_cols[] = {
+    { "call_sid", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "status", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "from", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "to", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "created_at", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "answered_at", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "ended_at", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "duration_s", NULL, NGX_AGENTLOCATOR_API_INT },
+    { "stream_sid", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "frames", NULL, NGX_AGENTLOCATOR_API_INT },
+    { "redirect_reason", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "redirect_outcome", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "fallback_served", NULL, NGX_AGENTLOCATOR_API_BOOL },
+    { "id", "customer", NGX_AGENTLOCATOR_API_INT },
+    { "phone", "customer", NGX_AGENTLOCATOR_API_STRING },
+    { "name", "customer", NGX_AGENTLOCATOR_API_STRING },
+    { NULL, NULL, 0 }
+};
+
+
+/* one call ($2), its timeline, its recordings with their transcripts */
+
+static const char  ngx_agentlocator_api_call_sql[] =
+    NGX_AGENTLOCATOR_API_CALL_COLUMNS
+    " WHERE ca.call_sid = $2::text AND ca.business_id = $1::bigint";
+
+static const char  ngx_agentlocator_api_call_events_sql[] =
+    "SELECT e.event, e.reason, e.detail::text, " ISO("e.at")
+    " FROM call_events e JOIN calls ca ON ca.call_sid = e.call_sid"
+    " WHERE e.call_sid = $2::text AND ca.business_id = $1::bigint"
+    " ORDER BY e.at, e.id LIMIT 1000";
+
+static ngx_agentlocator_api_column_t  ngx_agentlocator_api_events_cols[] = {
+    { "event", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "reason", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "detail", NULL, NGX_AGENTLOCATOR_API_JSON },
+    { "at", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { NULL, NULL, 0 }
+};
+
+static const char  ngx_agentlocator_api_call_recordings_sql[] =
+    "SELECT r.id, CASE WHEN r.wav_path IS NULL THEN 'twilio'"
+    "                  ELSE 'stream' END,"
+    "       r.recording_sid, r.url, r.duration_s, " ISO("r.created_at") ","
+    "       tr.text, tr.language, tr.engine, " ISO("tr.created_at")
+    " FROM recordings r JOIN calls ca ON ca.call_sid = r.call_sid"
+    " LEFT JOIN transcripts tr ON tr.recording_id = r.id"
+    " WHERE r.call_sid = $2::text AND ca.business_id = $1::bigint"
+    " ORDER BY r.created_at, r.id LIMIT 100";
+
+static ngx_agentlocator_api_column_t  ngx_agentlocator_api_recordings_cols[] =
+{
+    { "id", NULL, NGX_AGENTLOCATOR_API_INT },
+    { "source", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "recording_sid", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "url", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "duration_s", NULL, NGX_AGENTLOCATOR_API_INT },
+    { "created_at", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "text", "transcript", NGX_AGENTLOCATOR_API_STRING },
+    { "language", "transcript", NGX_AGENTLOCATOR_API_STRING },
+    { "engine", "transcript", NGX_AGENTLOCATOR_API_STRING },
+    { "created_at", "transcript", NGX_AGENTLOCATOR_API_STRING },
+    { NULL, NULL, 0 }
+};
+
+
+/* customers, newest first: $2 a LIKE pattern (escaped by the caller) */
+
+static const char  ngx_agentlocator_api_customers_count_sql[] =
+    "SELECT count(*) FROM customers"
+    " WHERE business_id = $1::bigint"
+    "   AND ($2::text IS NULL OR phone LIKE $2::text"
+    "        OR name ILIKE $2::text)";
+
+static const char  ngx_agentlocator_api_customers_sql[] =
+    "SELECT c.id, c.phone, c.name, " ISO("c.created_at") ", "
+    ISO("c.updated_at")
+    " FROM customers c"
+    " WHERE c.business_id = $1::bigint"
+    "   AND ($2::text IS NULL OR c.phone LIKE $2::text"
+    "        OR c.name ILIKE $2::text)"
+    " ORDER BY c.id DESC"
+    " LIMIT $3::integer OFFSET $4::bigint";
+
+static ngx_agentlocator_api_column_t  ngx_agentlocator_api_customers_cols[] = {
+    { "id", NULL, NGX_AGENTLOCATOR_API_INT },
+    { "phone", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "name", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "created_at", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { "updated_at", NULL, NGX_AGENTLOCATOR_API_STRING },
+    { NULL, NULL, 0 }
+};
+
+
+static ngx_agentlocator_crm_statement_t  ngx_agentlocator_api_statements[] = {
+    { "api_threads_count", ngx_agentlocator_api_threads_count_sql, 2 },
+    { "api_threads", ngx_agentlocator_api_threads_sql, 4 },
+    { "api_messages_count", ngx_agentlocator_api_messages_count_sql, 2 },
+    { "api_messages", ngx_agentlocator_api_messages_sql, 4 },
+    { "api_calls_count", ngx_agentlocator_api_calls_count_sql, 2 },
+    { "api_calls", ngx_agentlocator_api_calls_sql, 4 },
+    { "api_call", ngx_agentlocator_api_call_sql, 2 },
+    { "api_call_events", ngx_agentlocator_api_call_events_sql, 2 },
+    { "api_call_recordings", ngx_agentlocator_api_call_recordings_sql, 2 },
+    { "api_customers_count", ngx_agentlocator_api_customers_count_sql, 2 },
+    { "api_customers", ngx_agentlocator_api_customers_sql, 4 },
+    { NULL, NULL, 0 }
+};
+
+
+/* The pages, by what the API calls them. */
+
+ngx_agentlocator_api_page_t  ngx_agentlocator_api_pages[] = {
+    { &ngx_agentlocator_api_statements[0], &ngx_agentlocator_api_statements[1],
+      ngx_agentlocator_api_threads_cols },
+    { &ngx_agentlocator_api_statements[2], &ngx_agentlocator_api_statements[3],
+      ngx_agentlocator_api_messages_cols },
+    { &ngx_agentlocator_api_statements[4], &ngx_agentlocator_api_statements[5],
+      ngx_agentlocator_api_calls_cols },
+    { &ngx_agentlocator_api_statements[9],
+      &ngx_agentlocator_api_statements[10],
+      ngx_agentlocator_api_customers_cols }
+};
+
+
+ngx_agentlocator_api_call_t  ngx_agentlocator_api_call = {
+    &ngx_agentlocator_api_statements[6], ngx_agentlocator_api_calls_cols,
+    &ngx_agentlocator_api_statements[7], ngx_agentlocator_api_events_cols,
+    &ngx_agentlocator_api_statements[8], ngx_agentlocator_api_recordings_cols
+};
+
+
+/* The i-th statement, NULL past the last: each connection prepares them. */
+
+ngx_agentlocator_crm_statement_t *
+ngx_agentlocator_api_statement_at(ngx_uint_t i)
+{
+    if (i >= sizeof(ngx_agentlocator_api_statements)
+             / sizeof(ngx_agentlocator_crm_statement_t) - 1)
+    {
+        return NULL;
+    }
+
+    return &ngx_agentlocator_api_statements[i];
+}
