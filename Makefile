@@ -47,7 +47,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PROVE_JOBS   ?= 2
 T            ?= t/
 
-.PHONY: deps build nginx-static test test-static fuzz fuzz-ci mutate run stop clean
+# Node.js packages of the test clients and the WhatsApp bridge (npm ci from
+# their lockfiles); the bridge's baileys needs Node 20.
+NODE_DIRS    := t/clients/node tools/baileys-bridge
+
+.PHONY: deps node-deps build nginx-static test test-static fuzz fuzz-ci mutate run stop clean
 
 
 # Installs only what is missing; a machine that has everything hears nothing.
@@ -63,6 +67,28 @@ deps:
 	    $(SUDO) apt-get install -y -qq --no-install-recommends $$missing \
 	        >/dev/null; \
 	fi
+
+
+# Node.js from Debian when there is none; each package directory installed
+# again only when its lockfile changed.
+node-deps:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	    echo "deps: installing nodejs npm"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    $(SUDO) apt-get update -qq; \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; \
+	fi
+	@major=$$(node -p 'process.versions.node.split(".")[0]'); \
+	for d in $(NODE_DIRS); do \
+	    if [ $$d = tools/baileys-bridge ] && [ "$$major" -lt 20 ]; then \
+	        echo "deps: $$d needs Node.js 20 (this is $$(node --version)): its tests are skipped"; \
+	        continue; \
+	    fi; \
+	    [ $$d/node_modules/.package-lock.json -nt $$d/package-lock.json ] && continue; \
+	    echo "deps: npm ci in $$d"; \
+	    (cd $$d && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+	        || { echo "deps: npm ci failed in $$d"; exit 1; }; \
+	done
 
 
 # The .so against Debian's nginx-dev, loadable by the stock /usr/sbin/nginx.
@@ -108,12 +134,12 @@ $(STATIC_SRC)/objs/Makefile: config
 	    || { tail -n 30 $(BUILD)/configure-static.log; rm -f $@; exit 1; }
 
 
-test: deps build
+test: deps node-deps build
 	@TEST_NGINX_BINARY=$${TEST_NGINX_BINARY:-$(NGINX)} \
 	    prove -j$(PROVE_JOBS) $(T)
 
 # The same suite against the statically linked nginx (no load_module).
-test-static: deps nginx-static
+test-static: deps node-deps nginx-static
 	@TEST_NGINX_BINARY=$(STATIC_NGINX) TEST_NGINX_LOAD_MODULE= \
 	    prove -j$(PROVE_JOBS) $(T)
 
