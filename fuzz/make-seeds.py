@@ -10,6 +10,10 @@ corpus/twilio_event/*: Media Streams messages shaped like real traffic
 (../shared/twilio-facts.md section 2), and malformed ones.
 corpus/spool_record/*: CRM spool journals (src/ngx_agentlocator_spool_record.h)
 as a worker writes them, and torn, damaged and foreign ones.
+corpus/json_fields/*: the Baileys bridge's bodies, the API's send bodies,
+JWT headers and claims, jsonb the database gives back; and malformed ones.
+corpus/jwt/*: tokens (good, expired, alg none, HS384, malformed base64) and
+JWT claims (the target also signs its input as claims).
 Existing files in these directories are replaced.
 """
 
@@ -305,6 +309,63 @@ def spool_seeds():
     }
 
 
+def json_seeds():
+    he = "\u05e9\u05dc\u05d5\u05dd \U0001F44B"
+    return {
+        "baileys": json.dumps({"from": "+972541112222", "text": he,
+                               "media_url": None, "provider_msg_id": "3EB0A1",
+                               "name": "Dana", "timestamp": 1718000000},
+                              ensure_ascii=False).encode(),
+        "send": json.dumps({"to": "+972541112222", "text": "hi",
+                            "media_url": "https://x/p.jpg",
+                            "provider": "auto"}).encode(),
+        "claims": b'{"business_id":1,"role":"agent","exp":1800000600,"nbf":1.5}',
+        "claims-string-id": b'{"business_id":"42","role":"viewer","exp":1e10}',
+        "header": b'{"alg":"HS256","typ":"JWT"}',
+        "media": b'[{"url":"https://x/a\\"b","content_type":"image/png"}]',
+        "detail": b'{"stream_sid":"MZ1","frames":12,"code":21220}',
+        "nested": b'{"any":{"a":[1,{"b":[true,false,null]}]},"ok":true}',
+        "twice": b'{"from":"+1","from":"+2"}',
+        "nul": b'{"text":"a\\u0000b"}',
+        "deep": b"[" * 40 + b"]" * 40,
+        "big-int": b'{"id":99999999999999999999}',
+        "not-object": b'"text"',
+        "truncated": b'{"from":"+97254',
+        "empty": b"",
+    }
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def jwt_seeds():
+    import hashlib
+    import hmac
+    key = b"fuzz-key-0123456789-0123456789-abcdef"
+
+    def token(header, claims, k=key, digest=hashlib.sha256):
+        h = b64url(json.dumps(header).encode())
+        p = b64url(json.dumps(claims).encode())
+        s = b64url(hmac.new(k, h + b"." + p, digest).digest())
+        return h + b"." + p + b"." + s
+
+    good = {"business_id": 1, "role": "agent", "exp": 1800000600}
+    return {
+        "good": token({"alg": "HS256", "typ": "JWT"}, good),
+        "expired": token({"alg": "HS256"}, dict(good, exp=1700000000)),
+        "nbf-future": token({"alg": "HS256"}, dict(good, nbf=1900000000)),
+        "none": b64url(b'{"alg":"none"}') + b"." + b64url(json.dumps(good).encode()) + b".",
+        "hs384": token({"alg": "HS384"}, good, digest=hashlib.sha384),
+        "wrong-key": token({"alg": "HS256"}, good, k=b"another-key-0123456789-0123456789"),
+        "padded": token({"alg": "HS256"}, good) + b"=",
+        "bad-char": b"eyJhbGciOiJIUzI1NiJ9.e*J9.AAAA",
+        "claims": json.dumps(good).encode(),
+        "claims-no-exp": b'{"business_id":1,"role":"agent"}',
+        "empty": b"",
+    }
+
+
 def write(sub, seeds):
     d = os.path.join(HERE, "corpus", sub)
     os.makedirs(d, exist_ok=True)
@@ -319,7 +380,9 @@ def write(sub, seeds):
 def main():
     for sub, seeds in (("ws_frames", ws_seeds()),
                        ("twilio_event", twilio_seeds()),
-                       ("spool_record", spool_seeds())):
+                       ("spool_record", spool_seeds()),
+                       ("json_fields", json_seeds()),
+                       ("jwt", jwt_seeds())):
         n, size = write(sub, seeds)
         print("corpus/%s: %d files, %d bytes" % (sub, n, size))
 
