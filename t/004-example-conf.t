@@ -34,6 +34,8 @@ close $out;
 local $ENV{TWILIO_AUTH_TOKEN} = 'example-token';
 local $ENV{TWILIO_ACCOUNT_SID} = 'AC' . '0' x 32;
 local $ENV{DATABASE_URL} = 'host=127.0.0.1 port=1 dbname=agentlocator';
+local $ENV{WA_SHARED_SECRET} = 'example-bridge-secret';
+local $ENV{AGENTLOCATOR_JWT_SECRET} = 'example-jwt-secret-0123456789-0123456789';
 
 my $output = `$nginx -t -p $prefix/ -c conf/nginx.conf 2>&1`;
 is $?, 0, 'nginx -t accepts nginx.conf.example' or diag $output;

@@ -174,6 +174,16 @@ start)
     mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/tmp" "$prefix/recordings" \
              "$prefix/spool"
 
+    # The bridge's and the API's secrets: made once, kept in var/secrets/
+    # (so tokens minted for this run stay valid), unless the environment
+    # has them.
+    mkdir -p -m 0700 "$prefix/secrets"
+    for _s in wa jwt; do
+        [ -s "$prefix/secrets/$_s" ] || (umask 077; openssl rand -hex 32 > "$prefix/secrets/$_s")
+    done
+    export WA_SHARED_SECRET=${WA_SHARED_SECRET:-$(cat "$prefix/secrets/wa")}
+    export AGENTLOCATOR_JWT_SECRET=${AGENTLOCATOR_JWT_SECRET:-$(cat "$prefix/secrets/jwt")}
+
     # Whatever fails from here on stops a cluster this run started: it
     # would otherwise outlive an nginx that never came up.
     pg_started=
@@ -202,6 +212,7 @@ start)
     pg_started=
     echo "run: nginx with AgentLocator on http://127.0.0.1:8080/ (pid $(cat "$pidfile"))"
     echo "run: try 'curl 127.0.0.1:8080/readyz'; logs in var/logs/; stop with 'make stop'"
+    echo "run: an API token: tools/token --secret-file var/secrets/jwt --business 1 --role admin"
     ;;
 stop)
     if running; then
