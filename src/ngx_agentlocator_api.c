@@ -476,7 +476,7 @@ static const char *
 ngx_agentlocator_api_filter(ngx_http_request_t *r, ngx_uint_t which,
     ngx_agentlocator_form_t *form, ngx_str_t *filter)
 {
-    u_char      *p, *s, *last;
+    u_char      *p;
     ngx_int_t    rc;
     ngx_str_t    v;
     ngx_uint_t   i;
@@ -518,20 +518,8 @@ ngx_agentlocator_api_filter(ngx_http_request_t *r, ngx_uint_t which,
         return "q is at most 100 bytes";
     }
 
-    /* the database refuses text that is not UTF-8, or holds a NUL */
-    for (s = v.data, last = v.data + v.len; s < last; /* void */) {
-        if (*s == '\0') {
-            return "q must be UTF-8 text";
-        }
-
-        if (*s < 0x80) {
-            s++;
-            continue;
-        }
-
-        if (ngx_utf8_decode(&s, last - s) > 0x10ffff) {
-            return "q must be UTF-8 text";
-        }
+    if (ngx_agentlocator_storable_text(&v) != NGX_OK) {
+        return "q must be UTF-8 text";
     }
 
     p = ngx_pnalloc(r->pool, v.len * 2 + 2);

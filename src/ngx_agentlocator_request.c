@@ -7,6 +7,7 @@
 
 
 #include "ngx_agentlocator.h"
+#include "ngx_agentlocator_ws_codec.h"
 
 
 /*
@@ -109,6 +110,48 @@ ngx_agentlocator_content_type(ngx_http_request_t *r, const char *type)
            && ngx_strncasecmp(value->data, (u_char *) type, len) == 0
            && (value->len == len || value->data[len] == ';'
                || value->data[len] == ' ');
+}
+
+
+/*
+ * Text the database can store: UTF-8 (RFC 3629, as WebSocket text frames
+ * are checked), without NUL.  PostgreSQL refuses both, and a refused write
+ * is a lost one.
+ */
+
+ngx_int_t
+ngx_agentlocator_storable_text(ngx_str_t *s)
+{
+    if (ngx_strlchr(s->data, s->data + s->len, '\0') != NULL
+        || !ngx_agentlocator_utf8_valid(s->data, s->len))
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The longest prefix of data[0..len) that is storable text: what a
+ * provider said, cut to a bound, may end inside a character.
+ */
+
+size_t
+ngx_agentlocator_storable_prefix(u_char *data, size_t len)
+{
+    size_t   n;
+    u_char  *p, *last;
+
+    for (p = data, last = data + len; p < last; p += n) {
+        n = (*p == '\0') ? 0 : ngx_agentlocator_utf8_char(p, last);
+
+        if (n == 0) {
+            break;
+        }
+    }
+
+    return p - data;
 }
 
 

@@ -228,8 +228,14 @@ ngx_agentlocator_wa_twilio(ngx_http_request_t *r,
                                             "conflicting Body values");
     }
 
+    if (ngx_agentlocator_storable_text(&m.body) != NGX_OK) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "Body is not UTF-8 text");
+    }
+
     if (ngx_agentlocator_form_get(form, "ProfileName", &name) == NGX_OK
-        && name.len <= NGX_AGENTLOCATOR_WA_MAX_NAME)
+        && name.len <= NGX_AGENTLOCATOR_WA_MAX_NAME
+        && ngx_agentlocator_storable_text(&name) == NGX_OK)
     {
         m.name = name;
     }
@@ -258,16 +264,18 @@ ngx_agentlocator_wa_twilio(ngx_http_request_t *r,
 
         ngx_sprintf(key, "MediaContentType%ui%Z", i);
 
+        ngx_str_null(&types[i]);
         rc = ngx_agentlocator_form_get(form, (char *) key, &types[i]);
 
-        if (rc == NGX_ERROR || types[i].len > NGX_AGENTLOCATOR_WA_MAX_TYPE) {
+        if (rc == NGX_ERROR || types[i].len > NGX_AGENTLOCATOR_WA_MAX_TYPE
+            || ngx_agentlocator_storable_text(&urls[i]) != NGX_OK
+            || (rc == NGX_OK
+                && ngx_agentlocator_storable_text(&types[i]) != NGX_OK))
+        {
             return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                       "a MediaContentTypeN is malformed");
+                       "a MediaUrlN or MediaContentTypeN is malformed");
         }
 
-        if (rc == NGX_DECLINED) {
-            ngx_str_null(&types[i]);
-        }
     }
 
     if (nmedia

@@ -511,8 +511,10 @@ ngx_agentlocator_send_done(ngx_agentlocator_http_result_t *result,
 
     if (result->aborted) {
         /*
-         * the worker is going away: the provider may or may not have the
-         * message, so the row stays "queued", and no other is tried
+         * the worker is going away (a fast stop, worker_shutdown_timeout):
+         * the provider may or may not have the message, so the row stays
+         * "queued" and no other provider is tried; the client's connection
+         * goes with the worker, unanswered
          */
         ngx_log_error(NGX_LOG_WARN, snd->log, 0,
                       "WA_SEND_UNKNOWN ref=%*s provider=%s: %s",
@@ -520,8 +522,12 @@ ngx_agentlocator_send_done(ngx_agentlocator_http_result_t *result,
                       ngx_agentlocator_send_provider_name(
                           snd->providers[snd->attempt]),
                       result->error);
-        ngx_agentlocator_send_error(snd, 0, "%V", NULL, NULL);
-        ngx_agentlocator_send_finish(snd, 2);
+
+        if (snd->r) {
+            snd->cln->handler = NULL;
+        }
+
+        ngx_free(snd);
         return;
     }
 
@@ -672,8 +678,8 @@ ngx_agentlocator_send_next(ngx_agentlocator_send_t *snd)
 
 
 /*
- * The end: sent (1), failed (0), or unknown (2: the worker is exiting).
- * The row is written, the client answered if it is still there.
+ * The end: sent (1) or failed (0).  The row is written, the client
+ * answered if it is still there.
  */
 
 static void
@@ -683,7 +689,7 @@ ngx_agentlocator_send_finish(ngx_agentlocator_send_t *snd, ngx_uint_t sent)
 
     a = &snd->attempts[ngx_min(snd->attempt, snd->nproviders - 1)];
 
-    if (sent == 1) {
+    if (sent) {
         ngx_log_error(NGX_LOG_INFO, snd->log, 0,
                       "WA_SEND ref=%*s provider=%s status=sent message=%*s",
                       (size_t) NGX_AGENTLOCATOR_SEND_REF_LEN, snd->ref,
@@ -692,7 +698,7 @@ ngx_agentlocator_send_finish(ngx_agentlocator_send_t *snd, ngx_uint_t sent)
 
         ngx_agentlocator_send_row(snd, "sent");
 
-    } else if (sent == 0) {
+    } else {
         ngx_log_error(NGX_LOG_ERR, snd->log, 0,
                       "WA_SEND ref=%*s provider=%s status=failed: %*s",
                       (size_t) NGX_AGENTLOCATOR_SEND_REF_LEN, snd->ref,
@@ -825,11 +831,9 @@ ngx_agentlocator_send_reply(ngx_agentlocator_send_t *snd, ngx_uint_t sent)
     yajl_gen_string(g, (u_char *) "ref", 3);
     yajl_gen_string(g, snd->ref, NGX_AGENTLOCATOR_SEND_REF_LEN);
     yajl_gen_string(g, (u_char *) "status", 6);
-    yajl_gen_string(g, (u_char *) (sent == 1 ? "sent"
-                                   : sent == 0 ? "failed" : "unknown"),
-                    sent == 1 ? 4 : sent == 0 ? 6 : 7);
+    yajl_gen_string(g, (u_char *) (sent ? "sent" : "failed"), sent ? 4 : 6);
 
-    if (sent == 1) {
+    if (sent) {
         yajl_gen_string(g, (u_char *) "provider", 8);
         yajl_gen_string(g, (u_char *) name, ngx_strlen(name));
         yajl_gen_string(g, (u_char *) "provider_msg_id", 15);
@@ -851,7 +855,7 @@ ngx_agentlocator_send_reply(ngx_agentlocator_send_t *snd, ngx_uint_t sent)
         yajl_gen_string(g, (u_char *) "provider", 8);
         yajl_gen_string(g, (u_char *) name, ngx_strlen(name));
 
-        if (sent == 1 && i == n - 1) {
+        if (sent && i == n - 1) {
             yajl_gen_string(g, (u_char *) "status", 6);
             yajl_gen_string(g, (u_char *) "sent", 4);
 
@@ -868,10 +872,9 @@ ngx_agentlocator_send_reply(ngx_agentlocator_send_t *snd, ngx_uint_t sent)
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
 
-    rc = ngx_agentlocator_api_json_reply(snd->r,
-                                         sent == 1 ? NGX_HTTP_OK
-                                         : sent == 0 ? NGX_HTTP_BAD_GATEWAY
-                                         : NGX_HTTP_SERVICE_UNAVAILABLE, g);
+    rc = ngx_agentlocator_api_json_reply(snd->r, sent ? NGX_HTTP_OK
+                                                      : NGX_HTTP_BAD_GATEWAY,
+                                         g);
     yajl_gen_free(g);
 
     return rc;
@@ -898,7 +901,7 @@ ngx_agentlocator_send_error(ngx_agentlocator_send_t *snd, ngx_uint_t status,
     const char *fmt, ngx_str_t *a, ngx_str_t *b)
 {
     u_char                           *p;
-    ngx_str_t                         none = ngx_string("worker exiting");
+    ngx_str_t                         none = ngx_null_string;
     ngx_agentlocator_send_attempt_t  *at;
 
     at = &snd->attempts[ngx_min(snd->attempt, 1)];
@@ -906,7 +909,9 @@ ngx_agentlocator_send_error(ngx_agentlocator_send_t *snd, ngx_uint_t status,
 
     p = ngx_snprintf(at->error, NGX_AGENTLOCATOR_SEND_MAX_ERROR, fmt,
                      a ? a : &none, b ? b : &none);
-    at->error_len = p - at->error;
+
+    /* it goes into JSON and the CRM: whole characters only */
+    at->error_len = ngx_agentlocator_storable_prefix(at->error, p - at->error);
 }
 
 

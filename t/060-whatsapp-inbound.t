@@ -226,6 +226,17 @@ subtest 'Twilio: what is refused, and why' => sub {
     is($s->request('POST /webhook/whatsapp/twilio', body => '{}',
                    headers => ['Content-Type: application/json'])->{status}, 415, 'JSON: 415');
     is(inbound(9, '+972541112222', Body => 'x' x 17000)->{status}, 413, 'over 16k: 413');
+    # signed over the raw bytes, as a sender of raw bytes would sign them
+    my $raw = "$PUBLIC/webhook/whatsapp/twilio" . "Body\xff\xfe" . "Fromwhatsapp:+972541112222"
+              . 'MessageSid' . sid(9) . "Towhatsapp:$SANDBOX";
+    my $sig = Digest::SHA::hmac_sha1_base64($raw, $TOKEN) . '=';
+    my $r2 = $s->request('POST /webhook/whatsapp/twilio',
+        body => form(MessageSid => sid(9), From => 'whatsapp:+972541112222',
+                     To => "whatsapp:$SANDBOX") . '&Body=%FF%FE',
+        headers => ['Content-Type: application/x-www-form-urlencoded',
+                    "X-Twilio-Signature: $sig"]);
+    is($r2->{status}, 400, 'a Body that is not UTF-8: 400 (the database would refuse it)');
+    like($r2->{body}, qr/not UTF-8/, 'with its reason');
     sleep 0.3;
     is(count(q{provider_msg_id = '} . sid(9) . q{'}), 0, 'nothing stored');
 };
