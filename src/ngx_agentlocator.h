@@ -682,6 +682,8 @@ const char *ngx_agentlocator_form_parse(u_char *buf, size_t len,
 ngx_int_t ngx_agentlocator_form_get(ngx_agentlocator_form_t *form,
     const char *name, ngx_str_t *value);
 u_char *ngx_agentlocator_form_encode(u_char *dst, ngx_str_t *src);
+ngx_int_t ngx_agentlocator_form_new(ngx_pool_t *pool, u_char *buf, size_t len,
+    ngx_agentlocator_form_t **form, const char **err);
 
 /* ngx_agentlocator_signature.c */
 #define NGX_AGENTLOCATOR_SIGNATURE_LEN    28           /* base64 of SHA-1 */

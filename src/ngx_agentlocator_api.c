@@ -378,8 +378,10 @@ static ngx_int_t
 ngx_agentlocator_api_args(ngx_http_request_t *r, ngx_agentlocator_form_t *form,
     ngx_int_t *rc)
 {
-    u_char      *copy;
-    const char  *err;
+    u_char                   *copy;
+    ngx_int_t                 parsed;
+    const char               *err;
+    ngx_agentlocator_form_t  *f;
 
     form->nparams = 0;
     form->nalloc = 0;
@@ -404,19 +406,18 @@ ngx_agentlocator_api_args(ngx_http_request_t *r, ngx_agentlocator_form_t *form,
 
     ngx_memcpy(copy, r->args.data, r->args.len);
 
-    form->nalloc = ngx_min(ngx_agentlocator_form_count(copy, r->args.len),
-                           NGX_AGENTLOCATOR_FORM_MAX_PARAMS);
-    form->params = ngx_palloc(r->pool,
-                              form->nalloc * sizeof(ngx_agentlocator_param_t));
-    if (form->params == NULL) {
-        return NGX_ERROR;
-    }
+    parsed = ngx_agentlocator_form_new(r->pool, copy, r->args.len, &f, &err);
 
-    err = ngx_agentlocator_form_parse(copy, r->args.len, form);
-    if (err) {
+    if (parsed == NGX_DECLINED) {
         *rc = ngx_agentlocator_api_error(r, NGX_HTTP_BAD_REQUEST, err);
         return NGX_DECLINED;
     }
+
+    if (parsed != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    *form = *f;
 
     return NGX_OK;
 }

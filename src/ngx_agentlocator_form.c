@@ -227,3 +227,38 @@ ngx_agentlocator_form_encode(u_char *dst, ngx_str_t *src)
 
     return dst;
 }
+
+
+/*
+ * A form parsed from buf[0..len) (decoded in place) into a new
+ * ngx_agentlocator_form_t from the pool.  NGX_DECLINED with *err: the
+ * sender's mistake (a 400 and its reason); NGX_ERROR: out of memory.
+ */
+
+ngx_int_t
+ngx_agentlocator_form_new(ngx_pool_t *pool, u_char *buf, size_t len,
+    ngx_agentlocator_form_t **form, const char **err)
+{
+    ngx_agentlocator_form_t  *f;
+
+    f = ngx_palloc(pool, sizeof(ngx_agentlocator_form_t));
+    if (f == NULL) {
+        return NGX_ERROR;
+    }
+
+    f->nalloc = ngx_min(ngx_agentlocator_form_count(buf, len),
+                        NGX_AGENTLOCATOR_FORM_MAX_PARAMS);
+    f->params = ngx_palloc(pool, f->nalloc * sizeof(ngx_agentlocator_param_t));
+    if (f->params == NULL) {
+        return NGX_ERROR;
+    }
+
+    *err = ngx_agentlocator_form_parse(buf, len, f);
+    if (*err) {
+        return NGX_DECLINED;
+    }
+
+    *form = f;
+
+    return NGX_OK;
+}

@@ -1150,9 +1150,14 @@ static void
 ngx_agentlocator_pg_ready(ngx_agentlocator_pg_conn_t *pc)
 {
     u_char                             name[64];
-    ngx_uint_t                         i;
+    ngx_uint_t                         i, t;
     ngx_agentlocator_pg_pool_t        *pool;
     ngx_agentlocator_crm_statement_t  *st;
+
+    static ngx_agentlocator_crm_statement_t  *(*statements[])(ngx_uint_t) = {
+        ngx_agentlocator_crm_statement_at,
+        ngx_agentlocator_api_statement_at
+    };
 
     pool = ngx_agentlocator_pg;
 
@@ -1168,25 +1173,16 @@ ngx_agentlocator_pg_ready(ngx_agentlocator_pg_conn_t *pc)
 
     /* the CRM's writes, then the API's reads */
 
-    for (i = 0; (st = ngx_agentlocator_crm_statement_at(i)); i++) {
-        if (PQsendPrepare(pc->conn,
-                          ngx_agentlocator_pg_statement_name(st, name),
-                          st->sql, (int) st->nparams, NULL)
-            == 0)
-        {
-            ngx_agentlocator_pg_fail(pc, "cannot prepare a statement");
-            return;
-        }
-    }
-
-    for (i = 0; (st = ngx_agentlocator_api_statement_at(i)); i++) {
-        if (PQsendPrepare(pc->conn,
-                          ngx_agentlocator_pg_statement_name(st, name),
-                          st->sql, (int) st->nparams, NULL)
-            == 0)
-        {
-            ngx_agentlocator_pg_fail(pc, "cannot prepare a statement");
-            return;
+    for (t = 0; t < 2; t++) {
+        for (i = 0; (st = statements[t](i)); i++) {
+            if (PQsendPrepare(pc->conn,
+                              ngx_agentlocator_pg_statement_name(st, name),
+                              st->sql, (int) st->nparams, NULL)
+                == 0)
+            {
+                ngx_agentlocator_pg_fail(pc, "cannot prepare a statement");
+                return;
+            }
         }
     }
 

@@ -120,22 +120,14 @@ ngx_agentlocator_voice_process(ngx_http_request_t *r)
         return ngx_agentlocator_voice_degraded(r);
     }
 
-    form = ngx_palloc(r->pool, sizeof(ngx_agentlocator_form_t));
-    if (form == NULL) {
-        return ngx_agentlocator_voice_degraded(r);
-    }
+    rc = ngx_agentlocator_form_new(r->pool, body.data, body.len, &form, &err);
 
-    form->nalloc = ngx_min(ngx_agentlocator_form_count(body.data, body.len),
-                           NGX_AGENTLOCATOR_FORM_MAX_PARAMS);
-    form->params = ngx_palloc(r->pool,
-                              form->nalloc * sizeof(ngx_agentlocator_param_t));
-    if (form->params == NULL) {
-        return ngx_agentlocator_voice_degraded(r);
-    }
-
-    err = ngx_agentlocator_form_parse(body.data, body.len, form);
-    if (err) {
+    if (rc == NGX_DECLINED) {
         return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST, err);
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_agentlocator_voice_degraded(r);
     }
 
     rc = ngx_agentlocator_form_get(form, "CallSid", &call_sid);
