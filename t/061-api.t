@@ -14,6 +14,7 @@ use JSON::PP ();
 use Test::AgentLocator::Postgres;
 use Test::AgentLocator::Server;
 use Test::AgentLocator::Calls;
+use Test::AgentLocator::Twilio ();
 
 my $pg = Test::AgentLocator::Postgres->new
     or plan skip_all => Test::AgentLocator::Postgres->why_not;
@@ -72,7 +73,8 @@ my $s = Test::AgentLocator::Server->new(
     agentlocator_jwt_secret $SECRET;
     agentlocator_webhook_max_body 16k;},
     server => q{
-    location /api/ { agentlocator_api; }});
+    location /api/ { agentlocator_api; }
+    location = /webhook/whatsapp/status { agentlocator_whatsapp twilio_status; }});
 
 sub b64 { encode_base64url($_[0]) }
 
@@ -318,6 +320,29 @@ subtest 'send through Twilio' => sub {
     is(row($r->{json}{ref}, q{status || ' ' || provider || ' ' || provider_msg_id || ' ' || body
                               || ' ' || direction}),
        encode_utf8("sent twilio $r->{json}{provider_msg_id} שלום & <b> outbound"), 'the CRM row');
+};
+
+subtest 'a message sent through Twilio, then its delivery statuses' => sub {
+    my $r = send_msg({ to => '+972541000001', text => 'status please', provider => 'twilio' });
+    is($r->{status}, 200, 'sent') or diag $r->{body};
+    my $sid = $r->{json}{provider_msg_id};
+    # Twilio's callbacks, the last one first
+    for my $st (qw(read delivered sent)) {
+        my @kv = (MessageSid => $sid, MessageStatus => $st, AccountSid => 'AC' . '1' x 32);
+        my $sig = Test::AgentLocator::Twilio::twilio_signature('secret-token',
+            'https://voice.example.com/webhook/whatsapp/status', @kv);
+        is($s->request('POST /webhook/whatsapp/status', body => Test::AgentLocator::Twilio::form(@kv),
+                       headers => ['Content-Type: application/x-www-form-urlencoded',
+                                   "X-Twilio-Signature: $sig"])->{status}, 204, "$st: 204");
+    }
+    ok(Test::AgentLocator::Calls::wait_until(sub {
+        $pg->psql(qq{SELECT status FROM messages WHERE provider_msg_id = '$sid'}) eq 'read' }, 10),
+       'the row: read');
+    my $thread = $pg->psql(qq{SELECT thread_id FROM messages WHERE provider_msg_id = '$sid'});
+    my ($m) = grep { ($_->{provider_msg_id} // '') eq $sid }
+              @{ api("/api/threads/$thread/messages")->{json}{results} };
+    is_deeply([@$m{qw(direction status text ref)}],
+              ['outbound', 'read', 'status please', $r->{json}{ref}], 'and the API says so');
 };
 
 subtest 'send through the bridge' => sub {
