@@ -450,6 +450,10 @@ ngx_agentlocator_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_agentlocator_api_conf(cf, amcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (ngx_agentlocator_whatsapp_providers(cf, amcf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }

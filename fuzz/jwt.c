@@ -30,6 +30,8 @@
 
 
 static const unsigned char  key[] = "fuzz-key-0123456789-0123456789-abcdef";
+static ngx_agentlocator_jwt_key_t  jwt_key;
+static int                         jwt_key_ready;
 
 
 static size_t
@@ -111,8 +113,7 @@ as_token(const uint8_t *data, size_t size)
     unsigned char                   mac[EVP_MAX_MD_SIZE], sig[64];
     ngx_agentlocator_jwt_claims_t   claims;
 
-    err = ngx_agentlocator_jwt_verify(data, size, key, sizeof(key) - 1, NOW,
-                                      &claims);
+    err = ngx_agentlocator_jwt_verify(data, size, &jwt_key, NOW, &claims);
     if (err) {
         return;
     }
@@ -161,8 +162,8 @@ signed_claims(const uint8_t *data, size_t size)
     i = n;
     n += b64url(mac, mac_len, tok + n);
 
-    err = ngx_agentlocator_jwt_verify((unsigned char *) tok, n, key,
-                                      sizeof(key) - 1, NOW, &claims);
+    err = ngx_agentlocator_jwt_verify((unsigned char *) tok, n, &jwt_key, NOW,
+                                      &claims);
     if (err == NULL) {
         CHECK(claims.business_id > 0 && claims.role[0]
               && claims.exp + NGX_AGENTLOCATOR_JWT_LEEWAY > NOW,
@@ -170,8 +171,8 @@ signed_claims(const uint8_t *data, size_t size)
 
         /* one bit of the signature changed: never accepted */
         tok[i + (size % (n - i))] ^= 0x01;
-        err = ngx_agentlocator_jwt_verify((unsigned char *) tok, n, key,
-                                          sizeof(key) - 1, NOW, &claims);
+        err = ngx_agentlocator_jwt_verify((unsigned char *) tok, n, &jwt_key,
+                                          NOW, &claims);
         CHECK(err != NULL, "accepted a changed signature");
     }
 
@@ -182,6 +183,11 @@ signed_claims(const uint8_t *data, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    if (!jwt_key_ready) {
+        ngx_agentlocator_jwt_key_init(&jwt_key, key, sizeof(key) - 1);
+        jwt_key_ready = 1;
+    }
+
     as_token(data, size);
     signed_claims(data, size);
 

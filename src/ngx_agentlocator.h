@@ -313,6 +313,7 @@ typedef struct {
     ngx_str_t                     baileys_secret;
     ngx_str_t                     baileys_number;  /* E.164, or empty */
     ngx_str_t                     jwt_secret;   /* empty: no API */
+    void                         *jwt_key;      /* _jwt_key_t, of it */
 
     /* agentlocator_whatsapp_send: the providers, in the order tried */
     ngx_uint_t                    wa_providers[2];
@@ -941,6 +942,8 @@ ngx_agentlocator_crm_statement_t *ngx_agentlocator_api_statement_at(
 
 /* ngx_agentlocator_api.c */
 ngx_int_t ngx_agentlocator_api_handler(ngx_http_request_t *r);
+ngx_int_t ngx_agentlocator_api_conf(ngx_conf_t *cf,
+    ngx_agentlocator_main_conf_t *amcf);
 ngx_int_t ngx_agentlocator_api_json_reply(ngx_http_request_t *r,
     ngx_uint_t status, void *gen);
 ngx_int_t ngx_agentlocator_api_error(ngx_http_request_t *r,

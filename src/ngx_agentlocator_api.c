@@ -109,11 +109,14 @@ ngx_agentlocator_api_handler(ngx_http_request_t *r)
         path.len--;
     }
 
-    /* each step answers the request itself when it stops there */
+    /*
+     * each step answers the request itself when it stops there; the token
+     * first: a stranger learns nothing, not even which paths exist
+     */
 
-    if (ngx_agentlocator_api_route(r, &path, &route, &page, &id, &rc)
-        != NGX_OK
-        || ngx_agentlocator_api_auth(r, &claims, &rc) != NGX_OK)
+    if (ngx_agentlocator_api_auth(r, &claims, &rc) != NGX_OK
+        || ngx_agentlocator_api_route(r, &path, &route, &page, &id, &rc)
+           != NGX_OK)
     {
         return rc;
     }
@@ -341,15 +344,37 @@ ngx_agentlocator_api_auth(ngx_http_request_t *r,
         token.len--;
     }
 
-    err = ngx_agentlocator_jwt_verify(token.data, token.len,
-                                      amcf->jwt_secret.data,
-                                      amcf->jwt_secret.len,
+    err = ngx_agentlocator_jwt_verify(token.data, token.len, amcf->jwt_key,
                                       (long long) ngx_time(), claims);
     if (err) {
         (void) ngx_agentlocator_add_header(r, "WWW-Authenticate", &invalid);
         *rc = ngx_agentlocator_api_error(r, NGX_HTTP_UNAUTHORIZED, err);
         return NGX_DECLINED;
     }
+
+    return NGX_OK;
+}
+
+
+/* The token key, its HMAC blocks hashed once per configuration. */
+
+ngx_int_t
+ngx_agentlocator_api_conf(ngx_conf_t *cf, ngx_agentlocator_main_conf_t *amcf)
+{
+    ngx_agentlocator_jwt_key_t  *key;
+
+    if (amcf->jwt_secret.len == 0) {
+        return NGX_OK;
+    }
+
+    key = ngx_palloc(cf->pool, sizeof(ngx_agentlocator_jwt_key_t));
+    if (key == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_agentlocator_jwt_key_init(key, amcf->jwt_secret.data,
+                                  amcf->jwt_secret.len);
+    amcf->jwt_key = key;
 
     return NGX_OK;
 }
@@ -940,6 +965,19 @@ ngx_agentlocator_api_value(yajl_gen g, PGresult *res, int row, int col,
                ? NGX_OK : NGX_ERROR;
 
     case NGX_AGENTLOCATOR_API_JSON:
+        /* most messages have no media and most events no detail */
+        if (len == 2 && v[0] == '[' && v[1] == ']') {
+            yajl_gen_array_open(g);
+            return yajl_gen_array_close(g) == yajl_gen_status_ok
+                   ? NGX_OK : NGX_ERROR;
+        }
+
+        if (len == 2 && v[0] == '{' && v[1] == '}') {
+            yajl_gen_map_open(g);
+            return yajl_gen_map_close(g) == yajl_gen_status_ok
+                   ? NGX_OK : NGX_ERROR;
+        }
+
         return ngx_agentlocator_json_embed(g, (u_char *) v, len) == 0
                ? NGX_OK : NGX_ERROR;
 

@@ -12,8 +12,6 @@
 
 #include <string.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 
 #define NGX_AGENTLOCATOR_JWT_PART_MAX  (NGX_AGENTLOCATOR_JWT_MAX_LEN / 4 * 3)
@@ -28,17 +26,53 @@ static const char *ngx_agentlocator_jwt_claims(const unsigned char *json,
     size_t len, long long now, ngx_agentlocator_jwt_claims_t *claims);
 
 
+void
+ngx_agentlocator_jwt_key_init(ngx_agentlocator_jwt_key_t *key,
+    const unsigned char *secret, size_t len)
+{
+    size_t         i;
+    unsigned char  block[SHA256_CBLOCK], pad[SHA256_CBLOCK];
+
+    memset(block, 0, sizeof(block));
+
+    if (len > SHA256_CBLOCK) {
+        /* RFC 2104: a key longer than a block is its hash */
+        SHA256(secret, len, block);
+
+    } else {
+        memcpy(block, secret, len);
+    }
+
+    for (i = 0; i < SHA256_CBLOCK; i++) {
+        pad[i] = block[i] ^ 0x36;
+    }
+
+    SHA256_Init(&key->inner);
+    SHA256_Update(&key->inner, pad, SHA256_CBLOCK);
+
+    for (i = 0; i < SHA256_CBLOCK; i++) {
+        pad[i] = block[i] ^ 0x5c;
+    }
+
+    SHA256_Init(&key->outer);
+    SHA256_Update(&key->outer, pad, SHA256_CBLOCK);
+
+    OPENSSL_cleanse(block, sizeof(block));
+    OPENSSL_cleanse(pad, sizeof(pad));
+}
+
+
 const char *
 ngx_agentlocator_jwt_verify(const unsigned char *token, size_t len,
-    const unsigned char *key, size_t key_len, long long now,
+    const ngx_agentlocator_jwt_key_t *key, long long now,
     ngx_agentlocator_jwt_claims_t *claims)
 {
     long                  n;
-    unsigned int          mac_len;
+    SHA256_CTX            ctx;
     const char           *err;
     const unsigned char  *dot1, *dot2, *p, *last;
     unsigned char         json[NGX_AGENTLOCATOR_JWT_PART_MAX];
-    unsigned char         sig[64], mac[EVP_MAX_MD_SIZE];
+    unsigned char         sig[64], mac[SHA256_DIGEST_LENGTH];
 
     if (len == 0) {
         return "empty token";
@@ -91,15 +125,16 @@ ngx_agentlocator_jwt_verify(const unsigned char *token, size_t len,
         return "token signature is not base64url";
     }
 
-    if (HMAC(EVP_sha256(), key, (int) key_len, token, dot2 - token, mac,
-             &mac_len)
-        == NULL)
-    {
-        return "cannot compute the signature";
-    }
+    ctx = key->inner;
+    SHA256_Update(&ctx, token, dot2 - token);
+    SHA256_Final(mac, &ctx);
 
-    if ((unsigned long) n != mac_len
-        || CRYPTO_memcmp(sig, mac, mac_len) != 0)
+    ctx = key->outer;
+    SHA256_Update(&ctx, mac, sizeof(mac));
+    SHA256_Final(mac, &ctx);
+
+    if ((unsigned long) n != sizeof(mac)
+        || CRYPTO_memcmp(sig, mac, sizeof(mac)) != 0)
     {
         return "bad token signature";
     }

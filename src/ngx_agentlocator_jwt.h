@@ -16,11 +16,27 @@
 
 #include <stddef.h>
 
+#ifndef OPENSSL_SUPPRESS_DEPRECATED
+#define OPENSSL_SUPPRESS_DEPRECATED
+#endif
+#include <openssl/sha.h>
+
 
 #define NGX_AGENTLOCATOR_JWT_MAX_LEN    4096    /* a token, in bytes */
 #define NGX_AGENTLOCATOR_JWT_LEEWAY     30      /* seconds of clock skew */
 #define NGX_AGENTLOCATOR_JWT_ROLE_LEN   32
 #define NGX_AGENTLOCATOR_JWT_MIN_KEY    32      /* bytes: HS256's 256 bits */
+
+
+/*
+ * The HMAC-SHA256 key with its padded blocks already hashed (once, at
+ * configuration): a token costs two SHA-256 states copied, not an HMAC
+ * set up from scratch.
+ */
+typedef struct {
+    SHA256_CTX                inner;
+    SHA256_CTX                outer;
+} ngx_agentlocator_jwt_key_t;
 
 
 typedef struct {
@@ -31,13 +47,16 @@ typedef struct {
 } ngx_agentlocator_jwt_claims_t;
 
 
+void ngx_agentlocator_jwt_key_init(ngx_agentlocator_jwt_key_t *key,
+    const unsigned char *secret, size_t len);
+
 /*
  * Checks token[0..len) with the key at time "now" (Unix seconds).
  * Returns NULL and fills "claims", or a one-line reason (it never echoes
  * the token).
  */
 const char *ngx_agentlocator_jwt_verify(const unsigned char *token,
-    size_t len, const unsigned char *key, size_t key_len, long long now,
+    size_t len, const ngx_agentlocator_jwt_key_t *key, long long now,
     ngx_agentlocator_jwt_claims_t *claims);
 
 

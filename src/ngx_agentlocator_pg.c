@@ -145,6 +145,7 @@ typedef struct {
     ngx_log_t                   *log;
     ngx_queue_t                  writes;
     ngx_queue_t                  reads;      /* waiting for a connection */
+    ngx_uint_t                   nreads;
     ngx_uint_t                   queued;
     ngx_uint_t                   done;
     ngx_uint_t                   failed;     /* refused by the database */
@@ -186,7 +187,8 @@ static void ngx_agentlocator_pg_batch_done(ngx_agentlocator_pg_conn_t *pc);
 static void ngx_agentlocator_pg_requeue(ngx_agentlocator_pg_conn_t *pc);
 static void ngx_agentlocator_pg_taken(ngx_agentlocator_pg_write_t *w);
 static void ngx_agentlocator_pg_dispatch(void);
-static void ngx_agentlocator_pg_send(ngx_agentlocator_pg_conn_t *pc);
+static void ngx_agentlocator_pg_send(ngx_agentlocator_pg_conn_t *pc,
+    ngx_uint_t reads);
 static ngx_int_t ngx_agentlocator_pg_flush(ngx_agentlocator_pg_conn_t *pc);
 static ngx_agentlocator_pg_write_t *ngx_agentlocator_pg_write_new(
     ngx_agentlocator_crm_statement_t *st, ngx_uint_t n, ngx_str_t *params);
@@ -563,6 +565,7 @@ ngx_agentlocator_pg_exit_worker(void)
             ngx_queue_data(q, ngx_agentlocator_pg_read_t, queue));
     }
 
+    pool->nreads = 0;
     lost = 0;
 
     while (!ngx_queue_empty(&pool->writes)) {
@@ -740,7 +743,7 @@ ngx_agentlocator_pg_write_new(ngx_agentlocator_crm_statement_t *st,
 static void
 ngx_agentlocator_pg_dispatch(void)
 {
-    ngx_uint_t                    i;
+    ngx_uint_t                    i, idle, share;
     ngx_agentlocator_pg_conn_t   *pc;
     ngx_agentlocator_pg_pool_t   *pool;
 
@@ -753,6 +756,20 @@ ngx_agentlocator_pg_dispatch(void)
                                     - pool->queued);
     }
 
+    /*
+     * the reads waiting are shared out among the idle connections: each
+     * batch's statements run one after another in its backend, and a read
+     * behind another waits for it
+     */
+    idle = 0;
+
+    for (i = 0; i < pool->nconns; i++) {
+        pc = &pool->conns[i];
+        idle += (pc->state == NGX_AGENTLOCATOR_PG_READY && pc->nbatch == 0);
+    }
+
+    share = idle ? (pool->nreads + idle - 1) / idle : 0;
+
     for (i = 0;
          i < pool->nconns
          && !(ngx_queue_empty(&pool->writes) && ngx_queue_empty(&pool->reads));
@@ -761,7 +778,7 @@ ngx_agentlocator_pg_dispatch(void)
         pc = &pool->conns[i];
 
         if (pc->state == NGX_AGENTLOCATOR_PG_READY && pc->nbatch == 0) {
-            ngx_agentlocator_pg_send(pc);
+            ngx_agentlocator_pg_send(pc, share);
         }
     }
 }
@@ -773,7 +790,7 @@ ngx_agentlocator_pg_dispatch(void)
  */
 
 static void
-ngx_agentlocator_pg_send(ngx_agentlocator_pg_conn_t *pc)
+ngx_agentlocator_pg_send(ngx_agentlocator_pg_conn_t *pc, ngx_uint_t reads)
 {
     u_char                        name[64];
     ngx_uint_t                    i;
@@ -784,13 +801,14 @@ ngx_agentlocator_pg_send(ngx_agentlocator_pg_conn_t *pc)
 
     pool = ngx_agentlocator_pg;
 
-    /* reads first: someone waits for each */
+    /* reads first, this connection's share: someone waits for each */
 
-    while (pc->nbatch < NGX_AGENTLOCATOR_PG_BATCH
+    while (pc->nbatch < ngx_min(reads, NGX_AGENTLOCATOR_PG_BATCH)
            && !ngx_queue_empty(&pool->reads))
     {
         q = ngx_queue_head(&pool->reads);
         ngx_queue_remove(q);
+        pool->nreads--;
 
         ngx_queue_insert_tail(&pc->batch, q);
         pc->nbatch++;
@@ -1291,7 +1309,8 @@ ngx_agentlocator_pg_up(ngx_agentlocator_pg_conn_t *pc)
 static void
 ngx_agentlocator_pg_results(ngx_agentlocator_pg_conn_t *pc)
 {
-    PGresult  *res;
+    PGresult     *res;
+    ngx_queue_t  *done, ready;
 
     while (pc->nbatch && !PQisBusy(pc->conn)) {
         res = PQgetResult(pc->conn);
@@ -1310,14 +1329,33 @@ ngx_agentlocator_pg_results(ngx_agentlocator_pg_conn_t *pc)
 
         PQclear(res);
 
-        if (pc->cursor != ngx_queue_sentinel(&pc->batch)) {
-            pc->cursor = ngx_queue_next(pc->cursor);
+        done = pc->cursor;
+        ngx_queue_init(&ready);
+
+        if (done != ngx_queue_sentinel(&pc->batch)) {
+            pc->cursor = ngx_queue_next(done);
+
+            /*
+             * a read is answered as soon as it is whole, not after the
+             * writes batched behind it
+             */
+            if (((ngx_agentlocator_pg_entry_t *) done)->kind
+                == NGX_AGENTLOCATOR_PG_READ)
+            {
+                ngx_queue_remove(done);
+                pc->nbatch--;
+                ngx_queue_insert_tail(&ready, done);
+            }
         }
 
         if (pc->cursor == ngx_queue_sentinel(&pc->batch)) {
+            /* the connection's state settled first: an answer may read */
             ngx_agentlocator_pg_batch_done(pc);
+            ngx_agentlocator_pg_deliver(&ready);
             return;
         }
+
+        ngx_agentlocator_pg_deliver(&ready);
     }
 }
 
@@ -1522,6 +1560,7 @@ ngx_agentlocator_pg_requeue(ngx_agentlocator_pg_conn_t *pc)
             }
 
             ngx_queue_insert_head(&pool->reads, q);
+            pool->nreads++;
             continue;
         }
 
@@ -1620,6 +1659,7 @@ ngx_agentlocator_pg_read(ngx_agentlocator_pg_query_t *q, ngx_uint_t nq,
     }
 
     ngx_queue_insert_tail(&pool->reads, &rd->queue);
+    pool->nreads++;
 
     ngx_agentlocator_pg_dispatch();
 
@@ -1639,6 +1679,7 @@ ngx_agentlocator_pg_read_cancel(ngx_agentlocator_pg_read_t *rd)
     }
 
     ngx_queue_remove(&rd->queue);
+    ngx_agentlocator_pg->nreads--;
     ngx_agentlocator_pg_read_free(rd);
 }
 
@@ -1730,6 +1771,8 @@ ngx_agentlocator_pg_reads_fail(const char *why)
         ngx_queue_remove(q);
         ngx_queue_insert_tail(&failed, q);
     }
+
+    pool->nreads = 0;
 
     while (!ngx_queue_empty(&failed)) {
         q = ngx_queue_head(&failed);

@@ -280,6 +280,8 @@ subtest 'a business sees only its own rows' => sub {
 
 subtest 'endpoints and methods' => sub {
     is(api('/api/nothing')->{status}, 404, 'an unknown endpoint: 404');
+    is(api('/api/nothing', token => undef)->{status}, 401,
+       'without a token, 401 whatever the path: strangers learn nothing');
     is(api('/api/')->{status}, 404, 'the root: 404');
     my $r = api('/api/threads', method => 'POST', body => '{}');
     is($r->{status}, 405, 'POST threads: 405');
