@@ -908,8 +908,8 @@ ngx_int_t ngx_agentlocator_wa_media_json(void *gen, ngx_str_t *urls,
 #define NGX_AGENTLOCATOR_API_JSON       4       /* embedded as it is */
 
 typedef struct {
-    const char                   *name;
-    const char                   *object;   /* in this nested object */
+    ngx_str_t                     name;
+    ngx_str_t                     object;   /* in this nested object */
     ngx_uint_t                    type;
 } ngx_agentlocator_api_column_t;
 

@@ -868,11 +868,11 @@ ngx_agentlocator_api_row(yajl_gen g, PGresult *res, int row,
     ngx_agentlocator_api_column_t *cols)
 {
     int          col, end, k, ncols;
-    const char  *object;
+    ngx_str_t   *object;
 
     ncols = 0;
 
-    while (cols[ncols].name) {
+    while (cols[ncols].name.len) {
         ncols++;
     }
 
@@ -883,11 +883,10 @@ ngx_agentlocator_api_row(yajl_gen g, PGresult *res, int row,
     yajl_gen_map_open(g);
 
     for (col = 0; col < ncols; /* void */) {
-        object = cols[col].object;
+        object = &cols[col].object;
 
-        if (object == NULL) {
-            yajl_gen_string(g, (u_char *) cols[col].name,
-                            ngx_strlen(cols[col].name));
+        if (object->len == 0) {
+            yajl_gen_string(g, cols[col].name.data, cols[col].name.len);
 
             if (ngx_agentlocator_api_value(g, res, row, col, cols[col].type)
                 != NGX_OK)
@@ -899,14 +898,16 @@ ngx_agentlocator_api_row(yajl_gen g, PGresult *res, int row,
             continue;
         }
 
-        for (end = col; end < ncols && cols[end].object
-                        && ngx_strcmp(cols[end].object, object) == 0;
+        for (end = col;
+             end < ncols && cols[end].object.len == object->len
+             && ngx_strncmp(cols[end].object.data, object->data,
+                            object->len) == 0;
              end++)
         {
             /* void */
         }
 
-        yajl_gen_string(g, (u_char *) object, ngx_strlen(object));
+        yajl_gen_string(g, object->data, object->len);
 
         for (k = col; k < end && PQgetisnull(res, row, k); k++) {
             /* void */
@@ -921,8 +922,7 @@ ngx_agentlocator_api_row(yajl_gen g, PGresult *res, int row,
         yajl_gen_map_open(g);
 
         for (k = col; k < end; k++) {
-            yajl_gen_string(g, (u_char *) cols[k].name,
-                            ngx_strlen(cols[k].name));
+            yajl_gen_string(g, cols[k].name.data, cols[k].name.len);
 
             if (ngx_agentlocator_api_value(g, res, row, k, cols[k].type)
                 != NGX_OK)

@@ -13,6 +13,14 @@
 
 #define ISO(col)  "agentlocator_iso(" col ")"
 
+/* a column as a field of the row, or of a nested object of it */
+#define COL(name, type)                                                       \
+    { ngx_string(name), ngx_null_string, NGX_AGENTLOCATOR_API_##type }
+#define SUB(object, name, type)                                               \
+    { ngx_string(name), ngx_string(object), NGX_AGENTLOCATOR_API_##type }
+#define END                                                                   \
+    { ngx_null_string, ngx_null_string, 0 }
+
 
 /* threads: $2 channel or NULL, $3 limit, $4 offset */
 
@@ -37,18 +45,18 @@ static const char  ngx_agentlocator_api_threads_sql[] =
     " LIMIT $3::integer OFFSET $4::bigint";
 
 static ngx_agentlocator_api_column_t  ngx_agentlocator_api_threads_cols[] = {
-    { "id", NULL, NGX_AGENTLOCATOR_API_INT },
-    { "channel", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "last_message_at", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "created_at", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "id", "customer", NGX_AGENTLOCATOR_API_INT },
-    { "phone", "customer", NGX_AGENTLOCATOR_API_STRING },
-    { "name", "customer", NGX_AGENTLOCATOR_API_STRING },
-    { "direction", "last_message", NGX_AGENTLOCATOR_API_STRING },
-    { "body", "last_message", NGX_AGENTLOCATOR_API_STRING },
-    { "status", "last_message", NGX_AGENTLOCATOR_API_STRING },
-    { "created_at", "last_message", NGX_AGENTLOCATOR_API_STRING },
-    { NULL, NULL, 0 }
+    COL("id", INT),
+    COL("channel", STRING),
+    COL("last_message_at", STRING),
+    COL("created_at", STRING),
+    SUB("customer", "id", INT),
+    SUB("customer", "phone", STRING),
+    SUB("customer", "name", STRING),
+    SUB("last_message", "direction", STRING),
+    SUB("last_message", "body", STRING),
+    SUB("last_message", "status", STRING),
+    SUB("last_message", "created_at", STRING),
+    END
 };
 
 
@@ -71,19 +79,19 @@ static const char  ngx_agentlocator_api_messages_sql[] =
     " LIMIT $3::integer OFFSET $4::bigint";
 
 static ngx_agentlocator_api_column_t  ngx_agentlocator_api_messages_cols[] = {
-    { "id", NULL, NGX_AGENTLOCATOR_API_INT },
-    { "direction", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "provider", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "provider_msg_id", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "ref", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "text", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "media", NULL, NGX_AGENTLOCATOR_API_JSON },
-    { "status", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "error_code", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "error_message", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "created_at", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "updated_at", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { NULL, NULL, 0 }
+    COL("id", INT),
+    COL("direction", STRING),
+    COL("provider", STRING),
+    COL("provider_msg_id", STRING),
+    COL("ref", STRING),
+    COL("text", STRING),
+    COL("media", JSON),
+    COL("status", STRING),
+    COL("error_code", STRING),
+    COL("error_message", STRING),
+    COL("created_at", STRING),
+    COL("updated_at", STRING),
+    END
 };
 
 
@@ -110,23 +118,23 @@ static const char  ngx_agentlocator_api_calls_sql[] =
     " LIMIT $3::integer OFFSET $4::bigint";
 
 static ngx_agentlocator_api_column_t  ngx_agentlocator_api_calls_cols[] = {
-    { "call_sid", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "status", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "from", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "to", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "created_at", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "answered_at", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "ended_at", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "duration_s", NULL, NGX_AGENTLOCATOR_API_INT },
-    { "stream_sid", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "frames", NULL, NGX_AGENTLOCATOR_API_INT },
-    { "redirect_reason", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "redirect_outcome", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "fallback_served", NULL, NGX_AGENTLOCATOR_API_BOOL },
-    { "id", "customer", NGX_AGENTLOCATOR_API_INT },
-    { "phone", "customer", NGX_AGENTLOCATOR_API_STRING },
-    { "name", "customer", NGX_AGENTLOCATOR_API_STRING },
-    { NULL, NULL, 0 }
+    COL("call_sid", STRING),
+    COL("status", STRING),
+    COL("from", STRING),
+    COL("to", STRING),
+    COL("created_at", STRING),
+    COL("answered_at", STRING),
+    COL("ended_at", STRING),
+    COL("duration_s", INT),
+    COL("stream_sid", STRING),
+    COL("frames", INT),
+    COL("redirect_reason", STRING),
+    COL("redirect_outcome", STRING),
+    COL("fallback_served", BOOL),
+    SUB("customer", "id", INT),
+    SUB("customer", "phone", STRING),
+    SUB("customer", "name", STRING),
+    END
 };
 
 
@@ -143,11 +151,11 @@ static const char  ngx_agentlocator_api_call_events_sql[] =
     " ORDER BY e.at, e.id LIMIT 1000";
 
 static ngx_agentlocator_api_column_t  ngx_agentlocator_api_events_cols[] = {
-    { "event", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "reason", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "detail", NULL, NGX_AGENTLOCATOR_API_JSON },
-    { "at", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { NULL, NULL, 0 }
+    COL("event", STRING),
+    COL("reason", STRING),
+    COL("detail", JSON),
+    COL("at", STRING),
+    END
 };
 
 static const char  ngx_agentlocator_api_call_recordings_sql[] =
@@ -162,17 +170,17 @@ static const char  ngx_agentlocator_api_call_recordings_sql[] =
 
 static ngx_agentlocator_api_column_t  ngx_agentlocator_api_recordings_cols[] =
 {
-    { "id", NULL, NGX_AGENTLOCATOR_API_INT },
-    { "source", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "recording_sid", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "url", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "duration_s", NULL, NGX_AGENTLOCATOR_API_INT },
-    { "created_at", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "text", "transcript", NGX_AGENTLOCATOR_API_STRING },
-    { "language", "transcript", NGX_AGENTLOCATOR_API_STRING },
-    { "engine", "transcript", NGX_AGENTLOCATOR_API_STRING },
-    { "created_at", "transcript", NGX_AGENTLOCATOR_API_STRING },
-    { NULL, NULL, 0 }
+    COL("id", INT),
+    COL("source", STRING),
+    COL("recording_sid", STRING),
+    COL("url", STRING),
+    COL("duration_s", INT),
+    COL("created_at", STRING),
+    SUB("transcript", "text", STRING),
+    SUB("transcript", "language", STRING),
+    SUB("transcript", "engine", STRING),
+    SUB("transcript", "created_at", STRING),
+    END
 };
 
 
@@ -195,12 +203,12 @@ static const char  ngx_agentlocator_api_customers_sql[] =
     " LIMIT $3::integer OFFSET $4::bigint";
 
 static ngx_agentlocator_api_column_t  ngx_agentlocator_api_customers_cols[] = {
-    { "id", NULL, NGX_AGENTLOCATOR_API_INT },
-    { "phone", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "name", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "created_at", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { "updated_at", NULL, NGX_AGENTLOCATOR_API_STRING },
-    { NULL, NULL, 0 }
+    COL("id", INT),
+    COL("phone", STRING),
+    COL("name", STRING),
+    COL("created_at", STRING),
+    COL("updated_at", STRING),
+    END
 };
 
 
