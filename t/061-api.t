@@ -7,6 +7,7 @@ use warnings;
 use utf8;
 use lib 't/lib';
 use Test::More;
+use Time::HiRes qw(time sleep);
 use Encode qw(encode_utf8 decode_utf8);
 use Digest::SHA qw(hmac_sha256 hmac_sha384);
 use MIME::Base64 qw(encode_base64url);
@@ -410,6 +411,28 @@ subtest 'send: what is refused' => sub {
     }
     is(send_msg({ to => '+972541000001', text => 'x' }, headers => ['Content-Type: text/plain'])
        ->{status}, 415, 'not JSON: 415');
+};
+
+subtest 'a database that does not answer: 504 after 5 s, and its late answer thrown away' => sub {
+    # a session holds the customers table: the read waits behind its lock
+    my $pid = fork // die;
+    if (!$pid) {
+        open STDOUT, '>', '/dev/null';
+        exec 'psql', '-X', '-q', $pg->conninfo, '-c',
+             'BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(7); COMMIT;';
+    }
+    sleep 0.5;
+    my $t0 = time;
+    my $r = api('/api/crm/customers');
+    my $took = time - $t0;
+    is($r->{status}, 504, 'answered 504');
+    is($r->{json}{error}, 'the database did not answer in time', 'says why');
+    ok($took >= 4.5 && $took < 7, "after the request's 5 s (took $took s)");
+    waitpid $pid, 0;
+    # the late answer reached a read nobody waits for: the worker goes on
+    is(api('/api/crm/customers')->{status}, 200, 'the next read is answered');
+    my @api = $s->error_log =~ /API_ERROR status=504/g;
+    is(scalar @api, 1, 'one API_ERROR line for it');
 };
 
 subtest 'the database away: reads answer 503 at once' => sub {
