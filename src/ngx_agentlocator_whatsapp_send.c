@@ -260,7 +260,12 @@ ngx_agentlocator_send_start(ngx_http_request_t *r)
 
     if (snd->nproviders == 0) {
         ngx_free(snd);
-        return ngx_agentlocator_api_error(r, NGX_HTTP_BAD_REQUEST, err);
+
+        /* none at all is this server's configuration, not the client's */
+        return ngx_agentlocator_api_error(r, amcf->wa_nproviders
+                                             ? NGX_HTTP_BAD_REQUEST
+                                             : NGX_HTTP_SERVICE_UNAVAILABLE,
+                                          err);
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);

@@ -8,6 +8,15 @@ use Test::AgentLocator::Nginx 'no_plan';
 our $PG = 'agentlocator_postgres "host=127.0.0.1 port=1 dbname=crm";';
 our $JWT = 'agentlocator_jwt_secret jwt-secret-0123456789-0123456789-abcdef;';
 
+# a token for business 1, role agent, valid for a day from now
+use Digest::SHA qw(hmac_sha256);
+use MIME::Base64 qw(encode_base64url);
+our $TOKEN = do {
+    my $h = encode_base64url('{"alg":"HS256","typ":"JWT"}');
+    my $p = encode_base64url('{"business_id":1,"role":"agent","exp":' . (time + 86400) . '}');
+    "$h.$p." . encode_base64url(hmac_sha256("$h.$p", 'jwt-secret-0123456789-0123456789-abcdef'));
+};
+
 run_tests();
 
 __DATA__
@@ -257,3 +266,19 @@ Content-Type: application/json
 invalid X-BAILEYS-SIGNATURE
 --- error_log
 SIGNATURE_INVALID provider=baileys reason=missing
+
+
+
+=== TEST 22: sending with no WhatsApp provider configured: 503, the server's doing
+--- http_config eval
+$::PG . $::JWT
+--- config
+    location /api/ { agentlocator_api; }
+--- request
+POST /api/whatsapp/send
+{"to":"+972541112222","text":"hi"}
+--- more_headers eval
+"Content-Type: application/json\nAuthorization: Bearer $::TOKEN"
+--- error_code: 503
+--- response_body
+{"error":"no WhatsApp provider is configured"}
