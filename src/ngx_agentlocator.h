@@ -731,6 +731,8 @@ ngx_int_t ngx_agentlocator_voice_handler(ngx_http_request_t *r);
 /* ngx_agentlocator_request.c */
 ngx_int_t ngx_agentlocator_read_body(ngx_http_request_t *r, size_t max,
     ngx_str_t *body);
+ngx_int_t ngx_agentlocator_read_post(ngx_http_request_t *r, const char *type,
+    size_t max, ngx_http_client_body_handler_pt done);
 ngx_uint_t ngx_agentlocator_content_type(ngx_http_request_t *r,
     const char *type);
 ngx_int_t ngx_agentlocator_storable_text(ngx_str_t *s);

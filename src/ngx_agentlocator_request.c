@@ -89,6 +89,51 @@ ngx_agentlocator_read_body(ngx_http_request_t *r, size_t max, ngx_str_t *body)
 
 
 /*
+ * A webhook's start: POST only (405), the Content-Type "type" (415), a
+ * declared length within "max" (413); then its body is read and "done"
+ * called with it.  What the content handler returns.
+ */
+
+ngx_int_t
+ngx_agentlocator_read_post(ngx_http_request_t *r, const char *type,
+    size_t max, ngx_http_client_body_handler_pt done)
+{
+    u_char     *p;
+    ngx_int_t   rc;
+    u_char      reason[128];
+
+    rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_POST, "POST");
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    if (!ngx_agentlocator_content_type(r, type)) {
+        p = ngx_snprintf(reason, sizeof(reason) - 1,
+                         "Content-Type must be %s", type);
+        *p = '\0';
+
+        return ngx_agentlocator_reply_error(r,
+                                            NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                            (char *) reason);
+    }
+
+    if (r->headers_in.content_length_n > (off_t) max) {
+        return ngx_agentlocator_reply_error(r,
+                                            NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                            "request body too large");
+    }
+
+    rc = ngx_http_read_client_request_body(r, done);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/*
  * The request's Content-Type is "type" (any case), alone or with
  * parameters ("; charset=utf-8").
  */

@@ -57,36 +57,13 @@ static ngx_str_t  ngx_agentlocator_text_plain = ngx_string("text/plain");
 ngx_int_t
 ngx_agentlocator_voice_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                     rc;
     ngx_agentlocator_loc_conf_t  *alcf;
-
-    rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_POST, "POST");
-    if (rc != NGX_DECLINED) {
-        return rc;
-    }
-
-    if (!ngx_agentlocator_content_type(r, NGX_AGENTLOCATOR_FORM_TYPE)) {
-        return ngx_agentlocator_reply_error(r,
-                   NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                   "Content-Type must be application/x-www-form-urlencoded");
-    }
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
 
-    if (r->headers_in.content_length_n > (off_t) alcf->max_body) {
-        return ngx_agentlocator_reply_error(r,
-                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                   "request body too large");
-    }
-
-    rc = ngx_http_read_client_request_body(r,
-                                        ngx_agentlocator_voice_body_handler);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-
-    return NGX_DONE;
+    return ngx_agentlocator_read_post(r, NGX_AGENTLOCATOR_FORM_TYPE,
+                                      alcf->max_body,
+                                      ngx_agentlocator_voice_body_handler);
 }
 
 

@@ -49,42 +49,17 @@ static ngx_str_t  ngx_agentlocator_wa_json = ngx_string("application/json");
 ngx_int_t
 ngx_agentlocator_whatsapp_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                     rc;
-    const char                   *type;
     ngx_agentlocator_loc_conf_t  *alcf;
-
-    rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_POST, "POST");
-    if (rc != NGX_DECLINED) {
-        return rc;
-    }
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
 
-    type = (alcf->whatsapp == NGX_AGENTLOCATOR_WA_BAILEYS)
-           ? "application/json" : NGX_AGENTLOCATOR_FORM_TYPE;
-
-    if (!ngx_agentlocator_content_type(r, type)) {
-        return ngx_agentlocator_reply_error(r,
-                   NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                   (alcf->whatsapp == NGX_AGENTLOCATOR_WA_BAILEYS)
-                   ? "Content-Type must be application/json"
-                   : "Content-Type must be application/x-www-form-urlencoded");
-    }
-
-    if (r->headers_in.content_length_n > (off_t) alcf->max_body) {
-        return ngx_agentlocator_reply_error(r,
-                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                   "request body too large");
-    }
-
-    rc = ngx_http_read_client_request_body(r,
-                                           ngx_agentlocator_wa_body_handler);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-
-    return NGX_DONE;
+    return ngx_agentlocator_read_post(r,
+                                      alcf->whatsapp
+                                      == NGX_AGENTLOCATOR_WA_BAILEYS
+                                      ? "application/json"
+                                      : NGX_AGENTLOCATOR_FORM_TYPE,
+                                      alcf->max_body,
+                                      ngx_agentlocator_wa_body_handler);
 }
 
 
