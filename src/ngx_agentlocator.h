@@ -736,6 +736,8 @@ ngx_int_t ngx_agentlocator_read_post(ngx_http_request_t *r, const char *type,
 ngx_uint_t ngx_agentlocator_content_type(ngx_http_request_t *r,
     const char *type);
 ngx_int_t ngx_agentlocator_storable_text(ngx_str_t *s);
+ngx_int_t ngx_agentlocator_e164(ngx_str_t *number);
+ngx_uint_t ngx_agentlocator_http_url(ngx_str_t *url);
 size_t ngx_agentlocator_storable_prefix(u_char *data, size_t len);
 ngx_int_t ngx_agentlocator_valid_sid(ngx_str_t *sid, const char *prefix);
 u_char *ngx_agentlocator_log_safe(u_char *buf, size_t size, ngx_str_t *src);

@@ -170,6 +170,8 @@ static u_char *ngx_agentlocator_pg_error(PGconn *conn, u_char *buf,
 static void ngx_agentlocator_pg_notice(void *arg, const char *message);
 static u_char *ngx_agentlocator_pg_result_error(PGresult *res, u_char *buf,
     size_t size);
+static u_char *ngx_agentlocator_pg_one_line(const char *msg, u_char *buf,
+    size_t size);
 static void ngx_agentlocator_pg_checked(ngx_agentlocator_pg_conn_t *pc,
     PGresult *res);
 static void ngx_agentlocator_pg_ready(ngx_agentlocator_pg_conn_t *pc);
@@ -1986,24 +1988,8 @@ ngx_agentlocator_pg_close(ngx_agentlocator_pg_conn_t *pc)
 static u_char *
 ngx_agentlocator_pg_error(PGconn *conn, u_char *buf, size_t size)
 {
-    u_char      *p, *last;
-    const char  *msg;
-
-    msg = conn ? PQerrorMessage(conn) : "";
-
-    p = ngx_cpystrn(buf, (u_char *) (*msg ? msg : "no detail"), size);
-
-    for (last = p, p = buf; p < last; p++) {
-        if (*p == '\n' || *p == '\r') {
-            *p = ' ';
-        }
-    }
-
-    while (last > buf && last[-1] == ' ') {
-        *--last = '\0';
-    }
-
-    return buf;
+    return ngx_agentlocator_pg_one_line(conn ? PQerrorMessage(conn) : "",
+                                        buf, size);
 }
 
 
@@ -2012,9 +1998,18 @@ ngx_agentlocator_pg_error(PGconn *conn, u_char *buf, size_t size)
 static u_char *
 ngx_agentlocator_pg_result_error(PGresult *res, u_char *buf, size_t size)
 {
+    return ngx_agentlocator_pg_one_line(PQresultErrorMessage(res), buf, size);
+}
+
+
+/* libpq's message in buf, on one line ("no detail" for none). */
+
+static u_char *
+ngx_agentlocator_pg_one_line(const char *msg, u_char *buf, size_t size)
+{
     u_char  *p, *last;
 
-    last = ngx_cpystrn(buf, (u_char *) PQresultErrorMessage(res), size);
+    last = ngx_cpystrn(buf, (u_char *) (*msg ? msg : "no detail"), size);
 
     for (p = buf; p < last; p++) {
         if (*p == '\n' || *p == '\r') {

@@ -200,6 +200,39 @@ ngx_agentlocator_storable_prefix(u_char *data, size_t len)
 }
 
 
+/* A phone number in E.164: "+", then 2 to 15 digits, the first not 0. */
+
+ngx_int_t
+ngx_agentlocator_e164(ngx_str_t *number)
+{
+    ngx_uint_t  i;
+
+    if (number->len < 3 || number->len > 16 || number->data[0] != '+'
+        || number->data[1] == '0')
+    {
+        return NGX_DECLINED;
+    }
+
+    for (i = 1; i < number->len; i++) {
+        if (number->data[i] < '0' || number->data[i] > '9') {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* A media URL a client gave: http:// or https:// and something after. */
+
+ngx_uint_t
+ngx_agentlocator_http_url(ngx_str_t *url)
+{
+    return (url->len > 7 && ngx_strncmp(url->data, "http://", 7) == 0)
+           || (url->len > 8 && ngx_strncmp(url->data, "https://", 8) == 0);
+}
+
+
 /* "CA" + 32 hex digits, as Twilio issues them. */
 
 ngx_int_t

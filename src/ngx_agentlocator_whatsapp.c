@@ -433,9 +433,7 @@ ngx_agentlocator_wa_baileys(ngx_http_request_t *r, ngx_str_t *body)
     type.len = fields[F_MEDIA_TYPE].len;
 
     if (url.len) {
-        if (!((url.len > 7 && ngx_strncmp(url.data, "http://", 7) == 0)
-              || (url.len > 8 && ngx_strncmp(url.data, "https://", 8) == 0)))
-        {
+        if (!ngx_agentlocator_http_url(&url)) {
             return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
                                          "media_url must be an http(s) URL");
         }
@@ -517,8 +515,7 @@ ngx_agentlocator_baileys_verify(ngx_str_t *secret, ngx_str_t *body,
 static ngx_int_t
 ngx_agentlocator_wa_address(ngx_str_t *value, ngx_str_t *number)
 {
-    ngx_str_t   v;
-    ngx_uint_t  i;
+    ngx_str_t  v;
 
     v = *value;
 
@@ -528,14 +525,8 @@ ngx_agentlocator_wa_address(ngx_str_t *value, ngx_str_t *number)
         v.len -= 9;
     }
 
-    if (v.len < 3 || v.len > 16 || v.data[0] != '+' || v.data[1] == '0') {
+    if (ngx_agentlocator_e164(&v) != NGX_OK) {
         return NGX_DECLINED;
-    }
-
-    for (i = 1; i < v.len; i++) {
-        if (v.data[i] < '0' || v.data[i] > '9') {
-            return NGX_DECLINED;
-        }
     }
 
     *number = v;

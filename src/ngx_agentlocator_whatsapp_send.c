@@ -73,8 +73,8 @@ static ngx_int_t ngx_agentlocator_send_reply(ngx_agentlocator_send_t *snd,
 static void ngx_agentlocator_send_cleanup(void *data);
 static void ngx_agentlocator_send_error(ngx_agentlocator_send_t *snd,
     ngx_uint_t status, const char *fmt, ngx_str_t *a, ngx_str_t *b);
+static ngx_uint_t ngx_agentlocator_send_provider(ngx_str_t *name);
 static const char *ngx_agentlocator_send_provider_name(ngx_uint_t provider);
-static ngx_int_t ngx_agentlocator_send_e164(ngx_str_t *number);
 
 
 static ngx_str_t  ngx_agentlocator_send_json = ngx_string("application/json");
@@ -143,7 +143,7 @@ ngx_agentlocator_send_start(ngx_http_request_t *r)
     ngx_str_t                      body, to, text, url, provider;
     long long                     *business_id;
     const char                    *err;
-    ngx_uint_t                     i;
+    ngx_uint_t                     i, want;
     ngx_pool_cleanup_t            *cln;
     ngx_agentlocator_send_t       *snd;
     ngx_agentlocator_loc_conf_t   *alcf;
@@ -200,7 +200,7 @@ ngx_agentlocator_send_start(ngx_http_request_t *r)
     provider.data = (u_char *) fields[F_PROVIDER].str;
     provider.len = fields[F_PROVIDER].len;
 
-    if (ngx_agentlocator_send_e164(&to) != NGX_OK) {
+    if (ngx_agentlocator_e164(&to) != NGX_OK) {
         return ngx_agentlocator_api_error(r, NGX_HTTP_BAD_REQUEST,
                                           "to must be a +E164 number");
     }
@@ -211,10 +211,7 @@ ngx_agentlocator_send_start(ngx_http_request_t *r)
                                           "media_url");
     }
 
-    if (url.len
-        && !((url.len > 8 && ngx_strncmp(url.data, "https://", 8) == 0)
-             || (url.len > 7 && ngx_strncmp(url.data, "http://", 7) == 0)))
-    {
+    if (url.len && !ngx_agentlocator_http_url(&url)) {
         return ngx_agentlocator_api_error(r, NGX_HTTP_BAD_REQUEST,
                                           "media_url must be an http(s) URL");
     }
@@ -238,24 +235,17 @@ ngx_agentlocator_send_start(ngx_http_request_t *r)
         err = "no WhatsApp provider is configured";
 
     } else {
+        want = ngx_agentlocator_send_provider(&provider);
+
         for (i = 0; i < amcf->wa_nproviders; i++) {
-            if (ngx_strlen(ngx_agentlocator_send_provider_name(
-                               amcf->wa_providers[i])) == provider.len
-                && ngx_strncmp(ngx_agentlocator_send_provider_name(
-                                   amcf->wa_providers[i]),
-                               provider.data, provider.len) == 0)
-            {
-                snd->providers[0] = amcf->wa_providers[i];
+            if (want && amcf->wa_providers[i] == want) {
+                snd->providers[0] = want;
                 snd->nproviders = 1;
             }
         }
 
-        err = (provider.len == 6
-               && ngx_strncmp(provider.data, "twilio", 6) == 0)
-              || (provider.len == 7
-                  && ngx_strncmp(provider.data, "baileys", 7) == 0)
-              ? "that provider is not configured"
-              : "provider must be auto, twilio or baileys";
+        err = want ? "that provider is not configured"
+                   : "provider must be auto, twilio or baileys";
     }
 
     if (snd->nproviders == 0) {
@@ -920,32 +910,28 @@ ngx_agentlocator_send_error(ngx_agentlocator_send_t *snd, ngx_uint_t status,
 }
 
 
+/* "twilio" or "baileys" as NGX_AGENTLOCATOR_WA_PROVIDER_*, else 0. */
+
+static ngx_uint_t
+ngx_agentlocator_send_provider(ngx_str_t *name)
+{
+    if (name->len == 6 && ngx_strncmp(name->data, "twilio", 6) == 0) {
+        return NGX_AGENTLOCATOR_WA_PROVIDER_TWILIO;
+    }
+
+    if (name->len == 7 && ngx_strncmp(name->data, "baileys", 7) == 0) {
+        return NGX_AGENTLOCATOR_WA_PROVIDER_BAILEYS;
+    }
+
+    return 0;
+}
+
+
 static const char *
 ngx_agentlocator_send_provider_name(ngx_uint_t provider)
 {
     return provider == NGX_AGENTLOCATOR_WA_PROVIDER_TWILIO ? "twilio"
                                                             : "baileys";
-}
-
-
-static ngx_int_t
-ngx_agentlocator_send_e164(ngx_str_t *number)
-{
-    ngx_uint_t  i;
-
-    if (number->len < 3 || number->len > 16 || number->data[0] != '+'
-        || number->data[1] == '0')
-    {
-        return NGX_DECLINED;
-    }
-
-    for (i = 1; i < number->len; i++) {
-        if (number->data[i] < '0' || number->data[i] > '9') {
-            return NGX_DECLINED;
-        }
-    }
-
-    return NGX_OK;
 }
 
 
@@ -963,7 +949,7 @@ ngx_agentlocator_whatsapp_send_conf(ngx_conf_t *cf,
     u_char                         *p, *last, *comma;
     ngx_str_t                      *value, v, name;
     ngx_int_t                       ms;
-    ngx_uint_t                      i;
+    ngx_uint_t                      i, id;
     const char                     *err;
     ngx_agentlocator_public_url_t   url;
 
@@ -995,18 +981,12 @@ ngx_agentlocator_whatsapp_send_conf(ngx_conf_t *cf,
                     goto invalid_providers;
                 }
 
-                if (name.len == 6 && ngx_strncmp(p, "twilio", 6) == 0) {
-                    amcf->wa_providers[amcf->wa_nproviders++] =
-                        NGX_AGENTLOCATOR_WA_PROVIDER_TWILIO;
-
-                } else if (name.len == 7 && ngx_strncmp(p, "baileys", 7) == 0)
-                {
-                    amcf->wa_providers[amcf->wa_nproviders++] =
-                        NGX_AGENTLOCATOR_WA_PROVIDER_BAILEYS;
-
-                } else {
+                id = ngx_agentlocator_send_provider(&name);
+                if (id == 0) {
                     goto invalid_providers;
                 }
+
+                amcf->wa_providers[amcf->wa_nproviders++] = id;
             }
 
             if (amcf->wa_nproviders == 0
@@ -1028,7 +1008,7 @@ ngx_agentlocator_whatsapp_send_conf(ngx_conf_t *cf,
                 v.len -= 9;
             }
 
-            if (ngx_agentlocator_send_e164(&v) != NGX_OK) {
+            if (ngx_agentlocator_e164(&v) != NGX_OK) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "agentlocator_whatsapp_send \"%V\": the "
                                    "sender must be +E164", &value[i]);

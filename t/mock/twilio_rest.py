@@ -97,13 +97,8 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(404, {"code": 20404, "message": "not found"})
             return
         account, call = parts[3], parts[5][:-5]
-        form = urllib.parse.parse_qs(raw.decode(), keep_blank_values=True)
+        form = self.record(raw)
         with LOCK:
-            STATE["requests"].append({
-                "time": time.time(), "method": "POST", "path": self.path,
-                "auth": self.headers.get("Authorization"),
-                "content_type": self.headers.get("Content-Type"),
-                "form": form})
             n = STATE["seen"].get(call, 0) + 1
             STATE["seen"][call] = n
             mode = dict(STATE["mode"])
@@ -126,9 +121,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.reply(200, call_json(call, account))
 
-
-    def message(self, account, raw):
-        """POST .../Messages.json: a WhatsApp message sent through Twilio."""
+    def record(self, raw):
+        """The request's form, kept for GET /__requests."""
         form = urllib.parse.parse_qs(raw.decode(), keep_blank_values=True)
         with LOCK:
             STATE["requests"].append({
@@ -136,6 +130,12 @@ class Handler(BaseHTTPRequestHandler):
                 "auth": self.headers.get("Authorization"),
                 "content_type": self.headers.get("Content-Type"),
                 "form": form})
+        return form
+
+    def message(self, account, raw):
+        """POST .../Messages.json: a WhatsApp message sent through Twilio."""
+        form = self.record(raw)
+        with LOCK:
             STATE["messages"] = STATE.get("messages", 0) + 1
             n = STATE["messages"]
             mode = dict(STATE["mode"])
