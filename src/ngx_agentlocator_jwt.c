@@ -24,6 +24,7 @@ static const char *ngx_agentlocator_jwt_header(const unsigned char *json,
     size_t len);
 static const char *ngx_agentlocator_jwt_claims(const unsigned char *json,
     size_t len, long long now, ngx_agentlocator_jwt_claims_t *claims);
+static long long ngx_agentlocator_jwt_seconds(double t);
 
 
 void
@@ -257,10 +258,32 @@ ngx_agentlocator_jwt_claims(const unsigned char *json, size_t len,
     claims->business_id = id;
     memcpy(claims->role, fields[1].str, fields[1].len);
     claims->role[fields[1].len] = '\0';
-    claims->exp = (long long) fields[2].number;
-    claims->nbf = fields[3].kind ? (long long) fields[3].number : 0;
+    claims->exp = ngx_agentlocator_jwt_seconds(fields[2].number);
+    claims->nbf = fields[3].kind
+                  ? ngx_agentlocator_jwt_seconds(fields[3].number) : 0;
 
     return NULL;
+}
+
+
+/*
+ * A NumericDate as whole seconds: JSON allows any number, and a double
+ * past what a long long holds cannot be converted (undefined behaviour),
+ * so it is clamped to a year no token reaches.
+ */
+
+static long long
+ngx_agentlocator_jwt_seconds(double t)
+{
+    if (t >= 4e18) {
+        return 4000000000000000000LL;
+    }
+
+    if (t <= -4e18) {
+        return -4000000000000000000LL;
+    }
+
+    return (long long) t;
 }
 
 
