@@ -940,6 +940,9 @@ typedef struct {
 
 extern ngx_agentlocator_api_page_t  ngx_agentlocator_api_pages[];
 extern ngx_agentlocator_api_call_t  ngx_agentlocator_api_call;
+extern ngx_agentlocator_crm_statement_t  *ngx_agentlocator_api_live_statement;
+extern ngx_agentlocator_crm_statement_t
+    *ngx_agentlocator_api_recording_file_statement;
 
 ngx_agentlocator_crm_statement_t *ngx_agentlocator_api_statement_at(
     ngx_uint_t i);
@@ -953,6 +956,20 @@ ngx_int_t ngx_agentlocator_api_json_reply(ngx_http_request_t *r,
 ngx_int_t ngx_agentlocator_api_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *reason);
 void ngx_agentlocator_api_finish(ngx_http_request_t *r, ngx_int_t rc);
+
+/* what an API read's answer becomes: the request's status or NGX_DONE */
+typedef ngx_int_t (*ngx_agentlocator_api_answer_pt)(ngx_http_request_t *r,
+    void *data, struct pg_result **res);
+
+ngx_int_t ngx_agentlocator_api_read(ngx_http_request_t *r,
+    ngx_agentlocator_pg_query_t *q, ngx_uint_t nq,
+    ngx_agentlocator_api_answer_pt answer, void *data);
+
+/* ngx_agentlocator_api_live.c: live calls and recordings' audio */
+ngx_int_t ngx_agentlocator_api_live(ngx_http_request_t *r,
+    ngx_str_t *business);
+ngx_int_t ngx_agentlocator_api_recording_audio(ngx_http_request_t *r,
+    ngx_str_t *business, ngx_str_t *call_sid, ngx_str_t *recording_id);
 
 /* ngx_agentlocator_whatsapp_send.c */
 ngx_int_t ngx_agentlocator_whatsapp_send(ngx_http_request_t *r,
