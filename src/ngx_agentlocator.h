@@ -854,6 +854,8 @@ typedef struct {
     size_t                        max_body;     /* 0: 64k kept, the rest
                                                    dropped; else more fails */
     unsigned                      get:1;        /* a GET, no body */
+    unsigned                      background:1; /* an exiting worker does
+                                                   not wait for it */
 } ngx_agentlocator_http_out_t;
 
 ngx_int_t ngx_agentlocator_http_global_init(ngx_log_t *log);

@@ -49,6 +49,7 @@ struct ngx_agentlocator_http_req_s {
     size_t                            max_body;
     unsigned                          strict:1;   /* more than max fails */
     unsigned                          oversize:1; /* and it came */
+    unsigned                          background:1;
 
     ngx_agentlocator_http_done_pt     done;
     void                             *data;
@@ -436,6 +437,16 @@ ngx_agentlocator_http_send(ngx_agentlocator_http_out_t *out,
     }
 
     ngx_queue_insert_tail(&ngx_agentlocator_http.requests, &req->queue);
+
+    /*
+     * a background request (a transcription: minutes, and nobody waits
+     * on it) does not hold an exiting worker: exit aborts it
+     */
+    req->background = out->background;
+
+    if (req->background) {
+        return req;
+    }
 
     if (ngx_agentlocator_http.active++ == 0) {
         ngx_add_timer(&ngx_agentlocator_http.guard,
@@ -895,7 +906,7 @@ ngx_agentlocator_http_finish(ngx_agentlocator_http_req_t *req)
 
     ngx_queue_remove(&req->queue);
 
-    if (--e->active == 0 && e->guard.timer_set) {
+    if (!req->background && --e->active == 0 && e->guard.timer_set) {
         ngx_del_timer(&e->guard);
     }
 
@@ -1082,6 +1093,7 @@ ngx_agentlocator_http_put(ngx_agentlocator_http_req_t *req)
     req->data = NULL;
     req->failed = NULL;
     req->oversize = 0;
+    req->background = 0;
 
     req->next = e->idle;
     e->idle = req;

@@ -294,6 +294,7 @@ ngx_agentlocator_transcribe_twilio(ngx_agentlocator_main_conf_t *amcf,
     out.user = amcf->account_sid;
     out.password = amcf->auth_token;
     out.get = 1;
+    out.background = 1;
     out.timeout = job->conf->timeout;
     out.max_body = job->conf->max_size;
 
@@ -458,6 +459,7 @@ ngx_agentlocator_transcribe_post(ngx_agentlocator_transcribe_job_t *job)
     out.header = tc->header;
     out.parts = parts;
     out.nparts = n;
+    out.background = 1;
     out.timeout = tc->timeout;
     out.max_body = NGX_AGENTLOCATOR_TRANSCRIBE_ANSWER;
 

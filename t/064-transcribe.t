@@ -207,6 +207,22 @@ subtest 'failures: one line each, nothing stored' => sub {
     $s->allow_log(qr/TRANSCRIBE_FAILED/);
 };
 
+subtest 'a reload does not wait for a transcription' => sub {
+    put_recording(10, wav(800));
+    $svc->mode(mode => 'slow', delay_ms => 4500);
+    $t->incoming(10);
+    my $before = posts();
+    recording_done(10);
+    ok(wait_until(sub { posts() > $before }, 5), 'the service has it');
+    my $t0 = time;
+    $s->reload;
+    my $took = time - $t0;
+    ok($took < 3, sprintf 'the old workers were gone in %.1f s, not after the 4.5 s answer', $took);
+    like($s->error_log, qr/TRANSCRIBE_FAILED call=\Q@{[ call_sid(10) ]}\E stage=transcribe status=0 reason=worker exiting/,
+         'the job given up, said so');
+    $svc->mode(mode => 'ok');
+};
+
 subtest 'no secret in the log' => sub {
     my $log = $s->error_log;
     unlike($log, qr/\Q$KEY\E/, 'not the service\'s key');
