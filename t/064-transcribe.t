@@ -153,18 +153,22 @@ subtest 'a stream without audio is not transcribed' => sub {
 };
 
 subtest 'a RecordingUrl outside the Twilio API URL: the credentials stay home' => sub {
+    # another host that would gladly take the account's Basic auth
+    my $evil = Test::AgentLocator::TwilioMock->new(script => 'transcriber.py');
     my $before = @{ $svc->requests };
     $t->incoming(4);
-    my $r = recording_done(4, url => 'http://127.0.0.1:1/2010-04-01/Recordings/' . re_sid(4));
-    is($r->{status}, 204, 'Twilio still 204');
-    $r = recording_done(4, url => $svc->url . 'x.evil.example/' . re_sid(4));
-    is($r->{status}, 204, 'a look-alike prefix: 204');
+    my $path = "/2010-04-01/Accounts/$ACCOUNT/Recordings/" . re_sid(4);
+    my $r = recording_done(4, url => $evil->url . $path);
+    is($r->{status}, 204, 'another host: Twilio still 204');
+    $r = recording_done(4, url => $svc->url . '0' . $path);
+    is($r->{status}, 204, 'a look-alike prefix (another port): 204');
     $r = recording_done(4, url => recording_url(4) . '?x=1');
     is($r->{status}, 204, 'a query string: 204');
     sleep 0.5;
-    is(scalar @{ $svc->requests }, $before, 'nothing fetched');
-    like($s->error_log, qr/TRANSCRIBE_SKIPPED call=\Q@{[ call_sid(4) ]}\E reason=recording_url/,
-         'said so');
+    is_deeply($evil->requests, [], 'the other host got nothing');
+    is(scalar @{ $svc->requests }, $before, 'nothing fetched here either');
+    my $skipped = () = $s->error_log =~ /TRANSCRIBE_SKIPPED call=\Q@{[ call_sid(4) ]}\E reason=recording_url/g;
+    is($skipped, 3, 'each said so');
 };
 
 subtest 'failures: one line each, nothing stored' => sub {
