@@ -361,6 +361,7 @@ ngx_agentlocator_exit_process(ngx_cycle_t *cycle)
     ngx_agentlocator_watchdog_exit_worker(cycle);
     ngx_agentlocator_pg_exit_worker();
     ngx_agentlocator_spool_exit_worker();
+    ngx_agentlocator_transcribe_exit_worker();
     ngx_agentlocator_http_exit_worker();
     ngx_agentlocator_media_exit_worker();
 }

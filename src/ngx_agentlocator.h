@@ -608,6 +608,8 @@ void ngx_agentlocator_crm_incoming(ngx_agentlocator_call_info_t *info);
 void ngx_agentlocator_crm_call_status(ngx_str_t *call_sid, ngx_str_t *status,
     ngx_str_t *duration, ngx_uint_t terminal);
 void ngx_agentlocator_crm_event(ngx_agentlocator_crm_event_t *ev);
+void ngx_agentlocator_crm_recording_file(ngx_str_t *call_sid,
+    ngx_str_t *recording_sid, ngx_str_t *wav_path);
 void ngx_agentlocator_crm_transcript(ngx_str_t *call_sid,
     ngx_str_t *recording_sid, ngx_str_t *wav_path, ngx_str_t *text,
     ngx_str_t *language, ngx_str_t *engine);
@@ -822,6 +824,7 @@ typedef struct {
     ngx_str_t                     body;         /* at most 64k */
     ngx_msec_t                    retry_after;  /* 0: none given */
     unsigned                      aborted:1;    /* by us, not an answer */
+    unsigned                      oversize:1;   /* past out->max_body */
 } ngx_agentlocator_http_result_t;
 
 typedef struct ngx_agentlocator_http_req_s  ngx_agentlocator_http_req_t;
@@ -1005,6 +1008,7 @@ void ngx_agentlocator_transcribe_twilio(ngx_agentlocator_main_conf_t *amcf,
     ngx_log_t *log);
 void ngx_agentlocator_transcribe_file(ngx_agentlocator_main_conf_t *amcf,
     ngx_str_t *call_sid, ngx_str_t *wav_path, ngx_log_t *log);
+void ngx_agentlocator_transcribe_exit_worker(void);
 
 /* ngx_agentlocator_whatsapp_send.c */
 ngx_int_t ngx_agentlocator_whatsapp_send(ngx_http_request_t *r,
