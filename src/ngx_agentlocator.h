@@ -980,11 +980,18 @@ ngx_agentlocator_crm_statement_t *ngx_agentlocator_api_statement_at(
 ngx_int_t ngx_agentlocator_api_handler(ngx_http_request_t *r);
 ngx_int_t ngx_agentlocator_api_conf(ngx_conf_t *cf,
     ngx_agentlocator_main_conf_t *amcf);
+void ngx_agentlocator_api_finish(ngx_http_request_t *r, ngx_int_t rc);
+
+/* ngx_agentlocator_api_json.c: the API's answers */
+ngx_int_t ngx_agentlocator_api_page_json(ngx_http_request_t *r,
+    ngx_agentlocator_api_page_t *def, ngx_int_t page, ngx_int_t limit,
+    struct pg_result **results);
+ngx_int_t ngx_agentlocator_api_call_json(ngx_http_request_t *r,
+    struct pg_result **results);
 ngx_int_t ngx_agentlocator_api_json_reply(ngx_http_request_t *r,
     ngx_uint_t status, void *gen);
 ngx_int_t ngx_agentlocator_api_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *reason);
-void ngx_agentlocator_api_finish(ngx_http_request_t *r, ngx_int_t rc);
 
 /* what an API read's answer becomes: the request's status or NGX_DONE */
 typedef ngx_int_t (*ngx_agentlocator_api_answer_pt)(ngx_http_request_t *r,
