@@ -393,6 +393,17 @@ ngx_agentlocator_metrics_claim(ngx_agentlocator_metrics_sh_t *sh)
     ngx_atomic_uint_t                 pid;
     ngx_agentlocator_metrics_slot_t  *slot;
 
+    /* a dead process that had our pid (reused) would pass for us */
+
+    for (i = 0; i < NGX_AGENTLOCATOR_METRICS_SLOTS; i++) {
+        slot = &sh->slot[i];
+
+        if (slot->pid == (ngx_atomic_uint_t) ngx_pid) {
+            slot->owner = 0;
+            (void) ngx_atomic_cmp_set(&slot->pid, ngx_pid, 0);
+        }
+    }
+
     for (n = 0; n < NGX_AGENTLOCATOR_METRICS_SLOTS; n++) {
         i = (ngx_worker + n) % NGX_AGENTLOCATOR_METRICS_SLOTS;
         slot = &sh->slot[i];
