@@ -115,6 +115,26 @@ sub pid_of_stream {
 }
 
 # ---------------------------------------------------------------------------
+# The protocol errors' labels are the codec's reasons, looked up by their
+# words: a reason reworded or added in the codec must be added there too,
+# or it is counted as "other"
+
+Test::More::subtest('every reason the frame codec gives has its own label' => sub {
+    my $slurp = sub { open my $fh, '<', $_[0] or die "$_[0]: $!"; local $/; <$fh> };
+    my $codec = $slurp->('src/ngx_agentlocator_ws_codec.c');
+    my $metrics = $slurp->('src/ngx_agentlocator_metrics.c');
+    my %reasons;
+    while ($codec =~ /ngx_agentlocator_ws_fail\(p,\s*\w+,((?:\s*"[^"]*")+)\s*\)/g) {
+        (my $words = $1) =~ s/"\s*"//g;
+        $words =~ s/^\s*"|"$//g;
+        $reasons{$words} = 1;
+    }
+    cmp_ok(scalar keys %reasons, '>=', 10, 'the codec\'s reasons found');
+    my @missing = grep { $metrics !~ /\{ "\Q$_\E", "[a-z_0-9]+" \}/ } sort keys %reasons;
+    is("@missing", '', 'each one is in the table of labels');
+});
+
+# ---------------------------------------------------------------------------
 # Calls, streams, bad frames and redirects
 
 Test::More::subtest('calls, streams, protocol errors and redirects, summed over two workers' => sub {
@@ -407,7 +427,7 @@ qr/\A# HELP agentlocator_workers .*\n# TYPE agentlocator_workers gauge\nagentloc
 
 
 
-=== TEST 8: two locations share one zone
+=== TEST 8: a second location answers too (the same zone)
 --- config
     location = /metrics { agentlocator_metrics; }
     location = /private/metrics { agentlocator_metrics; }
