@@ -294,7 +294,7 @@ typedef struct ngx_agentlocator_transcribe_s  ngx_agentlocator_transcribe_t;
 
 typedef struct {
     ngx_shm_zone_t               *shm_zone;     /* NULL: no agentlocator_zone */
-    ngx_shm_zone_t               *metrics_zone; /* NULL: no agentlocator_metrics */
+    ngx_shm_zone_t               *metrics_zone; /* NULL: no /metrics */
     ngx_agentlocator_timeouts_t   timeouts;
     ngx_str_t                     account_sid;
     ngx_str_t                     auth_token;

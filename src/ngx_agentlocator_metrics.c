@@ -29,7 +29,7 @@
  */
 #define NGX_AGENTLOCATOR_METRICS_SLOTS     NGX_MAX_PROCESSES
 
-/* the longest answer: about 170 lines, none near 256 bytes */
+/* the longest answer: about 150 lines, none near 256 bytes */
 #define NGX_AGENTLOCATOR_METRICS_MAX_BODY  (64 * 1024)
 
 /* a worker's gauges: index in its slot */
@@ -79,8 +79,10 @@ typedef struct {
 typedef struct {
     ngx_atomic_t                      layout;
     ngx_atomic_t                      ws_errors[NGX_AGENTLOCATOR_WS_REASONS];
-    ngx_atomic_t                      redirects[NGX_AGENTLOCATOR_REDIRECT_REASONS
-                                                * NGX_AGENTLOCATOR_OUTCOMES];
+    /* by reason (less NONE) and outcome */
+    ngx_atomic_t                      redirects[
+                                          NGX_AGENTLOCATOR_REDIRECT_REASONS
+                                          * NGX_AGENTLOCATOR_OUTCOMES];
     ngx_atomic_t                      rest[NGX_AGENTLOCATOR_REST_RESULTS];
     /* per bucket, not cumulative; the last one: over the largest bound */
     ngx_atomic_t                      rest_le[NGX_AGENTLOCATOR_REST_BUCKETS
