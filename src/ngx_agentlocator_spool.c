@@ -8,8 +8,9 @@
  * taken it; the journal is emptied (truncated) whenever nothing in it is
  * pending.
  *
- * A journal is a file "PID-SEQ.spool" in PATH, held by its worker with an
- * exclusive flock().  A file nobody holds is another worker's that died
+ * A journal is a file "PID-SEQ.spool" in PATH (a name no other file has
+ * at the time: see ngx_agentlocator_spool_start_file), held by its worker
+ * with an exclusive flock().  A file nobody holds is another worker's that died
  * or exited with writes pending: any worker takes it over ("adopts" it)
  * and replays it.  Replays are harmless twice over: every statement is
  * idempotent, keyed on the CallSid and the event.
@@ -57,7 +58,8 @@ typedef struct {
     ngx_uint_t                  fsync;      /* NGX_AGENTLOCATOR_SPOOL_FSYNC_* */
     ngx_queue_t                 files;      /* oldest first */
     ngx_agentlocator_spool_file_t  *current;
-    ngx_uint_t                  seq;
+    ngx_uint_t                  seq;        /* of the journals' names */
+    ngx_uint_t                  tmp_seq;    /* of the temporary ones */
     ngx_uint_t                  dirty;      /* written since the last fsync */
     ngx_uint_t                  ticks;
     ngx_event_t                 tick;
@@ -560,9 +562,17 @@ ngx_agentlocator_spool_status(ngx_agentlocator_spool_status_t *st)
 
 
 /*
- * A new journal: made under a temporary name, locked, then renamed, so no
- * other worker ever sees it unlocked.
+ * A new journal: made under a temporary name, locked, then linked to its
+ * name, so no other worker ever sees it unlocked.  Neither name may be
+ * taken over: a journal left by a dead process can have the very name
+ * this worker would give (a container started again gives its workers the
+ * same pids; two containers on one volume have pids in common), and
+ * writing over it would lose what it holds.  So the temporary file is
+ * created exclusively and the journal's name made with link(), which
+ * fails rather than replace; a name in use is skipped.
  */
+
+#define NGX_AGENTLOCATOR_SPOOL_NAME_TRIES   1000
 
 static ngx_int_t
 ngx_agentlocator_spool_start_file(ngx_agentlocator_spool_t *sp)
@@ -570,22 +580,35 @@ ngx_agentlocator_spool_start_file(ngx_agentlocator_spool_t *sp)
     u_char                          tmp[NGX_MAX_PATH], path[NGX_MAX_PATH];
     u_char                         *p;
     ngx_fd_t                        fd;
+    ngx_err_t                       err;
+    ngx_uint_t                      tries;
     ngx_agentlocator_spool_file_t  *f;
 
-    p = ngx_snprintf(path, sizeof(path) - 1, "%V/%P-%ui.spool", &sp->dir,
-                     ngx_pid, sp->seq);
-    *p = '\0';
-    (void) ngx_snprintf(tmp, sizeof(tmp) - 1, "%V/%P-%ui.new%Z", &sp->dir,
-                        ngx_pid, sp->seq);
-    sp->seq++;
+    fd = NGX_INVALID_FILE;
+    err = 0;
 
-    fd = ngx_open_file(tmp, NGX_FILE_RDWR, NGX_FILE_TRUNCATE, 0600);
+    for (tries = 0; tries < NGX_AGENTLOCATOR_SPOOL_NAME_TRIES; tries++) {
+        (void) ngx_snprintf(tmp, sizeof(tmp) - 1, "%V/%P-%ui.new%Z",
+                            &sp->dir, ngx_pid, sp->tmp_seq++);
+
+        fd = ngx_open_file(tmp, NGX_FILE_RDWR, O_CREAT|O_EXCL, 0600);
+
+        if (fd != NGX_INVALID_FILE) {
+            break;
+        }
+
+        err = ngx_errno;
+
+        if (err != NGX_EEXIST) {
+            break;
+        }
+    }
 
     /* tried again at the next write: said at the first, then every 1000th */
 
     if (fd == NGX_INVALID_FILE) {
         if (sp->write_failed % 1000 == 0) {
-            ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
+            ngx_log_error(NGX_LOG_ERR, sp->log, err,
                           "SPOOL_WRITE_FAILED failed=%ui: cannot create "
                           "\"%s\"; writes are kept in memory only",
                           sp->write_failed + 1, tmp);
@@ -594,20 +617,33 @@ ngx_agentlocator_spool_start_file(ngx_agentlocator_spool_t *sp)
         return NGX_ERROR;
     }
 
-    if (flock(fd, LOCK_EX | LOCK_NB) == -1
-        || ngx_rename_file(tmp, path) == NGX_FILE_ERROR)
-    {
-        if (sp->write_failed % 1000 == 0) {
-            ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
-                          "SPOOL_WRITE_FAILED failed=%ui: cannot make \"%s\"; "
-                          "writes are kept in memory only",
-                          sp->write_failed + 1, path);
+    if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+        err = ngx_errno;
+        (void) ngx_cpystrn(path, tmp, sizeof(path));
+        goto failed;
+    }
+
+    for (tries = 0; tries < NGX_AGENTLOCATOR_SPOOL_NAME_TRIES; tries++) {
+        p = ngx_snprintf(path, sizeof(path) - 1, "%V/%P-%ui.spool",
+                         &sp->dir, ngx_pid, sp->seq++);
+        *p = '\0';
+
+        if (link((char *) tmp, (char *) path) == 0) {
+            break;
         }
 
-        (void) ngx_delete_file(tmp);
-        (void) ngx_close_file(fd);
-        return NGX_ERROR;
+        err = ngx_errno;
+
+        if (err != NGX_EEXIST) {
+            goto failed;
+        }
     }
+
+    if (tries == NGX_AGENTLOCATOR_SPOOL_NAME_TRIES) {
+        goto failed;
+    }
+
+    (void) ngx_delete_file(tmp);
 
     f = ngx_agentlocator_spool_file(sp, path, p - path, fd);
     if (f == NULL) {
@@ -626,6 +662,20 @@ ngx_agentlocator_spool_start_file(ngx_agentlocator_spool_t *sp)
     ngx_queue_insert_tail(&sp->files, &f->queue);
 
     return NGX_OK;
+
+failed:
+
+    if (sp->write_failed % 1000 == 0) {
+        ngx_log_error(NGX_LOG_ERR, sp->log, err,
+                      "SPOOL_WRITE_FAILED failed=%ui: cannot make \"%s\"; "
+                      "writes are kept in memory only",
+                      sp->write_failed + 1, path);
+    }
+
+    (void) ngx_delete_file(tmp);
+    (void) ngx_close_file(fd);
+
+    return NGX_ERROR;
 }
 
 

@@ -152,6 +152,55 @@ subtest 'nginx SIGKILLed with writes in its spool: replayed once when it is back
     is(join(' ', glob("$dir/*")), '', 'no journal left');
 };
 
+subtest 'journals left under the names the new workers would give: never written over' => sub {
+    # a container started again gives its workers the pids of the last
+    # run's: their journals, not yet replayed, carry the names the new
+    # workers would give theirs (found by the image's docker-check)
+    $pg->stop;
+    my $dir = spool_dir();
+    my $s = server($dir, 'fsync=always');
+    my @old = (701 .. 712);
+    answered_in_time(calls($s, @old));
+    $s->kill_all;
+    my @journals = map { open my $fh, '<:raw', $_ or die $!; local $/; <$fh> } glob("$dir/*.spool");
+    ok(@journals >= 1, 'the killed workers\' journals: ' . scalar @journals);
+    unlink glob("$dir/*");
+    $s->start;
+    # each new worker's first name taken by one of the dead run's journals
+    my @pids = $s->workers;
+    for my $i (0 .. $#pids) {
+        open my $fh, '>:raw', "$dir/$pids[$i]-0.spool" or die $!;
+        print $fh $journals[$i % @journals];
+        close $fh;
+    }
+    # the workers' own, as a dead run's journals are
+    my ($uid, $gid) = (stat "/proc/$pids[0]")[4, 5];
+    chown $uid, $gid, glob("$dir/*.spool");
+    chmod 0600, glob("$dir/*.spool");
+    # at once, before the workers' next look for orphans: a first write in
+    # each worker, which starts its journal
+    my (%wrote, @new);
+    for my $n (721 .. 760) {
+        my $r = $s->request('POST /webhook/incoming_call', headers => [$FORM],
+                            body => form(CallSid => call_sid($n), From => '+15550001111'));
+        is($r->{status}, 200, "incoming_call $n") or last;
+        push @new, $n;
+        $wrote{ $r->{worker} } = 1;
+        last if keys %wrote == @pids;
+    }
+    is(scalar keys %wrote, scalar @pids, 'every worker started a journal');
+    # and this run dies too, before the database is back: what the dead
+    # run's journals held is on disk under their names, or nowhere
+    $s->kill_all;
+    $pg->start or die 'pg start';
+    $s->start;
+    my $want = (12 + @new) . ' ' . (24 + @new);
+    ok(wait_stored($want, 30, @old, @new), 'every call of both runs, once') or diag stored(@old, @new);
+    unlike($s->error_log, qr/SPOOL_WRITE_FAILED/, 'no journal failed to start');
+    ok(wait_until(sub { !glob("$dir/*.spool") || spool_total($s, 'files') == 0 }, 10), 'all emptied');
+    ok($s->stop, 'stopped');
+};
+
 subtest 'a torn last record and a damaged one: skipped, logged, the rest replayed' => sub {
     $pg->stop;
     my $dir = spool_dir();
