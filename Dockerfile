@@ -55,15 +55,14 @@ USER agentlocator
 WORKDIR /srv/agentlocator
 
 # Configuration and module load, with stand-ins for the secrets (the real
-# ones arrive at run time): a module built against another nginx, or an
-# example the container edits no longer fit, stop the build here.
+# ones arrive at run time): a module built against another nginx, or a
+# configuration nginx refuses, stops the build here.
 RUN TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000 \
     TWILIO_AUTH_TOKEN=build-time-check \
     DATABASE_URL='host=127.0.0.1 dbname=build-time-check' \
     WA_SHARED_SECRET=build-time-check-0123456789 \
     AGENTLOCATOR_JWT_SECRET=build-time-check-0123456789abcdef0123456789 \
-    nginx -q -t -e stderr -p /srv/agentlocator/ -c conf/nginx.conf \
- && rm -rf recordings/* spool/*
+    nginx -q -t -e stderr -p /srv/agentlocator/ -c conf/nginx.conf
 
 # Each call's audio, and the CRM writes not yet in the database: both must
 # outlive the container.
