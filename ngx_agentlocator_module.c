@@ -30,6 +30,8 @@ static char *ngx_agentlocator_voice(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_agentlocator_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_agentlocator_media_stream(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_agentlocator_media_location_check(ngx_conf_t *cf,
@@ -227,6 +229,13 @@ static ngx_command_t  ngx_agentlocator_commands[] = {
       0,
       NULL },
 
+    { ngx_string("agentlocator_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_agentlocator_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("agentlocator_greeting"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -332,6 +341,7 @@ ngx_agentlocator_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    ngx_agentlocator_metrics_init_worker(cycle);
     ngx_agentlocator_registry_init_worker(cycle);
     ngx_agentlocator_stream_url_init_worker(cycle);
 
@@ -361,8 +371,12 @@ ngx_agentlocator_exit_process(ngx_cycle_t *cycle)
     ngx_agentlocator_watchdog_exit_worker(cycle);
     ngx_agentlocator_pg_exit_worker();
     ngx_agentlocator_spool_exit_worker();
+    ngx_agentlocator_transcribe_exit_worker();
     ngx_agentlocator_http_exit_worker();
     ngx_agentlocator_media_exit_worker();
+
+    /* last: closing streams above still counts them out */
+    ngx_agentlocator_metrics_exit_worker();
 }
 
 
@@ -380,6 +394,7 @@ ngx_agentlocator_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     amcf->shm_zone = NULL;
+     *     amcf->metrics_zone = NULL;
      *     amcf->account_sid = { 0, NULL };
      *     amcf->auth_token = { 0, NULL };
      *     amcf->api_url = { 0, NULL };
@@ -545,6 +560,7 @@ ngx_agentlocator_create_loc_conf(ngx_conf_t *cf)
      *     alcf->voice = NGX_AGENTLOCATOR_VOICE_NONE;
      *     alcf->media = 0;
      *     alcf->status = 0;
+     *     alcf->metrics = 0;
      *     alcf->conf_file = NULL;
      *     alcf->conf_line = 0;
      */
@@ -1279,6 +1295,36 @@ ngx_agentlocator_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     return ngx_agentlocator_set_handler(cf, alcf,
                                         ngx_agentlocator_status_handler);
+}
+
+
+/*
+ * agentlocator_metrics: Prometheus's text format of the whole nginx (all
+ * workers); its shared zone is made with the first such location.
+ */
+
+static char *
+ngx_agentlocator_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_agentlocator_loc_conf_t *alcf = conf;
+
+    ngx_agentlocator_main_conf_t  *amcf;
+
+    if (alcf->metrics) {
+        return "is duplicate";
+    }
+
+    alcf->metrics = 1;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_agentlocator_module);
+
+    if (ngx_agentlocator_metrics_zone(cf, amcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_agentlocator_set_handler(cf, alcf,
+                                        ngx_agentlocator_metrics_handler);
 }
 
 

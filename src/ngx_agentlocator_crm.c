@@ -140,11 +140,17 @@ static const char  ngx_agentlocator_crm_event_sql[] =
  */
 
 static const char  ngx_agentlocator_crm_recording_sql[] =
-    "WITH rec AS ("
-    "  INSERT INTO recordings (call_sid, recording_sid, url, duration_s,"
-    "                          wav_path)"
-    "  SELECT $1::text, $2::text, $3::text, $4::integer, $5::text"
-    "  WHERE $2::text IS NOT NULL OR $5::text IS NOT NULL"
+    "WITH twilio AS ("
+    "  INSERT INTO recordings (call_sid, recording_sid, url, duration_s)"
+    "  SELECT $1::text, $2::text, $3::text, $4::integer"
+    "  WHERE $2::text IS NOT NULL"
+    "  ON CONFLICT ON CONSTRAINT recordings_recording_sid DO UPDATE"
+    "  SET url = coalesce(recordings.url, EXCLUDED.url),"
+    "      duration_s = coalesce(recordings.duration_s, EXCLUDED.duration_s)"
+    "), stream AS ("
+    "  INSERT INTO recordings (call_sid, wav_path)"
+    "  SELECT $1::text, $5::text"
+    "  WHERE $2::text IS NULL AND $5::text IS NOT NULL"
     "  ON CONFLICT DO NOTHING"
     ")"
     " INSERT INTO call_events (call_sid, event, reason, detail, at,"
@@ -156,6 +162,19 @@ static const char  ngx_agentlocator_crm_recording_sql[] =
     "         to_timestamp($6::double precision),"
     "         $1::text || ':recording:' || coalesce($2::text, $5::text))"
     " ON CONFLICT ON CONSTRAINT call_events_idempotency_key DO NOTHING";
+
+
+/*
+ * The local copy of Twilio's recording (kept by the transcription job):
+ * its row made or completed, whichever of this and handle_recording's own
+ * write lands first.
+ */
+
+static const char  ngx_agentlocator_crm_recording_file_sql[] =
+    "INSERT INTO recordings (call_sid, recording_sid, wav_path)"
+    " VALUES ($1::text, $2::text, $3::text)"
+    " ON CONFLICT ON CONSTRAINT recordings_recording_sid DO UPDATE"
+    " SET wav_path = EXCLUDED.wav_path";
 
 
 /*
@@ -267,6 +286,7 @@ static ngx_agentlocator_crm_statement_t  ngx_agentlocator_crm_statements[] = {
     { "wa_status", ngx_agentlocator_crm_wa_status_sql, 5 },
     { "wa_outbound", ngx_agentlocator_crm_wa_outbound_sql, 11 },
     { "transcript", ngx_agentlocator_crm_transcript_sql, 7 },
+    { "recording_file", ngx_agentlocator_crm_recording_file_sql, 3 },
     { NULL, NULL, 0 }
 };
 
@@ -278,6 +298,8 @@ static ngx_agentlocator_crm_statement_t  ngx_agentlocator_crm_statements[] = {
 #define NGX_AGENTLOCATOR_CRM_WA_STATUS  (&ngx_agentlocator_crm_statements[5])
 #define NGX_AGENTLOCATOR_CRM_WA_OUTBOUND (&ngx_agentlocator_crm_statements[6])
 #define NGX_AGENTLOCATOR_CRM_TRANSCRIPT (&ngx_agentlocator_crm_statements[7])
+#define NGX_AGENTLOCATOR_CRM_RECORDING_FILE                                   \
+    (&ngx_agentlocator_crm_statements[8])
 
 
 static ngx_str_t *ngx_agentlocator_crm_now(u_char *buf, ngx_str_t *at);
@@ -453,6 +475,23 @@ ngx_agentlocator_crm_recording(ngx_str_t *call_sid, ngx_str_t *recording_sid,
     }
 
     (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_RECORDING, 6,
+                                     params);
+}
+
+
+/* Twilio's recording, now also a file of this host's. */
+
+void
+ngx_agentlocator_crm_recording_file(ngx_str_t *call_sid,
+    ngx_str_t *recording_sid, ngx_str_t *wav_path)
+{
+    ngx_str_t  params[3];
+
+    params[0] = *call_sid;
+    params[1] = *recording_sid;
+    params[2] = *wav_path;
+
+    (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_RECORDING_FILE, 3,
                                      params);
 }
 

@@ -881,7 +881,7 @@ ngx_agentlocator_http_completions(void)
         req->result.curl_code = msg->data.result;
         req->result.error = (msg->data.result == CURLE_OK)
                             ? NULL
-                            : req->oversize
+                            : (req->result.oversize = req->oversize)
                             ? "the answer is larger than allowed"
                             : (req->error[0] ? req->error
                                  : curl_easy_strerror(msg->data.result));

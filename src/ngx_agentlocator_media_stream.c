@@ -272,6 +272,7 @@ ngx_agentlocator_media_take_over(ngx_http_request_t *r,
     if (ms->registry) {
         (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_accepted, 1);
         (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_open, 1);
+        ngx_agentlocator_metrics_streams(1);
         ms->counted = 1;
     }
 
@@ -534,6 +535,8 @@ ngx_agentlocator_media_read(ngx_agentlocator_media_t *ms)
                     (void) ngx_atomic_fetch_add(
                                &ms->registry->sh->ws_protocol_errors, 1);
                 }
+
+                ngx_agentlocator_metrics_ws_error(ms->parser.error);
 
                 /* "fail the connection": our close frame, then TCP close */
                 ms->failed = 1;
@@ -1730,6 +1733,7 @@ ngx_agentlocator_media_cleanup(void *data)
     if (ms->counted) {
         (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_open,
                                     (ngx_atomic_int_t) -1);
+        ngx_agentlocator_metrics_streams(-1);
     }
 }
 

@@ -9,8 +9,15 @@
  * like any other, so it waits out a database that is away.  All of it on
  * the outbound HTTP engine: nothing blocks a worker.
  *
+ * Twilio's recording may not be there yet when <Record action> calls back
+ * (twilio-facts: fetch with backoff), so a fetch that finds nothing, or a
+ * service that is busy, is tried again a few times.  With
+ * agentlocator_recordings, the fetched recording is also kept there as
+ * {RecordingSid}.wav, for the CRM page's player.
+ *
  * A job belongs to the worker that started it and ends with it: a worker
- * that exits gives up the jobs it has (TRANSCRIBE_FAILED ... aborted).
+ * that exits gives up the jobs it has (TRANSCRIBE_FAILED ... worker
+ * exiting), and does not wait for them.
  */
 
 
@@ -29,6 +36,17 @@
 #define NGX_AGENTLOCATOR_TRANSCRIBE_ANSWER    (256 * 1024)
 
 
+/* ms to wait before each try again: a recording Twilio is still writing */
+static ngx_msec_t  ngx_agentlocator_transcribe_fetch_retries[] = {
+    1000, 2000, 4000, 8000, 15000, 30000
+};
+
+/* and a service that is busy or away */
+static ngx_msec_t  ngx_agentlocator_transcribe_post_retries[] = {
+    5000, 20000
+};
+
+
 struct ngx_agentlocator_transcribe_s {
     ngx_str_t                     url;
     ngx_str_t                     model;
@@ -41,7 +59,18 @@ struct ngx_agentlocator_transcribe_s {
 
 typedef struct {
     ngx_agentlocator_transcribe_t  *conf;
+    ngx_path_t                     *recordings; /* NULL: no copy kept */
     ngx_log_t                      *log;
+    ngx_queue_t                     queue;      /* of all jobs */
+
+    ngx_str_t                       url;        /* Twilio's, + ".wav" */
+    ngx_str_t                       user;
+    ngx_str_t                       password;
+    ngx_uint_t                      fetched;    /* else still to fetch */
+    ngx_uint_t                      tries;      /* of this stage */
+    ngx_uint_t                      in_flight;
+    ngx_event_t                     retry;      /* cancelable */
+    ngx_connection_t                retry_owner;
 
     u_char                          call_sid[NGX_AGENTLOCATOR_SID_LEN];
     u_char                          recording_sid[NGX_AGENTLOCATOR_SID_LEN];
@@ -56,6 +85,15 @@ typedef struct {
 
 static ngx_agentlocator_transcribe_job_t *ngx_agentlocator_transcribe_job(
     ngx_agentlocator_main_conf_t *amcf, ngx_str_t *call_sid, ngx_log_t *log);
+static ngx_int_t ngx_agentlocator_transcribe_fetch(
+    ngx_agentlocator_transcribe_job_t *job);
+static void ngx_agentlocator_transcribe_keep(
+    ngx_agentlocator_transcribe_job_t *job);
+static ngx_uint_t ngx_agentlocator_transcribe_again(
+    ngx_agentlocator_transcribe_job_t *job, const char *stage,
+    ngx_agentlocator_http_result_t *result, ngx_msec_t *delays,
+    ngx_uint_t ndelays);
+static void ngx_agentlocator_transcribe_retry(ngx_event_t *ev);
 static void ngx_agentlocator_transcribe_fetched(
     ngx_agentlocator_http_result_t *result, void *data);
 static ngx_int_t ngx_agentlocator_transcribe_post(
@@ -70,6 +108,7 @@ static void ngx_agentlocator_transcribe_free(
 
 
 static ngx_uint_t  ngx_agentlocator_transcribe_jobs;
+static ngx_queue_t ngx_agentlocator_transcribe_queue;
 
 
 /*
@@ -242,8 +281,6 @@ ngx_agentlocator_transcribe_twilio(ngx_agentlocator_main_conf_t *amcf,
     ngx_log_t *log)
 {
     u_char                             *p;
-    ngx_str_t                           url;
-    ngx_agentlocator_http_out_t         out;
     ngx_agentlocator_transcribe_job_t  *job;
 
     if (amcf->transcribe == NULL) {
@@ -278,36 +315,50 @@ ngx_agentlocator_transcribe_twilio(ngx_agentlocator_main_conf_t *amcf,
     ngx_sprintf(job->filename, "%*s.wav%Z", NGX_AGENTLOCATOR_SID_LEN,
                 job->recording_sid);
 
-    url.len = recording_url->len + sizeof(".wav") - 1;
-    url.data = ngx_alloc(url.len, log);
-    if (url.data == NULL) {
+    job->url.len = recording_url->len + sizeof(".wav") - 1;
+    job->url.data = ngx_alloc(job->url.len, log);
+    if (job->url.data == NULL) {
         ngx_agentlocator_transcribe_free(job);
         return;
     }
 
-    p = ngx_cpymem(url.data, recording_url->data, recording_url->len);
+    p = ngx_cpymem(job->url.data, recording_url->data, recording_url->len);
     ngx_memcpy(p, ".wav", 4);
+
+    job->user = amcf->account_sid;
+    job->password = amcf->auth_token;
+
+    if (ngx_agentlocator_transcribe_fetch(job) != NGX_OK) {
+        ngx_agentlocator_transcribe_failed(job, "fetch", NULL);
+    }
+}
+
+
+static ngx_int_t
+ngx_agentlocator_transcribe_fetch(ngx_agentlocator_transcribe_job_t *job)
+{
+    ngx_agentlocator_http_out_t  out;
 
     ngx_memzero(&out, sizeof(ngx_agentlocator_http_out_t));
 
-    out.url = url;
-    out.user = amcf->account_sid;
-    out.password = amcf->auth_token;
+    out.url = job->url;
+    out.user = job->user;
+    out.password = job->password;
     out.get = 1;
     out.background = 1;
     out.timeout = job->conf->timeout;
     out.max_body = job->conf->max_size;
 
     if (ngx_agentlocator_http_send(&out, ngx_agentlocator_transcribe_fetched,
-                                   job, log)
+                                   job, job->log)
         == NULL)
     {
-        ngx_free(url.data);
-        ngx_agentlocator_transcribe_failed(job, "fetch", NULL);
-        return;
+        return NGX_ERROR;
     }
 
-    ngx_free(url.data);    /* curl copied it */
+    job->in_flight = 1;
+
+    return NGX_OK;
 }
 
 
@@ -371,10 +422,21 @@ ngx_agentlocator_transcribe_job(ngx_agentlocator_main_conf_t *amcf,
     }
 
     job->conf = amcf->transcribe;
+    job->recordings = amcf->recordings;
     job->log = ngx_cycle->log;
     job->started = ngx_current_msec;
     ngx_memcpy(job->call_sid, call_sid->data, NGX_AGENTLOCATOR_SID_LEN);
 
+    ngx_agentlocator_worker_timer(&job->retry, &job->retry_owner,
+                                  ngx_agentlocator_transcribe_retry,
+                                  job->log);
+    job->retry_owner.data = job;
+
+    if (ngx_agentlocator_transcribe_queue.next == NULL) {
+        ngx_queue_init(&ngx_agentlocator_transcribe_queue);
+    }
+
+    ngx_queue_insert_tail(&ngx_agentlocator_transcribe_queue, &job->queue);
     ngx_agentlocator_transcribe_jobs++;
 
     return job;
@@ -387,13 +449,17 @@ ngx_agentlocator_transcribe_fetched(ngx_agentlocator_http_result_t *result,
 {
     ngx_agentlocator_transcribe_job_t  *job = data;
 
-    if (result->error || result->status != 200 || result->body.len == 0) {
-        ngx_agentlocator_transcribe_failed(job, "fetch", result);
-        return;
-    }
+    job->in_flight = 0;
 
-    if (result->aborted) {
-        ngx_agentlocator_transcribe_failed(job, "fetch", result);
+    if (result->error || result->status != 200 || result->body.len == 0) {
+        if (!ngx_agentlocator_transcribe_again(job, "fetch", result,
+                 ngx_agentlocator_transcribe_fetch_retries,
+                 sizeof(ngx_agentlocator_transcribe_fetch_retries)
+                 / sizeof(ngx_msec_t)))
+        {
+            ngx_agentlocator_transcribe_failed(job, "fetch", result);
+        }
+
         return;
     }
 
@@ -406,6 +472,12 @@ ngx_agentlocator_transcribe_fetched(ngx_agentlocator_http_result_t *result,
 
     ngx_memcpy(job->audio.data, result->body.data, result->body.len);
     job->audio.len = result->body.len;
+    job->fetched = 1;
+    job->tries = 0;
+
+    if (job->recordings) {
+        ngx_agentlocator_transcribe_keep(job);
+    }
 
     if (ngx_agentlocator_transcribe_post(job) != NGX_OK) {
         ngx_agentlocator_transcribe_failed(job, "post", NULL);
@@ -463,10 +535,16 @@ ngx_agentlocator_transcribe_post(ngx_agentlocator_transcribe_job_t *job)
     out.timeout = tc->timeout;
     out.max_body = NGX_AGENTLOCATOR_TRANSCRIBE_ANSWER;
 
-    return ngx_agentlocator_http_send(&out,
-                                      ngx_agentlocator_transcribe_answered,
-                                      job, job->log)
-           ? NGX_OK : NGX_ERROR;
+    if (ngx_agentlocator_http_send(&out, ngx_agentlocator_transcribe_answered,
+                                   job, job->log)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    job->in_flight = 1;
+
+    return NGX_OK;
 }
 
 
@@ -482,8 +560,17 @@ ngx_agentlocator_transcribe_answered(ngx_agentlocator_http_result_t *result,
     const char                     *err;
     ngx_agentlocator_json_field_t   fields[1];
 
-    if (result->error || result->aborted || result->status != 200) {
-        ngx_agentlocator_transcribe_failed(job, "transcribe", result);
+    job->in_flight = 0;
+
+    if (result->error || result->status != 200) {
+        if (!ngx_agentlocator_transcribe_again(job, "transcribe", result,
+                 ngx_agentlocator_transcribe_post_retries,
+                 sizeof(ngx_agentlocator_transcribe_post_retries)
+                 / sizeof(ngx_msec_t)))
+        {
+            ngx_agentlocator_transcribe_failed(job, "transcribe", result);
+        }
+
         return;
     }
 
@@ -545,6 +632,166 @@ ngx_agentlocator_transcribe_answered(ngx_agentlocator_http_result_t *result,
 }
 
 
+/*
+ * With agentlocator_recordings, Twilio's recording is kept beside the
+ * streams' WAVs (one write: this is a file of minutes of audio at most,
+ * once per call) and its row learns the path.
+ */
+
+static void
+ngx_agentlocator_transcribe_keep(ngx_agentlocator_transcribe_job_t *job)
+{
+    u_char      *p;
+    ssize_t      n;
+    ngx_fd_t     fd;
+    ngx_str_t    path, call_sid, recording_sid;
+    u_char       name[NGX_MAX_PATH];
+
+    path = job->recordings->name;
+
+    if (path.len + 1 + sizeof(job->filename) > NGX_MAX_PATH) {
+        return;
+    }
+
+    p = ngx_sprintf(name, "%V/%s", &path, job->filename);
+    *p = '\0';
+
+    fd = ngx_open_file(name, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE,
+                       NGX_FILE_DEFAULT_ACCESS);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ERR, job->log, ngx_errno,
+                      ngx_open_file_n " \"%s\" failed", name);
+        return;
+    }
+
+    n = ngx_write_fd(fd, job->audio.data, job->audio.len);
+
+    if (n != (ssize_t) job->audio.len) {
+        ngx_log_error(NGX_LOG_ERR, job->log, ngx_errno,
+                      ngx_write_fd_n " \"%s\" failed", name);
+        (void) ngx_close_file(fd);
+        (void) ngx_delete_file(name);
+        return;
+    }
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, job->log, ngx_errno,
+                      ngx_close_file_n " \"%s\" failed", name);
+        return;
+    }
+
+    call_sid.data = job->call_sid;
+    call_sid.len = NGX_AGENTLOCATOR_SID_LEN;
+    recording_sid.data = job->recording_sid;
+    recording_sid.len = NGX_AGENTLOCATOR_SID_LEN;
+    path.data = name;
+    path.len = p - name;
+
+    ngx_agentlocator_crm_recording_file(&call_sid, &recording_sid, &path);
+}
+
+
+/*
+ * Another try later, when the failure may pass: nothing there yet (404),
+ * too many requests, a server error, a timeout or a connection refused.
+ * Not when the worker is exiting, nor for what would fail the same way.
+ */
+
+static ngx_uint_t
+ngx_agentlocator_transcribe_again(ngx_agentlocator_transcribe_job_t *job,
+    const char *stage, ngx_agentlocator_http_result_t *result,
+    ngx_msec_t *delays, ngx_uint_t ndelays)
+{
+    ngx_msec_t  delay;
+
+    if (result->aborted || result->oversize || ngx_exiting || ngx_quit
+        || job->tries >= ndelays)
+    {
+        return 0;
+    }
+
+    if (!(result->status == 0 || result->status == 404
+          || result->status == 408 || result->status == 429
+          || result->status >= 500))
+    {
+        return 0;
+    }
+
+    delay = ngx_max(delays[job->tries], result->retry_after);
+    job->tries++;
+
+    ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                  "TRANSCRIBE_RETRY call=%*s stage=%s status=%ui try=%ui "
+                  "in=%Mms reason=%s",
+                  NGX_AGENTLOCATOR_SID_LEN, job->call_sid, stage,
+                  result->status, job->tries + 1, delay,
+                  result->error ? result->error : "not 200");
+
+    ngx_add_timer(&job->retry, delay);
+
+    return 1;
+}
+
+
+static void
+ngx_agentlocator_transcribe_retry(ngx_event_t *ev)
+{
+    ngx_connection_t                   *owner = ev->data;
+    ngx_agentlocator_transcribe_job_t  *job = owner->data;
+
+    if (!job->fetched && job->url.len) {
+        if (ngx_agentlocator_transcribe_fetch(job) != NGX_OK) {
+            ngx_agentlocator_transcribe_failed(job, "fetch", NULL);
+        }
+
+        return;
+    }
+
+    if (ngx_agentlocator_transcribe_post(job) != NGX_OK) {
+        ngx_agentlocator_transcribe_failed(job, "transcribe", NULL);
+    }
+}
+
+
+/*
+ * The worker is going: the jobs waiting to try again go with it (those in
+ * flight are aborted by the HTTP engine, and say so).
+ */
+
+void
+ngx_agentlocator_transcribe_exit_worker(void)
+{
+    ngx_queue_t                        *q, *next;
+    ngx_agentlocator_transcribe_job_t  *job;
+
+    if (ngx_agentlocator_transcribe_queue.next == NULL) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&ngx_agentlocator_transcribe_queue);
+         q != ngx_queue_sentinel(&ngx_agentlocator_transcribe_queue);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        job = ngx_queue_data(q, ngx_agentlocator_transcribe_job_t, queue);
+
+        if (job->in_flight) {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, job->log, 0,
+                      "TRANSCRIBE_FAILED call=%*s stage=%s status=0 "
+                      "reason=worker exiting",
+                      NGX_AGENTLOCATOR_SID_LEN, job->call_sid,
+                      job->fetched || job->url.len == 0 ? "transcribe"
+                                                        : "fetch");
+
+        ngx_agentlocator_transcribe_free(job);
+    }
+}
+
+
 /* One line: the stage, the HTTP status or curl's reason; never a secret. */
 
 static void
@@ -568,6 +815,14 @@ static void
 ngx_agentlocator_transcribe_free(ngx_agentlocator_transcribe_job_t *job)
 {
     ngx_agentlocator_transcribe_jobs--;
+
+    ngx_queue_remove(&job->queue);
+
+    if (job->retry.timer_set) {
+        ngx_del_timer(&job->retry);
+    }
+
+    ngx_free(job->url.data);
 
     ngx_free(job->audio.data);
     ngx_free(job->wav_path.data);
