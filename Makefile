@@ -51,7 +51,7 @@ T            ?= t/
 # their lockfiles); the bridge's baileys needs Node 20.
 NODE_DIRS    := t/clients/node tools/baileys-bridge
 
-.PHONY: deps node-deps build nginx-static test test-static fuzz fuzz-ci mutate run stop clean
+.PHONY: deps node-deps build nginx-static test test-static fuzz fuzz-ci mutate run stop clean docker-check
 
 
 # Installs only what is missing; a machine that has everything hears nothing.
@@ -170,6 +170,24 @@ run: deps build
 
 stop:
 	@tools/run.sh stop $(NGINX) $(MODULE_SO) $(VAR)
+
+
+# The Dockerfile built with podman and the image tried: no registry and no
+# Docker daemon needed (tools/docker-check; as root: rootful podman).
+docker-check:
+	@missing=$$(for p in podman runc debootstrap uidmap slirp4netns \
+	                     fuse-overlayfs postgresql curl openssl git; do \
+	    [ "$$(dpkg-query -W -f='$${db:Status-Status}' "$$p" 2>/dev/null)" \
+	      = installed ] || echo "$$p"; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	    echo "docker-check: installing" $$missing; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    $(SUDO) apt-get update -qq; \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends $$missing \
+	        >/dev/null; \
+	fi
+	@$(SUDO) tools/docker-check
 
 
 # (stops what `make run` started first: its PostgreSQL lives in var/)
