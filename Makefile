@@ -1,11 +1,15 @@
 # AgentLocator for nginx.
 #
 #   make test    install what is missing, build the module, run the suite
-#   make run     nginx with the module on 127.0.0.1:8080 (prefix var/), its
-#                CRM in a PostgreSQL cluster in var/pg (tools/run.sh)
-#   make stop    stop both
+#   make run     the demo: nginx with the module on 127.0.0.1:8080 (prefix
+#                var/), its CRM in a PostgreSQL cluster in var/pg, a mock of
+#                Twilio's REST API and a transcriber beside it (tools/run.sh)
+#   make call    play a call against it (SCENARIO=normal, no_stream,
+#                silence, dropped; tools/simulate-call)
+#   make stop    stop it all
 #
-# Other targets: deps, build, nginx-static, test-static, fuzz, mutate, clean.
+# Other targets: deps, build, prompts, nginx-static, test-static, fuzz,
+# mutate, clean.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -51,7 +55,8 @@ T            ?= t/
 # their lockfiles); the bridge's baileys needs Node 20.
 NODE_DIRS    := t/clients/node tools/baileys-bridge
 
-.PHONY: deps node-deps build nginx-static test test-static fuzz fuzz-ci mutate run stop clean
+.PHONY: deps node-deps build nginx-static test test-static fuzz fuzz-ci mutate run stop clean \
+        demo-deps prompts call
 
 
 # Installs only what is missing; a machine that has everything hears nothing.
@@ -163,10 +168,40 @@ mutate: deps
 	@tools/mutate
 
 
+# The voice prompts nginx.conf.example plays (agentlocator_greeting and
+# agentlocator_fallback_prompt): Hebrew, spoken by espeak-ng from
+# tools/prompts/*.txt, encoded by lame; build output, not committed.
+PROMPTS      := html/static/tts/greeting.mp3 html/static/tts/fallback.mp3
+
+prompts: $(PROMPTS)
+
+html/static/tts/%.mp3: tools/prompts/%.txt
+	@tools/apt-ensure espeak-ng lame
+	@mkdir -p $(@D)
+	@espeak-ng -v he -s 150 -f $< -w $@.tmp.wav
+	@lame --quiet -m m -b 32 $@.tmp.wav $@.tmp.mp3
+	@rm -f $@.tmp.wav
+	@mv $@.tmp.mp3 $@
+	@echo "prompts: $@"
+
+# What the demo needs besides the build: the prompts' speech and encoder,
+# the transcriber's recogniser and model.
+DEB_DEMO     := espeak-ng lame pocketsphinx-en-us python3-pocketsphinx
+
+demo-deps:
+	@tools/apt-ensure $(DEB_DEMO)
+
 # PGPORT_RUN: the local cluster's port (54329); DATABASE_URL: use that
-# database instead of a local cluster.
-run: deps build
+# database instead of a local cluster; DEMO_TWILIO_PORT, DEMO_STT_PORT: the
+# Twilio mock's (8081) and the transcriber's (8082).
+run: deps build demo-deps prompts
 	@tools/run.sh start $(NGINX) $(MODULE_SO) $(VAR)
+
+# One call against `make run`, as Twilio would make it.
+SCENARIO     ?= normal
+
+call:
+	@tools/simulate-call --demo $(VAR) --scenario $(SCENARIO)
 
 stop:
 	@tools/run.sh stop $(NGINX) $(MODULE_SO) $(VAR)
