@@ -181,7 +181,7 @@ subtest 'the demo transcriber answers with JSON text' => sub {
         . 'pocketsphinx-en-us (make demo-deps)'
         unless -d '/usr/share/pocketsphinx/model/en-us'
             && system('/usr/bin/python3 -c "import pocketsphinx" 2>/dev/null') == 0;
-    my $pid = open(my $out, '-|', 'tools/transcriber/transcriber --port 0 2>/dev/null')
+    my $pid = open(my $out, '-|', 'exec tools/transcriber/transcriber --port 0 2>/dev/null')
         // die "transcriber: $!";
     my ($port) = (<$out> // '') =~ /^PORT (\d+)/ or die 'the transcriber did not start';
     my $stream_wav = "$wavs/$call{normal}.wav";
