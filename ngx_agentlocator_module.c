@@ -50,6 +50,8 @@ static char *ngx_agentlocator_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_whatsapp(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_agentlocator_transcribe_url(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_agentlocator_baileys(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_agentlocator_whatsapp_check(ngx_conf_t *cf,
@@ -180,6 +182,13 @@ static ngx_command_t  ngx_agentlocator_commands[] = {
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_agentlocator_whatsapp,
       NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agentlocator_transcribe_url"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_agentlocator_transcribe_url,
+      NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
 
@@ -455,6 +464,13 @@ ngx_agentlocator_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     if (ngx_agentlocator_whatsapp_providers(cf, amcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->transcribe && amcf->pg_conninfo.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"agentlocator_transcribe_url\" stores transcripts "
+                      "in the CRM, and there is no \"agentlocator_postgres\"");
         return NGX_CONF_ERROR;
     }
 
@@ -1086,6 +1102,16 @@ static char *
 ngx_agentlocator_wa_send(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     return ngx_agentlocator_whatsapp_send_conf(cf, conf);
+}
+
+
+/* agentlocator_transcribe_url URL [model=] ... (transcribe.c) */
+
+static char *
+ngx_agentlocator_transcribe_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    return ngx_agentlocator_transcribe_conf(cf, conf);
 }
 
 

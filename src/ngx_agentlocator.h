@@ -289,6 +289,9 @@ typedef struct {
 } ngx_agentlocator_hmac_t;
 
 
+typedef struct ngx_agentlocator_transcribe_s  ngx_agentlocator_transcribe_t;
+
+
 typedef struct {
     ngx_shm_zone_t               *shm_zone;     /* NULL: no agentlocator_zone */
     ngx_agentlocator_timeouts_t   timeouts;
@@ -321,6 +324,8 @@ typedef struct {
     ngx_str_t                     wa_from;      /* Twilio's sender, E.164 */
     ngx_str_t                     wa_status_callback;
     ngx_msec_t                    wa_timeout;   /* one provider's attempt */
+
+    ngx_agentlocator_transcribe_t  *transcribe; /* NULL: no transcripts */
 } ngx_agentlocator_main_conf_t;
 
 
@@ -603,6 +608,9 @@ void ngx_agentlocator_crm_incoming(ngx_agentlocator_call_info_t *info);
 void ngx_agentlocator_crm_call_status(ngx_str_t *call_sid, ngx_str_t *status,
     ngx_str_t *duration, ngx_uint_t terminal);
 void ngx_agentlocator_crm_event(ngx_agentlocator_crm_event_t *ev);
+void ngx_agentlocator_crm_transcript(ngx_str_t *call_sid,
+    ngx_str_t *recording_sid, ngx_str_t *wav_path, ngx_str_t *text,
+    ngx_str_t *language, ngx_str_t *engine);
 void ngx_agentlocator_crm_recording(ngx_str_t *call_sid,
     ngx_str_t *recording_sid, ngx_str_t *url, ngx_str_t *duration,
     ngx_str_t *wav_path);
@@ -821,7 +829,18 @@ typedef struct ngx_agentlocator_http_req_s  ngx_agentlocator_http_req_t;
 typedef void (*ngx_agentlocator_http_done_pt)(
     ngx_agentlocator_http_result_t *result, void *data);
 
-/* an outbound POST (ngx_agentlocator_http_send) */
+/* a part of a multipart/form-data body: its data, or a file's */
+typedef struct {
+    const char                   *name;
+    const char                   *filename;     /* NULL: a plain field */
+    const char                   *type;         /* NULL: none */
+    ngx_str_t                     data;         /* copied, unless keep */
+    const char                   *file;         /* a path, read as sent */
+    unsigned                      keep:1;       /* data stays valid until
+                                                   done: read, not copied */
+} ngx_agentlocator_http_part_t;
+
+/* an outbound request (ngx_agentlocator_http_send) */
 typedef struct {
     ngx_str_t                     url;
     ngx_str_t                     user;         /* Basic auth; empty: none */
@@ -829,7 +848,14 @@ typedef struct {
     ngx_str_t                     content_type; /* empty: a form */
     ngx_str_t                     header;       /* "Name: value" or empty */
     ngx_str_t                     body;
+    ngx_agentlocator_http_part_t *parts;        /* multipart instead */
+    ngx_uint_t                    nparts;
     ngx_msec_t                    timeout;
+    size_t                        max_body;     /* 0: 64k kept, the rest
+                                                   dropped; else more fails */
+    unsigned                      get:1;        /* a GET, no body */
+    unsigned                      background:1; /* an exiting worker does
+                                                   not wait for it */
 } ngx_agentlocator_http_out_t;
 
 ngx_int_t ngx_agentlocator_http_global_init(ngx_log_t *log);
@@ -940,6 +966,9 @@ typedef struct {
 
 extern ngx_agentlocator_api_page_t  ngx_agentlocator_api_pages[];
 extern ngx_agentlocator_api_call_t  ngx_agentlocator_api_call;
+extern ngx_agentlocator_crm_statement_t  *ngx_agentlocator_api_live_statement;
+extern ngx_agentlocator_crm_statement_t
+    *ngx_agentlocator_api_recording_file_statement;
 
 ngx_agentlocator_crm_statement_t *ngx_agentlocator_api_statement_at(
     ngx_uint_t i);
@@ -953,6 +982,29 @@ ngx_int_t ngx_agentlocator_api_json_reply(ngx_http_request_t *r,
 ngx_int_t ngx_agentlocator_api_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *reason);
 void ngx_agentlocator_api_finish(ngx_http_request_t *r, ngx_int_t rc);
+
+/* what an API read's answer becomes: the request's status or NGX_DONE */
+typedef ngx_int_t (*ngx_agentlocator_api_answer_pt)(ngx_http_request_t *r,
+    void *data, struct pg_result **res);
+
+ngx_int_t ngx_agentlocator_api_read(ngx_http_request_t *r,
+    ngx_agentlocator_pg_query_t *q, ngx_uint_t nq,
+    ngx_agentlocator_api_answer_pt answer, void *data);
+
+/* ngx_agentlocator_api_live.c: live calls and recordings' audio */
+ngx_int_t ngx_agentlocator_api_live(ngx_http_request_t *r,
+    ngx_str_t *business);
+ngx_int_t ngx_agentlocator_api_recording_audio(ngx_http_request_t *r,
+    ngx_str_t *business, ngx_str_t *call_sid, ngx_str_t *recording_id);
+
+/* ngx_agentlocator_transcribe.c */
+char *ngx_agentlocator_transcribe_conf(ngx_conf_t *cf,
+    ngx_agentlocator_main_conf_t *amcf);
+void ngx_agentlocator_transcribe_twilio(ngx_agentlocator_main_conf_t *amcf,
+    ngx_str_t *call_sid, ngx_str_t *recording_sid, ngx_str_t *recording_url,
+    ngx_log_t *log);
+void ngx_agentlocator_transcribe_file(ngx_agentlocator_main_conf_t *amcf,
+    ngx_str_t *call_sid, ngx_str_t *wav_path, ngx_log_t *log);
 
 /* ngx_agentlocator_whatsapp_send.c */
 ngx_int_t ngx_agentlocator_whatsapp_send(ngx_http_request_t *r,

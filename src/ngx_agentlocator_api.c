@@ -3,8 +3,9 @@
  * The CRM's JSON API (SPEC §8), behind "agentlocator_api" in a prefix
  * location: bearer JWTs (HS256, ngx_agentlocator_jwt.c) that name the
  * caller's business and role; pages of threads, a thread's messages,
- * calls and customers; one call with its timeline and recordings; and
- * WhatsApp sends (ngx_agentlocator_whatsapp_send.c).  Every read goes
+ * calls and customers; one call with its timeline and recordings; live
+ * calls and recordings' audio (ngx_agentlocator_api_live.c); and WhatsApp
+ * sends (ngx_agentlocator_whatsapp_send.c).  Every read goes
  * through the worker's PostgreSQL pool and never blocks; the request waits
  * for it on a timer of its own, and a request that goes away cancels it.
  * Every byte of JSON written is yajl's.
@@ -31,7 +32,9 @@
 typedef enum {
     NGX_AGENTLOCATOR_API_ROUTE_PAGE = 0,
     NGX_AGENTLOCATOR_API_ROUTE_CALL,
-    NGX_AGENTLOCATOR_API_ROUTE_SEND
+    NGX_AGENTLOCATOR_API_ROUTE_SEND,
+    NGX_AGENTLOCATOR_API_ROUTE_LIVE,
+    NGX_AGENTLOCATOR_API_ROUTE_AUDIO
 } ngx_agentlocator_api_route_e;
 
 
@@ -44,12 +47,16 @@ typedef struct {
     ngx_agentlocator_api_page_t  *page_def;
     ngx_int_t                     page;
     ngx_int_t                     limit;
+    ngx_agentlocator_api_answer_pt  answer;     /* another file's read */
+    void                         *data;
 } ngx_agentlocator_api_ctx_t;
 
 
 static ngx_int_t ngx_agentlocator_api_route(ngx_http_request_t *r,
     ngx_str_t *path, ngx_uint_t *route, ngx_uint_t *page, ngx_str_t *id,
-    ngx_int_t *rc);
+    ngx_str_t *sub, ngx_int_t *rc);
+static ngx_int_t ngx_agentlocator_api_call_path(ngx_str_t *path,
+    ngx_uint_t *route, ngx_str_t *id, ngx_str_t *sub);
 static ngx_int_t ngx_agentlocator_api_auth(ngx_http_request_t *r,
     ngx_agentlocator_jwt_claims_t *claims, ngx_int_t *rc);
 static ngx_uint_t ngx_agentlocator_api_may_send(const char *role);
@@ -88,7 +95,7 @@ ngx_agentlocator_api_handler(ngx_http_request_t *r)
 {
     u_char                         business[NGX_INT64_LEN];
     ngx_int_t                      rc;
-    ngx_str_t                      path, id, filter, params[4];
+    ngx_str_t                      path, id, sub, filter, params[4];
     ngx_uint_t                     route, page;
     const char                    *err;
     ngx_agentlocator_form_t        form;
@@ -115,7 +122,8 @@ ngx_agentlocator_api_handler(ngx_http_request_t *r)
      */
 
     if (ngx_agentlocator_api_auth(r, &claims, &rc) != NGX_OK
-        || ngx_agentlocator_api_route(r, &path, &route, &page, &id, &rc)
+        || ngx_agentlocator_api_route(r, &path, &route, &page, &id, &sub,
+                                      &rc)
            != NGX_OK)
     {
         return rc;
@@ -140,16 +148,24 @@ ngx_agentlocator_api_handler(ngx_http_request_t *r)
         return rc;
     }
 
+    params[0].data = business;
+    params[0].len = ngx_sprintf(business, "%L", (int64_t) claims.business_id)
+                    - business;
+
+    if (route == NGX_AGENTLOCATOR_API_ROUTE_LIVE) {
+        return ngx_agentlocator_api_live(r, &params[0]);
+    }
+
+    if (route == NGX_AGENTLOCATOR_API_ROUTE_AUDIO) {
+        return ngx_agentlocator_api_recording_audio(r, &params[0], &id, &sub);
+    }
+
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_agentlocator_api_ctx_t));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->route = route;
-
-    params[0].data = business;
-    params[0].len = ngx_sprintf(business, "%L", (int64_t) claims.business_id)
-                    - business;
 
     if (route == NGX_AGENTLOCATOR_API_ROUTE_CALL) {
         params[1] = id;
@@ -205,13 +221,14 @@ ngx_agentlocator_api_handler(ngx_http_request_t *r)
 
 /*
  * The endpoint: threads, threads/{id}/messages, calls, calls/{CallSid},
- * crm/customers (GET) and whatsapp/send (POST).  Anything else is 404,
- * a wrong method 405.
+ * calls/{CallSid}/recordings/{id}/audio, live, crm/customers (GET) and
+ * whatsapp/send (POST).  Anything else is 404, a wrong method 405.
  */
 
 static ngx_int_t
 ngx_agentlocator_api_route(ngx_http_request_t *r, ngx_str_t *path,
-    ngx_uint_t *route, ngx_uint_t *page, ngx_str_t *id, ngx_int_t *rc)
+    ngx_uint_t *route, ngx_uint_t *page, ngx_str_t *id, ngx_str_t *sub,
+    ngx_int_t *rc)
 {
     u_char      *slash;
     ngx_uint_t   i;
@@ -220,6 +237,7 @@ ngx_agentlocator_api_route(ngx_http_request_t *r, ngx_str_t *path,
     *route = NGX_AGENTLOCATOR_API_ROUTE_PAGE;
     *page = NGX_AGENTLOCATOR_API_THREADS;
     ngx_str_null(id);
+    ngx_str_null(sub);
 
 #define is(s)  (path->len == sizeof(s) - 1                                    \
                 && ngx_strncmp(path->data, s, sizeof(s) - 1) == 0)
@@ -241,6 +259,9 @@ ngx_agentlocator_api_route(ngx_http_request_t *r, ngx_str_t *path,
 
     } else if (is("crm/customers")) {
         *page = NGX_AGENTLOCATOR_API_CUSTOMERS;
+
+    } else if (is("live")) {
+        *route = NGX_AGENTLOCATOR_API_ROUTE_LIVE;
 
     } else if (starts("threads/")) {
         id->data = path->data + 8;
@@ -270,15 +291,10 @@ ngx_agentlocator_api_route(ngx_http_request_t *r, ngx_str_t *path,
         *page = NGX_AGENTLOCATOR_API_MESSAGES;
 
     } else if (starts("calls/")) {
-        id->data = path->data + 6;
-        id->len = path->len - 6;
-
-        if (ngx_agentlocator_valid_sid(id, "CA") != NGX_OK) {
+        if (ngx_agentlocator_api_call_path(path, route, id, sub) != NGX_OK) {
             missing = "no such call";
             goto not_found;
         }
-
-        *route = NGX_AGENTLOCATOR_API_ROUTE_CALL;
 
     } else {
         missing = "no such API endpoint";
@@ -298,6 +314,62 @@ not_found:
     *rc = ngx_agentlocator_api_error(r, NGX_HTTP_NOT_FOUND, missing);
 
     return NGX_DECLINED;
+}
+
+
+/* calls/{CallSid}, or calls/{CallSid}/recordings/{id}/audio */
+
+static ngx_int_t
+ngx_agentlocator_api_call_path(ngx_str_t *path, ngx_uint_t *route,
+    ngx_str_t *id, ngx_str_t *sub)
+{
+    u_char      *p, *last;
+    ngx_uint_t   i;
+
+    static u_char  recordings[] = "/recordings/";
+    static u_char  audio[] = "/audio";
+
+    p = path->data + sizeof("calls/") - 1;
+    last = path->data + path->len;
+
+    id->data = p;
+    id->len = ngx_min((size_t) (last - p), NGX_AGENTLOCATOR_SID_LEN);
+
+    if (ngx_agentlocator_valid_sid(id, "CA") != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    p += id->len;
+
+    if (p == last) {
+        *route = NGX_AGENTLOCATOR_API_ROUTE_CALL;
+        return NGX_OK;
+    }
+
+    if ((size_t) (last - p) <= sizeof(recordings) - 1 + sizeof(audio) - 1
+        || ngx_strncmp(p, recordings, sizeof(recordings) - 1) != 0
+        || ngx_strncmp(last - (sizeof(audio) - 1), audio, sizeof(audio) - 1)
+           != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    sub->data = p + sizeof(recordings) - 1;
+    sub->len = last - (sizeof(audio) - 1) - sub->data;
+
+    if (sub->len == 0 || sub->len > 18) {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < sub->len; i++) {
+        if (sub->data[i] < '0' || sub->data[i] > '9') {
+            return NGX_DECLINED;
+        }
+    }
+
+    *route = NGX_AGENTLOCATOR_API_ROUTE_AUDIO;
+
+    return NGX_OK;
 }
 
 
@@ -572,6 +644,30 @@ ngx_agentlocator_api_filter(ngx_http_request_t *r, ngx_uint_t which,
 
 
 /*
+ * A read of another file's endpoint: "answer" makes the request's answer
+ * of its results.
+ */
+
+ngx_int_t
+ngx_agentlocator_api_read(ngx_http_request_t *r,
+    ngx_agentlocator_pg_query_t *q, ngx_uint_t nq,
+    ngx_agentlocator_api_answer_pt answer, void *data)
+{
+    ngx_agentlocator_api_ctx_t  *ctx;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_agentlocator_api_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->answer = answer;
+    ctx->data = data;
+
+    return ngx_agentlocator_api_start(r, ctx, q, nq);
+}
+
+
+/*
  * The read goes out; the request waits for its answer (or its timer, or
  * goes away and cancels it).
  */
@@ -641,6 +737,9 @@ ngx_agentlocator_api_answered(void *data, struct pg_result **results,
     if (error) {
         rc = ngx_agentlocator_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                         error);
+
+    } else if (ctx->answer) {
+        rc = ctx->answer(r, ctx->data, results);
 
     } else if (ctx->route == NGX_AGENTLOCATOR_API_ROUTE_CALL) {
         rc = ngx_agentlocator_api_call_json(r, res);

@@ -159,6 +159,47 @@ static const char  ngx_agentlocator_crm_recording_sql[] =
 
 
 /*
+ * A recording's transcript: its recording found by Twilio's RecordingSid
+ * ($2) or the stream's WAV ($3), made if its own write has not landed yet;
+ * a later transcript of the same recording replaces it (a stream's WAV
+ * grows when the call streams again); one "transcript" event per
+ * recording on the call's timeline.
+ */
+
+static const char  ngx_agentlocator_crm_transcript_sql[] =
+    "WITH made AS ("
+    "  INSERT INTO recordings (call_sid, recording_sid, wav_path)"
+    "  SELECT $1::text, $2::text, $3::text"
+    "  WHERE $2::text IS NOT NULL OR $3::text IS NOT NULL"
+    "  ON CONFLICT DO NOTHING"
+    "  RETURNING id"
+    "), rec AS ("
+    "  SELECT id FROM made"
+    "  UNION ALL"
+    "  SELECT id FROM recordings"
+    "  WHERE CASE WHEN $2::text IS NOT NULL THEN recording_sid = $2::text"
+    "             ELSE call_sid = $1::text AND wav_path = $3::text END"
+    "  LIMIT 1"
+    "), tr AS ("
+    "  INSERT INTO transcripts (recording_id, call_sid, text, language,"
+    "                           engine)"
+    "  SELECT id, $1::text, $4::text, $5::text, $6::text FROM rec"
+    "  ON CONFLICT ON CONSTRAINT transcripts_recording DO UPDATE"
+    "  SET text = EXCLUDED.text, language = EXCLUDED.language,"
+    "      engine = EXCLUDED.engine, created_at = now()"
+    "  RETURNING recording_id"
+    ")"
+    " INSERT INTO call_events (call_sid, event, reason, detail, at,"
+    "                          idempotency_key)"
+    " SELECT $1::text, 'transcript', $6::text,"
+    "        jsonb_build_object('recording_id', recording_id,"
+    "                           'chars', length($4::text)),"
+    "        to_timestamp($7::double precision),"
+    "        $1::text || ':transcript:' || recording_id FROM tr"
+    " ON CONFLICT ON CONSTRAINT call_events_idempotency_key DO NOTHING";
+
+
+/*
  * An inbound WhatsApp message (Twilio's or the Baileys bridge's): the
  * business that owns the number it was sent to (else the default one), the
  * sender as its customer (named by their profile if not named yet), their
@@ -225,6 +266,7 @@ static ngx_agentlocator_crm_statement_t  ngx_agentlocator_crm_statements[] = {
     { "wa_inbound", ngx_agentlocator_crm_wa_inbound_sql, 8 },
     { "wa_status", ngx_agentlocator_crm_wa_status_sql, 5 },
     { "wa_outbound", ngx_agentlocator_crm_wa_outbound_sql, 11 },
+    { "transcript", ngx_agentlocator_crm_transcript_sql, 7 },
     { NULL, NULL, 0 }
 };
 
@@ -235,6 +277,7 @@ static ngx_agentlocator_crm_statement_t  ngx_agentlocator_crm_statements[] = {
 #define NGX_AGENTLOCATOR_CRM_WA_INBOUND (&ngx_agentlocator_crm_statements[4])
 #define NGX_AGENTLOCATOR_CRM_WA_STATUS  (&ngx_agentlocator_crm_statements[5])
 #define NGX_AGENTLOCATOR_CRM_WA_OUTBOUND (&ngx_agentlocator_crm_statements[6])
+#define NGX_AGENTLOCATOR_CRM_TRANSCRIPT (&ngx_agentlocator_crm_statements[7])
 
 
 static ngx_str_t *ngx_agentlocator_crm_now(u_char *buf, ngx_str_t *at);
@@ -410,6 +453,40 @@ ngx_agentlocator_crm_recording(ngx_str_t *call_sid, ngx_str_t *recording_sid,
     }
 
     (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_RECORDING, 6,
+                                     params);
+}
+
+
+/* A transcript of Twilio's recording or of a stream's WAV. */
+
+void
+ngx_agentlocator_crm_transcript(ngx_str_t *call_sid, ngx_str_t *recording_sid,
+    ngx_str_t *wav_path, ngx_str_t *text, ngx_str_t *language,
+    ngx_str_t *engine)
+{
+    u_char      at[NGX_TIME_T_LEN + 8];
+    ngx_str_t   params[7];
+    ngx_uint_t  i;
+
+    params[0] = *call_sid;
+    params[1] = *recording_sid;
+    params[2] = *wav_path;
+    params[3] = *text;
+    params[4] = *language;
+    params[5] = *engine;
+    (void) ngx_agentlocator_crm_now(at, &params[6]);
+
+    for (i = 1; i < 6; i++) {
+        if (params[i].len == 0 && i != 3) {
+            params[i].data = NULL;
+        }
+    }
+
+    if (params[3].len == 0) {
+        ngx_str_set(&params[3], "");
+    }
+
+    (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_TRANSCRIPT, 7,
                                      params);
 }
 

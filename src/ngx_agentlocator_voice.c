@@ -594,6 +594,11 @@ ngx_agentlocator_voice_handle_recording(ngx_http_request_t *r,
 
     ngx_agentlocator_crm_recording(call_sid, &sid, &url, &value, &none);
 
+    if (sid.len) {
+        ngx_agentlocator_transcribe_twilio(amcf, call_sid, &sid, &url,
+                                           r->connection->log);
+    }
+
     return ngx_agentlocator_reply(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
 }
 
