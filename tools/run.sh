@@ -220,14 +220,15 @@ stop_services() {
 # nginx.conf.example as it is, but for: our module's path; Twilio's REST API
 # at the mock; a public URL this machine answers on (so the prompts and the
 # stream URL in TwiML are reachable, and signatures are over URLs that
-# tools/simulate-call signs); the transcriber, once the module has the
-# directive (the example has it uncommented then).  Each rewrite must have
-# matched: a demo must never reach the real Twilio.
+# tools/simulate-call signs); the transcriber in place of the example's
+# agentlocator_transcribe_url, commented there (it names a service that
+# needs a key) or not.  Each rewrite must have matched: a demo must never
+# reach the real Twilio.
 demo_conf() {
     sed -e "s|^load_module .*agentlocator.*;|load_module $module;|" \
         -e "s|^\([[:space:]]*agentlocator_twilio_api_url[[:space:]]\{1,\}\)[^;]*;|\1$twilio_api;|" \
         -e "s|^\([[:space:]]*agentlocator_public_url[[:space:]]\{1,\}\)[^;]*;|\1$public_url;|" \
-        -e "/^[[:space:]]*agentlocator_transcribe_url[[:space:]]/{
+        -e "/^[[:space:]]*#\{0,1\}[[:space:]]*agentlocator_transcribe_url[[:space:]]/{
 :more
 /;/!{N;b more
 }
@@ -244,10 +245,9 @@ demo_conf_check() {
             exit 1
         fi
     done
-    if grep -q '^[[:space:]]*agentlocator_transcribe_url' "$1"; then
-        echo "run: calls are transcribed by tools/transcriber (few words right: README)"
-    else
-        echo "run: this module has no agentlocator_transcribe_url yet: calls are not transcribed"
+    if ! grep -q "^[[:space:]]*agentlocator_transcribe_url $stt_url " "$1"; then
+        echo "run: nginx.conf.example has no agentlocator_transcribe_url to point at" \
+             "the transcriber: calls are not transcribed" >&2
     fi
 }
 
