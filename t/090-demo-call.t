@@ -4,7 +4,9 @@
 # sends them to nginx's port, as a TLS terminator would): a call whose
 # stream carried it ends completed with that stream; a call whose stream
 # never came is redirected once by the watchdog, its recording stored and
-# served by the mock as Twilio serves it.  With the demo transcriber
+# served by the mock as Twilio serves it; one whose frames stopped is
+# redirected once; one whose connection broke gets the fallback once, from
+# stream_ended.  With the demo transcriber
 # (tools/transcriber; Debian's pocketsphinx) each call gets its transcript,
 # from the stream's WAV and from Twilio's recording, as in `make run`; its
 # words are never checked, only that it answers with JSON text.
@@ -171,7 +173,7 @@ subtest 'make call SCENARIO=no_stream: one redirect, then the recording' => sub 
     is(row($ca, q{status || ' ' || coalesce(stream_sid, '-') || ' ' || redirect_reason
                   || ' ' || redirect_outcome}),
        'completed - no_stream_start redirected', 'completed, redirected for its missing stream');
-    my $rec = $sum->{recording_sid} // '';
+    my $rec = $call{no_stream_recording} = $sum->{recording_sid} // '';
     my $url = $mock->url . "/2010-04-01/Accounts/$ACCOUNT/Recordings/$rec";
     is($pg->psql("SELECT count(*) || ' ' || string_agg(recording_sid || ' ' || url, '')
                   FROM recordings WHERE call_sid = '$ca'"),
@@ -186,6 +188,28 @@ subtest 'make call SCENARIO=no_stream: one redirect, then the recording' => sub 
     is($status, 401, 'not without Basic auth');
     ($status) = http_get("$url.wav", "$ACCOUNT:wrong");
     is($status, 401, 'nor with the wrong token');
+};
+
+subtest 'SCENARIO=silence and dropped: one redirect, or the fallback once' => sub {
+    my ($code, $out, $sum) = simulate('--scenario', 'silence');
+    is($code, 0, 'silence: tools/simulate-call found nothing unexpected') or diag $out;
+    my $ca = $sum->{call_sid} // '';
+    ok(wait_until(sub { timeline($ca) =~ /status\(completed\)/ }, 10), 'in the CRM')
+        or diag timeline($ca);
+    is(row($ca, q{status || ' ' || frames || ' ' || redirect_reason || ' ' || redirect_outcome}),
+       'completed 75 no_media redirected', 'redirected when its frames stopped');
+    is(scalar @{ $mock->by_call->{$ca} // [] }, 1, 'exactly once');
+
+    ($code, $out, $sum) = simulate('--scenario', 'dropped');
+    is($code, 0, 'dropped: tools/simulate-call found nothing unexpected') or diag $out;
+    $ca = $sum->{call_sid} // '';
+    ok(wait_until(sub { timeline($ca) =~ /status\(completed\)/ }, 10), 'in the CRM')
+        or diag timeline($ca);
+    like(timeline($ca), qr/stream_drop\(close_1006\) .*stream_ended\(fallback\) .*recording\(twilio\)/,
+         'its drop, the fallback from stream_ended, the recording');
+    is(row($ca, q{status || ' ' || fallback_served || ' ' || coalesce(redirect_reason, '-')}),
+       'completed true -', 'the fallback served once, by stream_ended, not the watchdog');
+    is(scalar @{ $mock->by_call->{$ca} // [] }, 0, 'never redirected');
 };
 
 subtest 'a module answer Twilio would not expect fails the simulator' => sub {
@@ -215,8 +239,8 @@ subtest 'each call gets its transcript; the transcriber answers JSON text' => su
     is(transcripts($call{no_stream}), '1 twilio:pocketsphinx-en-us:en',
        'of Twilio\'s recording (it had no stream)');
     # the module's fetch, and the one with the right credentials above
-    my @got = grep { $_->{path} =~ m{/Recordings/} && $_->{status} == 200 }
-              @{ $mock->requests };
+    my @got = grep { $_->{path} =~ m{/Recordings/$call{no_stream_recording}\.wav$}
+                     && $_->{status} == 200 } @{ $mock->requests };
     is(scalar @got, 2, 'the module fetched the recording from the mock once');
 
     my $url = "http://127.0.0.1:$stt_port/v1/audio/transcriptions";
