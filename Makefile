@@ -1,11 +1,15 @@
 # AgentLocator for nginx.
 #
 #   make test    install what is missing, build the module, run the suite
-#   make run     nginx with the module on 127.0.0.1:8080 (prefix var/), its
-#                CRM in a PostgreSQL cluster in var/pg (tools/run.sh)
-#   make stop    stop both
+#   make run     the demo: nginx with the module on 127.0.0.1:8080 (prefix
+#                var/), its CRM in a PostgreSQL cluster in var/pg, a mock of
+#                Twilio's REST API and a transcriber beside it (tools/run.sh)
+#   make call    play a call against it (SCENARIO=normal, no_stream,
+#                silence, dropped; tools/simulate-call)
+#   make stop    stop it all
 #
-# Other targets: deps, build, nginx-static, test-static, fuzz, mutate, clean.
+# Other targets: deps, build, prompts, nginx-static, test-static, fuzz,
+# mutate, clean.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -51,22 +55,13 @@ T            ?= t/
 # their lockfiles); the bridge's baileys needs Node 20.
 NODE_DIRS    := t/clients/node tools/baileys-bridge
 
-.PHONY: deps node-deps build nginx-static test test-static fuzz fuzz-ci mutate run stop clean docker-check
+.PHONY: deps node-deps build nginx-static test test-static fuzz fuzz-ci mutate run stop clean \
+        docker-check demo-deps prompts call
 
 
 # Installs only what is missing; a machine that has everything hears nothing.
 deps:
-	@missing=$$(for p in $(DEB_ALL); do \
-	    [ "$$(dpkg-query -W -f='$${db:Status-Status}' "$$p" 2>/dev/null)" \
-	      = installed ] || echo "$$p"; \
-	done); \
-	if [ -n "$$missing" ]; then \
-	    echo "deps: installing" $$missing; \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    $(SUDO) apt-get update -qq; \
-	    $(SUDO) apt-get install -y -qq --no-install-recommends $$missing \
-	        >/dev/null; \
-	fi
+	@tools/apt-ensure $(DEB_ALL)
 
 
 # Node.js from Debian when there is none; each package directory installed
@@ -134,12 +129,12 @@ $(STATIC_SRC)/objs/Makefile: config
 	    || { tail -n 30 $(BUILD)/configure-static.log; rm -f $@; exit 1; }
 
 
-test: deps node-deps build
+test: deps node-deps demo-deps build
 	@TEST_NGINX_BINARY=$${TEST_NGINX_BINARY:-$(NGINX)} \
 	    prove -j$(PROVE_JOBS) $(T)
 
 # The same suite against the statically linked nginx (no load_module).
-test-static: deps node-deps nginx-static
+test-static: deps node-deps demo-deps nginx-static
 	@TEST_NGINX_BINARY=$(STATIC_NGINX) TEST_NGINX_LOAD_MODULE= \
 	    prove -j$(PROVE_JOBS) $(T)
 
@@ -163,10 +158,40 @@ mutate: deps
 	@tools/mutate
 
 
+# The voice prompts nginx.conf.example plays (agentlocator_greeting and
+# agentlocator_fallback_prompt): Hebrew, spoken by espeak-ng from
+# tools/prompts/*.txt, encoded by lame; build output, not committed.
+PROMPTS      := html/static/tts/greeting.mp3 html/static/tts/fallback.mp3
+
+prompts: $(PROMPTS)
+
+html/static/tts/%.mp3: tools/prompts/%.txt
+	@tools/apt-ensure espeak-ng lame
+	@mkdir -p $(@D)
+	@espeak-ng -v he -s 150 -f $< -w $@.tmp.wav
+	@lame --quiet -m m -b 32 $@.tmp.wav $@.tmp.mp3
+	@rm -f $@.tmp.wav
+	@mv $@.tmp.mp3 $@
+	@echo "prompts: $@"
+
+# What the demo needs besides the build: the prompts' speech and encoder,
+# the transcriber's recogniser and model.
+DEB_DEMO     := espeak-ng lame pocketsphinx-en-us python3-pocketsphinx
+
+demo-deps:
+	@tools/apt-ensure $(DEB_DEMO)
+
 # PGPORT_RUN: the local cluster's port (54329); DATABASE_URL: use that
-# database instead of a local cluster.
-run: deps build
+# database instead of a local cluster; DEMO_TWILIO_PORT, DEMO_STT_PORT: the
+# Twilio mock's (8081) and the transcriber's (8082).
+run: deps build demo-deps prompts
 	@tools/run.sh start $(NGINX) $(MODULE_SO) $(VAR)
+
+# One call against `make run`, as Twilio would make it.
+SCENARIO     ?= normal
+
+call:
+	@tools/simulate-call --demo $(VAR) --scenario $(SCENARIO)
 
 stop:
 	@tools/run.sh stop $(NGINX) $(MODULE_SO) $(VAR)
@@ -175,18 +200,8 @@ stop:
 # The Dockerfile built with podman and the image tried: no registry and no
 # Docker daemon needed (tools/docker-check; as root: rootful podman).
 docker-check:
-	@missing=$$(for p in podman runc debootstrap uidmap slirp4netns \
-	                     fuse-overlayfs postgresql curl openssl git; do \
-	    [ "$$(dpkg-query -W -f='$${db:Status-Status}' "$$p" 2>/dev/null)" \
-	      = installed ] || echo "$$p"; \
-	done); \
-	if [ -n "$$missing" ]; then \
-	    echo "docker-check: installing" $$missing; \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    $(SUDO) apt-get update -qq; \
-	    $(SUDO) apt-get install -y -qq --no-install-recommends $$missing \
-	        >/dev/null; \
-	fi
+	@tools/apt-ensure podman runc debootstrap uidmap slirp4netns \
+	    fuse-overlayfs postgresql curl openssl git
 	@$(SUDO) tools/docker-check
 
 

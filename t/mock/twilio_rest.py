@@ -2,7 +2,8 @@
 """A stand-in for Twilio's REST API in tests: records every request and
 answers as told.  Python's standard library only.
 
-    twilio_rest.py [--port N]        prints "PORT <n>" when listening
+    twilio_rest.py [--port N] [--account-sid AC --auth-token T]
+                                     prints "PORT <n>" when listening
 
 Control (JSON bodies):
     POST /__mode      {"mode": "ok" | "fail" | "429" | "21220" | "400" | "delay",
@@ -15,19 +16,50 @@ Control (JSON bodies):
                                              # with Twilio's code, or 201
                                              # without a sid
     GET  /__requests  -> [{"time", "method", "path", "auth", "form"}, ...]
+    GET  /__requests?call=CA...  only the requests about that call (its
+                      redirects): how tools/simulate-call learns of one
     POST /__reset     forget the recorded requests and counters
+    PUT  /__recordings/RE...  the body (a WAV) becomes that recording; an
+                      empty body, a generated one (a second of a tone)
+
+Recordings, as Twilio serves them to whoever has the RecordingUrl:
+    GET /2010-04-01/Accounts/{AC}/Recordings/{RE}[.wav]  audio/x-wav, behind
+                      HTTP Basic auth when --account-sid and --auth-token
+                      are given (401 otherwise, as Twilio with "Enforce HTTP
+                      Auth on Media URLs"); fetches are recorded too
 """
 
 import argparse
+import base64
+import hmac
+import io
 import json
+import math
 import sys
 import threading
 import time
 import urllib.parse
+import wave
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
 STATE = {"mode": {"mode": "ok"}, "requests": [], "seen": {}}
+RECORDINGS = {}             # RecordingSid -> WAV bytes
+CREDENTIALS = {}            # "account_sid", "auth_token" from the command line
+
+
+def tone_wav(seconds=1.0, rate=8000, hz=440):
+    """A WAV nobody uploaded: a tone, so that a transcriber gets audio."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(
+            int(8000 * math.sin(2 * math.pi * hz * i / rate)).to_bytes(
+                2, "little", signed=True)
+            for i in range(int(seconds * rate))))
+    return out.getvalue()
 
 
 def call_json(call_sid, account):
@@ -64,11 +96,69 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
-        if self.path == "/__requests":
+        path, _, query = self.path.partition("?")
+        if path == "/__requests":
+            call = urllib.parse.parse_qs(query).get("call", [None])[0]
             with LOCK:
-                self.reply(200, STATE["requests"])
+                got = [r for r in STATE["requests"]
+                       if call is None or "/Calls/%s.json" % call in r["path"]]
+                self.reply(200, got)
+            return
+        parts = path.split("/")
+        # /2010-04-01/Accounts/{AC}/Recordings/{RE}[.wav]
+        if (len(parts) == 6 and parts[1] == "2010-04-01"
+                and parts[2] == "Accounts" and parts[4] == "Recordings"):
+            self.recording(parts[3], parts[5])
             return
         self.reply(404, {"code": 20404, "message": "not found"})
+
+    def do_PUT(self):
+        raw = self.body()
+        parts = self.path.split("/")
+        if len(parts) == 3 and parts[1] == "__recordings" \
+                and parts[2].startswith("RE"):
+            with LOCK:
+                RECORDINGS[parts[2]] = raw or tone_wav()
+            self.reply(201, {"sid": parts[2], "bytes": len(RECORDINGS[parts[2]])})
+            return
+        self.reply(404, {"code": 20404, "message": "not found"})
+
+    def authorized(self, account):
+        """Basic auth as Twilio checks it: account sid and auth token."""
+        if not CREDENTIALS:
+            return True
+        want = "Basic " + base64.b64encode(("%s:%s" % (
+            CREDENTIALS["account_sid"], CREDENTIALS["auth_token"])).encode()).decode()
+        got = self.headers.get("Authorization") or ""
+        return (hmac.compare_digest(got.encode(), want.encode())
+                and account == CREDENTIALS["account_sid"])
+
+    def recording(self, account, name):
+        """GET a recording's audio: WAV, whether asked with .wav or bare."""
+        sid = name[:-4] if name.endswith(".wav") else name
+        ok = self.authorized(account)
+        with LOCK:
+            data = RECORDINGS.get(sid)
+            STATE["requests"].append({
+                "time": time.time(), "method": "GET", "path": self.path,
+                "auth": self.headers.get("Authorization"),
+                "status": 200 if ok and data else 401 if not ok else 404})
+        if not ok:
+            self.reply(401, {"code": 20003, "status": 401,
+                             "message": "Authenticate",
+                             "more_info": "https://www.twilio.com/docs/errors/20003"},
+                       {"WWW-Authenticate": 'Basic realm="Twilio API"'})
+            return
+        if data is None:
+            self.reply(404, {"code": 20404, "status": 404,
+                             "message": "The requested resource %s was not found"
+                                        % self.path})
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "audio/x-wav")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def do_POST(self):
         raw = self.body()
@@ -172,7 +262,13 @@ class Server(ThreadingHTTPServer):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--account-sid", help="with --auth-token: what Basic "
+                    "auth on recordings must carry")
+    ap.add_argument("--auth-token")
     args = ap.parse_args()
+    if args.account_sid and args.auth_token:
+        CREDENTIALS.update(account_sid=args.account_sid,
+                           auth_token=args.auth_token)
     server = Server(("127.0.0.1", args.port), Handler)
     print("PORT %d" % server.server_address[1], flush=True)
     server.serve_forever()
