@@ -9,11 +9,13 @@ ARG BASE=debian:bookworm
 
 
 # The .so against Debian's nginx-dev, for the nginx the final stage installs
-# from the same suite (the build's `nginx -t` below proves they match).
+# from the same suite (the build's `nginx -t` below proves they match); the
+# voice prompts (make prompts: espeak-ng and lame).
 FROM ${BASE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends make gcc libc6-dev \
         nginx-dev libpq-dev libcurl4-openssl-dev libyajl-dev libssl-dev \
+        espeak-ng lame \
  && rm -rf /var/lib/apt/lists/*
 # .git is not in the context: the revision comes from this build-arg
 # (docker/git-revision answers build-info.sh for git).
@@ -22,6 +24,7 @@ WORKDIR /src
 COPY . .
 ARG REVISION=
 RUN REVISION="$REVISION" make build DEB_ALL= \
+ && make prompts \
  && docker/adapt-config nginx.conf.example > build/nginx.conf
 
 
@@ -42,7 +45,7 @@ RUN groupadd --gid 10001 agentlocator \
 # server cannot change them); what nginx writes owned by its user.
 COPY --from=build /src/build/ngx_http_agentlocator_module.so /usr/lib/nginx/modules/
 COPY --from=build /src/build/nginx.conf /srv/agentlocator/conf/nginx.conf
-COPY html /srv/agentlocator/html
+COPY --from=build /src/html /srv/agentlocator/html
 COPY sql /srv/agentlocator/sql
 COPY tools/migrate /srv/agentlocator/tools/migrate
 COPY docker/entrypoint /usr/local/bin/agentlocator-entrypoint
