@@ -159,8 +159,8 @@ static ngx_agentlocator_api_column_t  ngx_agentlocator_api_events_cols[] = {
 };
 
 static const char  ngx_agentlocator_api_call_recordings_sql[] =
-    "SELECT r.id, CASE WHEN r.wav_path IS NULL THEN 'twilio'"
-    "                  ELSE 'stream' END,"
+    "SELECT r.id, CASE WHEN r.recording_sid IS NULL THEN 'stream'"
+    "                  ELSE 'twilio' END,"
     "       r.recording_sid, r.url, r.duration_s, " ISO("r.created_at") ","
     "       tr.text, tr.language, tr.engine, " ISO("tr.created_at")
     " FROM recordings r JOIN calls ca ON ca.call_sid = r.call_sid"

@@ -86,7 +86,13 @@ subtest 'migrated: ok' => sub {
     system('tools/migrate', $pg->conninfo) == 0 or die 'migrate';
     my $s = server();
     ok(wait_state($s, 'ok', 10), 'every worker: "ok"');
-    my ($j) = values %{ databases($s) };
+    # "ok" is one connection up; the other may still be on its way
+    my $j;
+    Test::AgentLocator::Calls::wait_until(sub {
+        my $d = databases($s);
+        ($j) = values %$d;
+        keys %$d == 2 && !grep { $_->{database}{connected} != 2 } values %$d;
+    }, 10);
     is_deeply($j->{database}, { schema => 2, needed => 2, connected => 2, pool => 2,
                                 queued => 0, in_flight => 0, written => 0, refused => 0,
                                 dropped => 0 },

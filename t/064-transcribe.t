@@ -129,7 +129,7 @@ subtest 'no RecordingSid in the callback: taken from RecordingUrl' => sub {
     my $audio = wav(4000);
     put_recording(11, $audio);
     $t->incoming(11);
-    is(recording_done(11, no_sid => 1)->{status}, 204, '204');
+    is(recording_done(11, no_sid => 1)->{status}, 204, 'Twilio is answered');
     ok(wait_until(sub { transcript(11) ne '' }, 10), 'transcribed');
     like(transcript(11), qr/^sha256=\Q@{[ sha256_hex($audio) ]}\E /, 'the same bytes');
     is($pg->psql(qq{SELECT count(*) FROM recordings WHERE recording_sid = '@{[ re_sid(11) ]}'

@@ -222,7 +222,7 @@ subtest 'a module answer Twilio would not expect fails the simulator' => sub {
 sub transcripts {
     my ($call) = @_;
     return $pg->psql("SELECT count(*) || ' ' || string_agg(
-                          CASE WHEN r.wav_path IS NULL THEN 'twilio' ELSE 'stream' END
+                          CASE WHEN r.recording_sid IS NULL THEN 'stream' ELSE 'twilio' END
                           || ':' || t.engine || ':' || t.language, ' ')
                       FROM transcripts t JOIN recordings r ON r.id = t.recording_id
                       WHERE t.call_sid = '$call'");
