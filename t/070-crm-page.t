@@ -34,6 +34,8 @@ plan skip_all => "no Chromium at $CHROMIUM (Debian: chromium; make test installs
     unless -x $CHROMIUM;
 plan skip_all => 'node or t/clients/browser/node_modules missing (make test installs them)'
     unless -d "$BROWSER/node_modules/playwright-core" && `node --version 2>/dev/null`;
+plan skip_all => 'playwright-core needs Node.js 20 (this is ' . `node --version` =~ s/\s+//r . ')'
+    unless `node --version` =~ /^v(\d+)/ && $1 >= 20;
 
 my $pg = Test::AgentLocator::Postgres->new
     or plan skip_all => Test::AgentLocator::Postgres->why_not;

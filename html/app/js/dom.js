@@ -35,6 +35,14 @@ export function ltr(text, cls) {
 }
 
 export const phone = (p) => ltr(p, 'phone');
+
+// A name as its writer wrote it: Hebrew, Latin or markup-like, isolated so
+// that its own direction never reorders the text around it.
+export function name(n) {
+    return n === null || n === undefined || n === ''
+        ? h('span', { class: 'name muted' }, 'ללא שם')
+        : h('bdi', { class: 'name' }, n);
+}
 export const sid = (s) => ltr(s, 'sid');
 
 const dateTime = new Intl.DateTimeFormat('he-IL', {

@@ -6,6 +6,9 @@ import { h, count } from './dom.js';
 export function pager(data, href) {
     const page = data.page ?? 1;
     const pages = data.pages ?? 1;
+    if (pages <= 1) {
+        return h('p', { class: 'pager single' }, count(data.total), ' בסך הכול');
+    }
     const link = (to, text, rel) => (to >= 1 && to <= pages && to !== page
         ? h('a', { href: href(to), rel, class: 'button' }, text)
         : h('span', { class: 'button disabled', 'aria-disabled': 'true' }, text));

@@ -2,7 +2,7 @@
 // recording with a player and its transcript.
 
 import { get, audioUrl } from '../api.js';
-import { h, replace, phone, sid, when, clock, duration, count, notice } from '../dom.js';
+import { h, replace, phone, name, sid, when, clock, duration, count, notice } from '../dom.js';
 import { label, tone } from '../labels.js';
 
 export default function call(el, ctx, callSid) {
@@ -42,8 +42,7 @@ function facts(c) {
         item('מתקשר', phone(c.from)),
         item('אל', phone(c.to)),
         item('לקוח', c.customer
-            ? [h('span', { class: 'name' }, c.customer.name ?? 'ללא שם'), ' ',
-               phone(c.customer.phone)]
+            ? [name(c.customer.name), ' ', phone(c.customer.phone)]
             : '—'),
         item('התחילה', when(c.created_at)),
         item('נענתה', when(c.answered_at)),

@@ -2,7 +2,7 @@
 // a time; each opens its timeline, recording and transcript.
 
 import { get, query } from '../api.js';
-import { h, replace, phone, when, duration, count, notice } from '../dom.js';
+import { h, replace, phone, name, when, duration, count, notice } from '../dom.js';
 import { label, tone } from '../labels.js';
 import { pager, pageParam } from '../pager.js';
 
@@ -45,7 +45,7 @@ function row(c) {
         h('td', {}, h('a', { href: `/app/calls/${encodeURIComponent(c.call_sid)}` },
                       when(c.created_at))),
         h('td', {}, phone(c.from)),
-        h('td', { class: 'name' }, c.customer?.name ?? h('span', { class: 'muted' }, 'ללא שם')),
+        h('td', { class: 'name' }, name(c.customer?.name)),
         h('td', {}, h('span', { class: `dot ${tone(c.status)}` }, label('callStatus', c.status))),
         h('td', {}, duration(c.duration_s)),
         h('td', {}, count(c.frames)),

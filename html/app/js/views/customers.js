@@ -3,7 +3,7 @@
 // and the page, so a search can be shared or reloaded.
 
 import { get, query } from '../api.js';
-import { h, replace, phone, when, notice } from '../dom.js';
+import { h, replace, phone, name, when, notice } from '../dom.js';
 import { pager, pageParam } from '../pager.js';
 
 const LIMIT = 25;
@@ -56,7 +56,7 @@ export default function customers(el, ctx) {
                     h('thead', {}, h('tr', {}, ['שם', 'טלפון', 'נוסף', 'עודכן']
                         .map((c) => h('th', { scope: 'col' }, c)))),
                     h('tbody', {}, data.results.map((c) => h('tr', { 'data-customer': c.id },
-                        h('td', { class: 'name' }, c.name ?? h('span', { class: 'muted' }, 'ללא שם')),
+                        h('td', { class: 'name' }, name(c.name)),
                         h('td', {}, phone(c.phone)),
                         h('td', {}, when(c.created_at)),
                         h('td', {}, when(c.updated_at))))))),

@@ -4,7 +4,7 @@
 // few seconds, so a reply or a delivery status shows up by itself.
 
 import { get, post, query } from '../api.js';
-import { h, replace, phone, when, clock, notice } from '../dom.js';
+import { h, replace, phone, name, when, clock, notice } from '../dom.js';
 import { label, tone } from '../labels.js';
 import { pager, pageParam } from '../pager.js';
 
@@ -39,8 +39,7 @@ export default function threads(el, ctx, threadId) {
                          'aria-current': String(t.id) === threadId ? 'page' : null,
                          'data-thread': t.id },
                   h('span', { class: 'who' },
-                    h('span', { class: 'name' }, t.customer?.name ?? 'ללא שם'),
-                    ' ', phone(t.customer?.phone)),
+                    name(t.customer?.name), ' ', phone(t.customer?.phone)),
                   h('time', { class: 'at', datetime: t.last_message_at }, clock(t.last_message_at)),
                   h('span', { class: 'preview', dir: 'auto' },
                     t.last_message?.direction === 'outbound' ? 'אתם: ' : '',
@@ -106,7 +105,7 @@ class Thread {
         this.said = h('div', { class: 'said' });
         replace(pane,
             h('header', { class: 'thread-head' },
-              h('h2', {}, h('span', { class: 'name' }, t.customer?.name ?? 'ללא שם')),
+              h('h2', {}, name(t.customer?.name)),
               phone(t.customer?.phone)),
             this.scroller,
             this.form(),
@@ -211,8 +210,8 @@ function media(x) {
         const u = new URL(x.url);
         if (u.protocol === 'https:' || u.protocol === 'http:') url = u.href;
     } catch { /* shown as text below */ }
-    const name = `קובץ מצורף (${x.content_type || 'לא ידוע'})`;
+    const caption = `קובץ מצורף (${x.content_type || 'לא ידוע'})`;
     return h('p', { class: 'media' }, url
-        ? h('a', { href: url, target: '_blank', rel: 'noopener noreferrer' }, name)
-        : h('span', { class: 'muted' }, name));
+        ? h('a', { href: url, target: '_blank', rel: 'noopener noreferrer' }, caption)
+        : h('span', { class: 'muted' }, caption));
 }
