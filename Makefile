@@ -39,7 +39,8 @@ DEB_BUILD    := nginx nginx-dev libpq-dev libcurl4-openssl-dev libyajl-dev \
 DEB_TEST     := libtest-base-perl libtest-longstring-perl \
                 liblist-moreutils-perl libtext-diff-perl \
                 libhttp-message-perl libprotocol-websocket-perl curl \
-                python3-websockets sox openssl rsync chromium
+                python3-websockets sox openssl rsync prometheus \
+                chromium
 DEB_ALL      := $(DEB_BUILD) $(DEB_TEST)
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -30,6 +30,8 @@ static char *ngx_agentlocator_voice(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_agentlocator_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_agentlocator_media_stream(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_agentlocator_media_location_check(ngx_conf_t *cf,
@@ -50,6 +52,8 @@ static char *ngx_agentlocator_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_agentlocator_whatsapp(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_agentlocator_transcribe_url(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_agentlocator_baileys(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_agentlocator_whatsapp_check(ngx_conf_t *cf,
@@ -183,6 +187,13 @@ static ngx_command_t  ngx_agentlocator_commands[] = {
       0,
       NULL },
 
+    { ngx_string("agentlocator_transcribe_url"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_agentlocator_transcribe_url,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("agentlocator_baileys"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
       ngx_agentlocator_baileys,
@@ -214,6 +225,13 @@ static ngx_command_t  ngx_agentlocator_commands[] = {
     { ngx_string("agentlocator_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_agentlocator_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agentlocator_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_agentlocator_metrics,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -323,6 +341,7 @@ ngx_agentlocator_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    ngx_agentlocator_metrics_init_worker(cycle);
     ngx_agentlocator_registry_init_worker(cycle);
     ngx_agentlocator_stream_url_init_worker(cycle);
 
@@ -352,8 +371,12 @@ ngx_agentlocator_exit_process(ngx_cycle_t *cycle)
     ngx_agentlocator_watchdog_exit_worker(cycle);
     ngx_agentlocator_pg_exit_worker();
     ngx_agentlocator_spool_exit_worker();
+    ngx_agentlocator_transcribe_exit_worker();
     ngx_agentlocator_http_exit_worker();
     ngx_agentlocator_media_exit_worker();
+
+    /* last: closing streams above still counts them out */
+    ngx_agentlocator_metrics_exit_worker();
 }
 
 
@@ -371,6 +394,7 @@ ngx_agentlocator_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     amcf->shm_zone = NULL;
+     *     amcf->metrics_zone = NULL;
      *     amcf->account_sid = { 0, NULL };
      *     amcf->auth_token = { 0, NULL };
      *     amcf->api_url = { 0, NULL };
@@ -458,6 +482,13 @@ ngx_agentlocator_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (amcf->transcribe && amcf->pg_conninfo.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"agentlocator_transcribe_url\" stores transcripts "
+                      "in the CRM, and there is no \"agentlocator_postgres\"");
+        return NGX_CONF_ERROR;
+    }
+
     if (amcf->spool && amcf->pg_conninfo.len == 0) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"agentlocator_spool\" keeps writes for the CRM "
@@ -529,6 +560,7 @@ ngx_agentlocator_create_loc_conf(ngx_conf_t *cf)
      *     alcf->voice = NGX_AGENTLOCATOR_VOICE_NONE;
      *     alcf->media = 0;
      *     alcf->status = 0;
+     *     alcf->metrics = 0;
      *     alcf->conf_file = NULL;
      *     alcf->conf_line = 0;
      */
@@ -1089,6 +1121,16 @@ ngx_agentlocator_wa_send(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* agentlocator_transcribe_url URL [model=] ... (transcribe.c) */
+
+static char *
+ngx_agentlocator_transcribe_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    return ngx_agentlocator_transcribe_conf(cf, conf);
+}
+
+
 /* agentlocator_baileys URL secret=... [number=...] (whatsapp.c) */
 
 static char *
@@ -1253,6 +1295,36 @@ ngx_agentlocator_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     return ngx_agentlocator_set_handler(cf, alcf,
                                         ngx_agentlocator_status_handler);
+}
+
+
+/*
+ * agentlocator_metrics: Prometheus's text format of the whole nginx (all
+ * workers); its shared zone is made with the first such location.
+ */
+
+static char *
+ngx_agentlocator_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_agentlocator_loc_conf_t *alcf = conf;
+
+    ngx_agentlocator_main_conf_t  *amcf;
+
+    if (alcf->metrics) {
+        return "is duplicate";
+    }
+
+    alcf->metrics = 1;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_agentlocator_module);
+
+    if (ngx_agentlocator_metrics_zone(cf, amcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_agentlocator_set_handler(cf, alcf,
+                                        ngx_agentlocator_metrics_handler);
 }
 
 

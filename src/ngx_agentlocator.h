@@ -289,8 +289,12 @@ typedef struct {
 } ngx_agentlocator_hmac_t;
 
 
+typedef struct ngx_agentlocator_transcribe_s  ngx_agentlocator_transcribe_t;
+
+
 typedef struct {
     ngx_shm_zone_t               *shm_zone;     /* NULL: no agentlocator_zone */
+    ngx_shm_zone_t               *metrics_zone; /* NULL: no /metrics */
     ngx_agentlocator_timeouts_t   timeouts;
     ngx_str_t                     account_sid;
     ngx_str_t                     auth_token;
@@ -321,6 +325,8 @@ typedef struct {
     ngx_str_t                     wa_from;      /* Twilio's sender, E.164 */
     ngx_str_t                     wa_status_callback;
     ngx_msec_t                    wa_timeout;   /* one provider's attempt */
+
+    ngx_agentlocator_transcribe_t  *transcribe; /* NULL: no transcripts */
 } ngx_agentlocator_main_conf_t;
 
 
@@ -347,7 +353,10 @@ typedef struct {
 } ngx_agentlocator_spool_status_t;
 
 
-/* The CRM database as this worker sees it (/readyz). */
+/* The CRM database as this worker sees it (/readyz, /metrics). */
+
+/* a connection's states (ngx_agentlocator_pg_state_name) */
+#define NGX_AGENTLOCATOR_PG_STATES  6
 
 typedef struct {
     const char                   *state;        /* off|down|old_schema|ok */
@@ -355,7 +364,9 @@ typedef struct {
     ngx_uint_t                    needed;
     ngx_uint_t                    connected;
     ngx_uint_t                    pool;
+    ngx_uint_t                    by_state[NGX_AGENTLOCATOR_PG_STATES];
     ngx_uint_t                    queued;       /* writes waiting */
+    ngx_uint_t                    reads;        /* reads waiting */
     ngx_uint_t                    in_flight;    /* sent, not answered */
     ngx_uint_t                    done;
     ngx_uint_t                    failed;       /* refused by the database */
@@ -417,6 +428,7 @@ typedef struct {
     ngx_uint_t                    whatsapp;     /* _whatsapp_e */
     ngx_flag_t                    api;
     ngx_flag_t                    status;
+    ngx_flag_t                    metrics;
     ngx_flag_t                    signature;
     size_t                        max_body;
 
@@ -553,6 +565,7 @@ char *ngx_agentlocator_pg_conf(ngx_conf_t *cf,
 ngx_int_t ngx_agentlocator_pg_init_worker(ngx_cycle_t *cycle);
 void ngx_agentlocator_pg_exit_worker(void);
 void ngx_agentlocator_pg_status(ngx_agentlocator_pg_status_t *st);
+const char *ngx_agentlocator_pg_state_name(ngx_uint_t state);
 #define NGX_AGENTLOCATOR_PG_MAX_PARAMS  16
 ngx_int_t ngx_agentlocator_pg_write(ngx_agentlocator_crm_statement_t *st,
     ngx_uint_t n, ngx_str_t *params);
@@ -603,6 +616,11 @@ void ngx_agentlocator_crm_incoming(ngx_agentlocator_call_info_t *info);
 void ngx_agentlocator_crm_call_status(ngx_str_t *call_sid, ngx_str_t *status,
     ngx_str_t *duration, ngx_uint_t terminal);
 void ngx_agentlocator_crm_event(ngx_agentlocator_crm_event_t *ev);
+void ngx_agentlocator_crm_recording_file(ngx_str_t *call_sid,
+    ngx_str_t *recording_sid, ngx_str_t *wav_path);
+void ngx_agentlocator_crm_transcript(ngx_str_t *call_sid,
+    ngx_str_t *recording_sid, ngx_str_t *wav_path, ngx_str_t *text,
+    ngx_str_t *language, ngx_str_t *engine);
 void ngx_agentlocator_crm_recording(ngx_str_t *call_sid,
     ngx_str_t *recording_sid, ngx_str_t *url, ngx_str_t *duration,
     ngx_str_t *wav_path);
@@ -638,6 +656,8 @@ void ngx_agentlocator_registry_usage(ngx_agentlocator_registry_t *reg,
     ngx_agentlocator_registry_usage_t *usage);
 ngx_int_t ngx_agentlocator_registry_snapshot(ngx_agentlocator_registry_t *reg,
     ngx_pool_t *pool, ngx_array_t *calls, ngx_uint_t max);
+void ngx_agentlocator_registry_states(ngx_agentlocator_registry_t *reg,
+    ngx_uint_t *counts, ngx_uint_t n);
 
 /* ngx_agentlocator_call_state.c: a call's states, through the registry */
 ngx_int_t ngx_agentlocator_registry_incoming(ngx_agentlocator_registry_t *reg,
@@ -814,6 +834,7 @@ typedef struct {
     ngx_str_t                     body;         /* at most 64k */
     ngx_msec_t                    retry_after;  /* 0: none given */
     unsigned                      aborted:1;    /* by us, not an answer */
+    unsigned                      oversize:1;   /* past out->max_body */
 } ngx_agentlocator_http_result_t;
 
 typedef struct ngx_agentlocator_http_req_s  ngx_agentlocator_http_req_t;
@@ -821,7 +842,18 @@ typedef struct ngx_agentlocator_http_req_s  ngx_agentlocator_http_req_t;
 typedef void (*ngx_agentlocator_http_done_pt)(
     ngx_agentlocator_http_result_t *result, void *data);
 
-/* an outbound POST (ngx_agentlocator_http_send) */
+/* a part of a multipart/form-data body: its data, or a file's */
+typedef struct {
+    const char                   *name;
+    const char                   *filename;     /* NULL: a plain field */
+    const char                   *type;         /* NULL: none */
+    ngx_str_t                     data;         /* copied, unless keep */
+    const char                   *file;         /* a path, read as sent */
+    unsigned                      keep:1;       /* data stays valid until
+                                                   done: read, not copied */
+} ngx_agentlocator_http_part_t;
+
+/* an outbound request (ngx_agentlocator_http_send) */
 typedef struct {
     ngx_str_t                     url;
     ngx_str_t                     user;         /* Basic auth; empty: none */
@@ -829,7 +861,14 @@ typedef struct {
     ngx_str_t                     content_type; /* empty: a form */
     ngx_str_t                     header;       /* "Name: value" or empty */
     ngx_str_t                     body;
+    ngx_agentlocator_http_part_t *parts;        /* multipart instead */
+    ngx_uint_t                    nparts;
     ngx_msec_t                    timeout;
+    size_t                        max_body;     /* 0: 64k kept, the rest
+                                                   dropped; else more fails */
+    unsigned                      get:1;        /* a GET, no body */
+    unsigned                      background:1; /* an exiting worker does
+                                                   not wait for it */
 } ngx_agentlocator_http_out_t;
 
 ngx_int_t ngx_agentlocator_http_global_init(ngx_log_t *log);
@@ -880,6 +919,28 @@ void ngx_agentlocator_recording_path(ngx_agentlocator_recording_t *rec,
 
 /* ngx_agentlocator_status.c */
 ngx_int_t ngx_agentlocator_status_handler(ngx_http_request_t *r);
+
+/*
+ * ngx_agentlocator_metrics.c.  The counting calls cost one atomic add
+ * (nothing without agentlocator_metrics); their labels are these fixed
+ * values, never a client's.
+ */
+#define NGX_AGENTLOCATOR_METRICS_CRM_DONE     0
+#define NGX_AGENTLOCATOR_METRICS_CRM_FAILED   1   /* refused for good */
+#define NGX_AGENTLOCATOR_METRICS_CRM_DROPPED  2   /* no room: lost */
+
+char *ngx_agentlocator_metrics_zone(ngx_conf_t *cf,
+    ngx_agentlocator_main_conf_t *amcf);
+void ngx_agentlocator_metrics_init_worker(ngx_cycle_t *cycle);
+void ngx_agentlocator_metrics_exit_worker(void);
+ngx_int_t ngx_agentlocator_metrics_handler(ngx_http_request_t *r);
+void ngx_agentlocator_metrics_streams(ngx_int_t delta);
+void ngx_agentlocator_metrics_ws_error(const char *error);
+void ngx_agentlocator_metrics_redirect(ngx_uint_t reason,
+    const char *outcome);
+void ngx_agentlocator_metrics_rest(ngx_agentlocator_http_result_t *result,
+    ngx_msec_t ms);
+void ngx_agentlocator_metrics_crm(ngx_uint_t result);
 
 /* ngx_agentlocator_reply.c */
 ngx_int_t ngx_agentlocator_reply(ngx_http_request_t *r, ngx_uint_t status,
@@ -940,6 +1001,9 @@ typedef struct {
 
 extern ngx_agentlocator_api_page_t  ngx_agentlocator_api_pages[];
 extern ngx_agentlocator_api_call_t  ngx_agentlocator_api_call;
+extern ngx_agentlocator_crm_statement_t  *ngx_agentlocator_api_live_statement;
+extern ngx_agentlocator_crm_statement_t
+    *ngx_agentlocator_api_recording_file_statement;
 
 ngx_agentlocator_crm_statement_t *ngx_agentlocator_api_statement_at(
     ngx_uint_t i);
@@ -948,11 +1012,42 @@ ngx_agentlocator_crm_statement_t *ngx_agentlocator_api_statement_at(
 ngx_int_t ngx_agentlocator_api_handler(ngx_http_request_t *r);
 ngx_int_t ngx_agentlocator_api_conf(ngx_conf_t *cf,
     ngx_agentlocator_main_conf_t *amcf);
+void ngx_agentlocator_api_finish(ngx_http_request_t *r, ngx_int_t rc);
+
+/* ngx_agentlocator_api_json.c: the API's answers */
+ngx_int_t ngx_agentlocator_api_page_json(ngx_http_request_t *r,
+    ngx_agentlocator_api_page_t *def, ngx_int_t page, ngx_int_t limit,
+    struct pg_result **results);
+ngx_int_t ngx_agentlocator_api_call_json(ngx_http_request_t *r,
+    struct pg_result **results);
 ngx_int_t ngx_agentlocator_api_json_reply(ngx_http_request_t *r,
     ngx_uint_t status, void *gen);
 ngx_int_t ngx_agentlocator_api_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *reason);
-void ngx_agentlocator_api_finish(ngx_http_request_t *r, ngx_int_t rc);
+
+/* what an API read's answer becomes: the request's status or NGX_DONE */
+typedef ngx_int_t (*ngx_agentlocator_api_answer_pt)(ngx_http_request_t *r,
+    void *data, struct pg_result **res);
+
+ngx_int_t ngx_agentlocator_api_read(ngx_http_request_t *r,
+    ngx_agentlocator_pg_query_t *q, ngx_uint_t nq,
+    ngx_agentlocator_api_answer_pt answer, void *data);
+
+/* ngx_agentlocator_api_live.c: live calls and recordings' audio */
+ngx_int_t ngx_agentlocator_api_live(ngx_http_request_t *r,
+    ngx_str_t *business);
+ngx_int_t ngx_agentlocator_api_recording_audio(ngx_http_request_t *r,
+    ngx_str_t *business, ngx_str_t *call_sid, ngx_str_t *recording_id);
+
+/* ngx_agentlocator_transcribe.c */
+char *ngx_agentlocator_transcribe_conf(ngx_conf_t *cf,
+    ngx_agentlocator_main_conf_t *amcf);
+void ngx_agentlocator_transcribe_twilio(ngx_agentlocator_main_conf_t *amcf,
+    ngx_str_t *call_sid, ngx_str_t *recording_sid, ngx_str_t *recording_url,
+    ngx_log_t *log);
+void ngx_agentlocator_transcribe_file(ngx_agentlocator_main_conf_t *amcf,
+    ngx_str_t *call_sid, ngx_str_t *wav_path, ngx_log_t *log);
+void ngx_agentlocator_transcribe_exit_worker(void);
 
 /* ngx_agentlocator_whatsapp_send.c */
 ngx_int_t ngx_agentlocator_whatsapp_send(ngx_http_request_t *r,

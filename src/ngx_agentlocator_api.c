@@ -3,19 +3,17 @@
  * The CRM's JSON API (SPEC §8), behind "agentlocator_api" in a prefix
  * location: bearer JWTs (HS256, ngx_agentlocator_jwt.c) that name the
  * caller's business and role; pages of threads, a thread's messages,
- * calls and customers; one call with its timeline and recordings; and
- * WhatsApp sends (ngx_agentlocator_whatsapp_send.c).  Every read goes
+ * calls and customers; one call with its timeline and recordings; live
+ * calls and recordings' audio (ngx_agentlocator_api_live.c); and WhatsApp
+ * sends (ngx_agentlocator_whatsapp_send.c).  Every read goes
  * through the worker's PostgreSQL pool and never blocks; the request waits
  * for it on a timer of its own, and a request that goes away cancels it.
- * Every byte of JSON written is yajl's.
+ * The answers are written by ngx_agentlocator_api_json.c, all with yajl.
  */
 
 
 #include "ngx_agentlocator.h"
-#include "ngx_agentlocator_json.h"
 #include "ngx_agentlocator_jwt.h"
-
-#include <libpq-fe.h>
 
 
 /* how long a request waits for the database */
@@ -31,7 +29,9 @@
 typedef enum {
     NGX_AGENTLOCATOR_API_ROUTE_PAGE = 0,
     NGX_AGENTLOCATOR_API_ROUTE_CALL,
-    NGX_AGENTLOCATOR_API_ROUTE_SEND
+    NGX_AGENTLOCATOR_API_ROUTE_SEND,
+    NGX_AGENTLOCATOR_API_ROUTE_LIVE,
+    NGX_AGENTLOCATOR_API_ROUTE_AUDIO
 } ngx_agentlocator_api_route_e;
 
 
@@ -44,12 +44,16 @@ typedef struct {
     ngx_agentlocator_api_page_t  *page_def;
     ngx_int_t                     page;
     ngx_int_t                     limit;
+    ngx_agentlocator_api_answer_pt  answer;     /* another file's read */
+    void                         *data;
 } ngx_agentlocator_api_ctx_t;
 
 
 static ngx_int_t ngx_agentlocator_api_route(ngx_http_request_t *r,
     ngx_str_t *path, ngx_uint_t *route, ngx_uint_t *page, ngx_str_t *id,
-    ngx_int_t *rc);
+    ngx_str_t *sub, ngx_int_t *rc);
+static ngx_int_t ngx_agentlocator_api_call_path(ngx_str_t *path,
+    ngx_uint_t *route, ngx_str_t *id, ngx_str_t *sub);
 static ngx_int_t ngx_agentlocator_api_auth(ngx_http_request_t *r,
     ngx_agentlocator_jwt_claims_t *claims, ngx_int_t *rc);
 static ngx_uint_t ngx_agentlocator_api_may_send(const char *role);
@@ -67,20 +71,7 @@ static void ngx_agentlocator_api_answered(void *data, struct pg_result **res,
     ngx_uint_t n, const char *error);
 static void ngx_agentlocator_api_timeout(ngx_event_t *ev);
 static void ngx_agentlocator_api_cleanup(void *data);
-static ngx_int_t ngx_agentlocator_api_page_json(ngx_http_request_t *r,
-    ngx_agentlocator_api_ctx_t *ctx, PGresult **res);
-static ngx_int_t ngx_agentlocator_api_call_json(ngx_http_request_t *r,
-    PGresult **res);
-static ngx_int_t ngx_agentlocator_api_rows(yajl_gen g, PGresult *res,
-    ngx_agentlocator_api_column_t *cols);
-static ngx_int_t ngx_agentlocator_api_row(yajl_gen g, PGresult *res, int row,
-    ngx_agentlocator_api_column_t *cols);
-static ngx_int_t ngx_agentlocator_api_value(yajl_gen g, PGresult *res,
-    int row, int col, ngx_uint_t type);
 
-
-static ngx_str_t  ngx_agentlocator_api_json_type =
-    ngx_string("application/json");
 
 
 ngx_int_t
@@ -88,7 +79,7 @@ ngx_agentlocator_api_handler(ngx_http_request_t *r)
 {
     u_char                         business[NGX_INT64_LEN];
     ngx_int_t                      rc;
-    ngx_str_t                      path, id, filter, params[4];
+    ngx_str_t                      path, id, sub, filter, params[4];
     ngx_uint_t                     route, page;
     const char                    *err;
     ngx_agentlocator_form_t        form;
@@ -115,7 +106,8 @@ ngx_agentlocator_api_handler(ngx_http_request_t *r)
      */
 
     if (ngx_agentlocator_api_auth(r, &claims, &rc) != NGX_OK
-        || ngx_agentlocator_api_route(r, &path, &route, &page, &id, &rc)
+        || ngx_agentlocator_api_route(r, &path, &route, &page, &id, &sub,
+                                      &rc)
            != NGX_OK)
     {
         return rc;
@@ -140,16 +132,24 @@ ngx_agentlocator_api_handler(ngx_http_request_t *r)
         return rc;
     }
 
+    params[0].data = business;
+    params[0].len = ngx_sprintf(business, "%L", (int64_t) claims.business_id)
+                    - business;
+
+    if (route == NGX_AGENTLOCATOR_API_ROUTE_LIVE) {
+        return ngx_agentlocator_api_live(r, &params[0]);
+    }
+
+    if (route == NGX_AGENTLOCATOR_API_ROUTE_AUDIO) {
+        return ngx_agentlocator_api_recording_audio(r, &params[0], &id, &sub);
+    }
+
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_agentlocator_api_ctx_t));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->route = route;
-
-    params[0].data = business;
-    params[0].len = ngx_sprintf(business, "%L", (int64_t) claims.business_id)
-                    - business;
 
     if (route == NGX_AGENTLOCATOR_API_ROUTE_CALL) {
         params[1] = id;
@@ -205,13 +205,14 @@ ngx_agentlocator_api_handler(ngx_http_request_t *r)
 
 /*
  * The endpoint: threads, threads/{id}/messages, calls, calls/{CallSid},
- * crm/customers (GET) and whatsapp/send (POST).  Anything else is 404,
- * a wrong method 405.
+ * calls/{CallSid}/recordings/{id}/audio, live, crm/customers (GET) and
+ * whatsapp/send (POST).  Anything else is 404, a wrong method 405.
  */
 
 static ngx_int_t
 ngx_agentlocator_api_route(ngx_http_request_t *r, ngx_str_t *path,
-    ngx_uint_t *route, ngx_uint_t *page, ngx_str_t *id, ngx_int_t *rc)
+    ngx_uint_t *route, ngx_uint_t *page, ngx_str_t *id, ngx_str_t *sub,
+    ngx_int_t *rc)
 {
     u_char      *slash;
     ngx_uint_t   i;
@@ -220,6 +221,7 @@ ngx_agentlocator_api_route(ngx_http_request_t *r, ngx_str_t *path,
     *route = NGX_AGENTLOCATOR_API_ROUTE_PAGE;
     *page = NGX_AGENTLOCATOR_API_THREADS;
     ngx_str_null(id);
+    ngx_str_null(sub);
 
 #define is(s)  (path->len == sizeof(s) - 1                                    \
                 && ngx_strncmp(path->data, s, sizeof(s) - 1) == 0)
@@ -241,6 +243,9 @@ ngx_agentlocator_api_route(ngx_http_request_t *r, ngx_str_t *path,
 
     } else if (is("crm/customers")) {
         *page = NGX_AGENTLOCATOR_API_CUSTOMERS;
+
+    } else if (is("live")) {
+        *route = NGX_AGENTLOCATOR_API_ROUTE_LIVE;
 
     } else if (starts("threads/")) {
         id->data = path->data + 8;
@@ -270,15 +275,10 @@ ngx_agentlocator_api_route(ngx_http_request_t *r, ngx_str_t *path,
         *page = NGX_AGENTLOCATOR_API_MESSAGES;
 
     } else if (starts("calls/")) {
-        id->data = path->data + 6;
-        id->len = path->len - 6;
-
-        if (ngx_agentlocator_valid_sid(id, "CA") != NGX_OK) {
+        if (ngx_agentlocator_api_call_path(path, route, id, sub) != NGX_OK) {
             missing = "no such call";
             goto not_found;
         }
-
-        *route = NGX_AGENTLOCATOR_API_ROUTE_CALL;
 
     } else {
         missing = "no such API endpoint";
@@ -298,6 +298,62 @@ not_found:
     *rc = ngx_agentlocator_api_error(r, NGX_HTTP_NOT_FOUND, missing);
 
     return NGX_DECLINED;
+}
+
+
+/* calls/{CallSid}, or calls/{CallSid}/recordings/{id}/audio */
+
+static ngx_int_t
+ngx_agentlocator_api_call_path(ngx_str_t *path, ngx_uint_t *route,
+    ngx_str_t *id, ngx_str_t *sub)
+{
+    u_char      *p, *last;
+    ngx_uint_t   i;
+
+    static u_char  recordings[] = "/recordings/";
+    static u_char  audio[] = "/audio";
+
+    p = path->data + sizeof("calls/") - 1;
+    last = path->data + path->len;
+
+    id->data = p;
+    id->len = ngx_min((size_t) (last - p), NGX_AGENTLOCATOR_SID_LEN);
+
+    if (ngx_agentlocator_valid_sid(id, "CA") != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    p += id->len;
+
+    if (p == last) {
+        *route = NGX_AGENTLOCATOR_API_ROUTE_CALL;
+        return NGX_OK;
+    }
+
+    if ((size_t) (last - p) <= sizeof(recordings) - 1 + sizeof(audio) - 1
+        || ngx_strncmp(p, recordings, sizeof(recordings) - 1) != 0
+        || ngx_strncmp(last - (sizeof(audio) - 1), audio, sizeof(audio) - 1)
+           != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    sub->data = p + sizeof(recordings) - 1;
+    sub->len = last - (sizeof(audio) - 1) - sub->data;
+
+    if (sub->len == 0 || sub->len > 18) {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < sub->len; i++) {
+        if (sub->data[i] < '0' || sub->data[i] > '9') {
+            return NGX_DECLINED;
+        }
+    }
+
+    *route = NGX_AGENTLOCATOR_API_ROUTE_AUDIO;
+
+    return NGX_OK;
 }
 
 
@@ -572,6 +628,30 @@ ngx_agentlocator_api_filter(ngx_http_request_t *r, ngx_uint_t which,
 
 
 /*
+ * A read of another file's endpoint: "answer" makes the request's answer
+ * of its results.
+ */
+
+ngx_int_t
+ngx_agentlocator_api_read(ngx_http_request_t *r,
+    ngx_agentlocator_pg_query_t *q, ngx_uint_t nq,
+    ngx_agentlocator_api_answer_pt answer, void *data)
+{
+    ngx_agentlocator_api_ctx_t  *ctx;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_agentlocator_api_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->answer = answer;
+    ctx->data = data;
+
+    return ngx_agentlocator_api_start(r, ctx, q, nq);
+}
+
+
+/*
  * The read goes out; the request waits for its answer (or its timer, or
  * goes away and cancels it).
  */
@@ -627,12 +707,10 @@ ngx_agentlocator_api_answered(void *data, struct pg_result **results,
     ngx_agentlocator_api_ctx_t *ctx = data;
 
     ngx_int_t            rc;
-    PGresult           **res;
     ngx_http_request_t  *r;
 
     r = ctx->r;
     ctx->read = NULL;
-    res = (PGresult **) results;
 
     if (ctx->timer.timer_set) {
         ngx_del_timer(&ctx->timer);
@@ -642,11 +720,15 @@ ngx_agentlocator_api_answered(void *data, struct pg_result **results,
         rc = ngx_agentlocator_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                         error);
 
+    } else if (ctx->answer) {
+        rc = ctx->answer(r, ctx->data, results);
+
     } else if (ctx->route == NGX_AGENTLOCATOR_API_ROUTE_CALL) {
-        rc = ngx_agentlocator_api_call_json(r, res);
+        rc = ngx_agentlocator_api_call_json(r, results);
 
     } else {
-        rc = ngx_agentlocator_api_page_json(r, ctx, res);
+        rc = ngx_agentlocator_api_page_json(r, ctx->page_def, ctx->page,
+                                            ctx->limit, results);
     }
 
     ngx_agentlocator_api_finish(r, rc);
@@ -706,345 +788,4 @@ ngx_agentlocator_api_finish(ngx_http_request_t *r, ngx_int_t rc)
 
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);
-}
-
-
-/* {"results": [...], "page": P, "limit": L, "total": T, "pages": N} */
-
-static ngx_int_t
-ngx_agentlocator_api_page_json(ngx_http_request_t *r,
-    ngx_agentlocator_api_ctx_t *ctx, PGresult **res)
-{
-    u_char      *p;
-    int64_t      total, pages;
-    yajl_gen     g;
-    ngx_int_t    rc;
-    u_char       buf[NGX_INT64_LEN];
-
-    if (PQntuples(res[0]) == 0) {
-        /* a thread that is not there, or not the caller's */
-        return ngx_agentlocator_api_error(r, NGX_HTTP_NOT_FOUND,
-                                          "no such thread");
-    }
-
-    total = ngx_atoof((u_char *) PQgetvalue(res[0], 0, 0),
-                      PQgetlength(res[0], 0, 0));
-    if (total < 0) {
-        total = 0;
-    }
-
-    pages = (total + ctx->limit - 1) / ctx->limit;
-
-    g = yajl_gen_alloc(NULL);
-    if (g == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    yajl_gen_map_open(g);
-    yajl_gen_string(g, (u_char *) "results", 7);
-
-    if (ngx_agentlocator_api_rows(g, res[1], ctx->page_def->columns)
-        != NGX_OK)
-    {
-        yajl_gen_free(g);
-        return ngx_agentlocator_api_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                          "the CRM's answer was malformed");
-    }
-
-    yajl_gen_string(g, (u_char *) "page", 4);
-    yajl_gen_integer(g, ctx->page);
-    yajl_gen_string(g, (u_char *) "limit", 5);
-    yajl_gen_integer(g, ctx->limit);
-    yajl_gen_string(g, (u_char *) "total", 5);
-    p = ngx_sprintf(buf, "%L", total);
-    yajl_gen_number(g, (char *) buf, p - buf);
-    yajl_gen_string(g, (u_char *) "pages", 5);
-    p = ngx_sprintf(buf, "%L", pages);
-    yajl_gen_number(g, (char *) buf, p - buf);
-    yajl_gen_map_close(g);
-
-    rc = ngx_agentlocator_api_json_reply(r, NGX_HTTP_OK, g);
-
-    yajl_gen_free(g);
-
-    return rc;
-}
-
-
-/* The call's row, with "timeline" and "recordings" (and transcripts). */
-
-static ngx_int_t
-ngx_agentlocator_api_call_json(ngx_http_request_t *r, PGresult **res)
-{
-    yajl_gen   g;
-    ngx_int_t  rc;
-
-    if (PQntuples(res[0]) == 0) {
-        return ngx_agentlocator_api_error(r, NGX_HTTP_NOT_FOUND,
-                                          "no such call");
-    }
-
-    g = yajl_gen_alloc(NULL);
-    if (g == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* the row's object, left open for the two arrays */
-    if (ngx_agentlocator_api_row(g, res[0], 0,
-                                 ngx_agentlocator_api_call.call_columns)
-        != NGX_OK)
-    {
-        goto malformed;
-    }
-
-    yajl_gen_string(g, (u_char *) "timeline", 8);
-
-    if (ngx_agentlocator_api_rows(g, res[1],
-                                  ngx_agentlocator_api_call.event_columns)
-        != NGX_OK)
-    {
-        goto malformed;
-    }
-
-    yajl_gen_string(g, (u_char *) "recordings", 10);
-
-    if (ngx_agentlocator_api_rows(g, res[2],
-                                  ngx_agentlocator_api_call.recording_columns)
-        != NGX_OK)
-    {
-        goto malformed;
-    }
-
-    yajl_gen_map_close(g);
-
-    rc = ngx_agentlocator_api_json_reply(r, NGX_HTTP_OK, g);
-
-    yajl_gen_free(g);
-
-    return rc;
-
-malformed:
-
-    yajl_gen_free(g);
-
-    return ngx_agentlocator_api_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                      "the CRM's answer was malformed");
-}
-
-
-/* An array of the rows, each an object (ngx_agentlocator_api_row). */
-
-static ngx_int_t
-ngx_agentlocator_api_rows(yajl_gen g, PGresult *res,
-    ngx_agentlocator_api_column_t *cols)
-{
-    int  row, n;
-
-    n = PQntuples(res);
-
-    yajl_gen_array_open(g);
-
-    for (row = 0; row < n; row++) {
-        if (ngx_agentlocator_api_row(g, res, row, cols) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        yajl_gen_map_close(g);
-    }
-
-    return yajl_gen_array_close(g) == yajl_gen_status_ok ? NGX_OK : NGX_ERROR;
-}
-
-
-/*
- * One row as an object, its columns named by "cols"; consecutive columns
- * of one nested object become that object, or null when all of them are
- * NULL (a call without a customer, a recording without a transcript).
- * The row's own object is left open.
- */
-
-static ngx_int_t
-ngx_agentlocator_api_row(yajl_gen g, PGresult *res, int row,
-    ngx_agentlocator_api_column_t *cols)
-{
-    int          col, end, k, ncols;
-    ngx_str_t   *object;
-
-    ncols = 0;
-
-    while (cols[ncols].name.len) {
-        ncols++;
-    }
-
-    if (PQnfields(res) != ncols) {
-        return NGX_ERROR;
-    }
-
-    yajl_gen_map_open(g);
-
-    for (col = 0; col < ncols; /* void */) {
-        object = &cols[col].object;
-
-        if (object->len == 0) {
-            yajl_gen_string(g, cols[col].name.data, cols[col].name.len);
-
-            if (ngx_agentlocator_api_value(g, res, row, col, cols[col].type)
-                != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-
-            col++;
-            continue;
-        }
-
-        for (end = col;
-             end < ncols && cols[end].object.len == object->len
-             && ngx_strncmp(cols[end].object.data, object->data,
-                            object->len) == 0;
-             end++)
-        {
-            /* void */
-        }
-
-        yajl_gen_string(g, object->data, object->len);
-
-        for (k = col; k < end && PQgetisnull(res, row, k); k++) {
-            /* void */
-        }
-
-        if (k == end) {
-            yajl_gen_null(g);
-            col = end;
-            continue;
-        }
-
-        yajl_gen_map_open(g);
-
-        for (k = col; k < end; k++) {
-            yajl_gen_string(g, cols[k].name.data, cols[k].name.len);
-
-            if (ngx_agentlocator_api_value(g, res, row, k, cols[k].type)
-                != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-        }
-
-        yajl_gen_map_close(g);
-        col = end;
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_agentlocator_api_value(yajl_gen g, PGresult *res, int row, int col,
-    ngx_uint_t type)
-{
-    int          len;
-    const char  *v;
-
-    if (PQgetisnull(res, row, col)) {
-        return yajl_gen_null(g) == yajl_gen_status_ok ? NGX_OK : NGX_ERROR;
-    }
-
-    v = PQgetvalue(res, row, col);
-    len = PQgetlength(res, row, col);
-
-    switch (type) {
-
-    case NGX_AGENTLOCATOR_API_INT:
-        /* PostgreSQL's integer text is a JSON number */
-        return yajl_gen_number(g, v, len) == yajl_gen_status_ok
-               ? NGX_OK : NGX_ERROR;
-
-    case NGX_AGENTLOCATOR_API_BOOL:
-        return yajl_gen_bool(g, v[0] == 't') == yajl_gen_status_ok
-               ? NGX_OK : NGX_ERROR;
-
-    case NGX_AGENTLOCATOR_API_JSON:
-        /* most messages have no media and most events no detail */
-        if (len == 2 && v[0] == '[' && v[1] == ']') {
-            yajl_gen_array_open(g);
-            return yajl_gen_array_close(g) == yajl_gen_status_ok
-                   ? NGX_OK : NGX_ERROR;
-        }
-
-        if (len == 2 && v[0] == '{' && v[1] == '}') {
-            yajl_gen_map_open(g);
-            return yajl_gen_map_close(g) == yajl_gen_status_ok
-                   ? NGX_OK : NGX_ERROR;
-        }
-
-        return ngx_agentlocator_json_embed(g, (u_char *) v, len) == 0
-               ? NGX_OK : NGX_ERROR;
-
-    default:
-        return yajl_gen_string(g, (u_char *) v, len) == yajl_gen_status_ok
-               ? NGX_OK : NGX_ERROR;
-    }
-}
-
-
-/* What a generator holds, as the answer. */
-
-ngx_int_t
-ngx_agentlocator_api_json_reply(ngx_http_request_t *r, ngx_uint_t status,
-    void *gen)
-{
-    size_t                len;
-    ngx_str_t             body;
-    const unsigned char  *buf;
-
-    if (yajl_gen_get_buf(gen, &buf, &len) != yajl_gen_status_ok) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    body.data = ngx_pnalloc(r->pool, len + 1);
-    if (body.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_memcpy(body.data, buf, len);
-    body.data[len] = '\n';
-    body.len = len + 1;
-
-    return ngx_agentlocator_reply(r, status, &ngx_agentlocator_api_json_type,
-                                  &body);
-}
-
-
-/* {"error": "<reason>"}, and one log line with the reason. */
-
-ngx_int_t
-ngx_agentlocator_api_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *reason)
-{
-    yajl_gen    g;
-    ngx_int_t   rc;
-    ngx_uint_t  level;
-
-    level = (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) ? NGX_LOG_ERR
-                                                       : NGX_LOG_INFO;
-
-    ngx_log_error(level, r->connection->log, 0,
-                  "API_ERROR status=%ui %s", status, reason);
-
-    g = yajl_gen_alloc(NULL);
-    if (g == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    yajl_gen_map_open(g);
-    yajl_gen_string(g, (u_char *) "error", 5);
-    yajl_gen_string(g, (u_char *) reason, ngx_strlen(reason));
-    yajl_gen_map_close(g);
-
-    rc = ngx_agentlocator_api_json_reply(r, status, g);
-
-    yajl_gen_free(g);
-
-    return rc;
 }

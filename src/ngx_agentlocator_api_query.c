@@ -212,6 +212,28 @@ static ngx_agentlocator_api_column_t  ngx_agentlocator_api_customers_cols[] = {
 };
 
 
+/*
+ * live calls: which of the registry's calls ($2, an array of CallSids in
+ * the order the answer keeps) are the business's; each as its 1-based
+ * place in $2
+ */
+
+static const char  ngx_agentlocator_api_live_sql[] =
+    "SELECT s.i FROM unnest($2::text[]) WITH ORDINALITY AS s(sid, i)"
+    " JOIN calls c ON c.call_sid = s.sid"
+    " WHERE c.business_id = $1::bigint"
+    " ORDER BY s.i";
+
+
+/* a recording's audio kept on this host: $2 the call, $3 the recording */
+
+static const char  ngx_agentlocator_api_recording_file_sql[] =
+    "SELECT r.wav_path FROM recordings r"
+    " JOIN calls ca ON ca.call_sid = r.call_sid"
+    " WHERE ca.business_id = $1::bigint AND r.call_sid = $2::text"
+    "   AND r.id = $3::bigint";
+
+
 static ngx_agentlocator_crm_statement_t  ngx_agentlocator_api_statements[] = {
     { "api_threads_count", ngx_agentlocator_api_threads_count_sql, 2 },
     { "api_threads", ngx_agentlocator_api_threads_sql, 4 },
@@ -224,6 +246,8 @@ static ngx_agentlocator_crm_statement_t  ngx_agentlocator_api_statements[] = {
     { "api_call_recordings", ngx_agentlocator_api_call_recordings_sql, 2 },
     { "api_customers_count", ngx_agentlocator_api_customers_count_sql, 2 },
     { "api_customers", ngx_agentlocator_api_customers_sql, 4 },
+    { "api_live", ngx_agentlocator_api_live_sql, 2 },
+    { "api_recording_file", ngx_agentlocator_api_recording_file_sql, 3 },
     { NULL, NULL, 0 }
 };
 
@@ -248,6 +272,13 @@ ngx_agentlocator_api_call_t  ngx_agentlocator_api_call = {
     &ngx_agentlocator_api_statements[7], ngx_agentlocator_api_events_cols,
     &ngx_agentlocator_api_statements[8], ngx_agentlocator_api_recordings_cols
 };
+
+
+ngx_agentlocator_crm_statement_t  *ngx_agentlocator_api_live_statement =
+    &ngx_agentlocator_api_statements[11];
+
+ngx_agentlocator_crm_statement_t  *ngx_agentlocator_api_recording_file_statement
+    = &ngx_agentlocator_api_statements[12];
 
 
 /* The i-th statement, NULL past the last: each connection prepares them. */

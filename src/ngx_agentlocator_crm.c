@@ -140,11 +140,17 @@ static const char  ngx_agentlocator_crm_event_sql[] =
  */
 
 static const char  ngx_agentlocator_crm_recording_sql[] =
-    "WITH rec AS ("
-    "  INSERT INTO recordings (call_sid, recording_sid, url, duration_s,"
-    "                          wav_path)"
-    "  SELECT $1::text, $2::text, $3::text, $4::integer, $5::text"
-    "  WHERE $2::text IS NOT NULL OR $5::text IS NOT NULL"
+    "WITH twilio AS ("
+    "  INSERT INTO recordings (call_sid, recording_sid, url, duration_s)"
+    "  SELECT $1::text, $2::text, $3::text, $4::integer"
+    "  WHERE $2::text IS NOT NULL"
+    "  ON CONFLICT ON CONSTRAINT recordings_recording_sid DO UPDATE"
+    "  SET url = coalesce(recordings.url, EXCLUDED.url),"
+    "      duration_s = coalesce(recordings.duration_s, EXCLUDED.duration_s)"
+    "), stream AS ("
+    "  INSERT INTO recordings (call_sid, wav_path)"
+    "  SELECT $1::text, $5::text"
+    "  WHERE $2::text IS NULL AND $5::text IS NOT NULL"
     "  ON CONFLICT DO NOTHING"
     ")"
     " INSERT INTO call_events (call_sid, event, reason, detail, at,"
@@ -155,6 +161,60 @@ static const char  ngx_agentlocator_crm_recording_sql[] =
     "                                              'duration_s', $4::integer)),"
     "         to_timestamp($6::double precision),"
     "         $1::text || ':recording:' || coalesce($2::text, $5::text))"
+    " ON CONFLICT ON CONSTRAINT call_events_idempotency_key DO NOTHING";
+
+
+/*
+ * The local copy of Twilio's recording (kept by the transcription job):
+ * its row made or completed, whichever of this and handle_recording's own
+ * write lands first.
+ */
+
+static const char  ngx_agentlocator_crm_recording_file_sql[] =
+    "INSERT INTO recordings (call_sid, recording_sid, wav_path)"
+    " VALUES ($1::text, $2::text, $3::text)"
+    " ON CONFLICT ON CONSTRAINT recordings_recording_sid DO UPDATE"
+    " SET wav_path = EXCLUDED.wav_path";
+
+
+/*
+ * A recording's transcript: its recording found by Twilio's RecordingSid
+ * ($2) or the stream's WAV ($3), made if its own write has not landed yet;
+ * a later transcript of the same recording replaces it (a stream's WAV
+ * grows when the call streams again); one "transcript" event per
+ * recording on the call's timeline.
+ */
+
+static const char  ngx_agentlocator_crm_transcript_sql[] =
+    "WITH made AS ("
+    "  INSERT INTO recordings (call_sid, recording_sid, wav_path)"
+    "  SELECT $1::text, $2::text, $3::text"
+    "  WHERE $2::text IS NOT NULL OR $3::text IS NOT NULL"
+    "  ON CONFLICT DO NOTHING"
+    "  RETURNING id"
+    "), rec AS ("
+    "  SELECT id FROM made"
+    "  UNION ALL"
+    "  SELECT id FROM recordings"
+    "  WHERE CASE WHEN $2::text IS NOT NULL THEN recording_sid = $2::text"
+    "             ELSE call_sid = $1::text AND wav_path = $3::text END"
+    "  LIMIT 1"
+    "), tr AS ("
+    "  INSERT INTO transcripts (recording_id, call_sid, text, language,"
+    "                           engine)"
+    "  SELECT id, $1::text, $4::text, $5::text, $6::text FROM rec"
+    "  ON CONFLICT ON CONSTRAINT transcripts_recording DO UPDATE"
+    "  SET text = EXCLUDED.text, language = EXCLUDED.language,"
+    "      engine = EXCLUDED.engine, created_at = now()"
+    "  RETURNING recording_id"
+    ")"
+    " INSERT INTO call_events (call_sid, event, reason, detail, at,"
+    "                          idempotency_key)"
+    " SELECT $1::text, 'transcript', $6::text,"
+    "        jsonb_build_object('recording_id', recording_id,"
+    "                           'chars', length($4::text)),"
+    "        to_timestamp($7::double precision),"
+    "        $1::text || ':transcript:' || recording_id FROM tr"
     " ON CONFLICT ON CONSTRAINT call_events_idempotency_key DO NOTHING";
 
 
@@ -225,6 +285,8 @@ static ngx_agentlocator_crm_statement_t  ngx_agentlocator_crm_statements[] = {
     { "wa_inbound", ngx_agentlocator_crm_wa_inbound_sql, 8 },
     { "wa_status", ngx_agentlocator_crm_wa_status_sql, 5 },
     { "wa_outbound", ngx_agentlocator_crm_wa_outbound_sql, 11 },
+    { "transcript", ngx_agentlocator_crm_transcript_sql, 7 },
+    { "recording_file", ngx_agentlocator_crm_recording_file_sql, 3 },
     { NULL, NULL, 0 }
 };
 
@@ -235,6 +297,9 @@ static ngx_agentlocator_crm_statement_t  ngx_agentlocator_crm_statements[] = {
 #define NGX_AGENTLOCATOR_CRM_WA_INBOUND (&ngx_agentlocator_crm_statements[4])
 #define NGX_AGENTLOCATOR_CRM_WA_STATUS  (&ngx_agentlocator_crm_statements[5])
 #define NGX_AGENTLOCATOR_CRM_WA_OUTBOUND (&ngx_agentlocator_crm_statements[6])
+#define NGX_AGENTLOCATOR_CRM_TRANSCRIPT (&ngx_agentlocator_crm_statements[7])
+#define NGX_AGENTLOCATOR_CRM_RECORDING_FILE                                   \
+    (&ngx_agentlocator_crm_statements[8])
 
 
 static ngx_str_t *ngx_agentlocator_crm_now(u_char *buf, ngx_str_t *at);
@@ -410,6 +475,57 @@ ngx_agentlocator_crm_recording(ngx_str_t *call_sid, ngx_str_t *recording_sid,
     }
 
     (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_RECORDING, 6,
+                                     params);
+}
+
+
+/* Twilio's recording, now also a file of this host's. */
+
+void
+ngx_agentlocator_crm_recording_file(ngx_str_t *call_sid,
+    ngx_str_t *recording_sid, ngx_str_t *wav_path)
+{
+    ngx_str_t  params[3];
+
+    params[0] = *call_sid;
+    params[1] = *recording_sid;
+    params[2] = *wav_path;
+
+    (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_RECORDING_FILE, 3,
+                                     params);
+}
+
+
+/* A transcript of Twilio's recording or of a stream's WAV. */
+
+void
+ngx_agentlocator_crm_transcript(ngx_str_t *call_sid, ngx_str_t *recording_sid,
+    ngx_str_t *wav_path, ngx_str_t *text, ngx_str_t *language,
+    ngx_str_t *engine)
+{
+    u_char      at[NGX_TIME_T_LEN + 8];
+    ngx_str_t   params[7];
+    ngx_uint_t  i;
+
+    params[0] = *call_sid;
+    params[1] = *recording_sid;
+    params[2] = *wav_path;
+    params[3] = *text;
+    params[4] = *language;
+    params[5] = *engine;
+    (void) ngx_agentlocator_crm_now(at, &params[6]);
+
+    for (i = 1; i < 6; i++) {
+        if (params[i].len == 0 && i != 3) {
+            params[i].data = NULL;
+        }
+    }
+
+    if (params[3].len == 0) {
+        ngx_str_set(&params[3], "");
+    }
+
+    (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_TRANSCRIPT, 7,
                                      params);
 }
 

@@ -57,9 +57,11 @@ ngx_agentlocator_health_live(ngx_http_request_t *r)
 
 
 /*
- * Not ready while there is no registry to keep calls in, or while this
- * worker is shutting down (a balancer should stop sending it new calls).
- * The CRM database is reported, not required: calls go on without it.
+ * Not ready while the registry the configuration names is not there, or
+ * while this worker is shutting down (a balancer should stop sending it
+ * new calls).  A host without agentlocator_zone answers no voice (nginx -t
+ * refuses voice without it): its zone is "off", not a reason to wait.  The
+ * CRM database is reported, not required: calls go on without it.
  */
 
 static ngx_int_t
@@ -69,6 +71,7 @@ ngx_agentlocator_health_ready(ngx_http_request_t *r)
     size_t                              len;
     ngx_str_t                           body;
     ngx_uint_t                          ready, exiting;
+    const char                         *zone;
     ngx_agentlocator_registry_t        *reg;
     ngx_agentlocator_srv_conf_t        *ascf;
     ngx_agentlocator_main_conf_t       *amcf;
@@ -84,7 +87,8 @@ ngx_agentlocator_health_ready(ngx_http_request_t *r)
     url = ascf->public_url;
 
     exiting = (ngx_exiting || ngx_quit || ngx_terminate) ? 1 : 0;
-    ready = (reg != NULL && !exiting);
+    zone = reg ? "ok" : amcf->shm_zone ? "missing" : "off";
+    ready = ((reg != NULL || amcf->shm_zone == NULL) && !exiting);
 
     ngx_agentlocator_pg_status(&pg);
     ngx_agentlocator_spool_status(&spool);
@@ -123,8 +127,7 @@ ngx_agentlocator_health_ready(ngx_http_request_t *r)
     p = ngx_sprintf(p, "{\"ready\":%s,\"checks\":{\"zone\":\"%s\","
                     "\"worker\":\"%s\",\"database\":\"%s\"},"
                     "\"public_url\":",
-                    ready ? "true" : "false",
-                    reg ? "ok" : "missing",
+                    ready ? "true" : "false", zone,
                     exiting ? "exiting" : "ok", pg.state);
 
     if (url) {

@@ -1,7 +1,7 @@
 
 /*
- * Outbound HTTP for the whole module (Twilio REST now; WhatsApp sends and
- * transcription later): one libcurl multi handle per worker on the
+ * Outbound HTTP for the whole module (Twilio REST, WhatsApp sends,
+ * recordings and their transcription): one libcurl multi handle per worker on the
  * multi_socket API.  curl's sockets are wrapped as nginx connections with
  * level-triggered events (curl does not promise to read to EAGAIN), its
  * single timer is an nginx timer, names resolve on curl's threaded
@@ -45,6 +45,11 @@ struct ngx_agentlocator_http_req_s {
     u_char                           *post;       /* curl does not copy it */
     size_t                            post_cap;
     struct curl_slist                *headers;    /* NULL: the engine's */
+    curl_mime                        *mime;       /* a multipart body */
+    size_t                            max_body;
+    unsigned                          strict:1;   /* more than max fails */
+    unsigned                          oversize:1; /* and it came */
+    unsigned                          background:1;
 
     ngx_agentlocator_http_done_pt     done;
     void                             *data;
@@ -54,6 +59,14 @@ struct ngx_agentlocator_http_req_s {
     size_t                            body_cap;
     char                              error[CURL_ERROR_SIZE];
 };
+
+
+/* where curl is in a multipart body's data part */
+typedef struct {
+    u_char                           *data;
+    size_t                            len;
+    size_t                            pos;
+} ngx_agentlocator_http_cursor_t;
 
 
 typedef struct {
@@ -99,6 +112,12 @@ static void ngx_agentlocator_http_put(ngx_agentlocator_http_req_t *req);
 static void ngx_agentlocator_http_free(ngx_agentlocator_http_req_t *req);
 static size_t ngx_agentlocator_http_write(char *ptr, size_t size,
     size_t nmemb, void *userdata);
+static ngx_int_t ngx_agentlocator_http_mime(ngx_agentlocator_http_req_t *req,
+    ngx_agentlocator_http_out_t *out);
+static size_t ngx_agentlocator_http_part_read(char *buffer, size_t size,
+    size_t nitems, void *arg);
+static int ngx_agentlocator_http_part_seek(void *arg, curl_off_t offset,
+    int origin);
 static size_t ngx_agentlocator_http_header(char *ptr, size_t size,
     size_t nitems, void *userdata);
 
@@ -291,8 +310,8 @@ ngx_agentlocator_http_post(ngx_str_t *url, ngx_str_t *user,
 
 /*
  * POST what "out" describes: its body (form-encoded unless it names
- * another content type), Basic auth when it has a user, and one more
- * header if it has one.
+ * another content type) or its parts (multipart/form-data), or GET its
+ * URL; Basic auth when it has a user, and one more header if it has one.
  */
 
 ngx_agentlocator_http_req_t *
@@ -387,8 +406,25 @@ ngx_agentlocator_http_send(ngx_agentlocator_http_out_t *out,
         return NULL;
     }
 
-    curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, (char *) req->post);
-    curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE, (long) out->body.len);
+    req->max_body = out->max_body ? out->max_body
+                                  : NGX_AGENTLOCATOR_HTTP_MAX_BODY;
+    req->strict = (out->max_body != 0);
+
+    if (out->get) {
+        curl_easy_setopt(req->easy, CURLOPT_HTTPGET, 1L);
+
+    } else if (out->nparts) {
+        if (ngx_agentlocator_http_mime(req, out) != NGX_OK) {
+            ngx_agentlocator_http_put(req);
+            return NULL;
+        }
+
+    } else {
+        curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, (char *) req->post);
+        curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE,
+                         (long) out->body.len);
+    }
+
     curl_easy_setopt(req->easy, CURLOPT_TIMEOUT_MS, (long) out->timeout);
     curl_easy_setopt(req->easy, CURLOPT_CONNECTTIMEOUT_MS,
                      (long) ngx_min(out->timeout, 5000));
@@ -402,12 +438,140 @@ ngx_agentlocator_http_send(ngx_agentlocator_http_out_t *out,
 
     ngx_queue_insert_tail(&ngx_agentlocator_http.requests, &req->queue);
 
+    /*
+     * a background request (a transcription: minutes, and nobody waits
+     * on it) does not hold an exiting worker: exit aborts it
+     */
+    req->background = out->background;
+
+    if (req->background) {
+        return req;
+    }
+
     if (ngx_agentlocator_http.active++ == 0) {
         ngx_add_timer(&ngx_agentlocator_http.guard,
                       NGX_AGENTLOCATOR_HTTP_GUARD);
     }
 
     return req;
+}
+
+
+/*
+ * The parts as curl's mime: data parts copied, or read from the caller's
+ * memory when it keeps them (a recording is not copied), file parts read
+ * by curl as it sends them.
+ */
+
+static ngx_int_t
+ngx_agentlocator_http_mime(ngx_agentlocator_http_req_t *req,
+    ngx_agentlocator_http_out_t *out)
+{
+    ngx_uint_t                       i;
+    curl_mimepart                   *part;
+    ngx_agentlocator_http_part_t    *p;
+    ngx_agentlocator_http_cursor_t  *cursor;
+
+    req->mime = curl_mime_init(req->easy);
+    if (req->mime == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < out->nparts; i++) {
+        p = &out->parts[i];
+
+        part = curl_mime_addpart(req->mime);
+        if (part == NULL || curl_mime_name(part, p->name) != CURLE_OK) {
+            return NGX_ERROR;
+        }
+
+        if (p->filename && curl_mime_filename(part, p->filename) != CURLE_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (p->type && curl_mime_type(part, p->type) != CURLE_OK) {
+            return NGX_ERROR;
+        }
+
+        if (p->file) {
+            if (curl_mime_filedata(part, p->file) != CURLE_OK
+                || (p->filename
+                    && curl_mime_filename(part, p->filename) != CURLE_OK))
+            {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        if (!p->keep) {
+            if (curl_mime_data(part, (const char *) p->data.data,
+                               p->data.len)
+                != CURLE_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        /* the part's own cursor over the caller's bytes; curl frees it */
+        cursor = malloc(sizeof(ngx_agentlocator_http_cursor_t));
+        if (cursor == NULL) {
+            return NGX_ERROR;
+        }
+
+        cursor->data = p->data.data;
+        cursor->len = p->data.len;
+        cursor->pos = 0;
+
+        if (curl_mime_data_cb(part, (curl_off_t) p->data.len,
+                              ngx_agentlocator_http_part_read,
+                              ngx_agentlocator_http_part_seek, free, cursor)
+            != CURLE_OK)
+        {
+            free(cursor);
+            return NGX_ERROR;
+        }
+    }
+
+    return curl_easy_setopt(req->easy, CURLOPT_MIMEPOST, req->mime)
+           == CURLE_OK ? NGX_OK : NGX_ERROR;
+}
+
+
+static size_t
+ngx_agentlocator_http_part_read(char *buffer, size_t size, size_t nitems,
+    void *arg)
+{
+    ngx_agentlocator_http_cursor_t *cursor = arg;
+
+    size_t  n;
+
+    n = ngx_min(size * nitems, cursor->len - cursor->pos);
+
+    ngx_memcpy(buffer, cursor->data + cursor->pos, n);
+    cursor->pos += n;
+
+    return n;
+}
+
+
+/* curl rewinds a part to send it again (a redirect, an auth retry) */
+
+static int
+ngx_agentlocator_http_part_seek(void *arg, curl_off_t offset, int origin)
+{
+    ngx_agentlocator_http_cursor_t *cursor = arg;
+
+    if (origin != SEEK_SET || offset < 0 || (size_t) offset > cursor->len) {
+        return CURL_SEEKFUNC_CANTSEEK;
+    }
+
+    cursor->pos = (size_t) offset;
+
+    return CURL_SEEKFUNC_OK;
 }
 
 
@@ -717,6 +881,8 @@ ngx_agentlocator_http_completions(void)
         req->result.curl_code = msg->data.result;
         req->result.error = (msg->data.result == CURLE_OK)
                             ? NULL
+                            : (req->result.oversize = req->oversize)
+                            ? "the answer is larger than allowed"
                             : (req->error[0] ? req->error
                                  : curl_easy_strerror(msg->data.result));
 
@@ -740,7 +906,7 @@ ngx_agentlocator_http_finish(ngx_agentlocator_http_req_t *req)
 
     ngx_queue_remove(&req->queue);
 
-    if (--e->active == 0 && e->guard.timer_set) {
+    if (!req->background && --e->active == 0 && e->guard.timer_set) {
         ngx_del_timer(&e->guard);
     }
 
@@ -915,11 +1081,19 @@ ngx_agentlocator_http_put(ngx_agentlocator_http_req_t *req)
         req->headers = NULL;
     }
 
+    if (req->mime) {
+        curl_easy_setopt(req->easy, CURLOPT_MIMEPOST, NULL);
+        curl_mime_free(req->mime);
+        req->mime = NULL;
+    }
+
     ngx_memzero(&req->result, sizeof(ngx_agentlocator_http_result_t));
     req->error[0] = '\0';
     req->done = NULL;
     req->data = NULL;
     req->failed = NULL;
+    req->oversize = 0;
+    req->background = 0;
 
     req->next = e->idle;
     e->idle = req;
@@ -933,6 +1107,7 @@ ngx_agentlocator_http_free(ngx_agentlocator_http_req_t *req)
     /* curl's copy of "user:password" goes with the handle */
     curl_easy_cleanup(req->easy);
     curl_slist_free_all(req->headers);
+    curl_mime_free(req->mime);
 
     free(req->body);
     ngx_free(req->post);
@@ -954,7 +1129,13 @@ ngx_agentlocator_http_write(char *ptr, size_t size, size_t nmemb,
     size_t   need, cap;
 
     n = size * nmemb;
-    need = ngx_min(req->result.body.len + n, NGX_AGENTLOCATOR_HTTP_MAX_BODY);
+
+    if (req->strict && req->result.body.len + n > req->max_body) {
+        req->oversize = 1;
+        return 0;    /* curl fails the transfer */
+    }
+
+    need = ngx_min(req->result.body.len + n, req->max_body);
 
     if (need > req->body_cap) {
         for (cap = req->body_cap ? req->body_cap : 1024; cap < need; cap *= 2)
@@ -962,7 +1143,7 @@ ngx_agentlocator_http_write(char *ptr, size_t size, size_t nmemb,
             /* void */
         }
 
-        cap = ngx_min(cap, NGX_AGENTLOCATOR_HTTP_MAX_BODY);
+        cap = ngx_min(cap, req->max_body);
 
         p = realloc(req->body, cap);
         if (p == NULL) {

@@ -116,6 +116,7 @@ static void ngx_agentlocator_media_frame(ngx_agentlocator_media_t *ms,
     ngx_agentlocator_ws_frame_t *frame);
 static void ngx_agentlocator_media_message(ngx_agentlocator_media_t *ms,
     u_char *data, size_t len);
+static void ngx_agentlocator_media_transcribe(ngx_agentlocator_media_t *ms);
 static void ngx_agentlocator_media_crm(ngx_agentlocator_media_t *ms,
     const char *event, const char *reason);
 static void ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
@@ -271,6 +272,7 @@ ngx_agentlocator_media_take_over(ngx_http_request_t *r,
     if (ms->registry) {
         (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_accepted, 1);
         (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_open, 1);
+        ngx_agentlocator_metrics_streams(1);
         ms->counted = 1;
     }
 
@@ -533,6 +535,8 @@ ngx_agentlocator_media_read(ngx_agentlocator_media_t *ms)
                     (void) ngx_atomic_fetch_add(
                                &ms->registry->sh->ws_protocol_errors, 1);
                 }
+
+                ngx_agentlocator_metrics_ws_error(ms->parser.error);
 
                 /* "fail the connection": our close frame, then TCP close */
                 ms->failed = 1;
@@ -1651,6 +1655,38 @@ ngx_agentlocator_media_finish(ngx_agentlocator_media_t *ms)
 
 
 /*
+ * The stream's WAV is complete once closed: a stream that carried audio
+ * has it transcribed (agentlocator_transcribe_url).
+ */
+
+static void
+ngx_agentlocator_media_transcribe(ngx_agentlocator_media_t *ms)
+{
+    ngx_str_t  path, call_sid;
+    u_char     name[NGX_MAX_PATH];
+
+    ngx_agentlocator_recording_path(ms->recording, &path);
+
+    path.len = ngx_min(path.len, NGX_MAX_PATH - 1);
+    ngx_memcpy(name, path.data, path.len);
+    path.data = name;
+
+    ngx_agentlocator_recording_close(ms->recording);
+    ms->recording = NULL;
+
+    if (ms->frames == 0 || ms->amcf->transcribe == NULL) {
+        return;
+    }
+
+    call_sid.data = ms->call_sid;
+    call_sid.len = NGX_AGENTLOCATOR_SID_LEN;
+
+    ngx_agentlocator_transcribe_file(ms->amcf, &call_sid, &path,
+                                     ngx_cycle->log);
+}
+
+
+/*
  * Runs when the connection's pool is destroyed, however the stream ended
  * (the connection itself is closed by then): the registry learns the
  * stream ended, with or without Twilio's "stop"; the recording is
@@ -1676,8 +1712,7 @@ ngx_agentlocator_media_cleanup(void *data)
     }
 
     if (ms->recording) {
-        ngx_agentlocator_recording_close(ms->recording);
-        ms->recording = NULL;
+        ngx_agentlocator_media_transcribe(ms);
     }
 
     for (out = ms->out; out; out = next) {
@@ -1698,6 +1733,7 @@ ngx_agentlocator_media_cleanup(void *data)
     if (ms->counted) {
         (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_open,
                                     (ngx_atomic_int_t) -1);
+        ngx_agentlocator_metrics_streams(-1);
     }
 }
 

@@ -114,6 +114,10 @@ typedef enum {
     NGX_AGENTLOCATOR_PG_READY
 } ngx_agentlocator_pg_state_e;
 
+/* fails to compile unless NGX_AGENTLOCATOR_PG_STATES counts them all */
+typedef char  ngx_agentlocator_pg_states_check[
+    NGX_AGENTLOCATOR_PG_READY + 1 == NGX_AGENTLOCATOR_PG_STATES ? 1 : -1];
+
 
 typedef struct {
     PGconn                     *conn;
@@ -638,6 +642,8 @@ ngx_agentlocator_pg_write(ngx_agentlocator_crm_statement_t *st, ngx_uint_t n,
     }
 
     if (!room) {
+        ngx_agentlocator_metrics_crm(NGX_AGENTLOCATOR_METRICS_CRM_DROPPED);
+
         if (pool->dropped++ % 1000 == 0) {
             ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                           "CRM_QUEUE_FULL dropped=%ui: %ui writes wait for "
@@ -911,6 +917,7 @@ ngx_agentlocator_pg_status(ngx_agentlocator_pg_status_t *st)
     st->schema = pool->schema;
     st->pool = pool->nconns;
     st->queued = pool->queued;
+    st->reads = pool->nreads;
 
     for (i = 0; i < pool->nconns; i++) {
         st->in_flight += pool->conns[i].nbatch;
@@ -921,10 +928,10 @@ ngx_agentlocator_pg_status(ngx_agentlocator_pg_status_t *st)
     st->dropped = pool->dropped;
 
     for (i = 0; i < pool->nconns; i++) {
-        if (pool->conns[i].state == NGX_AGENTLOCATOR_PG_READY) {
-            st->connected++;
-        }
+        st->by_state[pool->conns[i].state]++;
     }
+
+    st->connected = st->by_state[NGX_AGENTLOCATOR_PG_READY];
 
     /* an old schema's connections are let go, and tried again */
     if (pool->schema >= 0 && pool->schema < NGX_AGENTLOCATOR_SCHEMA_VERSION) {
@@ -936,6 +943,19 @@ ngx_agentlocator_pg_status(ngx_agentlocator_pg_status_t *st)
     } else {
         st->state = "ok";
     }
+}
+
+
+/* the states' names in /metrics */
+
+const char *
+ngx_agentlocator_pg_state_name(ngx_uint_t state)
+{
+    static const char  *names[] = {
+        "idle", "backoff", "connecting", "checking", "preparing", "ready"
+    };
+
+    return state < NGX_AGENTLOCATOR_PG_STATES ? names[state] : "unknown";
 }
 
 
@@ -1433,6 +1453,7 @@ ngx_agentlocator_pg_result(ngx_agentlocator_pg_conn_t *pc, PGresult *res)
 
     w->refused = 1;
     pool->failed++;
+    ngx_agentlocator_metrics_crm(NGX_AGENTLOCATOR_METRICS_CRM_FAILED);
 
     ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                   "CRM_WRITE_FAILED what=%s sqlstate=%s: %s",
@@ -1488,6 +1509,7 @@ ngx_agentlocator_pg_batch_done(ngx_agentlocator_pg_conn_t *pc)
 
         if (!w->refused) {
             pool->done++;
+            ngx_agentlocator_metrics_crm(NGX_AGENTLOCATOR_METRICS_CRM_DONE);
         }
 
         ngx_agentlocator_pg_taken(w);

@@ -924,6 +924,39 @@ ngx_agentlocator_registry_snapshot(ngx_agentlocator_registry_t *reg,
 }
 
 
+/*
+ * How many entries are in each state (counts[state], for states below n),
+ * under the lock, so they add up to the entries at one instant.  The walk
+ * is over the entry table, an array, rather than the LRU list: its loads
+ * do not wait on each other, which keeps the lock short.
+ */
+
+void
+ngx_agentlocator_registry_states(ngx_agentlocator_registry_t *reg,
+    ngx_uint_t *counts, ngx_uint_t n)
+{
+    ngx_uint_t                        i;
+    ngx_agentlocator_call_t          *call;
+    ngx_agentlocator_registry_sh_t   *sh;
+
+    ngx_memzero(counts, n * sizeof(ngx_uint_t));
+
+    sh = reg->sh;
+
+    ngx_agentlocator_registry_lock(reg);
+
+    for (i = 0; i < sh->table_size; i++) {
+        call = sh->table[i];
+
+        if (call && call->state < n) {
+            counts[call->state]++;
+        }
+    }
+
+    ngx_agentlocator_registry_unlock(reg);
+}
+
+
 static void
 ngx_agentlocator_registry_wake_check(ngx_msec_t due)
 {

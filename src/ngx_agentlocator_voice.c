@@ -41,6 +41,8 @@ static void ngx_agentlocator_voice_ended_cleanup(void *data);
 static ngx_int_t ngx_agentlocator_voice_ended_answer(ngx_http_request_t *r,
     ngx_str_t *call_sid, ngx_uint_t known, ngx_uint_t answer,
     ngx_msec_t waited, ngx_uint_t gave_up);
+static void ngx_agentlocator_voice_recording_sid(ngx_str_t *url,
+    ngx_str_t *sid);
 static ngx_int_t ngx_agentlocator_voice_handle_recording(ngx_http_request_t *r,
     ngx_agentlocator_form_t *form, ngx_str_t *call_sid);
 static ngx_int_t ngx_agentlocator_voice_call_status(ngx_http_request_t *r,
@@ -538,6 +540,44 @@ ngx_agentlocator_voice_ended_answer(ngx_http_request_t *r,
 }
 
 
+/* RE... as the last path segment of a recording's URL, or empty */
+
+static void
+ngx_agentlocator_voice_recording_sid(ngx_str_t *url, ngx_str_t *sid)
+{
+    u_char  *last, *slash;
+
+    ngx_str_null(sid);
+
+    last = url->data + url->len;
+
+    /* ".wav", ".mp3" or ".json" may follow it */
+    if (url->len > 4 && last[-4] == '.') {
+        last -= 4;
+
+    } else if (url->len > 5 && last[-5] == '.') {
+        last -= 5;
+    }
+
+    if (last - url->data < NGX_AGENTLOCATOR_SID_LEN + 1) {
+        return;
+    }
+
+    slash = last - NGX_AGENTLOCATOR_SID_LEN - 1;
+
+    if (*slash != '/') {
+        return;
+    }
+
+    sid->data = slash + 1;
+    sid->len = NGX_AGENTLOCATOR_SID_LEN;
+
+    if (ngx_agentlocator_valid_sid(sid, "RE") != NGX_OK) {
+        ngx_str_null(sid);
+    }
+}
+
+
 static ngx_int_t
 ngx_agentlocator_voice_handle_recording(ngx_http_request_t *r,
     ngx_agentlocator_form_t *form, ngx_str_t *call_sid)
@@ -558,11 +598,21 @@ ngx_agentlocator_voice_handle_recording(ngx_http_request_t *r,
 
     ngx_agentlocator_log_safe(duration, sizeof(duration), &value);
 
-    if (ngx_agentlocator_form_get(form, "RecordingSid", &value) != NGX_OK) {
-        ngx_str_null(&value);
+    if (ngx_agentlocator_form_get(form, "RecordingUrl", &url) != NGX_OK) {
+        ngx_str_null(&url);
     }
 
-    ngx_agentlocator_log_safe(recording_sid, sizeof(recording_sid), &value);
+    /*
+     * The <Record action> callback need not carry RecordingSid (its status
+     * callback does): then it is the last segment of RecordingUrl.
+     */
+    if (ngx_agentlocator_form_get(form, "RecordingSid", &sid) != NGX_OK
+        || ngx_agentlocator_valid_sid(&sid, "RE") != NGX_OK)
+    {
+        ngx_agentlocator_voice_recording_sid(&url, &sid);
+    }
+
+    ngx_agentlocator_log_safe(recording_sid, sizeof(recording_sid), &sid);
 
     reg = ngx_agentlocator_registry_get(amcf);
 
@@ -574,15 +624,6 @@ ngx_agentlocator_voice_handle_recording(ngx_http_request_t *r,
                   call_sid, recording_sid, duration, rc == NGX_OK);
 
     /* what Twilio said, as it said it: parameters, never SQL text */
-    if (ngx_agentlocator_form_get(form, "RecordingSid", &sid) != NGX_OK
-        || ngx_agentlocator_valid_sid(&sid, "RE") != NGX_OK)
-    {
-        ngx_str_null(&sid);
-    }
-
-    if (ngx_agentlocator_form_get(form, "RecordingUrl", &url) != NGX_OK) {
-        ngx_str_null(&url);
-    }
 
     if (ngx_agentlocator_form_get(form, "RecordingDuration", &value)
         != NGX_OK)
@@ -593,6 +634,11 @@ ngx_agentlocator_voice_handle_recording(ngx_http_request_t *r,
     ngx_str_null(&none);
 
     ngx_agentlocator_crm_recording(call_sid, &sid, &url, &value, &none);
+
+    if (sid.len) {
+        ngx_agentlocator_transcribe_twilio(amcf, call_sid, &sid, &url,
+                                           r->connection->log);
+    }
 
     return ngx_agentlocator_reply(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
 }

@@ -441,7 +441,7 @@ ngx_agentlocator_watchdog_act(ngx_agentlocator_watchdog_t *wd,
 
 /*
  * The CRM's timeline: every attempt ("outcome" NULL) and its outcome,
- * each once per call and attempt.
+ * each once per call and attempt; outcomes are counted for /metrics too.
  */
 
 static void
@@ -481,6 +481,8 @@ ngx_agentlocator_watchdog_crm(ngx_agentlocator_claim_t *claim,
 
         ev.http_status = http_status;
         ev.code = code;
+
+        ngx_agentlocator_metrics_redirect(claim->reason, outcome);
     }
 
     ngx_agentlocator_crm_event(&ev);
@@ -593,6 +595,8 @@ ngx_agentlocator_watchdog_done(ngx_agentlocator_http_result_t *result,
     was_full = (wd->n_in_flight == NGX_AGENTLOCATOR_WATCHDOG_IN_FLIGHT);
 
     wd->n_in_flight--;
+
+    ngx_agentlocator_metrics_rest(result, ngx_current_msec - rd->started);
 
     code = 0;
     retry_at = 0;

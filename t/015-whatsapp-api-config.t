@@ -282,3 +282,58 @@ POST /api/whatsapp/send
 --- error_code: 503
 --- response_body
 {"error":"no WhatsApp provider is configured"}
+
+
+
+=== TEST 23: agentlocator_transcribe_url needs agentlocator_postgres
+--- http_config
+    agentlocator_transcribe_url http://127.0.0.1:9000/v1/audio/transcriptions;
+--- config
+    location = /t { return 200; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*"agentlocator_transcribe_url" stores transcripts in the CRM, and there is no "agentlocator_postgres"/
+
+
+
+=== TEST 24: agentlocator_transcribe_url with a parameter it does not know
+--- http_config eval
+$::PG . "agentlocator_transcribe_url http://127.0.0.1:9000/v1/audio/transcriptions modle=whisper-1;"
+--- config
+    location = /t { return 200; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid agentlocator_transcribe_url parameter "modle=whisper-1", expected model=, language=, key=, timeout= or max_size=/
+
+
+
+=== TEST 25: agentlocator_transcribe_url that is not an http(s) URL
+--- http_config eval
+$::PG . "agentlocator_transcribe_url ftp://stt.example.com/v1;"
+--- config
+    location = /t { return 200; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid agentlocator_transcribe_url "ftp:\/\/stt\.example\.com\/v1"/
+
+
+
+=== TEST 26: agentlocator_transcribe_url key= from an unset variable, not echoed
+--- http_config eval
+$::PG . "agentlocator_transcribe_url https://api.openai.com/v1/audio/transcriptions key=env:AGENTLOCATOR_TEST_UNSET_KEY;"
+--- config
+    location = /t { return 200; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*agentlocator_transcribe_url key names an environment variable that is not set/
+
+
+
+=== TEST 27: agentlocator_transcribe_url timeout= out of range
+--- http_config eval
+$::PG . "agentlocator_transcribe_url http://127.0.0.1:9000/v1/audio/transcriptions timeout=5ms;"
+--- config
+    location = /t { return 200; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*agentlocator_transcribe_url "timeout=5ms": timeout= must be from 1s to 1h/
