@@ -178,7 +178,9 @@ local @ENV{keys %env} = map { encode_utf8($_) } values %env;
 
 my $FORM = 'Content-Type: application/x-www-form-urlencoded';
 my $LIVE_CALL = call_sid(0x11fe);
-my $LIVE_FROM = '+972541009999';
+# a known customer's number: the call adds no customer, so the customers'
+# pages stay as seeded
+my $LIVE_FROM = '+972541000002';
 
 sub webhook {
     my ($name, @kv) = @_;
@@ -200,6 +202,12 @@ my %sync = (
         my $r = webhook('call_status', CallSid => $LIVE_CALL, AccountSid => 'AC' . '1' x 32,
                         CallStatus => 'in-progress');
         is($r->{status}, 200, 'the live call: call_status in-progress answered 200');
+        return 'ok';
+    },
+    end => sub {
+        my $r = webhook('call_status', CallSid => $LIVE_CALL, AccountSid => 'AC' . '1' x 32,
+                        CallStatus => 'completed', CallDuration => 3);
+        is($r->{status}, 200, 'the live call: call_status completed answered 200');
         return 'ok';
     },
     sent => sub {

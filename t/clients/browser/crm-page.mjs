@@ -131,6 +131,12 @@ try {
             .then(() => true, () => false);
         check(moved, 'a call_status webhook changes the row while we watch',
               await text(row));
+        await sync('end');
+        const ended = await page.waitForFunction(
+            (sid) => document.querySelector(`tr[data-sid="${sid}"].ended td.state`)
+                ?.textContent.includes('הסתיימה'), live.call_sid, { timeout: 3000 })
+            .then(() => true, () => false);
+        check(ended, 'and its end: shown as ended, faded, still listed', await text(row));
         check(await page.evaluate(() => window.__sameDocument === true),
               'without a reload (the same document)');
     } else {

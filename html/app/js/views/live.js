@@ -56,7 +56,8 @@ export default function live(el, ctx) {
     function show(data) {
         const calls = [...(data.results || [])].sort(
             (a, b) => String(b.started_at).localeCompare(String(a.started_at)));
-        replace(total, count(data.total ?? calls.length), ' שיחות');
+        const n = data.total ?? calls.length;
+        replace(total, n === 1 ? 'שיחה אחת' : [count(n), ' שיחות']);
         const seen = new Set();
         for (const c of calls) {
             seen.add(c.call_sid);
@@ -75,6 +76,10 @@ export default function live(el, ctx) {
             }
         }
         empty.hidden = calls.length > 0;
+        if (data.truncated) {
+            problem.replaceChildren(h('p', { class: 'notice info' },
+                'ברשומה יש יותר שיחות ממה שאפשר להציג: מוצגות החדשות ביותר.'));
+        }
     }
 
     poll();
@@ -114,7 +119,8 @@ function update(row, c) {
         ? dot(c.redirect.outcome, `${label('reason', c.redirect.reason)} · `
                                   + label('outcome', c.redirect.outcome))
         : h('span', { class: 'muted' }, '—'));
-    row.tr.className = `tone-${tone(c.state)}`;
+    // a call that ended stays a few minutes in the registry: shown, faded
+    row.tr.className = `tone-${tone(c.state)}${c.ended ? ' ended' : ''}`;
 }
 
 function dot(code, ...text) {
