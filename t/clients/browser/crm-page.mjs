@@ -3,10 +3,9 @@
 // Speaks to the Perl test on stdout, one JSON object a line:
 //   {"ok": true|false, "name": "...", "diag": "..."}   an assertion
 //   {"sync": "live", ...}   the page waits: the test makes a call, answers a line
-//   {"todo": "...", "name": "..."}                  an assertion it cannot make yet
 // and reads the test's answers on stdin.  Settings come from the
-// environment (BASE_URL, TOKEN, VIEWER_TOKEN, BAD_TOKEN, CALL_SID,
-// THREAD_ID, ARTIFACTS, CHROMIUM, LIVE).
+// environment (BASE_URL, CHROMIUM, ARTIFACTS, the tokens, what was seeded:
+// see t/070-crm-page.t).
 
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
@@ -109,7 +108,7 @@ try {
     await visible(table);
     await page.waitForFunction(() => document.querySelector('.poll')?.textContent.includes('מתעדכן'),
                                null, { timeout: 5000 }).catch(() => {});
-    if (env.LIVE === '1') {
+    {
         await page.evaluate(() => { window.__sameDocument = true; });
         const live = JSON.parse(await sync('live'));
         const row = page.locator(`tr[data-sid="${live.call_sid}"]`);
@@ -139,9 +138,6 @@ try {
         check(ended, 'and its end: shown as ended, faded, still listed', await text(row));
         check(await page.evaluate(() => window.__sameDocument === true),
               'without a reload (the same document)');
-    } else {
-        say({ todo: env.LIVE_WHY || 'GET /api/live is not in the module yet',
-              name: 'a call made during the test appears in the live view without a reload' });
     }
     await shot(page, '02-live');
 
@@ -171,7 +167,7 @@ try {
 
     // the stream's recording: fetched with the bearer header, played from a blob
     const stored = page.locator(`article[data-recording="${env.STORED_RECORDING}"]`);
-    if (env.AUDIO === '1') {
+    {
         await stored.getByRole('button', { name: /השמעה/ }).click();
         const audio = stored.locator('audio');
         const ok = await visible(audio);
@@ -193,9 +189,6 @@ try {
             check(await visible(remote.getByText('אינו שמור בשרת הזה')),
                   'a recording not stored here: said so', await text(remote));
         });
-    } else {
-        say({ todo: env.AUDIO_WHY || 'GET /api/calls/{sid}/recordings/{id}/audio is not in the module yet',
-              name: 'the stored recording plays in the page' });
     }
     await shot(page, '04-call');
 
@@ -310,10 +303,8 @@ try {
     check(await page.evaluate(() => sessionStorage.getItem('agentlocator.token')) === null,
           'signing out forgets the token');
 
-    // until GET /api/live is in the module, its 404s are the TODO above
-    const real = env.LIVE === '1' ? problems : problems.filter((p) => !p.includes('/api/live'));
-    check(real.length === 0, 'no console errors, exceptions or failed requests',
-          real.join('\n'));
+    check(problems.length === 0, 'no console errors, exceptions or failed requests',
+          problems.join('\n'));
 } catch (e) {
     check(false, 'the browser scenario ran to its end', e.stack);
 } finally {
