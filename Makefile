@@ -43,7 +43,8 @@ DEB_BUILD    := nginx nginx-dev libpq-dev libcurl4-openssl-dev libyajl-dev \
 DEB_TEST     := libtest-base-perl libtest-longstring-perl \
                 liblist-moreutils-perl libtext-diff-perl \
                 libhttp-message-perl libprotocol-websocket-perl curl \
-                python3-websockets sox openssl rsync prometheus
+                python3-websockets sox openssl rsync prometheus \
+                chromium
 DEB_ALL      := $(DEB_BUILD) $(DEB_TEST)
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -53,7 +54,7 @@ T            ?= t/
 
 # Node.js packages of the test clients and the WhatsApp bridge (npm ci from
 # their lockfiles); the bridge's baileys needs Node 20.
-NODE_DIRS    := t/clients/node tools/baileys-bridge
+NODE_DIRS    := t/clients/node tools/baileys-bridge t/clients/browser
 
 .PHONY: deps node-deps build nginx-static test test-static fuzz fuzz-ci mutate run stop clean \
         docker-check demo-deps prompts call
