@@ -24,6 +24,11 @@ ngx_agentlocator_form_count(u_char *buf, size_t len)
 
     n = 1;
 
+    /* an empty body may have no buffer at all: NULL + 0 is undefined */
+    if (len == 0) {
+        return n;
+    }
+
     for (p = buf, last = buf + len; p < last; p++) {
         n += (*p == '&');
     }
@@ -48,6 +53,10 @@ ngx_agentlocator_form_parse(u_char *buf, size_t len,
     ngx_agentlocator_param_t  *param;
 
     form->nparams = 0;
+
+    if (len == 0) {
+        return NULL;
+    }
 
     p = buf;
     last = buf + len;

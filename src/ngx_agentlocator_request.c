@@ -167,6 +167,10 @@ ngx_agentlocator_content_type(ngx_http_request_t *r, const char *type)
 ngx_int_t
 ngx_agentlocator_storable_text(ngx_str_t *s)
 {
+    if (s->len == 0) {
+        return NGX_OK;
+    }
+
     if (ngx_strlchr(s->data, s->data + s->len, '\0') != NULL
         || !ngx_agentlocator_utf8_valid(s->data, s->len))
     {

@@ -586,6 +586,8 @@ ngx_agentlocator_spool_start_file(ngx_agentlocator_spool_t *sp)
 
     fd = NGX_INVALID_FILE;
     err = 0;
+    p = path;
+    *p = '\0';
 
     for (tries = 0; tries < NGX_AGENTLOCATOR_SPOOL_NAME_TRIES; tries++) {
         (void) ngx_snprintf(tmp, sizeof(tmp) - 1, "%V/%P-%ui.new%Z",

@@ -195,7 +195,9 @@ subtest 'journals left under the names the new workers would give: never written
     $pg->start or die 'pg start';
     $s->start;
     my $want = (12 + @new) . ' ' . (24 + @new);
-    ok(wait_stored($want, 30, @old, @new), 'every call of both runs, once') or diag stored(@old, @new);
+    ok(wait_stored($want, 30, @old, @new), 'every call of both runs, once')
+        or diag(join "\n", "stored: " . stored(@old, @new) . ", wanted $want",
+                "planted for " . join(' ', @pids), grep { /SPOOL_|WS_|CRM_/ } split /\n/, $s->error_log);
     unlike($s->error_log, qr/SPOOL_WRITE_FAILED/, 'no journal failed to start');
     ok(wait_until(sub { !glob("$dir/*.spool") || spool_total($s, 'files') == 0 }, 10), 'all emptied');
     ok($s->stop, 'stopped');
