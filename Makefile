@@ -30,6 +30,11 @@ STATIC_SRC   := $(BUILD)/nginx-static-src
 STATIC_PREFIX := $(BUILD)/nginx-static
 STATIC_NGINX := $(STATIC_PREFIX)/sbin/nginx
 
+# what the nginx built from source has besides the module (static and ASan)
+STATIC_MODULES := --with-debug --with-threads --with-compat \
+                  --with-http_ssl_module --with-http_v2_module \
+                  --with-http_realip_module --with-http_stub_status_module
+
 # The same hardening Debian compiles its nginx with; nginx adds -Werror.
 MODULE_CFLAGS ?= -g -O2 -fstack-protector-strong -Wformat \
                  -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2
@@ -122,9 +127,7 @@ $(STATIC_SRC)/objs/Makefile: config
 	@echo "nginx-static: configuring (log: build/configure-static.log)"
 	@cd $(STATIC_SRC) && ./configure \
 	        --prefix=$(STATIC_PREFIX) \
-	        --with-debug --with-threads --with-compat \
-	        --with-http_ssl_module --with-http_v2_module \
-	        --with-http_realip_module --with-http_stub_status_module \
+	        $(STATIC_MODULES) \
 	        --with-cc-opt="$(MODULE_CFLAGS)" \
 	        --add-module=$(TOP) >$(BUILD)/configure-static.log 2>&1 \
 	    || { tail -n 30 $(BUILD)/configure-static.log; rm -f $@; exit 1; }
@@ -158,9 +161,7 @@ $(ASAN_SRC)/objs/Makefile: config
 	@echo "nginx-asan: configuring (log: build/configure-asan.log)"
 	@cd $(ASAN_SRC) && CC=clang-14 ./configure \
 	        --prefix=$(ASAN_PREFIX) \
-	        --with-debug --with-threads --with-compat \
-	        --with-http_ssl_module --with-http_v2_module \
-	        --with-http_realip_module --with-http_stub_status_module \
+	        $(STATIC_MODULES) \
 	        --with-cc-opt="$(ASAN_CFLAGS)" \
 	        --with-ld-opt="-fsanitize=address,undefined" \
 	        --add-module=$(TOP) >$(BUILD)/configure-asan.log 2>&1 \
