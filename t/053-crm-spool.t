@@ -168,15 +168,19 @@ subtest 'journals left under the names the new workers would give: never written
     $s->start;
     # each new worker's first name taken by one of the dead run's journals
     my @pids = $s->workers;
+    # (whole, then renamed into place: a worker looking for orphans must
+    # never find one half written, as it never finds a real one so)
+    my ($uid, $gid) = (stat "/proc/$pids[0]")[4, 5];
     for my $i (0 .. $#pids) {
-        open my $fh, '>:raw', "$dir/$pids[$i]-0.spool" or die $!;
+        my $tmp = "$dir/plant-$pids[$i]";
+        open my $fh, '>:raw', $tmp or die $!;
         print $fh $journals[$i % @journals];
         close $fh;
+        # the workers' own, as a dead run's journals are
+        chown $uid, $gid, $tmp;
+        chmod 0600, $tmp;
+        rename $tmp, "$dir/$pids[$i]-0.spool" or die $!;
     }
-    # the workers' own, as a dead run's journals are
-    my ($uid, $gid) = (stat "/proc/$pids[0]")[4, 5];
-    chown $uid, $gid, glob("$dir/*.spool");
-    chmod 0600, glob("$dir/*.spool");
     # at once, before the workers' next look for orphans: a first write in
     # each worker, which starts its journal
     my (%wrote, @new);
