@@ -19,11 +19,7 @@
 /* how long a request waits for the database */
 #define NGX_AGENTLOCATOR_API_TIMEOUT      5000
 
-#define NGX_AGENTLOCATOR_API_LIMIT        25       /* a page's rows */
-#define NGX_AGENTLOCATOR_API_MAX_LIMIT    100
-#define NGX_AGENTLOCATOR_API_MAX_PAGE     1000000
-#define NGX_AGENTLOCATOR_API_MAX_QUERY    100      /* bytes of ?q= */
-#define NGX_AGENTLOCATOR_API_MAX_ARGS     2048     /* of the query string */
+/* paging and filters: ngx_agentlocator_api_args.h */
 
 
 typedef enum {
@@ -60,9 +56,7 @@ static ngx_uint_t ngx_agentlocator_api_may_send(const char *role);
 static ngx_uint_t ngx_agentlocator_api_may_read(const char *role);
 static ngx_int_t ngx_agentlocator_api_args(ngx_http_request_t *r,
     ngx_agentlocator_form_t *form, ngx_int_t *rc);
-static const char *ngx_agentlocator_api_paging(ngx_agentlocator_form_t *form,
-    ngx_int_t *page, ngx_int_t *limit);
-static const char *ngx_agentlocator_api_filter(ngx_http_request_t *r,
+static const char *ngx_agentlocator_api_filter_of(ngx_http_request_t *r,
     ngx_uint_t which, ngx_agentlocator_form_t *form, ngx_str_t *filter);
 static ngx_int_t ngx_agentlocator_api_start(ngx_http_request_t *r,
     ngx_agentlocator_api_ctx_t *ctx, ngx_agentlocator_pg_query_t *q,
@@ -87,6 +81,7 @@ ngx_agentlocator_api_handler(ngx_http_request_t *r)
     ngx_agentlocator_api_ctx_t    *ctx;
     ngx_agentlocator_pg_query_t    q[3];
     ngx_agentlocator_jwt_claims_t  claims;
+    long                           page_n, limit_n;
     u_char                         offset[NGX_INT64_LEN], limit[NGX_INT_T_LEN];
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
@@ -167,16 +162,19 @@ ngx_agentlocator_api_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    err = ngx_agentlocator_api_paging(&form, &ctx->page, &ctx->limit);
+    err = ngx_agentlocator_api_paging(&form, &page_n, &limit_n);
     if (err) {
         return ngx_agentlocator_api_error(r, NGX_HTTP_BAD_REQUEST, err);
     }
+
+    ctx->page = page_n;
+    ctx->limit = limit_n;
 
     if (page == NGX_AGENTLOCATOR_API_MESSAGES) {
         filter = id;
 
     } else {
-        err = ngx_agentlocator_api_filter(r, page, &form, &filter);
+        err = ngx_agentlocator_api_filter_of(r, page, &form, &filter);
         if (err) {
             return ngx_agentlocator_api_error(r, NGX_HTTP_BAD_REQUEST, err);
         }
@@ -504,126 +502,34 @@ ngx_agentlocator_api_args(ngx_http_request_t *r, ngx_agentlocator_form_t *form,
 }
 
 
-/* page >= 1 (default 1), 1 <= limit <= 100 (default 25). */
-
-static const char *
-ngx_agentlocator_api_paging(ngx_agentlocator_form_t *form, ngx_int_t *page,
-    ngx_int_t *limit)
-{
-    ngx_int_t  rc;
-    ngx_str_t  v;
-
-    *page = 1;
-    *limit = NGX_AGENTLOCATOR_API_LIMIT;
-
-    rc = ngx_agentlocator_form_get(form, "page", &v);
-
-    if (rc == NGX_ERROR) {
-        return "page is given twice";
-    }
-
-    if (rc == NGX_OK) {
-        *page = (v.len && v.len <= 7) ? ngx_atoi(v.data, v.len) : NGX_ERROR;
-
-        if (*page < 1 || *page > NGX_AGENTLOCATOR_API_MAX_PAGE) {
-            return "page must be a whole number from 1 to 1000000";
-        }
-    }
-
-    rc = ngx_agentlocator_form_get(form, "limit", &v);
-
-    if (rc == NGX_ERROR) {
-        return "limit is given twice";
-    }
-
-    if (rc == NGX_OK) {
-        *limit = (v.len && v.len <= 3) ? ngx_atoi(v.data, v.len) : NGX_ERROR;
-
-        if (*limit < 1 || *limit > NGX_AGENTLOCATOR_API_MAX_LIMIT) {
-            return "limit must be a whole number from 1 to 100";
-        }
-    }
-
-    return NULL;
-}
-
-
 /*
- * A page's filter ($2): threads' ?type= (a channel), calls' ?status=,
- * customers' ?q= (a substring of the phone or the name, its LIKE
- * metacharacters escaped).  None given: SQL NULL.
+ * A page's filter ($2), in the request's pool (ngx_agentlocator_api_filter
+ * says which and how); none given: SQL NULL.
  */
 
 static const char *
-ngx_agentlocator_api_filter(ngx_http_request_t *r, ngx_uint_t which,
+ngx_agentlocator_api_filter_of(ngx_http_request_t *r, ngx_uint_t which,
     ngx_agentlocator_form_t *form, ngx_str_t *filter)
 {
-    u_char      *p;
-    ngx_int_t    rc;
-    ngx_str_t    v;
-    ngx_uint_t   i;
-    const char  *name;
+    u_char                       *pattern;
+    const char                   *err;
+    ngx_agentlocator_form_str_t   f;
 
-    ngx_str_null(filter);
+    pattern = NULL;
 
-    name = (which == NGX_AGENTLOCATOR_API_THREADS) ? "type"
-           : (which == NGX_AGENTLOCATOR_API_CALLS) ? "status" : "q";
-
-    rc = ngx_agentlocator_form_get(form, name, &v);
-
-    if (rc == NGX_ERROR) {
-        return "a filter is given twice";
-    }
-
-    if (rc == NGX_DECLINED || v.len == 0) {
-        return NULL;
-    }
-
-    if (which != NGX_AGENTLOCATOR_API_CUSTOMERS) {
-        if (v.len > 32) {
-            return "type and status are at most 32 characters";
+    if (which == NGX_AGENTLOCATOR_API_CUSTOMERS) {
+        pattern = ngx_pnalloc(r->pool, NGX_AGENTLOCATOR_API_MAX_PATTERN);
+        if (pattern == NULL) {
+            return "out of memory";
         }
-
-        for (i = 0; i < v.len; i++) {
-            if (!((v.data[i] >= 'a' && v.data[i] <= 'z') || v.data[i] == '-'
-                  || v.data[i] == '_'))
-            {
-                return "type and status are lowercase letters, - and _";
-            }
-        }
-
-        *filter = v;
-        return NULL;
     }
 
-    if (v.len > NGX_AGENTLOCATOR_API_MAX_QUERY) {
-        return "q is at most 100 bytes";
-    }
+    err = ngx_agentlocator_api_filter(form, which, pattern, &f);
 
-    if (ngx_agentlocator_storable_text(&v) != NGX_OK) {
-        return "q must be UTF-8 text";
-    }
+    filter->data = f.data;
+    filter->len = f.len;
 
-    p = ngx_pnalloc(r->pool, v.len * 2 + 2);
-    if (p == NULL) {
-        return "out of memory";
-    }
-
-    filter->data = p;
-    *p++ = '%';
-
-    for (i = 0; i < v.len; i++) {
-        if (v.data[i] == '%' || v.data[i] == '_' || v.data[i] == '\\') {
-            *p++ = '\\';
-        }
-
-        *p++ = v.data[i];
-    }
-
-    *p++ = '%';
-    filter->len = p - filter->data;
-
-    return NULL;
+    return err;
 }
 
 
