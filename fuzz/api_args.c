@@ -1,10 +1,15 @@
 /*
- * libFuzzer: the CRM API's query strings (?page=, ?limit=, ?type=,
- * ?status=, ?q=), split by src/ngx_agentlocator_form_codec.c as the API
- * does and read by src/ngx_agentlocator_api_args.c.
+ * libFuzzer: what a request to the CRM API asks, read by
+ * src/ngx_agentlocator_api_args.c: its endpoint, and its query string
+ * (?page=, ?limit=, ?type=, ?status=, ?q=) split by
+ * src/ngx_agentlocator_form_codec.c as the API does.
  *
- * Byte 0 picks the page (threads, calls, customers); the rest is the
- * query string.  Checked against rules written here from the README's API
+ * Byte 0 picks a page (threads, calls, customers) for when the path names
+ * none; the rest is the request's path (after /api/) and, after the first
+ * "?", its query string.  The path is routed by a reference that splits
+ * it at "/" and matches the README's endpoints; the module must name the
+ * same route, page and ids (inside the path) or 404 with the same reason.
+ * The query is checked against rules written here from the README's API
  * section: page 1..1000000 and limit 1..100 in plain digits (defaults 1
  * and 25), each given at most once (or twice alike); type and status 1 to
  * 32 of [a-z_-]; q at most 100 bytes of UTF-8 (RFC 3629) without NUL,
@@ -26,6 +31,8 @@
         fprintf(stderr, "api_args: %s\n", what);                              \
         abort();                                                              \
     }
+
+#define MAX_SEGS  8
 
 #define ABSENT    0
 #define FOUND     1
@@ -131,6 +138,168 @@ ref_utf8(const uint8_t *s, size_t len)
     }
 
     return 1;
+}
+
+
+static int
+seg_is(const ngx_agentlocator_form_str_t *s, const char *lit)
+{
+    return s->len == strlen(lit) && memcmp(s->data, lit, s->len) == 0;
+}
+
+
+/* 1 to 18 digits */
+
+static int
+seg_id(const ngx_agentlocator_form_str_t *s)
+{
+    size_t  i;
+
+    if (s->len == 0 || s->len > 18) {
+        return 0;
+    }
+
+    for (i = 0; i < s->len; i++) {
+        if (s->data[i] < '0' || s->data[i] > '9') {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* "CA" and 32 hex digits */
+
+static int
+seg_sid(const ngx_agentlocator_form_str_t *s)
+{
+    size_t  i;
+
+    if (s->len != 34 || s->data[0] != 'C' || s->data[1] != 'A') {
+        return 0;
+    }
+
+    for (i = 2; i < 34; i++) {
+        if (!strchr("0123456789abcdefABCDEF", s->data[i]) || !s->data[i]) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static void
+check_path(const uint8_t *path, size_t len, unsigned *page)
+{
+    size_t                       n, i, start;
+    const char                  *err, *want;
+    unsigned                     route, want_page;
+    ngx_agentlocator_form_str_t  seg[MAX_SEGS], *id, *sub;
+    ngx_agentlocator_api_path_t  to;
+
+    /* an exact copy: ASan sees a read past the path */
+    uint8_t  *copy = malloc(len + 1);
+    CHECK(copy, "out of memory");
+    memcpy(copy, path, len);
+
+    err = ngx_agentlocator_api_path(copy, len, &to);
+
+    for (n = 0, start = 0, i = 0; i <= len; i++) {
+        if (i == len || copy[i] == '/') {
+            if (n == MAX_SEGS) {
+                n++;
+                break;
+            }
+
+            seg[n].data = copy + start;
+            seg[n].len = i - start;
+            n++;
+            start = i + 1;
+        }
+    }
+
+    want = "no such API endpoint";
+    route = NGX_AGENTLOCATOR_API_ROUTE_PAGE;
+    want_page = NGX_AGENTLOCATOR_API_THREADS;
+    id = sub = NULL;
+
+    if (n == 1 && seg_is(&seg[0], "threads")) {
+        want = NULL;
+
+    } else if (n == 1 && seg_is(&seg[0], "calls")) {
+        want = NULL;
+        want_page = NGX_AGENTLOCATOR_API_CALLS;
+
+    } else if (n == 1 && seg_is(&seg[0], "live")) {
+        want = NULL;
+        route = NGX_AGENTLOCATOR_API_ROUTE_LIVE;
+
+    } else if (n == 2 && seg_is(&seg[0], "crm")
+               && seg_is(&seg[1], "customers"))
+    {
+        want = NULL;
+        want_page = NGX_AGENTLOCATOR_API_CUSTOMERS;
+
+    } else if (n == 2 && seg_is(&seg[0], "whatsapp")
+               && seg_is(&seg[1], "send"))
+    {
+        want = NULL;
+        route = NGX_AGENTLOCATOR_API_ROUTE_SEND;
+
+    } else if (n == 3 && seg_is(&seg[0], "threads")
+               && seg_is(&seg[2], "messages"))
+    {
+        want = seg_id(&seg[1]) ? NULL : "no such thread";
+        want_page = NGX_AGENTLOCATOR_API_MESSAGES;
+        id = &seg[1];
+
+    } else if (n >= 2 && seg_is(&seg[0], "calls")
+               && (n > 2 || seg[1].len))
+    {
+        /* "calls/" and anything: a call, its recording's audio, or none */
+        want = "no such call";
+
+        if (n == 2 && seg_sid(&seg[1])) {
+            want = NULL;
+            route = NGX_AGENTLOCATOR_API_ROUTE_CALL;
+            id = &seg[1];
+
+        } else if (n == 5 && seg_sid(&seg[1]) && seg_is(&seg[2], "recordings")
+                   && seg_id(&seg[3]) && seg_is(&seg[4], "audio"))
+        {
+            want = NULL;
+            route = NGX_AGENTLOCATOR_API_ROUTE_AUDIO;
+            id = &seg[1];
+            sub = &seg[3];
+        }
+    }
+
+    if (want) {
+        CHECK(err && strcmp(err, want) == 0,
+              "a path the reference refuses: not refused so");
+        free(copy);
+        return;
+    }
+
+    CHECK(err == NULL, "a path the reference routes was refused");
+    CHECK(to.route == route, "not the reference's route");
+
+    if (route == NGX_AGENTLOCATOR_API_ROUTE_PAGE) {
+        CHECK(to.page == want_page, "not the reference's page");
+
+        if (want_page != NGX_AGENTLOCATOR_API_MESSAGES) {
+            *page = want_page;
+        }
+    }
+
+    CHECK(id ? (to.id.data == id->data && to.id.len == id->len)
+             : to.id.len == 0, "not the reference's id");
+    CHECK(sub ? (to.sub.data == sub->data && to.sub.len == sub->len)
+              : to.sub.len == 0, "not the reference's recording");
+
+    free(copy);
 }
 
 
@@ -262,7 +431,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size_t                     room;
-    uint8_t                   *copy;
+    uint8_t                   *copy, *q;
     unsigned                   which;
     const char                *err;
     ngx_agentlocator_form_t    form;
@@ -280,6 +449,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     which = pages[data[0] % 3];
     data++;
     size--;
+
+    q = memchr(data, '?', size);
+
+    check_path(data, q ? (size_t) (q - data) : size, &which);
+
+    if (q == NULL) {
+        return 0;
+    }
+
+    size -= q + 1 - data;
+    data = q + 1;
 
     /* the API refuses a longer query string before parsing it */
     if (size > NGX_AGENTLOCATOR_API_MAX_ARGS) {

@@ -18,8 +18,8 @@ corpus/form/*: byte 0 the room for pairs (< 200: the module's), then
 Twilio's webhook bodies (voice, status, recording, WhatsApp) and broken ones.
 corpus/signature/*: flags, mutation, token, URL and body of Twilio's
 published vectors (../shared/twilio-facts.md section 1), the signature after.
-corpus/api_args/*: byte 0 the page (threads, calls, customers), then
-query strings of the CRM API, good and refused.
+corpus/api_args/*: byte 0 a page (threads, calls, customers), then
+the CRM API's paths and query strings, good and refused.
 corpus/wa_body/*: the Baileys bridge's webhook bodies and the API's send
 requests, good and refused.
 Existing files in these directories are replaced.
@@ -452,24 +452,35 @@ def signature_seeds():
 
 def api_args_seeds():
     threads, calls, customers = b"\0", b"\1", b"\2"
+    sid = CALL.encode()
     return {
-        "paging": threads + b"page=2&limit=10",
-        "type": threads + b"type=whatsapp",
-        "status": calls + b"status=completed&page=3",
-        "q-like": customers + b"q=50%25_off%5C&limit=100",
-        "q-utf8": customers + b"q=%D7%A9%D7%9C%D7%95%D7%9D",
-        "q-nul": customers + b"q=a%00b",
-        "q-bad-utf8": customers + b"q=%C0%AF",
-        "q-long": customers + b"q=" + b"x" * 101,
-        "page-zero": threads + b"page=0",
-        "page-max": threads + b"page=1000000&limit=100",
-        "page-over": threads + b"page=1000001",
-        "limit-over": calls + b"limit=101",
-        "limit-sign": calls + b"limit=+5",
-        "page-twice": threads + b"page=1&page=2",
-        "page-twice-alike": threads + b"page=1&page=1",
-        "type-upper": threads + b"type=WhatsApp",
-        "filter-twice": calls + b"status=a&status=b",
+        "paging": threads + b"threads?page=2&limit=10",
+        "type": threads + b"threads?type=whatsapp",
+        "status": threads + b"calls?status=completed&page=3",
+        "q-like": threads + b"crm/customers?q=50%25_off%5C&limit=100",
+        "q-utf8": customers + b"crm/customers?q=%D7%A9%D7%9C%D7%95%D7%9D",
+        "q-nul": customers + b"?q=a%00b",
+        "q-bad-utf8": customers + b"?q=%C0%AF",
+        "q-long": customers + b"?q=" + b"x" * 101,
+        "page-zero": threads + b"?page=0",
+        "page-max": threads + b"?page=1000000&limit=100",
+        "page-over": threads + b"?page=1000001",
+        "limit-over": calls + b"?limit=101",
+        "limit-sign": calls + b"?limit=+5",
+        "page-twice": threads + b"?page=1&page=2",
+        "page-twice-alike": threads + b"?page=1&page=1",
+        "type-upper": threads + b"?type=WhatsApp",
+        "filter-twice": calls + b"?status=a&status=b",
+        "messages": threads + b"threads/42/messages?page=2",
+        "messages-bad-id": threads + b"threads/4x/messages",
+        "messages-long-id": threads + b"threads/1234567890123456789/messages",
+        "call": threads + b"calls/" + sid,
+        "call-short": threads + b"calls/" + sid[:-1],
+        "audio": threads + b"calls/" + sid + b"/recordings/7/audio",
+        "audio-bad": threads + b"calls/" + sid + b"/recordings//audio",
+        "live": threads + b"live",
+        "send": threads + b"whatsapp/send",
+        "unknown": threads + b"threads/",
         "empty": customers,
     }
 
@@ -496,6 +507,8 @@ def wa_body_seeds():
                            provider="baileys"),
         "send-no-plus": body(to="15551234567", text="hi"),
         "twice": b'{"to":"+1555","to":"+1666","text":"x"}',
+        "key-with-nul": b'{"to":"+15554567","media_url":"http://x/a.",'
+                        b'"provider\\u0000":"leys"}',
         "escaped": b'{"to":"\\u002b15551234567","text":"a\\"b\\u00e9"}',
         "deep": b'{"to":"+1555","x":' + b"[" * 20 + b"]" * 20 + b"}",
         "not-object": b'["to","+1555"]',

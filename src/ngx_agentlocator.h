@@ -24,6 +24,7 @@
 #endif
 #include <openssl/sha.h>
 #include "ngx_agentlocator_siphash.h"
+#include "ngx_agentlocator_valid.h"
 #include "ngx_agentlocator_form_codec.h"
 #include "ngx_agentlocator_twilio_sig.h"
 #include "ngx_agentlocator_api_args.h"
@@ -50,7 +51,7 @@
 #define NGX_AGENTLOCATOR_REGISTRY_LAYOUT  0x414c0005   /* "AL", layout 5 */
 #define NGX_AGENTLOCATOR_CALL_MAGIC       0x43414c4c   /* "CALL" */
 
-#define NGX_AGENTLOCATOR_SID_LEN          34           /* "CA" + 32 hex */
+/* NGX_AGENTLOCATOR_SID_LEN, 34 ("CA" + 32 hex): ngx_agentlocator_valid.h */
 #define NGX_AGENTLOCATOR_PARTY_LEN        64           /* From, To */
 #define NGX_AGENTLOCATOR_CALL_STATUS_LEN  16
 #define NGX_AGENTLOCATOR_STREAM_TOKEN_LEN 32           /* hex, in the URL */

@@ -22,13 +22,7 @@
 /* paging and filters: ngx_agentlocator_api_args.h */
 
 
-typedef enum {
-    NGX_AGENTLOCATOR_API_ROUTE_PAGE = 0,
-    NGX_AGENTLOCATOR_API_ROUTE_CALL,
-    NGX_AGENTLOCATOR_API_ROUTE_SEND,
-    NGX_AGENTLOCATOR_API_ROUTE_LIVE,
-    NGX_AGENTLOCATOR_API_ROUTE_AUDIO
-} ngx_agentlocator_api_route_e;
+/* the routes, NGX_AGENTLOCATOR_API_ROUTE_*: ngx_agentlocator_api_args.h */
 
 
 typedef struct {
@@ -48,8 +42,6 @@ typedef struct {
 static ngx_int_t ngx_agentlocator_api_route(ngx_http_request_t *r,
     ngx_str_t *path, ngx_uint_t *route, ngx_uint_t *page, ngx_str_t *id,
     ngx_str_t *sub, ngx_int_t *rc);
-static ngx_int_t ngx_agentlocator_api_call_path(ngx_str_t *path,
-    ngx_uint_t *route, ngx_str_t *id, ngx_str_t *sub);
 static ngx_int_t ngx_agentlocator_api_auth(ngx_http_request_t *r,
     ngx_agentlocator_jwt_claims_t *claims, ngx_int_t *rc);
 static ngx_uint_t ngx_agentlocator_api_may_send(const char *role);
@@ -212,146 +204,32 @@ ngx_agentlocator_api_route(ngx_http_request_t *r, ngx_str_t *path,
     ngx_uint_t *route, ngx_uint_t *page, ngx_str_t *id, ngx_str_t *sub,
     ngx_int_t *rc)
 {
-    u_char      *slash;
-    ngx_uint_t   i;
-    const char  *missing;
+    const char                   *missing;
+    ngx_agentlocator_api_path_t   to;
 
-    *route = NGX_AGENTLOCATOR_API_ROUTE_PAGE;
-    *page = NGX_AGENTLOCATOR_API_THREADS;
-    ngx_str_null(id);
-    ngx_str_null(sub);
+    missing = ngx_agentlocator_api_path(path->data, path->len, &to);
 
-#define is(s)  (path->len == sizeof(s) - 1                                    \
-                && ngx_strncmp(path->data, s, sizeof(s) - 1) == 0)
-#define starts(s)  (path->len > sizeof(s) - 1                                 \
-                    && ngx_strncmp(path->data, s, sizeof(s) - 1) == 0)
+    if (missing) {
+        *rc = ngx_agentlocator_api_error(r, NGX_HTTP_NOT_FOUND, missing);
+        return NGX_DECLINED;
+    }
 
-    if (is("whatsapp/send")) {
-        *route = NGX_AGENTLOCATOR_API_ROUTE_SEND;
+    *route = to.route;
+    *page = to.page;
+    id->data = to.id.data;
+    id->len = to.id.len;
+    sub->data = to.sub.data;
+    sub->len = to.sub.len;
+
+    if (to.route == NGX_AGENTLOCATOR_API_ROUTE_SEND) {
         *rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_POST, "POST");
 
-        return *rc == NGX_DECLINED ? NGX_OK : NGX_DECLINED;
-    }
-
-    if (is("threads")) {
-        *page = NGX_AGENTLOCATOR_API_THREADS;
-
-    } else if (is("calls")) {
-        *page = NGX_AGENTLOCATOR_API_CALLS;
-
-    } else if (is("crm/customers")) {
-        *page = NGX_AGENTLOCATOR_API_CUSTOMERS;
-
-    } else if (is("live")) {
-        *route = NGX_AGENTLOCATOR_API_ROUTE_LIVE;
-
-    } else if (starts("threads/")) {
-        id->data = path->data + 8;
-        slash = ngx_strlchr(id->data, path->data + path->len, '/');
-
-        if (slash == NULL
-            || (size_t) (path->data + path->len - slash) != 9
-            || ngx_strncmp(slash, "/messages", 9) != 0)
-        {
-            missing = "no such API endpoint";
-            goto not_found;
-        }
-
-        id->len = slash - id->data;
-        missing = "no such thread";
-
-        if (id->len == 0 || id->len > 18) {
-            goto not_found;
-        }
-
-        for (i = 0; i < id->len; i++) {
-            if (id->data[i] < '0' || id->data[i] > '9') {
-                goto not_found;
-            }
-        }
-
-        *page = NGX_AGENTLOCATOR_API_MESSAGES;
-
-    } else if (starts("calls/")) {
-        if (ngx_agentlocator_api_call_path(path, route, id, sub) != NGX_OK) {
-            missing = "no such call";
-            goto not_found;
-        }
-
     } else {
-        missing = "no such API endpoint";
-        goto not_found;
+        *rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_GET|NGX_HTTP_HEAD,
+                                             "GET, HEAD");
     }
-
-#undef is
-#undef starts
-
-    *rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_GET|NGX_HTTP_HEAD,
-                                         "GET, HEAD");
 
     return *rc == NGX_DECLINED ? NGX_OK : NGX_DECLINED;
-
-not_found:
-
-    *rc = ngx_agentlocator_api_error(r, NGX_HTTP_NOT_FOUND, missing);
-
-    return NGX_DECLINED;
-}
-
-
-/* calls/{CallSid}, or calls/{CallSid}/recordings/{id}/audio */
-
-static ngx_int_t
-ngx_agentlocator_api_call_path(ngx_str_t *path, ngx_uint_t *route,
-    ngx_str_t *id, ngx_str_t *sub)
-{
-    u_char      *p, *last;
-    ngx_uint_t   i;
-
-    static u_char  recordings[] = "/recordings/";
-    static u_char  audio[] = "/audio";
-
-    p = path->data + sizeof("calls/") - 1;
-    last = path->data + path->len;
-
-    id->data = p;
-    id->len = ngx_min((size_t) (last - p), NGX_AGENTLOCATOR_SID_LEN);
-
-    if (ngx_agentlocator_valid_sid(id, "CA") != NGX_OK) {
-        return NGX_DECLINED;
-    }
-
-    p += id->len;
-
-    if (p == last) {
-        *route = NGX_AGENTLOCATOR_API_ROUTE_CALL;
-        return NGX_OK;
-    }
-
-    if ((size_t) (last - p) <= sizeof(recordings) - 1 + sizeof(audio) - 1
-        || ngx_strncmp(p, recordings, sizeof(recordings) - 1) != 0
-        || ngx_strncmp(last - (sizeof(audio) - 1), audio, sizeof(audio) - 1)
-           != 0)
-    {
-        return NGX_DECLINED;
-    }
-
-    sub->data = p + sizeof(recordings) - 1;
-    sub->len = last - (sizeof(audio) - 1) - sub->data;
-
-    if (sub->len == 0 || sub->len > 18) {
-        return NGX_DECLINED;
-    }
-
-    for (i = 0; i < sub->len; i++) {
-        if (sub->data[i] < '0' || sub->data[i] > '9') {
-            return NGX_DECLINED;
-        }
-    }
-
-    *route = NGX_AGENTLOCATOR_API_ROUTE_AUDIO;
-
-    return NGX_OK;
 }
 
 

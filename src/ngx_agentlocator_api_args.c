@@ -13,6 +13,128 @@
 
 static long ngx_agentlocator_api_number(const ngx_agentlocator_form_str_t *v,
     size_t max_len);
+static int ngx_agentlocator_api_call_path(const unsigned char *p,
+    const unsigned char *last, ngx_agentlocator_api_path_t *out);
+
+
+#define ngx_agentlocator_api_is(s)                                            \
+    (len == sizeof(s) - 1 && memcmp(path, s, sizeof(s) - 1) == 0)
+#define ngx_agentlocator_api_starts(s)                                        \
+    (len > sizeof(s) - 1 && memcmp(path, s, sizeof(s) - 1) == 0)
+
+
+const char *
+ngx_agentlocator_api_path(const unsigned char *path, size_t len,
+    ngx_agentlocator_api_path_t *out)
+{
+    const unsigned char  *slash, *last;
+
+    memset(out, 0, sizeof(ngx_agentlocator_api_path_t));
+    out->route = NGX_AGENTLOCATOR_API_ROUTE_PAGE;
+    out->page = NGX_AGENTLOCATOR_API_THREADS;
+
+    if (ngx_agentlocator_api_is("whatsapp/send")) {
+        out->route = NGX_AGENTLOCATOR_API_ROUTE_SEND;
+        return NULL;
+    }
+
+    if (ngx_agentlocator_api_is("threads")) {
+        out->page = NGX_AGENTLOCATOR_API_THREADS;
+        return NULL;
+    }
+
+    if (ngx_agentlocator_api_is("calls")) {
+        out->page = NGX_AGENTLOCATOR_API_CALLS;
+        return NULL;
+    }
+
+    if (ngx_agentlocator_api_is("crm/customers")) {
+        out->page = NGX_AGENTLOCATOR_API_CUSTOMERS;
+        return NULL;
+    }
+
+    if (ngx_agentlocator_api_is("live")) {
+        out->route = NGX_AGENTLOCATOR_API_ROUTE_LIVE;
+        return NULL;
+    }
+
+    last = path + len;
+
+    if (ngx_agentlocator_api_starts("threads/")) {
+        out->id.data = (unsigned char *) path + 8;
+        slash = memchr(out->id.data, '/', last - out->id.data);
+
+        if (slash == NULL || last - slash != 9
+            || memcmp(slash, "/messages", 9) != 0)
+        {
+            return "no such API endpoint";
+        }
+
+        out->id.len = slash - out->id.data;
+
+        if (ngx_agentlocator_api_number(&out->id,
+                                        NGX_AGENTLOCATOR_API_MAX_ID) < 0)
+        {
+            return "no such thread";
+        }
+
+        out->page = NGX_AGENTLOCATOR_API_MESSAGES;
+        return NULL;
+    }
+
+    if (ngx_agentlocator_api_starts("calls/")) {
+        return ngx_agentlocator_api_call_path(path + 6, last, out)
+               ? NULL : "no such call";
+    }
+
+    return "no such API endpoint";
+}
+
+
+/* {CallSid}, or {CallSid}/recordings/{id}/audio: 1 if so */
+
+static int
+ngx_agentlocator_api_call_path(const unsigned char *p,
+    const unsigned char *last, ngx_agentlocator_api_path_t *out)
+{
+    static const char  recordings[] = "/recordings/";
+    static const char  audio[] = "/audio";
+
+    out->id.data = (unsigned char *) p;
+    out->id.len = (size_t) (last - p) < NGX_AGENTLOCATOR_SID_LEN
+                  ? (size_t) (last - p) : NGX_AGENTLOCATOR_SID_LEN;
+
+    if (!ngx_agentlocator_sid_ok(out->id.data, out->id.len, "CA")) {
+        return 0;
+    }
+
+    p += out->id.len;
+
+    if (p == last) {
+        out->route = NGX_AGENTLOCATOR_API_ROUTE_CALL;
+        return 1;
+    }
+
+    if ((size_t) (last - p) <= sizeof(recordings) - 1 + sizeof(audio) - 1
+        || memcmp(p, recordings, sizeof(recordings) - 1) != 0
+        || memcmp(last - (sizeof(audio) - 1), audio, sizeof(audio) - 1) != 0)
+    {
+        return 0;
+    }
+
+    out->sub.data = (unsigned char *) p + sizeof(recordings) - 1;
+    out->sub.len = last - (sizeof(audio) - 1) - out->sub.data;
+
+    if (ngx_agentlocator_api_number(&out->sub,
+                                    NGX_AGENTLOCATOR_API_MAX_ID) < 0)
+    {
+        return 0;
+    }
+
+    out->route = NGX_AGENTLOCATOR_API_ROUTE_AUDIO;
+
+    return 1;
+}
 
 
 const char *
@@ -57,7 +179,10 @@ ngx_agentlocator_api_paging(const ngx_agentlocator_form_t *form, long *page,
 }
 
 
-/* 1 to max_len decimal digits, nothing else; -1 if not */
+/*
+ * 1 to max_len decimal digits, nothing else; -1 if not (18 digits at most:
+ * no overflow of a long)
+ */
 
 static long
 ngx_agentlocator_api_number(const ngx_agentlocator_form_str_t *v,

@@ -1,10 +1,11 @@
 
 /*
- * The CRM API's query strings, once split into a form: ?page= and ?limit=
- * and each page's filter (threads' ?type=, calls' ?status=, customers'
- * ?q= as an escaped LIKE pattern).  Plain C over the form, no nginx, so a
- * fuzzer drives it alone (fuzz/api_args.c); ngx_agentlocator_api.c is the
- * glue.
+ * What a request to the CRM API asks: its endpoint (the path after the
+ * location's prefix, with the ids in it) and its query string, once split
+ * into a form: ?page= and ?limit= and each page's filter (threads' ?type=,
+ * calls' ?status=, customers' ?q= as an escaped LIKE pattern).  Plain C,
+ * no nginx, so a fuzzer drives it alone (fuzz/api_args.c);
+ * ngx_agentlocator_api.c is the glue.
  */
 
 
@@ -15,6 +16,7 @@
 #include <stddef.h>
 
 #include "ngx_agentlocator_form_codec.h"
+#include "ngx_agentlocator_valid.h"
 
 
 #define NGX_AGENTLOCATOR_API_LIMIT        25       /* a page's rows */
@@ -32,6 +34,33 @@
 #define NGX_AGENTLOCATOR_API_MESSAGES   1
 #define NGX_AGENTLOCATOR_API_CALLS      2
 #define NGX_AGENTLOCATOR_API_CUSTOMERS  3
+
+/* the endpoints */
+#define NGX_AGENTLOCATOR_API_ROUTE_PAGE   0      /* one of the pages above */
+#define NGX_AGENTLOCATOR_API_ROUTE_CALL   1      /* calls/{CallSid} */
+#define NGX_AGENTLOCATOR_API_ROUTE_SEND   2      /* whatsapp/send */
+#define NGX_AGENTLOCATOR_API_ROUTE_LIVE   3      /* live */
+#define NGX_AGENTLOCATOR_API_ROUTE_AUDIO  4      /* .../recordings/{id}/audio */
+
+#define NGX_AGENTLOCATOR_API_MAX_ID       18     /* digits of a bigint id */
+
+
+typedef struct {
+    unsigned                      route;
+    unsigned                      page;         /* of ROUTE_PAGE */
+    ngx_agentlocator_form_str_t   id;           /* thread or CallSid */
+    ngx_agentlocator_form_str_t   sub;          /* recording */
+} ngx_agentlocator_api_path_t;
+
+
+/*
+ * The endpoint path[0..len) names (no leading "/"): threads,
+ * threads/{id}/messages, calls, calls/{CallSid},
+ * calls/{CallSid}/recordings/{id}/audio, live, crm/customers,
+ * whatsapp/send.  NULL, or the reason for a 404; the ids point into path.
+ */
+const char *ngx_agentlocator_api_path(const unsigned char *path, size_t len,
+    ngx_agentlocator_api_path_t *out);
 
 
 /*

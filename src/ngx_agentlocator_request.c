@@ -228,27 +228,8 @@ ngx_agentlocator_http_url(ngx_str_t *url)
 ngx_int_t
 ngx_agentlocator_valid_sid(ngx_str_t *sid, const char *prefix)
 {
-    u_char      ch;
-    ngx_uint_t  i;
-
-    if (sid->len != NGX_AGENTLOCATOR_SID_LEN
-        || sid->data[0] != (u_char) prefix[0]
-        || sid->data[1] != (u_char) prefix[1])
-    {
-        return NGX_DECLINED;
-    }
-
-    for (i = 2; i < NGX_AGENTLOCATOR_SID_LEN; i++) {
-        ch = sid->data[i];
-
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')
-              || (ch >= 'A' && ch <= 'F')))
-        {
-            return NGX_DECLINED;
-        }
-    }
-
-    return NGX_OK;
+    return ngx_agentlocator_sid_ok(sid->data, sid->len, prefix)
+           ? NGX_OK : NGX_DECLINED;
 }
 
 

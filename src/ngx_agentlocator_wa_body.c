@@ -8,6 +8,7 @@
 
 #include "ngx_agentlocator_wa_body.h"
 #include "ngx_agentlocator_json.h"
+#include "ngx_agentlocator_valid.h"
 
 #include <string.h>
 #include <openssl/crypto.h>
@@ -20,33 +21,6 @@
 
 
 static int ngx_agentlocator_wa_msg_id_ok(const ngx_agentlocator_form_str_t *id);
-
-
-int
-ngx_agentlocator_e164_ok(const unsigned char *data, size_t len)
-{
-    size_t  i;
-
-    if (len < 3 || len > 16 || data[0] != '+' || data[1] == '0') {
-        return 0;
-    }
-
-    for (i = 1; i < len; i++) {
-        if (data[i] < '0' || data[i] > '9') {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-int
-ngx_agentlocator_http_url_ok(const unsigned char *data, size_t len)
-{
-    return (len > 7 && memcmp(data, "http://", 7) == 0)
-           || (len > 8 && memcmp(data, "https://", 8) == 0);
-}
 
 
 int

@@ -52,12 +52,6 @@ typedef struct {
 } ngx_agentlocator_wa_send_t;
 
 
-/* "+", then 2 to 15 digits, the first not 0: 1 if so */
-int ngx_agentlocator_e164_ok(const unsigned char *data, size_t len);
-
-/* http:// or https:// and something after: 1 if so */
-int ngx_agentlocator_http_url_ok(const unsigned char *data, size_t len);
-
 /* "whatsapp:+972501234567" or "+972501234567": 1 and the number, E.164 */
 int ngx_agentlocator_wa_number(const unsigned char *data, size_t len,
     ngx_agentlocator_form_str_t *number);
