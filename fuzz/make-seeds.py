@@ -22,6 +22,8 @@ corpus/api_args/*: byte 0 a page (threads, calls, customers), then
 the CRM API's paths and query strings, good and refused.
 corpus/wa_body/*: the Baileys bridge's webhook bodies and the API's send
 requests, good and refused.
+corpus/media_upgrade/*: byte 0 the header value's length, the value
+(Connection, Upgrade), then a Media Streams upgrade path.
 Existing files in these directories are replaced.
 """
 
@@ -516,6 +518,28 @@ def wa_body_seeds():
     }
 
 
+def media_upgrade_seeds():
+    tok = b"0123456789abcdef0123456789abcdef"
+    path = b"/ws/twilio-media/" + CALL.encode() + b"/" + tok
+
+    def seed(header, p):
+        return bytes([len(header)]) + header + p
+
+    return {
+        "upgrade": seed(b"Upgrade", path),
+        "keep-alive-upgrade": seed(b"keep-alive, Upgrade", path + b"/"),
+        "websocket-case": seed(b" WebSocket ,x", b"/ws/twilio-media"),
+        "tab": seed(b"websocket\t", b"/ws/twilio-media/"),
+        "nul": seed(b"Upgrade\0", path),
+        "commas": seed(b",,upgrade,,", path + b"//"),
+        "bad-sid": seed(b"upgrade", b"/ws/CX" + CALL.encode()[2:] + b"/" + tok),
+        "slash-in-token": seed(b"", b"/ws/" + CALL.encode() + b"/" + tok[:-1] + b"/"),
+        "short": seed(b"u", b"/" + CALL.encode() + b"/" + tok[:-1]),
+        "bare": seed(b"", b"/" + CALL.encode() + b"/" + tok),
+        "empty": b"\0",
+    }
+
+
 def write(sub, seeds):
     d = os.path.join(HERE, "corpus", sub)
     os.makedirs(d, exist_ok=True)
@@ -536,7 +560,8 @@ def main():
                        ("form", form_seeds()),
                        ("signature", signature_seeds()),
                        ("api_args", api_args_seeds()),
-                       ("wa_body", wa_body_seeds())):
+                       ("wa_body", wa_body_seeds()),
+                       ("media_upgrade", media_upgrade_seeds())):
         n, size = write(sub, seeds)
         print("corpus/%s: %d files, %d bytes" % (sub, n, size))
 

@@ -29,6 +29,7 @@
 #include "ngx_agentlocator_twilio_sig.h"
 #include "ngx_agentlocator_api_args.h"
 #include "ngx_agentlocator_wa_body.h"
+#include "ngx_agentlocator_upgrade_req.h"
 
 
 #define NGX_AGENTLOCATOR_MODULE_NAME  "ngx_http_agentlocator_module"
@@ -54,7 +55,7 @@
 /* NGX_AGENTLOCATOR_SID_LEN, 34 ("CA" + 32 hex): ngx_agentlocator_valid.h */
 #define NGX_AGENTLOCATOR_PARTY_LEN        64           /* From, To */
 #define NGX_AGENTLOCATOR_CALL_STATUS_LEN  16
-#define NGX_AGENTLOCATOR_STREAM_TOKEN_LEN 32           /* hex, in the URL */
+/* NGX_AGENTLOCATOR_STREAM_TOKEN_LEN, 32: ngx_agentlocator_upgrade_req.h */
 
 /*
  * A stream's media counters and last media time reach the zone at most
