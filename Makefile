@@ -183,8 +183,8 @@ test-static: deps node-deps demo-deps nginx-static
 	    prove -j$(PROVE_JOBS) $(T)
 
 
-# libFuzzer + ASan/UBSan on the frame codec and the Twilio message parser;
-# FUZZ_SECONDS per target (fuzz/README.md).
+# libFuzzer + ASan/UBSan on every parser of outside bytes (the pure cores
+# in src/); FUZZ_SECONDS per target (fuzz/README.md).
 FUZZ_SECONDS ?= 60
 
 fuzz:

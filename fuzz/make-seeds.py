@@ -14,6 +14,16 @@ corpus/json_fields/*: the Baileys bridge's bodies, the API's send bodies,
 JWT headers and claims, jsonb the database gives back; and malformed ones.
 corpus/jwt/*: tokens (good, expired, alg none, HS384, malformed base64) and
 JWT claims (the target also signs its input as claims).
+corpus/form/*: byte 0 the room for pairs (< 200: the module's), then
+Twilio's webhook bodies (voice, status, recording, WhatsApp) and broken ones.
+corpus/signature/*: flags, mutation, token, URL and body of Twilio's
+published vectors (../shared/twilio-facts.md section 1), the signature after.
+corpus/api_args/*: byte 0 a page (threads, calls, customers), then
+the CRM API's paths and query strings, good and refused.
+corpus/wa_body/*: the Baileys bridge's webhook bodies and the API's send
+requests, good and refused.
+corpus/media_upgrade/*: byte 0 the header value's length, the value
+(Connection, Upgrade), then a Media Streams upgrade path.
 Existing files in these directories are replaced.
 """
 
@@ -366,6 +376,170 @@ def jwt_seeds():
     }
 
 
+def form_seeds():
+    from urllib.parse import urlencode
+    voice = urlencode({"AccountSid": ACCOUNT, "CallSid": CALL,
+                       "From": "+15551234567", "To": "+15557654321",
+                       "CallStatus": "ringing", "Direction": "inbound",
+                       "ApiVersion": "2010-04-01"}).encode()
+    wa = urlencode({"MessageSid": "SM" + "0" * 32, "From": "whatsapp:+1555",
+                    "To": "whatsapp:+1444", "Body": "Hello world & more",
+                    "ProfileName": "Zo\u00eb", "NumMedia": "1",
+                    "MediaUrl0": "https://api.twilio.com/x?a=1&b=2",
+                    "MediaContentType0": "image/jpeg"}).encode()
+    many = b"&".join(b"k%d=v" % i for i in range(129))
+    return {
+        "voice": b"\0" + voice,
+        "whatsapp": b"\0" + wa,
+        "status": b"\0CallSid=" + CALL.encode()
+                  + b"&CallStatus=completed&CallDuration=42",
+        "digits-twice": b"\0Digits=5678&Digits=1234&Digits=1234",
+        "empty-pairs": b"\0a=1&&b=2&&&c&=d&e==f",
+        "plus-and-case": b"\0Body=a+b%2bc%2Bd%e2%80%99&x%3D=%26",
+        "bad-percent": b"\0a=%zz",
+        "short-percent": b"\0a=1&b=%4",
+        "percent-at-key": b"\0%=1",
+        "many": b"\0" + many,
+        "room-3": bytes([203]) + b"a=1&b=2&c=3&d=4",
+        "room-0": bytes([200]) + b"a",
+        "empty": b"\0",
+    }
+
+
+def signature_seeds():
+    import hashlib
+    import hmac
+
+    P = (b"CallSid=CA1234567890ABCDE&Caller=%2B14158675309&Digits=1234"
+         b"&From=%2B14158675309&To=%2B18005551212")
+
+    def seed(url, body, token=b"12345", ws=False, sig=None, pos=5, x=1):
+        flags = (1 if ws else 0) | (2 if sig is not None else 0)
+        return (bytes([flags, pos, x, len(token)]) + token
+                + bytes([len(url)]) + url + body + (sig or b""))
+
+    def sign(url, params, token=b"12345"):
+        s = url + b"".join(k + v for k, v in sorted(set(params)))
+        return base64.b64encode(hmac.new(token, s, hashlib.sha1).digest())
+
+    u1 = b"https://mycompany.com/myapp.php?foo=1&bar=2"
+    pairs = [(b"CallSid", b"CA1234567890ABCDE"), (b"Caller", b"+14158675309"),
+             (b"Digits", b"1234"), (b"From", b"+14158675309"),
+             (b"To", b"+18005551212")]
+    return {
+        "vector-1": seed(u1, P, sig=b"RSOYDt4T1cUTdK1PDd93/VVr8B8="),
+        "vector-2-port-added": seed(u1, P, sig=b"kvajT1Ptam85bY51eRf/AJRuM3w="),
+        "vector-3-port-kept": seed(b"http://mycompany.com:1234/myapp.php"
+                                   b"?foo=1&bar=2", P,
+                                   sig=b"Zmvh+3yNM1Phv2jhDCwEM3q5ebU="),
+        "vector-1-https-port": seed(b"https://mycompany.com:1234/myapp.php"
+                                    b"?foo=1&bar=2", P,
+                                    sig=b"RSOYDt4T1cUTdK1PDd93/VVr8B8="),
+        "vector-10-repeated": seed(u1, b"Sid=CA123&SidAccount=AC123"
+                                   b"&Digits=5678&Digits=1234&Digits=1234",
+                                   sig=b"IK+Dwps556ElfBT0I3Rgjkr1wJU="),
+        "wss-slash": seed(b"wss://example.com/media", b"", ws=True,
+                          sig=b"T+WBXwUXC0/CyoZ1DA+p9ilZORs="),
+        "ipv6": seed(b"https://[2001:db8::1]:8443/voice", P,
+                     sig=sign(b"https://[2001:db8::1]/voice", pairs)),
+        "ipv6-no-port": seed(b"http://[::1]/a", b"a=1", x=0x7f),
+        "no-scheme": seed(b"example.com/voice", P),
+        "long-token": seed(u1, P, token=b"t" * 80,
+                           sig=sign(u1, pairs, b"t" * 80)),
+        "empty-url": seed(b"", b"a=1&b=2"),
+        "wrong-sig": seed(u1, P, sig=b"RSOYDt4T1cUTdK1PDd93/VVr8B8A"),
+        "bad-form": seed(u1, b"a=%zz"),
+    }
+
+
+def api_args_seeds():
+    threads, calls, customers = b"\0", b"\1", b"\2"
+    sid = CALL.encode()
+    return {
+        "paging": threads + b"threads?page=2&limit=10",
+        "type": threads + b"threads?type=whatsapp",
+        "status": threads + b"calls?status=completed&page=3",
+        "q-like": threads + b"crm/customers?q=50%25_off%5C&limit=100",
+        "q-utf8": customers + b"crm/customers?q=%D7%A9%D7%9C%D7%95%D7%9D",
+        "q-nul": customers + b"?q=a%00b",
+        "q-bad-utf8": customers + b"?q=%C0%AF",
+        "q-long": customers + b"?q=" + b"x" * 101,
+        "page-zero": threads + b"?page=0",
+        "page-max": threads + b"?page=1000000&limit=100",
+        "page-over": threads + b"?page=1000001",
+        "limit-over": calls + b"?limit=101",
+        "limit-sign": calls + b"?limit=+5",
+        "page-twice": threads + b"?page=1&page=2",
+        "page-twice-alike": threads + b"?page=1&page=1",
+        "type-upper": threads + b"?type=WhatsApp",
+        "filter-twice": calls + b"?status=a&status=b",
+        "messages": threads + b"threads/42/messages?page=2",
+        "messages-bad-id": threads + b"threads/4x/messages",
+        "messages-long-id": threads + b"threads/1234567890123456789/messages",
+        "call": threads + b"calls/" + sid,
+        "call-short": threads + b"calls/" + sid[:-1],
+        "audio": threads + b"calls/" + sid + b"/recordings/7/audio",
+        "audio-bad": threads + b"calls/" + sid + b"/recordings//audio",
+        "live": threads + b"live",
+        "send": threads + b"whatsapp/send",
+        "unknown": threads + b"threads/",
+        "empty": customers,
+    }
+
+
+def wa_body_seeds():
+    def body(**kw):
+        return json.dumps(kw, ensure_ascii=False).encode()
+
+    msg = {"from": "+972541112222", "provider_msg_id": "3EB0A1B2C3",
+           "text": "\u05e9\u05dc\u05d5\u05dd", "name": "Dana",
+           "timestamp": 1718000000}
+    return {
+        "baileys": body(**msg),
+        "baileys-whatsapp-prefix": body(**dict(msg, **{"from": "whatsapp:+1555"})),
+        "baileys-media": body(**dict(msg, text=None,
+                                     media_url="https://x/p.jpg",
+                                     media_type="image/jpeg")),
+        "baileys-no-text": body(**dict(msg, text="")),
+        "baileys-ftp": body(**dict(msg, media_url="ftp://x/p.jpg")),
+        "baileys-space-id": body(**dict(msg, provider_msg_id="a b")),
+        "baileys-from-zero": body(**dict(msg, **{"from": "+0123"})),
+        "send": body(to="+972541112222", text="hi", provider="auto"),
+        "send-media": body(to="+15551234567", media_url="http://x/a.png",
+                           provider="baileys"),
+        "send-no-plus": body(to="15551234567", text="hi"),
+        "twice": b'{"to":"+1555","to":"+1666","text":"x"}',
+        "key-with-nul": b'{"to":"+15554567","media_url":"http://x/a.",'
+                        b'"provider\\u0000":"leys"}',
+        "escaped": b'{"to":"\\u002b15551234567","text":"a\\"b\\u00e9"}',
+        "deep": b'{"to":"+1555","x":' + b"[" * 20 + b"]" * 20 + b"}",
+        "not-object": b'["to","+1555"]',
+        "empty": b"",
+    }
+
+
+def media_upgrade_seeds():
+    tok = b"0123456789abcdef0123456789abcdef"
+    path = b"/ws/twilio-media/" + CALL.encode() + b"/" + tok
+
+    def seed(header, p):
+        return bytes([len(header)]) + header + p
+
+    return {
+        "upgrade": seed(b"Upgrade", path),
+        "keep-alive-upgrade": seed(b"keep-alive, Upgrade", path + b"/"),
+        "websocket-case": seed(b" WebSocket ,x", b"/ws/twilio-media"),
+        "tab": seed(b"websocket\t", b"/ws/twilio-media/"),
+        "nul": seed(b"Upgrade\0", path),
+        "commas": seed(b",,upgrade,,", path + b"//"),
+        "bad-sid": seed(b"upgrade", b"/ws/CX" + CALL.encode()[2:] + b"/" + tok),
+        "slash-in-token": seed(b"", b"/ws/" + CALL.encode() + b"/" + tok[:-1] + b"/"),
+        "short": seed(b"u", b"/" + CALL.encode() + b"/" + tok[:-1]),
+        "bare": seed(b"", b"/" + CALL.encode() + b"/" + tok),
+        "empty": b"\0",
+    }
+
+
 def write(sub, seeds):
     d = os.path.join(HERE, "corpus", sub)
     os.makedirs(d, exist_ok=True)
@@ -382,7 +556,12 @@ def main():
                        ("twilio_event", twilio_seeds()),
                        ("spool_record", spool_seeds()),
                        ("json_fields", json_seeds()),
-                       ("jwt", jwt_seeds())):
+                       ("jwt", jwt_seeds()),
+                       ("form", form_seeds()),
+                       ("signature", signature_seeds()),
+                       ("api_args", api_args_seeds()),
+                       ("wa_body", wa_body_seeds()),
+                       ("media_upgrade", media_upgrade_seeds())):
         n, size = write(sub, seeds)
         print("corpus/%s: %d files, %d bytes" % (sub, n, size))
 

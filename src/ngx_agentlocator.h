@@ -24,6 +24,12 @@
 #endif
 #include <openssl/sha.h>
 #include "ngx_agentlocator_siphash.h"
+#include "ngx_agentlocator_valid.h"
+#include "ngx_agentlocator_form_codec.h"
+#include "ngx_agentlocator_twilio_sig.h"
+#include "ngx_agentlocator_api_args.h"
+#include "ngx_agentlocator_wa_body.h"
+#include "ngx_agentlocator_upgrade_req.h"
 
 
 #define NGX_AGENTLOCATOR_MODULE_NAME  "ngx_http_agentlocator_module"
@@ -46,10 +52,10 @@
 #define NGX_AGENTLOCATOR_REGISTRY_LAYOUT  0x414c0005   /* "AL", layout 5 */
 #define NGX_AGENTLOCATOR_CALL_MAGIC       0x43414c4c   /* "CALL" */
 
-#define NGX_AGENTLOCATOR_SID_LEN          34           /* "CA" + 32 hex */
+/* NGX_AGENTLOCATOR_SID_LEN, 34 ("CA" + 32 hex): ngx_agentlocator_valid.h */
 #define NGX_AGENTLOCATOR_PARTY_LEN        64           /* From, To */
 #define NGX_AGENTLOCATOR_CALL_STATUS_LEN  16
-#define NGX_AGENTLOCATOR_STREAM_TOKEN_LEN 32           /* hex, in the URL */
+/* NGX_AGENTLOCATOR_STREAM_TOKEN_LEN, 32: ngx_agentlocator_upgrade_req.h */
 
 /*
  * A stream's media counters and last media time reach the zone at most
@@ -281,14 +287,6 @@ typedef enum {
 } ngx_agentlocator_attempt_e;
 
 
-/* an HMAC-SHA1 key, its padded blocks already hashed */
-
-typedef struct {
-    SHA_CTX                       inner;
-    SHA_CTX                       outer;
-} ngx_agentlocator_hmac_t;
-
-
 typedef struct ngx_agentlocator_transcribe_s  ngx_agentlocator_transcribe_t;
 
 
@@ -445,22 +443,12 @@ typedef struct {
 } ngx_agentlocator_loc_conf_t;
 
 
-/* A decoded application/x-www-form-urlencoded body. */
+/*
+ * A decoded application/x-www-form-urlencoded body: its types, its parser
+ * and NGX_AGENTLOCATOR_FORM_MAX_PARAMS are ngx_agentlocator_form_codec.h's.
+ */
 
-#define NGX_AGENTLOCATOR_FORM_MAX_PARAMS  128
 #define NGX_AGENTLOCATOR_FORM_TYPE        "application/x-www-form-urlencoded"
-
-typedef struct {
-    ngx_str_t                     key;
-    ngx_str_t                     value;
-} ngx_agentlocator_param_t;
-
-
-typedef struct {
-    ngx_agentlocator_param_t     *params;       /* room for "nalloc" */
-    ngx_uint_t                    nparams;
-    ngx_uint_t                    nalloc;
-} ngx_agentlocator_form_t;
 
 
 /* A CRM statement: its name (in the log and the spool) and its SQL. */
@@ -697,9 +685,6 @@ const char *ngx_agentlocator_reason_name(ngx_uint_t reason);
 const char *ngx_agentlocator_outcome_name(ngx_uint_t outcome);
 
 /* ngx_agentlocator_form.c */
-ngx_uint_t ngx_agentlocator_form_count(u_char *buf, size_t len);
-const char *ngx_agentlocator_form_parse(u_char *buf, size_t len,
-    ngx_agentlocator_form_t *form);
 ngx_int_t ngx_agentlocator_form_get(ngx_agentlocator_form_t *form,
     const char *name, ngx_str_t *value);
 u_char *ngx_agentlocator_form_encode(u_char *dst, ngx_str_t *src);
@@ -707,8 +692,7 @@ ngx_int_t ngx_agentlocator_form_new(ngx_pool_t *pool, u_char *buf, size_t len,
     ngx_agentlocator_form_t **form, const char **err);
 
 /* ngx_agentlocator_signature.c */
-#define NGX_AGENTLOCATOR_SIGNATURE_LEN    28           /* base64 of SHA-1 */
-#define NGX_AGENTLOCATOR_SIG_WS_SLASH     0x01
+/* NGX_AGENTLOCATOR_SIG_WS_SLASH (0x01): ngx_agentlocator_twilio_sig.h */
 #define NGX_AGENTLOCATOR_SIG_HIDE_LAST    0x02         /* a token ends the URL */
 
 void ngx_agentlocator_hmac_init(ngx_agentlocator_hmac_t *key,
@@ -985,10 +969,7 @@ typedef struct {
     ngx_agentlocator_api_column_t     *columns;
 } ngx_agentlocator_api_page_t;
 
-#define NGX_AGENTLOCATOR_API_THREADS    0
-#define NGX_AGENTLOCATOR_API_MESSAGES   1
-#define NGX_AGENTLOCATOR_API_CALLS      2
-#define NGX_AGENTLOCATOR_API_CUSTOMERS  3
+/* the pages, NGX_AGENTLOCATOR_API_THREADS...: ngx_agentlocator_api_args.h */
 
 typedef struct {
     ngx_agentlocator_crm_statement_t  *call;

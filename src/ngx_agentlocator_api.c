@@ -19,20 +19,10 @@
 /* how long a request waits for the database */
 #define NGX_AGENTLOCATOR_API_TIMEOUT      5000
 
-#define NGX_AGENTLOCATOR_API_LIMIT        25       /* a page's rows */
-#define NGX_AGENTLOCATOR_API_MAX_LIMIT    100
-#define NGX_AGENTLOCATOR_API_MAX_PAGE     1000000
-#define NGX_AGENTLOCATOR_API_MAX_QUERY    100      /* bytes of ?q= */
-#define NGX_AGENTLOCATOR_API_MAX_ARGS     2048     /* of the query string */
+/* paging and filters: ngx_agentlocator_api_args.h */
 
 
-typedef enum {
-    NGX_AGENTLOCATOR_API_ROUTE_PAGE = 0,
-    NGX_AGENTLOCATOR_API_ROUTE_CALL,
-    NGX_AGENTLOCATOR_API_ROUTE_SEND,
-    NGX_AGENTLOCATOR_API_ROUTE_LIVE,
-    NGX_AGENTLOCATOR_API_ROUTE_AUDIO
-} ngx_agentlocator_api_route_e;
+/* the routes, NGX_AGENTLOCATOR_API_ROUTE_*: ngx_agentlocator_api_args.h */
 
 
 typedef struct {
@@ -52,17 +42,13 @@ typedef struct {
 static ngx_int_t ngx_agentlocator_api_route(ngx_http_request_t *r,
     ngx_str_t *path, ngx_uint_t *route, ngx_uint_t *page, ngx_str_t *id,
     ngx_str_t *sub, ngx_int_t *rc);
-static ngx_int_t ngx_agentlocator_api_call_path(ngx_str_t *path,
-    ngx_uint_t *route, ngx_str_t *id, ngx_str_t *sub);
 static ngx_int_t ngx_agentlocator_api_auth(ngx_http_request_t *r,
     ngx_agentlocator_jwt_claims_t *claims, ngx_int_t *rc);
 static ngx_uint_t ngx_agentlocator_api_may_send(const char *role);
 static ngx_uint_t ngx_agentlocator_api_may_read(const char *role);
 static ngx_int_t ngx_agentlocator_api_args(ngx_http_request_t *r,
     ngx_agentlocator_form_t *form, ngx_int_t *rc);
-static const char *ngx_agentlocator_api_paging(ngx_agentlocator_form_t *form,
-    ngx_int_t *page, ngx_int_t *limit);
-static const char *ngx_agentlocator_api_filter(ngx_http_request_t *r,
+static const char *ngx_agentlocator_api_filter_of(ngx_http_request_t *r,
     ngx_uint_t which, ngx_agentlocator_form_t *form, ngx_str_t *filter);
 static ngx_int_t ngx_agentlocator_api_start(ngx_http_request_t *r,
     ngx_agentlocator_api_ctx_t *ctx, ngx_agentlocator_pg_query_t *q,
@@ -87,6 +73,7 @@ ngx_agentlocator_api_handler(ngx_http_request_t *r)
     ngx_agentlocator_api_ctx_t    *ctx;
     ngx_agentlocator_pg_query_t    q[3];
     ngx_agentlocator_jwt_claims_t  claims;
+    long                           page_n, limit_n;
     u_char                         offset[NGX_INT64_LEN], limit[NGX_INT_T_LEN];
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
@@ -167,16 +154,19 @@ ngx_agentlocator_api_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    err = ngx_agentlocator_api_paging(&form, &ctx->page, &ctx->limit);
+    err = ngx_agentlocator_api_paging(&form, &page_n, &limit_n);
     if (err) {
         return ngx_agentlocator_api_error(r, NGX_HTTP_BAD_REQUEST, err);
     }
+
+    ctx->page = page_n;
+    ctx->limit = limit_n;
 
     if (page == NGX_AGENTLOCATOR_API_MESSAGES) {
         filter = id;
 
     } else {
-        err = ngx_agentlocator_api_filter(r, page, &form, &filter);
+        err = ngx_agentlocator_api_filter_of(r, page, &form, &filter);
         if (err) {
             return ngx_agentlocator_api_error(r, NGX_HTTP_BAD_REQUEST, err);
         }
@@ -214,146 +204,32 @@ ngx_agentlocator_api_route(ngx_http_request_t *r, ngx_str_t *path,
     ngx_uint_t *route, ngx_uint_t *page, ngx_str_t *id, ngx_str_t *sub,
     ngx_int_t *rc)
 {
-    u_char      *slash;
-    ngx_uint_t   i;
-    const char  *missing;
+    const char                   *missing;
+    ngx_agentlocator_api_path_t   to;
 
-    *route = NGX_AGENTLOCATOR_API_ROUTE_PAGE;
-    *page = NGX_AGENTLOCATOR_API_THREADS;
-    ngx_str_null(id);
-    ngx_str_null(sub);
+    missing = ngx_agentlocator_api_path(path->data, path->len, &to);
 
-#define is(s)  (path->len == sizeof(s) - 1                                    \
-                && ngx_strncmp(path->data, s, sizeof(s) - 1) == 0)
-#define starts(s)  (path->len > sizeof(s) - 1                                 \
-                    && ngx_strncmp(path->data, s, sizeof(s) - 1) == 0)
+    if (missing) {
+        *rc = ngx_agentlocator_api_error(r, NGX_HTTP_NOT_FOUND, missing);
+        return NGX_DECLINED;
+    }
 
-    if (is("whatsapp/send")) {
-        *route = NGX_AGENTLOCATOR_API_ROUTE_SEND;
+    *route = to.route;
+    *page = to.page;
+    id->data = to.id.data;
+    id->len = to.id.len;
+    sub->data = to.sub.data;
+    sub->len = to.sub.len;
+
+    if (to.route == NGX_AGENTLOCATOR_API_ROUTE_SEND) {
         *rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_POST, "POST");
 
-        return *rc == NGX_DECLINED ? NGX_OK : NGX_DECLINED;
-    }
-
-    if (is("threads")) {
-        *page = NGX_AGENTLOCATOR_API_THREADS;
-
-    } else if (is("calls")) {
-        *page = NGX_AGENTLOCATOR_API_CALLS;
-
-    } else if (is("crm/customers")) {
-        *page = NGX_AGENTLOCATOR_API_CUSTOMERS;
-
-    } else if (is("live")) {
-        *route = NGX_AGENTLOCATOR_API_ROUTE_LIVE;
-
-    } else if (starts("threads/")) {
-        id->data = path->data + 8;
-        slash = ngx_strlchr(id->data, path->data + path->len, '/');
-
-        if (slash == NULL
-            || (size_t) (path->data + path->len - slash) != 9
-            || ngx_strncmp(slash, "/messages", 9) != 0)
-        {
-            missing = "no such API endpoint";
-            goto not_found;
-        }
-
-        id->len = slash - id->data;
-        missing = "no such thread";
-
-        if (id->len == 0 || id->len > 18) {
-            goto not_found;
-        }
-
-        for (i = 0; i < id->len; i++) {
-            if (id->data[i] < '0' || id->data[i] > '9') {
-                goto not_found;
-            }
-        }
-
-        *page = NGX_AGENTLOCATOR_API_MESSAGES;
-
-    } else if (starts("calls/")) {
-        if (ngx_agentlocator_api_call_path(path, route, id, sub) != NGX_OK) {
-            missing = "no such call";
-            goto not_found;
-        }
-
     } else {
-        missing = "no such API endpoint";
-        goto not_found;
+        *rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_GET|NGX_HTTP_HEAD,
+                                             "GET, HEAD");
     }
-
-#undef is
-#undef starts
-
-    *rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_GET|NGX_HTTP_HEAD,
-                                         "GET, HEAD");
 
     return *rc == NGX_DECLINED ? NGX_OK : NGX_DECLINED;
-
-not_found:
-
-    *rc = ngx_agentlocator_api_error(r, NGX_HTTP_NOT_FOUND, missing);
-
-    return NGX_DECLINED;
-}
-
-
-/* calls/{CallSid}, or calls/{CallSid}/recordings/{id}/audio */
-
-static ngx_int_t
-ngx_agentlocator_api_call_path(ngx_str_t *path, ngx_uint_t *route,
-    ngx_str_t *id, ngx_str_t *sub)
-{
-    u_char      *p, *last;
-    ngx_uint_t   i;
-
-    static u_char  recordings[] = "/recordings/";
-    static u_char  audio[] = "/audio";
-
-    p = path->data + sizeof("calls/") - 1;
-    last = path->data + path->len;
-
-    id->data = p;
-    id->len = ngx_min((size_t) (last - p), NGX_AGENTLOCATOR_SID_LEN);
-
-    if (ngx_agentlocator_valid_sid(id, "CA") != NGX_OK) {
-        return NGX_DECLINED;
-    }
-
-    p += id->len;
-
-    if (p == last) {
-        *route = NGX_AGENTLOCATOR_API_ROUTE_CALL;
-        return NGX_OK;
-    }
-
-    if ((size_t) (last - p) <= sizeof(recordings) - 1 + sizeof(audio) - 1
-        || ngx_strncmp(p, recordings, sizeof(recordings) - 1) != 0
-        || ngx_strncmp(last - (sizeof(audio) - 1), audio, sizeof(audio) - 1)
-           != 0)
-    {
-        return NGX_DECLINED;
-    }
-
-    sub->data = p + sizeof(recordings) - 1;
-    sub->len = last - (sizeof(audio) - 1) - sub->data;
-
-    if (sub->len == 0 || sub->len > 18) {
-        return NGX_DECLINED;
-    }
-
-    for (i = 0; i < sub->len; i++) {
-        if (sub->data[i] < '0' || sub->data[i] > '9') {
-            return NGX_DECLINED;
-        }
-    }
-
-    *route = NGX_AGENTLOCATOR_API_ROUTE_AUDIO;
-
-    return NGX_OK;
 }
 
 
@@ -504,126 +380,34 @@ ngx_agentlocator_api_args(ngx_http_request_t *r, ngx_agentlocator_form_t *form,
 }
 
 
-/* page >= 1 (default 1), 1 <= limit <= 100 (default 25). */
-
-static const char *
-ngx_agentlocator_api_paging(ngx_agentlocator_form_t *form, ngx_int_t *page,
-    ngx_int_t *limit)
-{
-    ngx_int_t  rc;
-    ngx_str_t  v;
-
-    *page = 1;
-    *limit = NGX_AGENTLOCATOR_API_LIMIT;
-
-    rc = ngx_agentlocator_form_get(form, "page", &v);
-
-    if (rc == NGX_ERROR) {
-        return "page is given twice";
-    }
-
-    if (rc == NGX_OK) {
-        *page = (v.len && v.len <= 7) ? ngx_atoi(v.data, v.len) : NGX_ERROR;
-
-        if (*page < 1 || *page > NGX_AGENTLOCATOR_API_MAX_PAGE) {
-            return "page must be a whole number from 1 to 1000000";
-        }
-    }
-
-    rc = ngx_agentlocator_form_get(form, "limit", &v);
-
-    if (rc == NGX_ERROR) {
-        return "limit is given twice";
-    }
-
-    if (rc == NGX_OK) {
-        *limit = (v.len && v.len <= 3) ? ngx_atoi(v.data, v.len) : NGX_ERROR;
-
-        if (*limit < 1 || *limit > NGX_AGENTLOCATOR_API_MAX_LIMIT) {
-            return "limit must be a whole number from 1 to 100";
-        }
-    }
-
-    return NULL;
-}
-
-
 /*
- * A page's filter ($2): threads' ?type= (a channel), calls' ?status=,
- * customers' ?q= (a substring of the phone or the name, its LIKE
- * metacharacters escaped).  None given: SQL NULL.
+ * A page's filter ($2), in the request's pool (ngx_agentlocator_api_filter
+ * says which and how); none given: SQL NULL.
  */
 
 static const char *
-ngx_agentlocator_api_filter(ngx_http_request_t *r, ngx_uint_t which,
+ngx_agentlocator_api_filter_of(ngx_http_request_t *r, ngx_uint_t which,
     ngx_agentlocator_form_t *form, ngx_str_t *filter)
 {
-    u_char      *p;
-    ngx_int_t    rc;
-    ngx_str_t    v;
-    ngx_uint_t   i;
-    const char  *name;
+    u_char                       *pattern;
+    const char                   *err;
+    ngx_agentlocator_form_str_t   f;
 
-    ngx_str_null(filter);
+    pattern = NULL;
 
-    name = (which == NGX_AGENTLOCATOR_API_THREADS) ? "type"
-           : (which == NGX_AGENTLOCATOR_API_CALLS) ? "status" : "q";
-
-    rc = ngx_agentlocator_form_get(form, name, &v);
-
-    if (rc == NGX_ERROR) {
-        return "a filter is given twice";
-    }
-
-    if (rc == NGX_DECLINED || v.len == 0) {
-        return NULL;
-    }
-
-    if (which != NGX_AGENTLOCATOR_API_CUSTOMERS) {
-        if (v.len > 32) {
-            return "type and status are at most 32 characters";
+    if (which == NGX_AGENTLOCATOR_API_CUSTOMERS) {
+        pattern = ngx_pnalloc(r->pool, NGX_AGENTLOCATOR_API_MAX_PATTERN);
+        if (pattern == NULL) {
+            return "out of memory";
         }
-
-        for (i = 0; i < v.len; i++) {
-            if (!((v.data[i] >= 'a' && v.data[i] <= 'z') || v.data[i] == '-'
-                  || v.data[i] == '_'))
-            {
-                return "type and status are lowercase letters, - and _";
-            }
-        }
-
-        *filter = v;
-        return NULL;
     }
 
-    if (v.len > NGX_AGENTLOCATOR_API_MAX_QUERY) {
-        return "q is at most 100 bytes";
-    }
+    err = ngx_agentlocator_api_filter(form, which, pattern, &f);
 
-    if (ngx_agentlocator_storable_text(&v) != NGX_OK) {
-        return "q must be UTF-8 text";
-    }
+    filter->data = f.data;
+    filter->len = f.len;
 
-    p = ngx_pnalloc(r->pool, v.len * 2 + 2);
-    if (p == NULL) {
-        return "out of memory";
-    }
-
-    filter->data = p;
-    *p++ = '%';
-
-    for (i = 0; i < v.len; i++) {
-        if (v.data[i] == '%' || v.data[i] == '_' || v.data[i] == '\\') {
-            *p++ = '\\';
-        }
-
-        *p++ = v.data[i];
-    }
-
-    *p++ = '%';
-    filter->len = p - filter->data;
-
-    return NULL;
+    return err;
 }
 
 

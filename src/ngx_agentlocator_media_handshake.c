@@ -401,36 +401,5 @@ ngx_agentlocator_media_upgrade_required(ngx_http_request_t *r,
 static ngx_uint_t
 ngx_agentlocator_media_token(ngx_str_t *value, const char *token)
 {
-    u_char  *p, *last, *start, *end;
-    size_t   len;
-
-    len = ngx_strlen(token);
-    p = value->data;
-    last = p + value->len;
-
-    while (p < last) {
-        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
-            p++;
-        }
-
-        start = p;
-
-        while (p < last && *p != ',') {
-            p++;
-        }
-
-        end = p;
-
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
-            end--;
-        }
-
-        if ((size_t) (end - start) == len
-            && ngx_strncasecmp(start, (u_char *) token, len) == 0)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
+    return ngx_agentlocator_list_has(value->data, value->len, token);
 }

@@ -204,26 +204,13 @@ ngx_agentlocator_storable_prefix(u_char *data, size_t len)
 }
 
 
-/* A phone number in E.164: "+", then 2 to 15 digits, the first not 0. */
+/* A phone number in E.164 (ngx_agentlocator_e164_ok). */
 
 ngx_int_t
 ngx_agentlocator_e164(ngx_str_t *number)
 {
-    ngx_uint_t  i;
-
-    if (number->len < 3 || number->len > 16 || number->data[0] != '+'
-        || number->data[1] == '0')
-    {
-        return NGX_DECLINED;
-    }
-
-    for (i = 1; i < number->len; i++) {
-        if (number->data[i] < '0' || number->data[i] > '9') {
-            return NGX_DECLINED;
-        }
-    }
-
-    return NGX_OK;
+    return ngx_agentlocator_e164_ok(number->data, number->len)
+           ? NGX_OK : NGX_DECLINED;
 }
 
 
@@ -232,8 +219,7 @@ ngx_agentlocator_e164(ngx_str_t *number)
 ngx_uint_t
 ngx_agentlocator_http_url(ngx_str_t *url)
 {
-    return (url->len > 7 && ngx_strncmp(url->data, "http://", 7) == 0)
-           || (url->len > 8 && ngx_strncmp(url->data, "https://", 8) == 0);
+    return ngx_agentlocator_http_url_ok(url->data, url->len);
 }
 
 
@@ -242,27 +228,8 @@ ngx_agentlocator_http_url(ngx_str_t *url)
 ngx_int_t
 ngx_agentlocator_valid_sid(ngx_str_t *sid, const char *prefix)
 {
-    u_char      ch;
-    ngx_uint_t  i;
-
-    if (sid->len != NGX_AGENTLOCATOR_SID_LEN
-        || sid->data[0] != (u_char) prefix[0]
-        || sid->data[1] != (u_char) prefix[1])
-    {
-        return NGX_DECLINED;
-    }
-
-    for (i = 2; i < NGX_AGENTLOCATOR_SID_LEN; i++) {
-        ch = sid->data[i];
-
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')
-              || (ch >= 'A' && ch <= 'F')))
-        {
-            return NGX_DECLINED;
-        }
-    }
-
-    return NGX_OK;
+    return ngx_agentlocator_sid_ok(sid->data, sid->len, prefix)
+           ? NGX_OK : NGX_DECLINED;
 }
 
 

@@ -100,36 +100,16 @@ ngx_int_t
 ngx_agentlocator_stream_url_parse(ngx_str_t *uri, ngx_str_t *call_sid,
     ngx_str_t *token)
 {
-    u_char  *p, *last;
-    size_t   len;
+    ngx_agentlocator_form_str_t  sid, tok;
 
-    last = uri->data + uri->len;
-
-    if (last > uri->data && last[-1] == '/') {
-        last--;
-    }
-
-    len = 1 + NGX_AGENTLOCATOR_SID_LEN + 1 + NGX_AGENTLOCATOR_STREAM_TOKEN_LEN;
-
-    if ((size_t) (last - uri->data) < len) {
+    if (!ngx_agentlocator_stream_path(uri->data, uri->len, &sid, &tok)) {
         return NGX_DECLINED;
     }
 
-    p = last - len;
-
-    if (p[0] != '/' || p[1 + NGX_AGENTLOCATOR_SID_LEN] != '/') {
-        return NGX_DECLINED;
-    }
-
-    call_sid->data = p + 1;
-    call_sid->len = NGX_AGENTLOCATOR_SID_LEN;
-
-    if (ngx_agentlocator_valid_sid(call_sid, "CA") != NGX_OK) {
-        return NGX_DECLINED;
-    }
-
-    token->data = p + 1 + NGX_AGENTLOCATOR_SID_LEN + 1;
-    token->len = NGX_AGENTLOCATOR_STREAM_TOKEN_LEN;
+    call_sid->data = sid.data;
+    call_sid->len = sid.len;
+    token->data = tok.data;
+    token->len = tok.len;
 
     return NGX_OK;
 }

@@ -11,18 +11,11 @@
 
 #include "ngx_agentlocator.h"
 #include "ngx_agentlocator_json.h"
-
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include "ngx_agentlocator_wa_body.h"
 
 
+/* and the bounds of the bridge's fields: ngx_agentlocator_wa_body.h */
 #define NGX_AGENTLOCATOR_WA_MAX_MEDIA       10
-#define NGX_AGENTLOCATOR_WA_MAX_URL         2048
-#define NGX_AGENTLOCATOR_WA_MAX_TEXT        (32 * 1024)
-#define NGX_AGENTLOCATOR_WA_MAX_NAME        256
-#define NGX_AGENTLOCATOR_WA_MAX_MSG_ID      128
-#define NGX_AGENTLOCATOR_WA_MAX_TYPE        128
 
 
 static void ngx_agentlocator_wa_body_handler(ngx_http_request_t *r);
@@ -39,7 +32,6 @@ static ngx_int_t ngx_agentlocator_wa_media(ngx_pool_t *pool,
     ngx_str_t *urls, ngx_str_t *types, ngx_uint_t n, ngx_str_t *out);
 static ngx_int_t ngx_agentlocator_wa_retry_later(ngx_http_request_t *r,
     const char *provider, ngx_str_t *msg_id);
-static ngx_int_t ngx_agentlocator_wa_valid_msg_id(ngx_str_t *id);
 
 
 static ngx_str_t  ngx_agentlocator_wa_text_xml = ngx_string("text/xml");
@@ -346,30 +338,9 @@ ngx_agentlocator_wa_baileys(ngx_http_request_t *r, ngx_str_t *body)
     ngx_str_t                        ok, url, type;
     const char                      *err;
     ngx_table_elt_t                 *h;
+    ngx_agentlocator_wa_inbound_t    in;
     ngx_agentlocator_main_conf_t    *amcf;
     ngx_agentlocator_crm_message_t   m;
-
-    enum { F_FROM = 0, F_TEXT, F_MEDIA_URL, F_MEDIA_TYPE, F_MSG_ID, F_NAME,
-           F_TIMESTAMP, F_N };
-
-    ngx_agentlocator_json_field_t  fields[F_N] = {
-        { "from", NGX_AGENTLOCATOR_JSON_STRING, 16, 0, NULL, 0, 0, 0, 0 },
-        { "text", NGX_AGENTLOCATOR_JSON_STRING | NGX_AGENTLOCATOR_JSON_NULL,
-          NGX_AGENTLOCATOR_WA_MAX_TEXT, 0, NULL, 0, 0, 0, 0 },
-        { "media_url",
-          NGX_AGENTLOCATOR_JSON_STRING | NGX_AGENTLOCATOR_JSON_NULL,
-          NGX_AGENTLOCATOR_WA_MAX_URL, 0, NULL, 0, 0, 0, 0 },
-        { "media_type",
-          NGX_AGENTLOCATOR_JSON_STRING | NGX_AGENTLOCATOR_JSON_NULL,
-          NGX_AGENTLOCATOR_WA_MAX_TYPE, 0, NULL, 0, 0, 0, 0 },
-        { "provider_msg_id", NGX_AGENTLOCATOR_JSON_STRING,
-          NGX_AGENTLOCATOR_WA_MAX_MSG_ID, 0, NULL, 0, 0, 0, 0 },
-        { "name", NGX_AGENTLOCATOR_JSON_STRING | NGX_AGENTLOCATOR_JSON_NULL,
-          NGX_AGENTLOCATOR_WA_MAX_NAME, 0, NULL, 0, 0, 0, 0 },
-        { "timestamp",
-          NGX_AGENTLOCATOR_JSON_NUMBER | NGX_AGENTLOCATOR_JSON_INTEGER
-          | NGX_AGENTLOCATOR_JSON_NULL, 0, 0, NULL, 0, 0, 0, 0 }
-    };
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
 
@@ -394,8 +365,8 @@ ngx_agentlocator_wa_baileys(ngx_http_request_t *r, ngx_str_t *body)
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    err = ngx_agentlocator_json_fields(body->data, body->len, fields, F_N,
-                                       buf, body->len + 1);
+    err = ngx_agentlocator_wa_baileys_body(body->data, body->len, buf,
+                                           body->len + 1, &in);
     if (err) {
         return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST, err);
     }
@@ -404,49 +375,25 @@ ngx_agentlocator_wa_baileys(ngx_http_request_t *r, ngx_str_t *body)
     m.provider = "baileys";
     m.business_number = amcf->baileys_number;
 
-    m.peer.data = (u_char *) fields[F_FROM].str;
-    m.peer.len = fields[F_FROM].len;
+    m.peer.data = in.peer.data;
+    m.peer.len = in.peer.len;
+    m.msg_id.data = in.msg_id.data;
+    m.msg_id.len = in.msg_id.len;
+    m.body.data = in.text.data;
+    m.body.len = in.text.len;
+    m.name.data = in.name.data;
+    m.name.len = in.name.len;
 
-    if (fields[F_FROM].kind == 0
-        || ngx_agentlocator_wa_address(&m.peer, &m.peer) != NGX_OK)
+    url.data = in.media_url.data;
+    url.len = in.media_url.len;
+    type.data = in.media_type.data;
+    type.len = in.media_type.len;
+
+    if (url.len
+        && ngx_agentlocator_wa_media(r->pool, &url, &type, 1, &m.media)
+           != NGX_OK)
     {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                                            "from must be a +E164 number");
-    }
-
-    m.msg_id.data = (u_char *) fields[F_MSG_ID].str;
-    m.msg_id.len = fields[F_MSG_ID].len;
-
-    if (ngx_agentlocator_wa_valid_msg_id(&m.msg_id) != NGX_OK) {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                   "provider_msg_id must be 1 to 128 printable characters");
-    }
-
-    m.body.data = (u_char *) fields[F_TEXT].str;
-    m.body.len = fields[F_TEXT].len;
-    m.name.data = (u_char *) fields[F_NAME].str;
-    m.name.len = fields[F_NAME].len;
-
-    url.data = (u_char *) fields[F_MEDIA_URL].str;
-    url.len = fields[F_MEDIA_URL].len;
-    type.data = (u_char *) fields[F_MEDIA_TYPE].str;
-    type.len = fields[F_MEDIA_TYPE].len;
-
-    if (url.len) {
-        if (!ngx_agentlocator_http_url(&url)) {
-            return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                                         "media_url must be an http(s) URL");
-        }
-
-        if (ngx_agentlocator_wa_media(r->pool, &url, &type, 1, &m.media)
-            != NGX_OK)
-        {
-            return NGX_HTTP_SERVICE_UNAVAILABLE;
-        }
-
-    } else if (m.body.len == 0) {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                                 "a message needs text or a media_url");
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
     rc = ngx_agentlocator_crm_wa_inbound(&m);
@@ -476,15 +423,8 @@ ngx_agentlocator_wa_baileys(ngx_http_request_t *r, ngx_str_t *body)
 void
 ngx_agentlocator_baileys_sign(ngx_str_t *secret, ngx_str_t *body, u_char *hex)
 {
-    u_char        mac[EVP_MAX_MD_SIZE];
-    unsigned int  len;
-
-    len = 0;
-
-    (void) HMAC(EVP_sha256(), secret->data, (int) secret->len,
-                body->data, body->len, mac, &len);
-
-    (void) ngx_hex_dump(hex, mac, 32);
+    ngx_agentlocator_baileys_hex(secret->data, secret->len, body->data,
+                                 body->len, hex);
 }
 
 
@@ -492,21 +432,10 @@ ngx_int_t
 ngx_agentlocator_baileys_verify(ngx_str_t *secret, ngx_str_t *body,
     ngx_str_t *signature)
 {
-    u_char      expected[64], given[64];
-    ngx_uint_t  i;
-
-    if (signature->len != 64) {
-        return NGX_DECLINED;
-    }
-
-    /* hex in either case is the same signature */
-    for (i = 0; i < 64; i++) {
-        given[i] = ngx_tolower(signature->data[i]);
-    }
-
-    ngx_agentlocator_baileys_sign(secret, body, expected);
-
-    return CRYPTO_memcmp(expected, given, 64) == 0 ? NGX_OK : NGX_DECLINED;
+    return ngx_agentlocator_baileys_sig_ok(secret->data, secret->len,
+                                           body->data, body->len,
+                                           signature->data, signature->len)
+           ? NGX_OK : NGX_DECLINED;
 }
 
 
@@ -515,21 +444,14 @@ ngx_agentlocator_baileys_verify(ngx_str_t *secret, ngx_str_t *body,
 static ngx_int_t
 ngx_agentlocator_wa_address(ngx_str_t *value, ngx_str_t *number)
 {
-    ngx_str_t  v;
+    ngx_agentlocator_form_str_t  v;
 
-    v = *value;
-
-    if (v.len > 9 && ngx_strncasecmp(v.data, (u_char *) "whatsapp:", 9) == 0)
-    {
-        v.data += 9;
-        v.len -= 9;
-    }
-
-    if (ngx_agentlocator_e164(&v) != NGX_OK) {
+    if (!ngx_agentlocator_wa_number(value->data, value->len, &v)) {
         return NGX_DECLINED;
     }
 
-    *number = v;
+    number->data = v.data;
+    number->len = v.len;
 
     return NGX_OK;
 }
@@ -632,27 +554,6 @@ ngx_agentlocator_wa_retry_later(ngx_http_request_t *r, const char *provider,
 
     return ngx_agentlocator_reply_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                         "cannot store the message now");
-}
-
-
-/* A provider's message id: printable ASCII, no space, 1 to 128 bytes. */
-
-static ngx_int_t
-ngx_agentlocator_wa_valid_msg_id(ngx_str_t *id)
-{
-    ngx_uint_t  i;
-
-    if (id->len == 0 || id->len > NGX_AGENTLOCATOR_WA_MAX_MSG_ID) {
-        return NGX_DECLINED;
-    }
-
-    for (i = 0; i < id->len; i++) {
-        if (id->data[i] <= 0x20 || id->data[i] >= 0x7f) {
-            return NGX_DECLINED;
-        }
-    }
-
-    return NGX_OK;
 }
 
 

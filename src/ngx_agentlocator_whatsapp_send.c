@@ -14,12 +14,12 @@
 
 #include "ngx_agentlocator.h"
 #include "ngx_agentlocator_json.h"
+#include "ngx_agentlocator_wa_body.h"
 
 #include <openssl/rand.h>
 
 
-#define NGX_AGENTLOCATOR_SEND_MAX_TEXT     4096    /* bytes */
-#define NGX_AGENTLOCATOR_SEND_MAX_URL      2048
+/* the send request's bounds: ngx_agentlocator_wa_body.h */
 #define NGX_AGENTLOCATOR_SEND_MAX_ERROR    256
 #define NGX_AGENTLOCATOR_SEND_MAX_MSG_ID   128
 #define NGX_AGENTLOCATOR_SEND_REF_LEN      34      /* "WA" + 32 hex */
@@ -148,20 +148,7 @@ ngx_agentlocator_send_start(ngx_http_request_t *r)
     ngx_agentlocator_send_t       *snd;
     ngx_agentlocator_loc_conf_t   *alcf;
     ngx_agentlocator_main_conf_t  *amcf;
-
-    enum { F_TO = 0, F_TEXT, F_MEDIA_URL, F_PROVIDER, F_N };
-
-    ngx_agentlocator_json_field_t  fields[F_N] = {
-        { "to", NGX_AGENTLOCATOR_JSON_STRING, 32, 0, NULL, 0, 0, 0, 0 },
-        { "text", NGX_AGENTLOCATOR_JSON_STRING | NGX_AGENTLOCATOR_JSON_NULL,
-          NGX_AGENTLOCATOR_SEND_MAX_TEXT, 0, NULL, 0, 0, 0, 0 },
-        { "media_url",
-          NGX_AGENTLOCATOR_JSON_STRING | NGX_AGENTLOCATOR_JSON_NULL,
-          NGX_AGENTLOCATOR_SEND_MAX_URL, 0, NULL, 0, 0, 0, 0 },
-        { "provider",
-          NGX_AGENTLOCATOR_JSON_STRING | NGX_AGENTLOCATOR_JSON_NULL, 16,
-          0, NULL, 0, 0, 0, 0 }
-    };
+    ngx_agentlocator_wa_send_t     req;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
     amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
@@ -185,36 +172,20 @@ ngx_agentlocator_send_start(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    err = ngx_agentlocator_json_fields(body.data, body.len, fields, F_N, buf,
-                                       body.len + 1);
+    err = ngx_agentlocator_wa_send_body(body.data, body.len, buf,
+                                        body.len + 1, &req);
     if (err) {
         return ngx_agentlocator_api_error(r, NGX_HTTP_BAD_REQUEST, err);
     }
 
-    to.data = (u_char *) fields[F_TO].str;
-    to.len = fields[F_TO].len;
-    text.data = (u_char *) fields[F_TEXT].str;
-    text.len = fields[F_TEXT].len;
-    url.data = (u_char *) fields[F_MEDIA_URL].str;
-    url.len = fields[F_MEDIA_URL].len;
-    provider.data = (u_char *) fields[F_PROVIDER].str;
-    provider.len = fields[F_PROVIDER].len;
-
-    if (ngx_agentlocator_e164(&to) != NGX_OK) {
-        return ngx_agentlocator_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                          "to must be a +E164 number");
-    }
-
-    if (text.len == 0 && url.len == 0) {
-        return ngx_agentlocator_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                          "a message needs text or a "
-                                          "media_url");
-    }
-
-    if (url.len && !ngx_agentlocator_http_url(&url)) {
-        return ngx_agentlocator_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                          "media_url must be an http(s) URL");
-    }
+    to.data = req.to.data;
+    to.len = req.to.len;
+    text.data = req.text.data;
+    text.len = req.text.len;
+    url.data = req.media_url.data;
+    url.len = req.media_url.len;
+    provider.data = req.provider.data;
+    provider.len = req.provider.len;
 
     snd = ngx_calloc(sizeof(ngx_agentlocator_send_t) + to.len + text.len
                      + url.len, r->connection->log);
