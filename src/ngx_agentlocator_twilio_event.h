@@ -75,6 +75,16 @@ typedef struct {
 int ngx_agentlocator_twilio_event_parse(const unsigned char *json,
     size_t len, ngx_agentlocator_twilio_event_t *ev);
 
+/*
+ * The two ways parse() takes, for the fuzzer to compare: the scanner of
+ * plain messages (0 when it parsed one, as _full() would; otherwise 1 and
+ * ev is to be ignored) and yajl (parse()'s return values).
+ */
+int ngx_agentlocator_twilio_event_parse_fast(const unsigned char *json,
+    size_t len, ngx_agentlocator_twilio_event_t *ev);
+int ngx_agentlocator_twilio_event_parse_full(const unsigned char *json,
+    size_t len, ngx_agentlocator_twilio_event_t *ev);
+
 size_t ngx_agentlocator_base64_decode(unsigned char *dst, size_t cap,
     const unsigned char *src, size_t len, int *ok);
 size_t ngx_agentlocator_base64_encode(unsigned char *dst,
