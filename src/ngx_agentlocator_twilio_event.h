@@ -1,9 +1,10 @@
 
 /*
- * Twilio Media Streams messages (../shared/twilio-facts.md §2) parsed with
- * yajl into a flat struct: the fields the module acts on, bounded, and the
- * media payload base64-decoded into the caller's buffer.  No nginx I/O, so
- * a fuzzer can drive it alone.
+ * Twilio Media Streams messages (../shared/twilio-facts.md §2) parsed into
+ * a flat struct (plain messages by a scanner of our own, the rest by yajl):
+ * the fields the module acts on, bounded, and the media payload
+ * base64-decoded into the caller's buffer.  No nginx I/O, so a fuzzer can
+ * drive it alone.
  */
 
 
