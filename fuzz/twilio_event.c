@@ -5,7 +5,10 @@
  * as a message with a small and a large payload buffer (a larger buffer may
  * only accept more, and must then agree on every field); it is base64
  * round-tripped both ways; and it is wrapped into well-formed media, start
- * and nested messages whose fields must come back as sent.  Any broken
+ * and nested messages whose fields must come back as sent.  The scanner
+ * of plain messages (parse_fast) is compared with yajl (parse_full) on
+ * every message: what it takes, yajl must take with the same fields, and
+ * the real-shaped media and mark messages it must take.  Any broken
  * invariant abort()s with a description on stderr.
  */
 
@@ -50,9 +53,13 @@ fz_alloc(size_t n)
 }
 
 
+typedef int (*fz_parser_pt)(const unsigned char *json, size_t len,
+    ngx_agentlocator_twilio_event_t *ev);
+
+
 static int
-fz_parse(const unsigned char *json, size_t len, size_t cap,
-    ngx_agentlocator_twilio_event_t *ev, unsigned char *payload)
+fz_parse_with(fz_parser_pt parser, const unsigned char *json, size_t len,
+    size_t cap, ngx_agentlocator_twilio_event_t *ev, unsigned char *payload)
 {
     int                         rc;
     const char                 *name;
@@ -63,11 +70,22 @@ fz_parse(const unsigned char *json, size_t len, size_t cap,
     ev->payload = payload;
     ev->payload_cap = cap;
 
-    rc = ngx_agentlocator_twilio_event_parse(json, len, ev);
+    rc = parser(json, len, ev);
 
-    fz_check(rc == 0 || rc == -1, "parse returned %d", rc);
     fz_check(ev->payload == payload && ev->payload_cap == cap,
              "parse changed the caller's buffer");
+
+    if (parser == ngx_agentlocator_twilio_event_parse_fast) {
+        fz_check(rc == 0 || rc == 1, "parse_fast returned %d", rc);
+
+        if (rc != 0) {
+            /* declined: ev is not to be read */
+            return rc;
+        }
+
+    } else {
+        fz_check(rc == 0 || rc == -1, "parse returned %d", rc);
+    }
 
     if (rc != 0) {
         fz_check(ev->error != NULL, "failure without an error");
@@ -108,6 +126,15 @@ fz_parse(const unsigned char *json, size_t len, size_t cap,
 
 
 static int
+fz_parse(const unsigned char *json, size_t len, size_t cap,
+    ngx_agentlocator_twilio_event_t *ev, unsigned char *payload)
+{
+    return fz_parse_with(ngx_agentlocator_twilio_event_parse, json, len, cap,
+                         ev, payload);
+}
+
+
+static int
 fz_sid_eq(const ngx_agentlocator_ev_sid_t *a,
     const ngx_agentlocator_ev_sid_t *b)
 {
@@ -128,7 +155,7 @@ fz_sid_is(const ngx_agentlocator_ev_sid_t *a, const char *s, size_t len)
 
 static void
 fz_same(const ngx_agentlocator_twilio_event_t *a,
-    const ngx_agentlocator_twilio_event_t *b)
+    const ngx_agentlocator_twilio_event_t *b, const char *what)
 {
     fz_check(a->event == b->event && a->has_event == b->has_event
              && a->has_payload == b->has_payload
@@ -146,7 +173,56 @@ fz_same(const ngx_agentlocator_twilio_event_t *a,
              && memcmp(a->name, b->name, a->name_len) == 0
              && a->sample_rate == b->sample_rate
              && a->channels == b->channels,
-             "small and large buffers parsed the message differently");
+             "%s", what);
+}
+
+
+/*
+ * The scanner against yajl on one message and buffer size: a message the
+ * scanner takes yajl takes too, with the same fields and payload; and
+ * parse() gives what yajl gives.  1 when the scanner took it.
+ */
+
+static int
+fz_fast_full(const unsigned char *json, size_t len, size_t cap)
+{
+    int                               fast_rc, full_rc, rc;
+    unsigned char                    *fp, *yp, *pp;
+    ngx_agentlocator_twilio_event_t   f, y, e;
+
+    fp = fz_alloc(cap);
+    yp = fz_alloc(cap);
+    pp = fz_alloc(cap);
+
+    fast_rc = fz_parse_with(ngx_agentlocator_twilio_event_parse_fast, json,
+                            len, cap, &f, fp);
+    full_rc = fz_parse_with(ngx_agentlocator_twilio_event_parse_full, json,
+                            len, cap, &y, yp);
+    rc = fz_parse(json, len, cap, &e, pp);
+
+    if (fast_rc == 0) {
+        fz_check(full_rc == 0, "parse_fast took what yajl refused (%s)",
+                 y.error);
+        fz_same(&f, &y,
+                "parse_fast and yajl parsed the message differently");
+    }
+
+    fz_check(rc == full_rc, "parse returned %d, yajl %d", rc, full_rc);
+
+    if (rc == 0) {
+        fz_same(&e, &y, "parse and yajl parsed the message differently");
+
+    } else {
+        fz_check(strcmp(e.error, y.error) == 0,
+                 "parse refused with \"%s\", yajl with \"%s\"", e.error,
+                 y.error);
+    }
+
+    free(pp);
+    free(yp);
+    free(fp);
+
+    return fast_rc == 0;
 }
 
 
@@ -175,8 +251,12 @@ fz_message(const uint8_t *data, size_t size)
              FZ_SMALL_CAP, FZ_LARGE_CAP, l.error);
 
     if (small_rc == 0) {
-        fz_same(&s, &l);
+        fz_same(&s, &l,
+                "small and large buffers parsed the message differently");
     }
+
+    (void) fz_fast_full(json, size, FZ_SMALL_CAP);
+    (void) fz_fast_full(json, size, FZ_LARGE_CAP);
 
     free(large);
     free(small);
@@ -365,6 +445,10 @@ fz_media(const uint8_t *data, size_t size)
 
     free(payload);
 
+    fz_check(fz_fast_full(json, n, size),
+             "parse_fast declined a media message with %zu payload bytes",
+             size);
+
     if (size) {
         payload = fz_alloc(size - 1);
         rc = fz_parse(json, n, size - 1, &ev, payload);
@@ -372,6 +456,8 @@ fz_media(const uint8_t *data, size_t size)
         fz_check(rc != 0, "%zu payload bytes accepted into %zu", size,
                  size - 1);
         free(payload);
+
+        (void) fz_fast_full(json, n, size - 1);
     }
 
     free(json);
@@ -441,6 +527,9 @@ fz_fields(const uint8_t *data, size_t size)
              && memcmp(ev.name, s, ev.name_len) == 0,
              "mark message with \"%s\": rc %d", s, rc);
 
+    fz_check(fz_fast_full(json, i, 0),
+             "parse_fast declined a mark message with \"%s\"", s);
+
     /* {"event":"stop","x":[[...]]}: the map is level 1, 8 levels in all */
 
     depth = size ? data[0] % 12 : 0;
@@ -464,6 +553,32 @@ fz_fields(const uint8_t *data, size_t size)
 
     fz_check((rc == 0) == (1 + depth <= 8), "%zu nested arrays: rc %d",
              depth, rc);
+
+    /* the same with objects, which the scanner takes up to the limit */
+
+    n = (size_t) snprintf((char *) json, sizeof(json),
+                          "{\"event\":\"stop\",\"x\":");
+
+    for (i = 0; i < depth; i++) {
+        memcpy(json + n, "{\"x\":", 5);
+        n += 5;
+    }
+
+    json[n++] = '"';
+    json[n++] = '"';
+
+    for (i = 0; i < depth; i++) {
+        json[n++] = '}';
+    }
+
+    json[n++] = '}';
+
+    rc = fz_parse(json, n, 0, &ev, payload);
+
+    fz_check((rc == 0) == (1 + depth <= 8), "%zu nested objects: rc %d",
+             depth, rc);
+    fz_check(fz_fast_full(json, n, 0) == (rc == 0),
+             "parse_fast and %zu nested objects", depth);
 }
 
 

@@ -637,6 +637,8 @@ char *ngx_agentlocator_registry_zone(ngx_conf_t *cf,
     ngx_agentlocator_main_conf_t *amcf, ngx_str_t *name, ngx_str_t *size);
 ngx_agentlocator_registry_t *ngx_agentlocator_registry_get(
     ngx_agentlocator_main_conf_t *amcf);
+void ngx_agentlocator_registry_prefetch(ngx_agentlocator_registry_t *reg,
+    ngx_str_t *call_sid);
 void ngx_agentlocator_registry_init_worker(ngx_cycle_t *cycle);
 void ngx_agentlocator_registry_wake(ngx_agentlocator_wake_pt waker,
     ngx_msec_t at);

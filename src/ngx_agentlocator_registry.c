@@ -1049,6 +1049,37 @@ ngx_agentlocator_registry_remember(ngx_agentlocator_registry_sh_t *sh,
 }
 
 
+/*
+ * The index slot and the set of ended calls a CallSid hashes to, asked of
+ * the memory ahead of the lookup: both are random places in tables of
+ * megabytes, and each missed the cache (and the TLB) in nearly every new
+ * call's incoming_call, the largest items of the webhook's own CPU.  A
+ * caller with work to do before it takes the lock (the signature) lets
+ * the loads run meanwhile.  Only hints: nothing is read or locked here.
+ */
+
+void
+ngx_agentlocator_registry_prefetch(ngx_agentlocator_registry_t *reg,
+    ngx_str_t *call_sid)
+{
+#if (defined __GNUC__ || defined __clang__)
+    uint64_t                         h;
+    ngx_agentlocator_registry_sh_t  *sh;
+
+    if (reg == NULL || call_sid->len != NGX_AGENTLOCATOR_SID_LEN) {
+        return;
+    }
+
+    sh = reg->sh;
+
+    h = ngx_agentlocator_registry_hash(sh, call_sid->data);
+
+    __builtin_prefetch(&sh->index[(uint32_t) h & sh->index_mask]);
+    __builtin_prefetch(ngx_agentlocator_ended_set(sh, h));
+#endif
+}
+
+
 /* Whether the call left the table less than stale_after ago. */
 
 ngx_uint_t

@@ -4,6 +4,14 @@
  * of each value (up to three keys deep) decides where it goes; everything
  * else is skipped.  Unknown keys and events are not errors (Twilio adds
  * fields); malformed JSON, a missing "event" and an invalid payload are.
+ *
+ * Fifty times a second per stream the message is a "media" one: objects
+ * of plain ASCII strings.  For those a small scanner drives the same
+ * callbacks with the same tokens in the same order, without yajl's
+ * handle, lexer and buffers (yajl was the largest single item of a
+ * frame's CPU).  Whatever it does not know it hands to yajl, which then
+ * parses the message from the start; fuzz/twilio_event.c checks that the
+ * two agree on every message the scanner takes.
  */
 
 
@@ -444,19 +452,15 @@ static yajl_callbacks  ngx_agentlocator_ev_callbacks = {
 };
 
 
-int
-ngx_agentlocator_twilio_event_parse(const unsigned char *json, size_t len,
-    ngx_agentlocator_twilio_event_t *ev)
-{
-    yajl_handle                 h;
-    yajl_status                 st;
-    ngx_agentlocator_ev_ctx_t   c;
+/*
+ * every field but the buffers' bytes: zeroing the whole struct (most of a
+ * kilobyte) on every frame cost more than the rest of a parse; the bytes
+ * past each len are never read
+ */
 
-    /*
-     * every field but the buffers' bytes: zeroing the whole struct (most
-     * of a kilobyte) on every frame cost more than the rest of this
-     * function; the bytes past each len are never read
-     */
+static void
+ngx_agentlocator_ev_reset(ngx_agentlocator_twilio_event_t *ev)
+{
     ev->event = NGX_AGENTLOCATOR_EV_UNKNOWN;
     ev->has_event = 0;
     ev->has_payload = 0;
@@ -472,6 +476,254 @@ ngx_agentlocator_twilio_event_parse(const unsigned char *json, size_t len,
     ev->channels = 0;
     ev->payload_len = 0;
     ev->error = NULL;
+}
+
+
+/* what the full parse checks after the JSON itself: 0, or -1 with error */
+
+static int
+ngx_agentlocator_ev_complete(ngx_agentlocator_ev_ctx_t *c)
+{
+    ngx_agentlocator_twilio_event_t  *ev = c->ev;
+
+    if (c->depth != 0 || !ev->has_event) {
+        ev->error = "message without an event";
+        return -1;
+    }
+
+    if (ev->event == NGX_AGENTLOCATOR_EV_MEDIA && !ev->has_payload) {
+        ev->error = "media message without a payload";
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * Bytes a plain string may hold: printable ASCII but the quote and the
+ * backslash.  Escapes, control bytes and UTF-8 are yajl's to judge.
+ */
+static const unsigned char  ngx_agentlocator_ev_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,     /* '"' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,     /* '\\' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,     /* DEL */
+};
+
+
+#define ngx_agentlocator_ev_ws(ch)                                            \
+    ((ch) == ' ' || (ch) == '\n' || (ch) == '\r' || (ch) == '\t')
+
+
+/*
+ * A plain string at *p (past its opening quote): its length, with *p
+ * moved past the closing quote; -1 when it is not plain or not closed.
+ * The quote is found by memchr(); the bytes before it are checked eight
+ * at a time (a payload is 216 of them on every frame), the tail one by one.
+ */
+
+#define ngx_agentlocator_ev_ones   0x0101010101010101ULL
+#define ngx_agentlocator_ev_highs  0x8080808080808080ULL
+
+static ptrdiff_t
+ngx_agentlocator_ev_scan(const unsigned char **p, const unsigned char *end)
+{
+    uint64_t              w, bad;
+    const unsigned char  *s, *q, *e;
+
+    s = *p;
+
+    e = memchr(s, '"', end - s);
+    if (e == NULL) {
+        return -1;
+    }
+
+    for (q = s; e - q >= 8; q += 8) {
+        memcpy(&w, q, 8);
+
+        /* a byte below 0x20, a byte of 0x7f or more, a backslash */
+        bad = ((w - ngx_agentlocator_ev_ones * 0x20) & ~w)
+              | ((w + ngx_agentlocator_ev_ones) | w)
+              | (((w ^ ngx_agentlocator_ev_ones * '\\')
+                  - ngx_agentlocator_ev_ones)
+                 & ~(w ^ ngx_agentlocator_ev_ones * '\\'));
+
+        if (bad & ngx_agentlocator_ev_highs) {
+            return -1;
+        }
+    }
+
+    for ( /* void */ ; q < e; q++) {
+        if (!ngx_agentlocator_ev_plain[*q]) {
+            return -1;
+        }
+    }
+
+    *p = e + 1;
+
+    return e - s;
+}
+
+
+int
+ngx_agentlocator_twilio_event_parse_fast(const unsigned char *json,
+    size_t len, ngx_agentlocator_twilio_event_t *ev)
+{
+    ptrdiff_t                   n;
+    const unsigned char        *p, *end, *s;
+    ngx_agentlocator_ev_ctx_t   c;
+    enum {
+        ev_open = 0,        /* just after '{': '}' or a key */
+        ev_key,             /* a key, its ':' */
+        ev_value,           /* a string, or '{' */
+        ev_next             /* ',' and a key, or '}' */
+    }                           state;
+
+    ngx_agentlocator_ev_reset(ev);
+
+    memset(&c, 0, sizeof(ngx_agentlocator_ev_ctx_t));
+    c.ev = ev;
+
+    p = json;
+    end = json + len;
+
+    while (p < end && ngx_agentlocator_ev_ws(*p)) {
+        p++;
+    }
+
+    if (p == end || *p++ != '{') {
+        return 1;
+    }
+
+    (void) ngx_agentlocator_ev_start_map(&c);
+    state = ev_open;
+
+    for ( ;; ) {
+
+        while (p < end && ngx_agentlocator_ev_ws(*p)) {
+            p++;
+        }
+
+        if (p == end) {
+            return 1;
+        }
+
+        switch (state) {
+
+        case ev_open:
+            if (*p == '}') {
+                break;
+            }
+
+            /* fall through */
+
+        case ev_key:
+            if (*p++ != '"') {
+                return 1;
+            }
+
+            s = p;
+            n = ngx_agentlocator_ev_scan(&p, end);
+            if (n < 0) {
+                return 1;
+            }
+
+            (void) ngx_agentlocator_ev_map_key(&c, s, (size_t) n);
+
+            while (p < end && ngx_agentlocator_ev_ws(*p)) {
+                p++;
+            }
+
+            if (p == end || *p++ != ':') {
+                return 1;
+            }
+
+            state = ev_value;
+            continue;
+
+        case ev_value:
+            if (*p == '{') {
+                p++;
+
+                if (!ngx_agentlocator_ev_start_map(&c)) {
+                    return 1;
+                }
+
+                state = ev_open;
+                continue;
+            }
+
+            if (*p++ != '"') {
+                /* numbers, arrays, literals: yajl's */
+                return 1;
+            }
+
+            s = p;
+            n = ngx_agentlocator_ev_scan(&p, end);
+            if (n < 0) {
+                return 1;
+            }
+
+            if (!ngx_agentlocator_ev_string(&c, s, (size_t) n)) {
+                return 1;
+            }
+
+            state = ev_next;
+            continue;
+
+        default: /* ev_next */
+            if (*p == ',') {
+                p++;
+                state = ev_key;
+                continue;
+            }
+
+            if (*p != '}') {
+                return 1;
+            }
+
+            break;
+        }
+
+        /* '}' */
+
+        p++;
+        (void) ngx_agentlocator_ev_end(&c);
+
+        if (c.depth == 0) {
+            break;
+        }
+
+        state = ev_next;
+    }
+
+    while (p < end && ngx_agentlocator_ev_ws(*p)) {
+        p++;
+    }
+
+    if (p != end) {
+        /* more after the message: yajl's error to give */
+        return 1;
+    }
+
+    return ngx_agentlocator_ev_complete(&c) == 0 ? 0 : 1;
+}
+
+
+int
+ngx_agentlocator_twilio_event_parse_full(const unsigned char *json,
+    size_t len, ngx_agentlocator_twilio_event_t *ev)
+{
+    yajl_handle                 h;
+    yajl_status                 st;
+    ngx_agentlocator_ev_ctx_t   c;
+
+    ngx_agentlocator_ev_reset(ev);
 
     memset(&c, 0, sizeof(ngx_agentlocator_ev_ctx_t));
     c.ev = ev;
@@ -501,17 +753,19 @@ ngx_agentlocator_twilio_event_parse(const unsigned char *json, size_t len,
         return -1;
     }
 
-    if (c.depth != 0 || !ev->has_event) {
-        ev->error = "message without an event";
-        return -1;
+    return ngx_agentlocator_ev_complete(&c);
+}
+
+
+int
+ngx_agentlocator_twilio_event_parse(const unsigned char *json, size_t len,
+    ngx_agentlocator_twilio_event_t *ev)
+{
+    if (ngx_agentlocator_twilio_event_parse_fast(json, len, ev) == 0) {
+        return 0;
     }
 
-    if (ev->event == NGX_AGENTLOCATOR_EV_MEDIA && !ev->has_payload) {
-        ev->error = "media message without a payload";
-        return -1;
-    }
-
-    return 0;
+    return ngx_agentlocator_twilio_event_parse_full(json, len, ev);
 }
 
 

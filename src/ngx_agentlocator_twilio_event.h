@@ -1,9 +1,10 @@
 
 /*
- * Twilio Media Streams messages (../shared/twilio-facts.md §2) parsed with
- * yajl into a flat struct: the fields the module acts on, bounded, and the
- * media payload base64-decoded into the caller's buffer.  No nginx I/O, so
- * a fuzzer can drive it alone.
+ * Twilio Media Streams messages (../shared/twilio-facts.md §2) parsed into
+ * a flat struct (plain messages by a scanner of our own, the rest by yajl):
+ * the fields the module acts on, bounded, and the media payload
+ * base64-decoded into the caller's buffer.  No nginx I/O, so a fuzzer can
+ * drive it alone.
  */
 
 
@@ -73,6 +74,16 @@ typedef struct {
  * Not reentrant: yajl's memory comes from one arena per process.
  */
 int ngx_agentlocator_twilio_event_parse(const unsigned char *json,
+    size_t len, ngx_agentlocator_twilio_event_t *ev);
+
+/*
+ * The two ways parse() takes, for the fuzzer to compare: the scanner of
+ * plain messages (0 when it parsed one, as _full() would; otherwise 1 and
+ * ev is to be ignored) and yajl (parse()'s return values).
+ */
+int ngx_agentlocator_twilio_event_parse_fast(const unsigned char *json,
+    size_t len, ngx_agentlocator_twilio_event_t *ev);
+int ngx_agentlocator_twilio_event_parse_full(const unsigned char *json,
     size_t len, ngx_agentlocator_twilio_event_t *ev);
 
 size_t ngx_agentlocator_base64_decode(unsigned char *dst, size_t cap,

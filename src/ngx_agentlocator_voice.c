@@ -120,6 +120,11 @@ ngx_agentlocator_voice_process(ngx_http_request_t *r)
         ngx_str_null(&call_sid);
     }
 
+    /* the registry's cache misses run during the signature's hashing */
+    ngx_agentlocator_registry_prefetch(ngx_agentlocator_registry_get(
+        ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module)),
+        &call_sid);
+
     /* authenticate before judging the content: strangers learn nothing */
 
     if (alcf->signature) {
