@@ -162,7 +162,7 @@ static ngx_int_t ngx_agentlocator_media_save(ngx_agentlocator_media_t *ms);
  * not 4k + 48k.
  */
 
-/* whether replies wait to be sent (the last buffer is kept, maybe empty) */
+/* whether replies wait to be sent */
 #define ngx_agentlocator_media_queued(ms)                                     \
     ((ms)->out && (ms)->out->sent < (ms)->out->len)
 
@@ -170,6 +170,13 @@ static ngx_int_t ngx_agentlocator_media_save(ngx_agentlocator_media_t *ms);
 static u_char  *ngx_agentlocator_media_in;
 static u_char  *ngx_agentlocator_media_payload;
 static size_t   ngx_agentlocator_media_payload_cap;
+
+/*
+ * A drained reply buffer of the usual size, kept for whichever stream
+ * sends next: a stream holds reply buffers only while replies wait, yet
+ * one that replies to every frame (echo, marks) does not malloc per frame.
+ */
+static ngx_agentlocator_ws_out_t  *ngx_agentlocator_media_spare;
 
 
 /*
@@ -379,7 +386,11 @@ ngx_agentlocator_media_upgraded(ngx_http_request_t *r)
 
 /*
  * What ngx_http_set_keepalive() frees for an idle connection: the header
- * buffers, which a stream never reads into again.
+ * buffers, which a stream never reads into again, and over TLS the
+ * ssl_buffer_size buffer (16k by default) that sent the 101: the stream
+ * writes with c->send (SSL_write), never through that buffer.  OpenSSL's
+ * own read and write buffers go back between frames by themselves
+ * (nginx sets SSL_MODE_RELEASE_BUFFERS on every context).
  */
 
 static void
@@ -404,6 +415,12 @@ ngx_agentlocator_media_release_buffers(ngx_connection_t *c,
 
     hc->busy = NULL;
     hc->nbusy = 0;
+
+#if (NGX_HTTP_SSL)
+    if (c->ssl) {
+        ngx_ssl_free_buffer(c);
+    }
+#endif
 }
 
 
@@ -465,6 +482,7 @@ ngx_agentlocator_media_read(ngx_agentlocator_media_t *ms)
 {
     int                           rc;
     ssize_t                       n;
+    ngx_uint_t                    more;
     ngx_connection_t             *c;
     ngx_agentlocator_ws_frame_t   frame;
 
@@ -489,6 +507,8 @@ ngx_agentlocator_media_read(ngx_agentlocator_media_t *ms)
         ngx_agentlocator_media_discard(ms);
         return;
     }
+
+    more = 1;
 
     for ( ;; ) {
 
@@ -559,6 +579,15 @@ ngx_agentlocator_media_read(ngx_agentlocator_media_t *ms)
         ms->in_pos = ngx_agentlocator_media_in;
         ms->in_last = ngx_agentlocator_media_in;
 
+        if (!more) {
+            /*
+             * The last read emptied the socket (nginx cleared "ready"):
+             * another would only meet EAGAIN, and over TLS cost an
+             * SSL_read() and a read() per wake-up to learn it.
+             */
+            break;
+        }
+
         n = c->recv(c, ngx_agentlocator_media_in,
                     NGX_AGENTLOCATOR_MEDIA_READ_BUFFER);
 
@@ -574,7 +603,11 @@ ngx_agentlocator_media_read(ngx_agentlocator_media_t *ms)
         }
 
         ms->in_last = ngx_agentlocator_media_in + n;
+        more = c->read->ready;
     }
+
+    /* idle until the next frame: no message buffer of its own */
+    ngx_agentlocator_ws_parser_release(&ms->parser);
 
     if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
         ngx_agentlocator_media_finish(ms);
@@ -1254,10 +1287,18 @@ ngx_agentlocator_media_send(ngx_agentlocator_media_t *ms, unsigned opcode,
     if (out == NULL || out->cap - out->len < need) {
         cap = ngx_max(need, NGX_AGENTLOCATOR_MEDIA_OUT_CHUNK);
 
-        out = ngx_alloc(offsetof(ngx_agentlocator_ws_out_t, data) + cap,
-                        ms->connection->log);
-        if (out == NULL) {
-            return NGX_ERROR;
+        if (cap == NGX_AGENTLOCATOR_MEDIA_OUT_CHUNK
+            && ngx_agentlocator_media_spare)
+        {
+            out = ngx_agentlocator_media_spare;
+            ngx_agentlocator_media_spare = NULL;
+
+        } else {
+            out = ngx_alloc(offsetof(ngx_agentlocator_ws_out_t, data) + cap,
+                            ms->connection->log);
+            if (out == NULL) {
+                return NGX_ERROR;
+            }
         }
 
         out->next = NULL;
@@ -1489,24 +1530,14 @@ ngx_agentlocator_media_drain(ngx_agentlocator_media_t *ms)
             continue;
         }
 
-        if (out->next == NULL) {
-            /* keep the last buffer for the next frames */
-            out->sent = 0;
-            out->len = 0;
-            break;
-        }
-
         ms->out = out->next;
         ngx_agentlocator_media_free_out(ms, out);
-    }
 
-    if (ms->out && ms->out->len == 0 && ms->out->cap
-                                        > NGX_AGENTLOCATOR_MEDIA_OUT_CHUNK)
-    {
-        /* an outsized buffer is not kept */
-        ngx_agentlocator_media_free_out(ms, ms->out);
-        ms->out = NULL;
-        ms->out_tail = NULL;
+        if (ms->out == NULL) {
+            /* all is out: an idle stream keeps no reply buffer */
+            ms->out_tail = NULL;
+            break;
+        }
     }
 
     if (c->write->timer_set) {
@@ -1600,6 +1631,17 @@ ngx_agentlocator_media_free_out(ngx_agentlocator_media_t *ms,
     ngx_agentlocator_ws_out_t *out)
 {
     ms->out_mem -= offsetof(ngx_agentlocator_ws_out_t, data) + out->cap;
+
+    if (out->cap == NGX_AGENTLOCATOR_MEDIA_OUT_CHUNK
+        && ngx_agentlocator_media_spare == NULL)
+    {
+        out->next = NULL;
+        out->len = 0;
+        out->sent = 0;
+        ngx_agentlocator_media_spare = out;
+        return;
+    }
+
     ngx_free(out);
 }
 
@@ -1779,10 +1821,12 @@ ngx_agentlocator_media_exit_worker(void)
 {
     ngx_free(ngx_agentlocator_media_in);
     ngx_free(ngx_agentlocator_media_payload);
+    ngx_free(ngx_agentlocator_media_spare);
 
     ngx_agentlocator_media_in = NULL;
     ngx_agentlocator_media_payload = NULL;
     ngx_agentlocator_media_payload_cap = 0;
+    ngx_agentlocator_media_spare = NULL;
 }
 
 

@@ -53,6 +53,20 @@ ngx_agentlocator_ws_parser_free(ngx_agentlocator_ws_parser_t *p)
 }
 
 
+/*
+ * Between messages the parser needs no buffer of its own: one that a
+ * message split across reads made goes back, so an idle stream holds none.
+ */
+
+void
+ngx_agentlocator_ws_parser_release(ngx_agentlocator_ws_parser_t *p)
+{
+    if (p->msg && p->msg_opcode == 0) {
+        ngx_agentlocator_ws_parser_free(p);
+    }
+}
+
+
 int
 ngx_agentlocator_ws_parse(ngx_agentlocator_ws_parser_t *p,
     unsigned char **pos, unsigned char *last,

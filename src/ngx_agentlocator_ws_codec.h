@@ -88,6 +88,7 @@ typedef struct {
 void ngx_agentlocator_ws_parser_init(ngx_agentlocator_ws_parser_t *p,
     size_t max_message);
 void ngx_agentlocator_ws_parser_free(ngx_agentlocator_ws_parser_t *p);
+void ngx_agentlocator_ws_parser_release(ngx_agentlocator_ws_parser_t *p);
 int ngx_agentlocator_ws_parse(ngx_agentlocator_ws_parser_t *p,
     unsigned char **pos, unsigned char *last,
     ngx_agentlocator_ws_frame_t *frame);

@@ -6,8 +6,9 @@
  * any server on this machine pays for the wake-ups and the reads alone, so
  * it bounds the ratio any server can reach against another.
  *
- *   cc -O2 -o floor floor.c -lcrypto
+ *   cc -O2 -o floor floor.c -lssl -lcrypto
  *   floor PORT                    listens on 127.0.0.1:PORT
+ *   floor PORT CERT KEY           the same over TLS (OpenSSL, nonblocking)
  *
  *   GET with Upgrade    101 with Sec-WebSocket-Accept (SHA-1 + base64 from
  *                       OpenSSL), then bytes are read and counted
@@ -23,6 +24,13 @@
  * Reads are edge-triggered and stop at the first short read, with a
  * 4096-byte buffer: the same number of recv() per wake-up as the nginx
  * module (NGX_AGENTLOCATOR_MEDIA_READ_BUFFER, ngx_unix_recv's rule).
+ *
+ * Over TLS it reads with SSL_read() into the same buffer until OpenSSL
+ * wants more bytes (a short SSL_read() is one record, not an empty
+ * socket), which is what nginx's ngx_ssl_recv() does; its SSL_CTX has the
+ * settings nginx gives its own (SSL_MODE_RELEASE_BUFFERS, read-ahead, no
+ * session cache), so its memory per stream is OpenSSL's own at rest.  The
+ * end of a stream: the generator's close_notify, then its EOF.
  */
 
 #define _GNU_SOURCE
@@ -41,8 +49,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
 
 
 #define READ_BUFFER   4096     /* as the module's shared read buffer */
@@ -55,6 +65,8 @@
 typedef struct {
     int        fd;
     int        open;            /* past the handshake */
+    int        tls_hs;          /* the TLS handshake is not done */
+    SSL       *ssl;             /* over TLS */
     size_t     head_len;
     char      *head;            /* the request until its blank line */
 } conn_t;
@@ -62,6 +74,7 @@ typedef struct {
 
 static uint64_t  n_bytes, n_open, n_accepted;
 static char      rbuf[READ_BUFFER];
+static SSL_CTX  *tls_ctx;
 
 
 static void
@@ -72,6 +85,9 @@ conn_close(int ep, conn_t *c)
     }
 
     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->ssl) {
+        SSL_free(c->ssl);
+    }
     close(c->fd);
     free(c->head);
     free(c);
@@ -80,12 +96,22 @@ conn_close(int ep, conn_t *c)
 
 /* a short answer on a fresh socket: its send buffer is empty */
 static void
-send_all(int fd, const char *s, size_t len)
+send_all(conn_t *c, const char *s, size_t len)
 {
     ssize_t n;
 
     while (len) {
-        n = send(fd, s, len, MSG_NOSIGNAL);
+        if (c->ssl) {
+            ERR_clear_error();
+            n = SSL_write(c->ssl, s, (int) len);
+            if (n <= 0) {
+                return;
+            }
+            s += n;
+            len -= (size_t) n;
+            continue;
+        }
+        n = send(c->fd, s, len, MSG_NOSIGNAL);
         if (n <= 0) {
             if (n < 0 && errno == EINTR) {
                 continue;
@@ -151,7 +177,7 @@ handshake(conn_t *c)
                      "Content-Type: application/json\r\n"
                      "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
                      blen, body);
-        send_all(c->fd, buf, (size_t) n);
+        send_all(c, buf, (size_t) n);
         return 1;
     }
 
@@ -161,7 +187,7 @@ handshake(conn_t *c)
         static const char bad[] = "HTTP/1.1 400 Bad Request\r\n"
                                   "Content-Length: 0\r\n"
                                   "Connection: close\r\n\r\n";
-        send_all(c->fd, bad, sizeof(bad) - 1);
+        send_all(c, bad, sizeof(bad) - 1);
         return 1;
     }
 
@@ -174,7 +200,7 @@ handshake(conn_t *c)
     n = snprintf(buf, sizeof(buf), "HTTP/1.1 101 Switching Protocols\r\n"
                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
-    send_all(c->fd, buf, (size_t) n);
+    send_all(c, buf, (size_t) n);
 
     c->open = 1;
     n_open++;
@@ -184,16 +210,55 @@ handshake(conn_t *c)
 }
 
 
+/* recv() or SSL_read(): -1 with errno EAGAIN when there is nothing */
+static ssize_t
+conn_recv(conn_t *c, char *buf, size_t len)
+{
+    int  n, err;
+
+    if (c->ssl == NULL) {
+        return recv(c->fd, buf, len, 0);
+    }
+
+    ERR_clear_error();
+    n = SSL_read(c->ssl, buf, (int) len);
+    if (n > 0) {
+        return n;
+    }
+    err = SSL_get_error(c->ssl, n);
+    if (err == SSL_ERROR_ZERO_RETURN) {
+        return 0;
+    }
+    errno = err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE
+            ? EAGAIN : err == SSL_ERROR_SYSCALL && errno ? errno : EPROTO;
+    return -1;
+}
+
+
 static void
 on_readable(int ep, conn_t *c, uint32_t events)
 {
     static const char close_frame[] = { (char) 0x88, 0x02, 0x03, (char) 0xe8 };
     ssize_t   n;
     char     *end;
+    int       rc;
+
+    if (c->tls_hs) {
+        ERR_clear_error();
+        rc = SSL_do_handshake(c->ssl);
+        if (rc != 1) {
+            rc = SSL_get_error(c->ssl, rc);
+            if (rc != SSL_ERROR_WANT_READ && rc != SSL_ERROR_WANT_WRITE) {
+                conn_close(ep, c);
+            }
+            return;
+        }
+        c->tls_hs = 0;
+    }
 
     for ( ;; ) {
         if (!c->open) {
-            n = recv(c->fd, c->head + c->head_len, HEAD_MAX - c->head_len, 0);
+            n = conn_recv(c, c->head + c->head_len, HEAD_MAX - c->head_len);
             if (n > 0) {
                 c->head_len += (size_t) n;
                 c->head[c->head_len] = '\0';
@@ -213,6 +278,14 @@ on_readable(int ep, conn_t *c, uint32_t events)
                 n_bytes += c->head_len - (size_t) (end + 4 - c->head);
                 free(c->head);
                 c->head = NULL;
+                continue;
+            }
+
+        } else if (c->ssl) {
+            /* one record per SSL_read(): on to what OpenSSL wants more of */
+            n = conn_recv(c, rbuf, READ_BUFFER);
+            if (n > 0) {
+                n_bytes += (uint64_t) n;
                 continue;
             }
 
@@ -241,7 +314,11 @@ on_readable(int ep, conn_t *c, uint32_t events)
 
         /* EOF: the generator sent its close frame and shut down its side */
         if (n == 0 && c->open) {
-            send_all(c->fd, close_frame, sizeof(close_frame));
+            send_all(c, close_frame, sizeof(close_frame));
+            if (c->ssl) {
+                ERR_clear_error();
+                (void) SSL_shutdown(c->ssl);
+            }
         }
         conn_close(ep, c);
         return;
@@ -257,12 +334,30 @@ main(int argc, char **argv)
     struct epoll_event  ev, evs[EVENTS];
     conn_t             *c;
 
-    if (argc != 2 || atoi(argv[1]) <= 0) {
-        fprintf(stderr, "usage: floor PORT\n");
+    if ((argc != 2 && argc != 4) || atoi(argv[1]) <= 0) {
+        fprintf(stderr, "usage: floor PORT [CERT KEY]\n");
         return 2;
     }
 
     signal(SIGPIPE, SIG_IGN);
+
+    if (argc == 4) {
+        tls_ctx = SSL_CTX_new(TLS_server_method());
+        if (tls_ctx == NULL
+            || SSL_CTX_use_certificate_chain_file(tls_ctx, argv[2]) != 1
+            || SSL_CTX_use_PrivateKey_file(tls_ctx, argv[3],
+                                           SSL_FILETYPE_PEM) != 1)
+        {
+            ERR_print_errors_fp(stderr);
+            return 1;
+        }
+        /* as nginx's ngx_ssl_create() and its default ssl_session_cache */
+        SSL_CTX_set_mode(tls_ctx, SSL_MODE_RELEASE_BUFFERS);
+        SSL_CTX_set_read_ahead(tls_ctx, 1);
+        SSL_CTX_set_options(tls_ctx, SSL_OP_NO_COMPRESSION
+                                     | SSL_OP_IGNORE_UNEXPECTED_EOF);
+        SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
+    }
 
     ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (ls < 0) {
@@ -325,10 +420,24 @@ main(int argc, char **argv)
                 }
                 c->fd = fd;
 
-                ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+                if (tls_ctx) {
+                    c->ssl = SSL_new(tls_ctx);
+                    if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+                        fprintf(stderr, "floor: SSL_new failed\n");
+                        return 1;
+                    }
+                    SSL_set_accept_state(c->ssl);
+                    c->tls_hs = 1;
+                }
+
+                /* over TLS writable too (nginx registers both): a
+                 * handshake may wait for room to write */
+                ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET
+                            | (tls_ctx ? EPOLLOUT : 0);
                 ev.data.ptr = c;
                 if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
                     perror("floor: epoll_ctl");
+                    SSL_free(c->ssl);
                     close(fd);
                     free(c->head);
                     free(c);

@@ -1,8 +1,8 @@
 /*
  * bench/media/loadgen.c: a Twilio Media Streams load generator for
- * bench/media/run.  Single-threaded, epoll, no library beyond libc.
+ * bench/media/run.  Single-threaded, epoll, libc and (for -T) OpenSSL.
  *
- *   cc -O2 -o loadgen loadgen.c
+ *   cc -O2 -o loadgen loadgen.c -lssl -lcrypto
  *   loadgen -p PORT -m paced -s 2000 -d 20 -w 3 -P SERVER_PID
  *
  * It opens STREAMS WebSockets to 127.0.0.1:PORT (at most -c handshakes in
@@ -35,6 +35,13 @@
  * connection once the close frame is out, for a server that reads bytes
  * without parsing frames (floor.c): it answers the EOF.
  *
+ * With -T every stream (and -R's registration) runs over TLS: an OpenSSL
+ * client, nonblocking, in the same epoll loop; the TLS handshake comes
+ * before the WebSocket one and counts in the ramp.  The server's
+ * certificate is not verified (the run makes a self-signed one).  -C then
+ * sends a close_notify before shutting down its side.  Echo round trips
+ * over TLS end when the echo is read (no kernel stamp through OpenSSL).
+ *
  * Output: human-readable lines on stderr, one "RESULT key=value ..." line on
  * stdout.  Exit 0 when it measured (whatever the figures), 1 on bad usage
  * or when it could not run at all.
@@ -60,6 +67,9 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 
 #define NS_PER_MS        1000000ULL
@@ -98,6 +108,8 @@ typedef struct {
     uint8_t    got_close;       /* the server's close frame arrived */
     uint8_t    bad_order;
     uint8_t    shut;            /* -C: our side is shut down */
+    uint8_t    tls_hs;          /* -T: the TLS handshake is not done */
+    SSL       *ssl;             /* -T */
     char       key[25];
     char       accept[29];
     uint8_t   *in;
@@ -155,6 +167,8 @@ static int         opt_half_close;
 static const char *opt_path = "/ws/twilio-media";
 static const char *opt_echo_path = "/ws/twilio-media-echo";
 static const char *opt_register = NULL;   /* incoming_call path, or none */
+static int         opt_tls;
+static SSL_CTX    *tls_ctx;
 
 static conn_t     *conns;
 static int         ep;
@@ -652,6 +666,7 @@ append_frame(conn_t *c, unsigned opcode, const void *data, size_t len)
 
 
 static void conn_drop(conn_t *c, const char *why);
+static void tls_handshake(conn_t *c);
 
 
 /* flood streams write without pause from the end of the ramp to the stop */
@@ -662,15 +677,72 @@ flooding(conn_t *c)
            && (phase == PH_WARMUP || phase == PH_WINDOW);
 }
 
+/*
+ * send() or SSL_write(): > 0 bytes written; -1 with errno EAGAIN when the
+ * socket would block (EINTR: try again); -1 with another errno on error
+ */
+static ssize_t
+conn_send(conn_t *c, const uint8_t *data, size_t len)
+{
+    int  n, err;
+
+    if (c->ssl == NULL) {
+        return send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+
+    ERR_clear_error();
+    n = SSL_write(c->ssl, data, (int) (len > 1 << 30 ? 1 << 30 : len));
+    if (n > 0) {
+        return n;
+    }
+    err = SSL_get_error(c->ssl, n);
+    /* WANT_READ: a post-handshake message is due first; readable wakes us */
+    errno = err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ
+            ? EAGAIN : err == SSL_ERROR_SYSCALL && errno ? errno : EPROTO;
+    return -1;
+}
+
+
+/* recv() or SSL_read(), the same conventions; 0 at the end of the stream */
+static ssize_t
+conn_recv(conn_t *c, uint8_t *buf, size_t len)
+{
+    int  n, err;
+
+    if (c->ssl == NULL) {
+        return recv(c->fd, buf, len, MSG_DONTWAIT);
+    }
+
+    ERR_clear_error();
+    n = SSL_read(c->ssl, buf, (int) len);
+    if (n > 0) {
+        return n;
+    }
+    err = SSL_get_error(c->ssl, n);
+    if (err == SSL_ERROR_ZERO_RETURN
+        || (err == SSL_ERROR_SYSCALL && errno == 0))
+    {
+        return 0;
+    }
+    errno = err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE
+            ? EAGAIN : err == SSL_ERROR_SYSCALL && errno ? errno : EPROTO;
+    return -1;
+}
+
+
 /* writes what is queued; 0 when all is out, 1 when some is left, -1 error */
 static int
 conn_flush(conn_t *c)
 {
     ssize_t n;
 
+    if (c->tls_hs) {
+        /* queued until the TLS handshake is done */
+        return 1;
+    }
+
     while (c->out_off < c->out_len) {
-        n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        n = conn_send(c, c->out + c->out_off, c->out_len - c->out_off);
         if (n > 0) {
             c->out_off += (uint32_t) n;
             continue;
@@ -690,6 +762,10 @@ conn_flush(conn_t *c)
 
     if (opt_half_close && c->state == ST_CLOSING && !c->shut) {
         /* our close frame is out: the EOF tells a frame-blind server */
+        if (c->ssl) {
+            ERR_clear_error();
+            (void) SSL_shutdown(c->ssl);    /* our close_notify */
+        }
         shutdown(c->fd, SHUT_WR);
         c->shut = 1;
     }
@@ -823,6 +899,10 @@ send_stop(conn_t *c)
 static void
 conn_release(conn_t *c)
 {
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     if (c->fd >= 0) {
         close(c->fd);   /* also leaves the epoll set */
         c->fd = -1;
@@ -977,7 +1057,58 @@ conn_connected(conn_t *c)
     memcpy(out_reserve(c, n), buf, n);
     c->out_len += n;
     c->state = ST_HANDSHAKE;
+
+    if (opt_tls) {
+        c->ssl = SSL_new(tls_ctx);
+        if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+            errno = 0;
+            conn_fail(c, &n_handshake_fail, "SSL_new");
+            return;
+        }
+        SSL_set_connect_state(c->ssl);
+        c->tls_hs = 1;
+        tls_handshake(c);
+        return;
+    }
+
     conn_flush(c);
+}
+
+
+/* -T: the TLS handshake, resumed on each event; then the GET goes out */
+static void
+tls_handshake(conn_t *c)
+{
+    int  n, err;
+
+    ERR_clear_error();
+    n = SSL_do_handshake(c->ssl);
+    if (n == 1) {
+        c->tls_hs = 0;
+        conn_flush(c);
+        return;
+    }
+
+    err = SSL_get_error(c->ssl, n);
+    if (err == SSL_ERROR_WANT_READ) {
+        ep_set(c, 0);
+        return;
+    }
+    if (err == SSL_ERROR_WANT_WRITE) {
+        ep_set(c, 1);
+        return;
+    }
+
+    {
+        static int logged;
+        unsigned long e = ERR_peek_error();
+        if (logged++ < 3) {
+            fprintf(stderr, "loadgen: stream %u: TLS handshake: %s\n",
+                    c->idx, e ? ERR_error_string(e, NULL) : "failed");
+        }
+    }
+    errno = 0;
+    conn_fail(c, &n_handshake_fail, "TLS handshake");
 }
 
 
@@ -1284,11 +1415,13 @@ on_readable(conn_t *c, uint64_t now)
             return;
         }
 
-        if (c->echo && c->state != ST_HANDSHAKE) {
+        if (c->echo && c->state != ST_HANDSHAKE && c->ssl == NULL) {
             n = recv_stamped(c);
         } else {
-            n = recv(c->fd, c->in + c->in_len, c->in_cap - 1 - c->in_len,
-                     MSG_DONTWAIT);
+            n = conn_recv(c, c->in + c->in_len, c->in_cap - 1 - c->in_len);
+            if (n > 0 && c->echo) {
+                c->rx_real_ns = real_ns();
+            }
         }
 
         if (n > 0) {
@@ -1359,12 +1492,21 @@ register_calls(struct sockaddr_in *sa)
     uint32_t  i;
     long      clen;
     int       fd = -1, len;
+    SSL      *ssl = NULL;
 
     for (i = 0; i < opt_streams; i++) {
         if (fd < 0) {
             fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
             if (fd < 0 || connect(fd, (struct sockaddr *) sa, sizeof(*sa)) < 0) {
                 die("%s", "cannot connect to register the calls");
+            }
+            if (opt_tls) {
+                ssl = SSL_new(tls_ctx);
+                if (ssl == NULL || SSL_set_fd(ssl, fd) != 1
+                    || SSL_connect(ssl) != 1)
+                {
+                    die("%s", "no TLS handshake to register the calls");
+                }
             }
         }
 
@@ -1377,7 +1519,9 @@ register_calls(struct sockaddr_in *sa)
                        "Content-Length: %d\r\n\r\n%s",
                        opt_register, opt_host, len, body);
 
-        if (write(fd, req, (size_t) len) != len) {
+        if ((ssl ? SSL_write(ssl, req, len) : write(fd, req, (size_t) len))
+            != len)
+        {
             die("%s", "cannot send an incoming_call");
         }
 
@@ -1385,7 +1529,9 @@ register_calls(struct sockaddr_in *sa)
         have = 0;
         clen = -1;
         for ( ;; ) {
-            n = read(fd, resp + have, sizeof(resp) - 1 - have);
+            n = ssl ? SSL_read(ssl, resp + have,
+                               (int) (sizeof(resp) - 1 - have))
+                    : read(fd, resp + have, sizeof(resp) - 1 - have);
             if (n <= 0) {
                 die("%s", "incoming_call got no answer");
             }
@@ -1408,12 +1554,15 @@ register_calls(struct sockaddr_in *sa)
         }
 
         if (strcasestr(resp, "\r\nConnection: close")) {
+            SSL_free(ssl);
+            ssl = NULL;
             close(fd);
             fd = -1;
         }
     }
 
     if (fd >= 0) {
+        SSL_free(ssl);
         close(fd);
     }
 
@@ -1432,7 +1581,7 @@ usage(void)
         "               [-d SECONDS] [-w WARMUP_S] [-P SERVER_PID]\n"
         "               [-c CONNECT_WINDOW] [-i INTERVAL_MS] [-g TICK_US]\n"
         "               [-u PATH] [-E ECHO_PATH] [-H HOST] [-C]\n"
-        "               [-R INCOMING_CALL_PATH]\n");
+        "               [-R INCOMING_CALL_PATH] [-T]\n");
     exit(1);
 }
 
@@ -1479,7 +1628,7 @@ main(int argc, char **argv)
     int                 opt, n, k, maxev = 1024;
     double              rss_idle, rss_ramp;
 
-    while ((opt = getopt(argc, argv, "p:m:s:e:d:w:P:c:i:g:u:E:H:CR:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:m:s:e:d:w:P:c:i:g:u:E:H:CR:T")) != -1) {
         switch (opt) {
         case 'p': opt_port = atoi(optarg); break;
         case 'm':
@@ -1504,6 +1653,7 @@ main(int argc, char **argv)
         case 'H': opt_host = optarg; break;
         case 'C': opt_half_close = 1; break;
         case 'R': opt_register = optarg; break;
+        case 'T': opt_tls = 1; break;
         default: usage();
         }
     }
@@ -1517,6 +1667,24 @@ main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     clk_tck = sysconf(_SC_CLK_TCK);
+
+    if (opt_tls) {
+        /*
+         * The run's self-signed certificate is not verified: the client's
+         * side of TLS is the generator's cost, not the server's.  Partial
+         * writes and a moving buffer: conn_flush() writes what is queued
+         * in a buffer that grows and moves between retries.
+         */
+        tls_ctx = SSL_CTX_new(TLS_client_method());
+        if (tls_ctx == NULL) {
+            die("%s", "SSL_CTX_new failed");
+        }
+        SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+        SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE
+                                  | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        SSL_CTX_set_options(tls_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+        SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
+    }
 
     /* descriptors: one per stream plus a few */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -1808,6 +1976,11 @@ main(int argc, char **argv)
                 if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
                     conn_connected(c);
                 }
+                continue;
+            }
+
+            if (c->tls_hs) {
+                tls_handshake(c);
                 continue;
             }
 

@@ -4,6 +4,7 @@
 // clustering, default Node flags.
 //
 //   node peer.js PORT            listens on 127.0.0.1:PORT
+//   node peer.js PORT CERT KEY   the same over TLS (`https`, Node's defaults)
 //
 //   /ws/twilio-media        agentlocator_media_stream;       (counts only)
 //   /ws/twilio-media-echo   agentlocator_media_stream echo;  (echoes media)
@@ -17,14 +18,20 @@
 // module does.
 'use strict';
 
+const fs = require('fs');
 const http = require('http');
+const https = require('https');
 const { WebSocketServer } = require('ws');
 
 const port = Number(process.argv[2]);
-if (!Number.isInteger(port) || port <= 0) {
-    console.error('usage: node peer.js PORT');
+if (!Number.isInteger(port) || port <= 0
+    || (process.argv.length !== 3 && process.argv.length !== 5)) {
+    console.error('usage: node peer.js PORT [CERT KEY]');
     process.exit(2);
 }
+const tls = process.argv.length === 5
+    ? { cert: fs.readFileSync(process.argv[3]), key: fs.readFileSync(process.argv[4]) }
+    : null;
 
 const stats = { frames: 0, bytes: 0, bad: 0, open: 0, accepted: 0 };
 const calls = new Map();   // callSid -> { streamSid, frames, bytes, state }
@@ -105,7 +112,7 @@ function onMessage(conn, data, isBinary) {
     }
 }
 
-const server = http.createServer((req, res) => {
+function onRequest(req, res) {
     if (req.url === '/status') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ ...stats, calls: calls.size }));
@@ -113,7 +120,10 @@ const server = http.createServer((req, res) => {
     }
     res.writeHead(404);
     res.end();
-});
+}
+
+const server = tls ? https.createServer(tls, onRequest)
+                   : http.createServer(onRequest);
 
 const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
 
@@ -140,7 +150,8 @@ server.on('upgrade', (req, socket, head) => {
 });
 
 server.listen({ host: '127.0.0.1', port, backlog: 4096 }, () => {
-    console.log(`peer listening on 127.0.0.1:${port} pid ${process.pid}`);
+    console.log(`peer listening on 127.0.0.1:${port}${tls ? ' (TLS)' : ''}`
+                + ` pid ${process.pid}`);
 });
 
 for (const sig of ['SIGTERM', 'SIGINT']) {

@@ -17,6 +17,7 @@
 
 const fs = require('fs');
 const http = require('http');
+const https = require('https');
 
 const FRAME_MS = 20;
 const LAG_TARGET_MS = 20;
@@ -26,6 +27,11 @@ const CPU_TARGET = 2.5;       // Node's CPU per frame / nginx's
 const FLOOR_TARGET = 1.5;     // nginx's CPU per frame / the floor's
 const MEM_TARGET = 10;        // Node's memory per stream / nginx's
 const STREAMS_TARGET = 2000;
+// issue 16, over TLS (wss://, what Twilio uses): memory per idle stream,
+// Node's memory per stream / nginx's, nginx's CPU per frame / the TLS floor's
+const TLS_MEM_KB = 8;
+const TLS_MEM_TARGET = 5;
+const TLS_FLOOR_TARGET = 1.5;
 const OTHERS_LIMIT = 15;      // % of a CPU used by neither server nor loadgen
 
 function parseLine(line) {
@@ -242,7 +248,10 @@ function compare(p, n, j, f, indent = '  ') {
 // GET url, then done(parsed body); fail(body) when it is no JSON or done
 // throws on it, fail(null) when the request fails
 function getJson(url, done, fail) {
-    http.get(url, (res) => {
+    // https: the run's own self-signed certificate
+    const get = url.startsWith('https:')
+        ? (u, cb) => https.get(u, { rejectUnauthorized: false }, cb) : http.get;
+    get(url, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c) => { body += c; });
@@ -463,6 +472,51 @@ function report(file, errFile) {
                                  num(r.server_cpu_pct, 1)])));
     }
 
+    // 5. tls (printed after "max", numbered as the phase list in README.md)
+    const tlsRuns = byPhase('tls');
+    let tlsBest;
+    const tlsSection = [];
+    if (tlsRuns.length) {
+        const q = (x = '') => tlsSection.push(x);
+        q();
+        q(`5. tls: ${info.tls_streams} paced streams over TLS (wss://; one`
+          + ' self-signed P-256 certificate), x 50 frames/s,'
+          + ` ${info.tls_duration} s window after a ${info.warmup} s warm-up,`
+          + ` ${info.tls_rounds} round(s)`
+          + (info.nginx_tls ? `; nginx's server block also has: ${info.nginx_tls}` : ''));
+        q(table(['server', 'frames/s', 'of offered', 'us CPU/frame', 'CPU %',
+                 'RSS idle MB', `RSS ${info.tls_streams} MB`, 'KB/stream',
+                 'of it shm', 'ramp s', 'gen CPU %', 'late %'],
+                tlsRuns.map((r) => [
+                    `${r.server} r${r.round}`,
+                    num(r.fps), pct(r.fps / r.offered_fps),
+                    num(r.us_per_frame, 2), num(r.server_cpu_pct, 1),
+                    num(r.server_rss_idle_kb / 1024, 1),
+                    num(r.server_rss_we_kb / 1024, 1),
+                    num(r.kb_per_stream, 2), num(r.shm_kb_per_stream, 2),
+                    num(r.ramp_s, 1), num(r.self_cpu_pct, 0),
+                    num(r.late_pct, 1)])));
+        const n = best(tlsRuns, 'nginx');
+        const j = best(tlsRuns, 'node');
+        const f = best(tlsRuns, 'floor');
+        tlsBest = { n, j, f };
+        q('  best rounds (lowest CPU per frame):');
+        compare(q, n, j, f, '    ');
+        const pn = best(byPhase('paced'), 'nginx');
+        if (n && pn) {
+            q(`  nginx over TLS against plain ws:// in this run (${info.tls_streams}`
+              + ` and ${info.streams} streams): ${num(n.kb_per_stream, 2)} against`
+              + ` ${num(pn.kb_per_stream, 2)} KB/stream, ${num(n.us_per_frame, 2)}`
+              + ` against ${num(pn.us_per_frame, 2)} us/frame`);
+        }
+        for (const r of [n, j, f].filter(Boolean)) {
+            if (!keptUp(r)) {
+                q(`  note: ${r.server} did not keep up or was disturbed: it read`
+                  + ` ${pct(r.fps / r.offered_fps)} of the offered frames`);
+            }
+        }
+    }
+
     // 4. max
     const max = byPhase('max');
     const maxSustained = {};
@@ -518,6 +572,10 @@ function report(file, errFile) {
                   + ' streams per CPU core');
             }
         }
+    }
+
+    for (const l of tlsSection) {
+        p(l);
     }
 
     // CPU per frame at the same load with neither server saturated: the
@@ -589,6 +647,25 @@ function report(file, errFile) {
         }
     } else {
         p('  CPU and memory ratios: not measured (phase "paced" not run)');
+    }
+    if (tlsBest && tlsBest.n) {
+        const { n, j, f } = tlsBest;
+        p(`  over TLS (${info.tls_streams} streams):`);
+        p(`    memory per idle stream, nginx: ${num(n.kb_per_stream, 2)} KB`
+          + ` (target <= ${TLS_MEM_KB} KB): ${mark(n.kb_per_stream <= TLS_MEM_KB)}`);
+        if (j) {
+            const m = j.kb_per_stream / n.kb_per_stream;
+            p(`    memory per stream, Node/nginx: ${num(m, 2)}x`
+              + ` (target >= ${TLS_MEM_TARGET}x): ${mark(m >= TLS_MEM_TARGET)}`);
+        }
+        if (f) {
+            const c = n.us_per_frame / f.us_per_frame;
+            p(`    CPU per frame, nginx/floor: ${num(c, 2)}x`
+              + ` (target <= ${TLS_FLOOR_TARGET}x): ${mark(c <= TLS_FLOOR_TARGET)}`);
+        }
+        if (j) {
+            p(`    CPU per frame, Node/nginx: ${num(j.us_per_frame / n.us_per_frame, 2)}x`);
+        }
     }
     const step2k = max.find((r) => r.server === 'nginx'
                                    && r.streams === STREAMS_TARGET);
