@@ -198,7 +198,7 @@ sub kill_worker {
     kill 'KILL', $pid;
     $self->wait_for(sub {
         my @now = $self->workers;
-        @now == $self->{workers} && !grep { $_ == $pid } @now
+        @now == $self->{workers} && !(grep { $_ == $pid } @now)
             && waiting(@now);
     }, 15 * $Slow) or die "the master did not replace worker $pid";
 }
