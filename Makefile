@@ -183,6 +183,19 @@ test-static: deps node-deps demo-deps nginx-static
 	    prove -j$(PROVE_JOBS) $(T)
 
 
+# The suite under valgrind's memcheck: any error, and any definite leak,
+# fails its test (./valgrind.suppress names nginx's and the libraries' own).
+# On the static nginx, built with -g, so that nginx's frames have names as
+# well as ours (Debian's /usr/sbin/nginx is stripped: its static functions
+# show as ???).  t/lib/Test/AgentLocator/Valgrind.pm has the options.
+.PHONY: test-valgrind
+test-valgrind: deps node-deps demo-deps nginx-static
+	@tools/apt-ensure valgrind
+	@TEST_NGINX_USE_VALGRIND=$${TEST_NGINX_USE_VALGRIND:-1} \
+	    TEST_NGINX_BINARY=$(STATIC_NGINX) TEST_NGINX_LOAD_MODULE= \
+	    prove -j$(PROVE_JOBS) $(T)
+
+
 # libFuzzer + ASan/UBSan on every parser of outside bytes (the pure cores
 # in src/); FUZZ_SECONDS per target (fuzz/README.md).
 FUZZ_SECONDS ?= 60

@@ -12,6 +12,7 @@ use Time::HiRes qw(sleep time);
 use Socket qw(SOL_SOCKET SO_LINGER);
 use Test::AgentLocator::Calls;
 use Test::AgentLocator::Twilio qw(call_sid);
+use Test::AgentLocator::Valgrind;
 
 *wait_until = \&Test::AgentLocator::Calls::wait_until;
 
@@ -24,16 +25,28 @@ my $CLOCK = 2;
 # Generous for loaded CI machines; bench/watchdog measures the real p99.
 my $LATE = 150;
 
+# A redirect is never early under valgrind either; but how late it comes
+# (up to 600 ms measured) is then valgrind's slowness, not the watchdog's.
+my $NOT_TIMED = Test::AgentLocator::Valgrind::skip_reason(
+    "a redirect's lateness measures valgrind, not the watchdog");
+
 sub no_later_than {
     my ($t, $deadline, $what, @n) = @_;
+    my $late_max = $NOT_TIMED ? 9**9**9 : $LATE;
     my @bad;
     for my $n (@n) {
         my $late = $t->lateness($n, $deadline->{$n});
         push @bad, sprintf('%d: %s', $n, defined $late ? sprintf('%+.1f ms', $late) : 'none')
-            if !defined $late || $late < -$CLOCK || $late > $LATE;
+            if !defined $late || $late < -$CLOCK || $late > $late_max;
     }
-    ok(!@bad, "$what: each redirected within [-$CLOCK, $LATE] ms of its deadline")
-        or diag("outside: @bad");
+    if ($NOT_TIMED) {
+        ok(!@bad, "$what: each redirected, none more than $CLOCK ms before its deadline")
+            or diag("outside: @bad");
+        SKIP: { skip "$what: within $LATE ms: $NOT_TIMED", 1 }
+    } else {
+        ok(!@bad, "$what: each redirected within [-$CLOCK, $LATE] ms of its deadline")
+            or diag("outside: @bad");
+    }
     my @late = sort { $a <=> $b } grep { defined }
                map { $t->lateness($_, $deadline->{$_}) } @n;
     note(sprintf('%s: lateness ms min %.1f, median %.1f, max %.1f', $what,

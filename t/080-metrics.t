@@ -256,8 +256,10 @@ Test::More::subtest('calls, streams, protocol errors and redirects, summed over 
     $t->incoming(4);
     $ws = $t->stream(4);
     $t->media($ws) for 1 .. 3;
+    # (open from the upgrade on; "streaming" only once its start is read)
     $v = wait_metrics($s, 'another stream',
-        sub { $_[0]{agentlocator_media_streams_open} == 1 });
+        sub { $_[0]{agentlocator_media_streams_open} == 1
+              && $_[0]{'agentlocator_calls{state="streaming"}'} == 1 });
     my $holder;
     ok(wait_until(sub { $holder = pid_of_stream($s, 4) }, 5),
        "the stream's worker: WS_START logged by " . ($holder // 'none'));

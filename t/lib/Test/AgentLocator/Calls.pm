@@ -120,9 +120,11 @@ sub redirects {
     return @{ $self->{mock}->by_call->{ call_sid($n) } // [] };
 }
 
+# Waits up to $secs for $cond, longer under valgrind (by the harness's one
+# factor, Server.pm's $Slow): every caller waits for something to happen.
 sub wait_until {
     my ($cond, $secs) = @_;
-    my $until = time + $secs;
+    my $until = time + $secs * $Test::AgentLocator::Server::Slow;
     while (time < $until) { return 1 if $cond->(); sleep 0.02 }
     return 0;
 }

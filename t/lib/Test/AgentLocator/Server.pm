@@ -19,7 +19,10 @@ use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use JSON::PP ();
 use POSIX qw(WNOHANG);
+use Scalar::Util ();
+use Test::More ();
 use Time::HiRes qw(sleep time);
+use Test::AgentLocator::Valgrind ();
 
 use File::Basename qw(dirname);
 
@@ -106,21 +109,12 @@ EOS
 
 # TEST_NGINX_USE_VALGRIND: nginx and its workers under memcheck, one log
 # per process; stop() fails when any of them reports an error or a leak.
-sub valgrind {
-    my ($self) = @_;
-    return () unless $ENV{TEST_NGINX_USE_VALGRIND};
-    return ('valgrind', '-q', '--trace-children=yes', '--num-callers=40',
-            "--log-file=$self->{root}/logs/valgrind.%p.log",
-            '--leak-check=full', '--show-leak-kinds=definite',
-            '--errors-for-leak-kinds=definite',
-            "--suppressions=$Top/t/valgrind.suppress");
-}
+# Every wait for nginx below grows by $Slow then (Valgrind.pm).
+our $Slow = Test::AgentLocator::Valgrind::slow();
 
 sub valgrind_errors {
     my ($self) = @_;
-    return join '', map { $self->slurp($_) }
-        grep { -s "$self->{root}/logs/$_" }
-        map { s{.*/}{}r } glob "$self->{root}/logs/valgrind.*.log";
+    return Test::AgentLocator::Valgrind::report("$self->{root}/logs");
 }
 
 sub start {
@@ -130,16 +124,33 @@ sub start {
     if (!$pid) {
         open STDOUT, '>>', "$self->{root}/logs/stderr.log";
         open STDERR, '>&', \*STDOUT;
-        { exec $self->valgrind, $bin, '-p', "$self->{root}/", '-c',
-               'conf/nginx.conf' }
+        { exec Test::AgentLocator::Valgrind::command("$self->{root}/logs",
+                   $bin, '-p', "$self->{root}/", '-c', 'conf/nginx.conf') }
         POSIX::_exit(127);
     }
     $self->{pid} = $pid;
-    my $slow = $ENV{TEST_NGINX_USE_VALGRIND} ? 6 : 1;
-    $self->wait_for(sub { -s "$self->{root}/logs/nginx.pid" }, 10 * $slow)
+    $self->register;
+    $self->wait_for(sub { -s "$self->{root}/logs/nginx.pid" }, 10 * $Slow)
         or die "nginx did not start:\n" . $self->slurp('stderr.log');
-    $self->wait_for(sub { $self->workers == $self->{workers} }, 10 * $slow)
+    $self->wait_for(sub { $self->workers == $self->{workers}
+                          && waiting($self->workers) }, 10 * $Slow)
         or die "nginx workers did not start";
+}
+
+# True when every one of @pids sleeps in epoll_wait: a worker forked is
+# not yet a worker that takes connections (its init is slow under
+# valgrind, and under load); a test that counts on two workers answering
+# waits for both.  Where the kernel hides wchan ("0"), sleeping will do.
+sub waiting {
+    for my $pid (@_) {
+        open my $st, '<', "/proc/$pid/stat" or return 0;
+        my ($state) = (<$st> // '') =~ /^\d+ \(.*\) (\S)/ or return 0;
+        return 0 unless $state eq 'S';
+        open my $wc, '<', "/proc/$pid/wchan" or next;
+        my $wchan = <$wc> // '0';
+        return 0 unless $wchan =~ /epoll/ || $wchan eq '0';
+    }
+    return 1;
 }
 
 sub wait_for {
@@ -175,9 +186,9 @@ sub reload {
     kill 'HUP', $self->{pid};
     $self->wait_for(sub {
         my @new = grep { !$old{$_} } $self->workers;
-        @new == $self->{workers}
+        @new == $self->{workers} && waiting(@new)
             && ($keep_old || $self->workers == $self->{workers});
-    }, 15) or die "reload did not replace the workers";
+    }, 15 * $Slow) or die "reload did not replace the workers";
 }
 
 sub kill_worker {
@@ -187,8 +198,9 @@ sub kill_worker {
     kill 'KILL', $pid;
     $self->wait_for(sub {
         my @now = $self->workers;
-        @now == $self->{workers} && !grep { $_ == $pid } @now;
-    }, 15) or die "the master did not replace worker $pid";
+        @now == $self->{workers} && !(grep { $_ == $pid } @now)
+            && waiting(@now);
+    }, 15 * $Slow) or die "the master did not replace worker $pid";
 }
 
 # SIGKILL to the master and every worker at once, as a crash or an OOM
@@ -208,7 +220,7 @@ sub kill_all {
 
 sub wait_for_gone {
     my ($self, @pids) = @_;
-    my $until = time + 10;
+    my $until = time + 10 * $Slow;
     sleep 0.01 while time < $until && grep { kill 0, $_ } @pids;
 }
 
@@ -228,7 +240,7 @@ sub request {
     my $body = $o{body} // '';
     my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                      PeerPort => $self->{port},
-                                     Proto => 'tcp', Timeout => 5)
+                                     Proto => 'tcp', Timeout => 5 * $Slow)
         or die "connect: $!";
     my $hdrs = join '', map { "$_\r\n" } @{ $o{headers} // [] };
     $hdrs .= "Content-Length: " . length($body) . "\r\n" if length $body;
@@ -278,7 +290,7 @@ sub stop {
     my ($self) = @_;
     return unless $self->{pid};
     kill 'QUIT', $self->{pid};
-    my $until = time + ($ENV{TEST_NGINX_USE_VALGRIND} ? 30 : 10);
+    my $until = time + 10 * $Slow;
     while (time < $until) {
         last if waitpid($self->{pid}, WNOHANG) == $self->{pid};
         sleep 0.01;
@@ -293,22 +305,39 @@ sub stop {
     my $ok = !$self->{stuck};
     if (my @bad = $self->log_problems) {
         splice @bad, 20 if @bad > 20;
-        my $what = "nginx in $self->{root}: an alert, crash or sanitizer report in its log";
-        if (${^GLOBAL_PHASE} eq 'DESTRUCT') {
-            print STDERR "# $what:\n", map { "#   $_\n" } @bad;
-        } else {
-            Test::More::fail($what);
-            Test::More::diag(join "\n", @bad);
-        }
+        $self->report_failure("an alert, crash or sanitizer report in its log",
+                              join "\n", @bad);
         $ok = 0;
     }
     if (my $vg = $self->valgrind_errors) {
-        Test::More::diag("valgrind:\n$vg");
-        return 0;
+        $self->report_failure("valgrind reported errors or definite leaks",
+                              $vg);
+        $ok = 0;
     }
     return $ok;
 }
 
-sub DESTROY { $_[0]->stop }
+sub report_failure {
+    my ($self, $what, $detail) = @_;
+    $what = "nginx in $self->{root}: $what";
+    if (${^GLOBAL_PHASE} eq 'DESTRUCT') {
+        print STDERR "# $what:\n", map { "#   $_\n" } split /\n/, $detail;
+    } else {
+        Test::More::fail($what);
+        Test::More::diag($detail);
+    }
+}
+
+# A server the test never stopped is stopped before Test::More counts the
+# results (this END runs before Test::Builder's, which was defined first),
+# so what its shutdown reveals (a valgrind leak report is written only
+# then) still fails the test file.
+my %Live;
+
+sub register { Scalar::Util::weaken($Live{ $_[0] + 0 } = $_[0]) }
+
+END { local $?; $_->stop for grep { defined } values %Live }
+
+sub DESTROY { delete $Live{ $_[0] + 0 }; $_[0]->stop }
 
 1;

@@ -28,6 +28,7 @@ use List::Util qw(shuffle uniq);
 use POSIX qw(WNOHANG);
 use Test::LongString ();
 use Time::HiRes qw(time sleep);
+use Test::AgentLocator::Valgrind ();
 
 our @EXPORT = qw(
     run_tests repeat_each workers master_on master_off master_process_enabled
@@ -47,7 +48,9 @@ our $RepeatEach        = 1;
 our $NoShuffle         = $ENV{TEST_NGINX_NO_SHUFFLE} || 0;
 our $Timeout           = $ENV{TEST_NGINX_TIMEOUT} || 3;
 our $CheckAccumErrLog  = $ENV{TEST_NGINX_CHECK_ACCUM_ERR_LOG};
-our $UseValgrind       = $ENV{TEST_NGINX_USE_VALGRIND};
+our $UseValgrind       = Test::AgentLocator::Valgrind::enabled();
+# the one factor by which our waits for nginx grow under valgrind
+our $Slow              = Test::AgentLocator::Valgrind::slow();
 our ($NoLongString, $NoRootLocation, @EnvToNginx, @BlockPreprocessors);
 
 # A port fixed by the user wins; otherwise one free port for the whole file
@@ -91,8 +94,6 @@ my $PidFile   = "$LogDir/nginx.pid";
 my $OwnerPid  = $$;
 my $CurrentProc;    # the running nginx, for END / signal cleanup
 
-# Exit-code valgrind uses when it found errors in the master process.
-use constant VALGRIND_ERROR_EXIT => 99;
 # Lines that must never show up in the logs of a healthy run.
 my @FatalLogMarkers = ('[alert]', '[emerg]', 'AddressSanitizer',
                        'LeakSanitizer', 'runtime error:');
@@ -372,13 +373,7 @@ sub nginx_command {
     my ($ctx) = @_;
     my @cmd = (nginx_binary(), '-p', "$ServRoot/", '-c', 'conf/nginx.conf');
     return @cmd unless $ctx->{valgrind};
-    my $supp = File::Spec->rel2abs('t/valgrind.suppress');
-    return ('valgrind', '-q', '--num-callers=50',
-            '--error-exitcode=' . VALGRIND_ERROR_EXIT,
-            "--log-file=$LogDir/valgrind.log",
-            '--leak-check=full', '--show-leak-kinds=definite',
-            '--errors-for-leak-kinds=definite',
-            (-f $supp ? "--suppressions=$supp" : ()), @cmd);
+    return Test::AgentLocator::Valgrind::command($LogDir, @cmd);
 }
 
 # Fork+exec nginx in the foreground and wait until it has written its pid
@@ -394,7 +389,7 @@ sub start_nginx {
     exec_nginx(@cmd) if $pid == 0;
 
     my $proc = $CurrentProc = $ctx->{proc} = { pid => $pid, started => time };
-    my $limit = $ctx->{valgrind} ? 60 : 10;
+    my $limit = 10 * ($ctx->{valgrind} ? $Slow : 1);
     my $nap = 0.002;
     while (1) {
         if (reap_nginx($proc)) {
@@ -454,7 +449,8 @@ sub describe_status {
     return 'killed by signal ' . ($st & 127) . ($st & 128 ? ', core dumped' : '')
         if $st & 127;
     my $code = $st >> 8;
-    return "exit code $code" . ($code == VALGRIND_ERROR_EXIT && $UseValgrind
+    return "exit code $code" . ($code == Test::AgentLocator::Valgrind::ERROR_EXIT
+                                && $UseValgrind
                                 ? ' (valgrind found errors)' : '');
 }
 
@@ -469,7 +465,7 @@ sub stop_nginx {
             . describe_status($proc->{status}) unless $ctx->{must_die};
     } else {
         kill 'QUIT', $proc->{pid};
-        my $limit = $ctx->{valgrind} ? 30 : 5;
+        my $limit = 5 * ($ctx->{valgrind} ? $Slow : 1);
         my ($deadline, $nap, $again) = (time + $limit, 0.001, time + 0.25);
         until (reap_nginx($proc) || time > $deadline) {
             sleep $nap;
@@ -670,7 +666,7 @@ sub run_requests {
     my $pipelined = $reqs->[0]{responses};
     my $need_array = $pipelined || @$reqs > 1;
     my $timeout = parse_time($block->timeout) // $Timeout;
-    $timeout *= 3 if $ctx->{valgrind};
+    $timeout *= $Slow if $ctx->{valgrind};
     my $wait = parse_time($block->wait);
     my $last = $pipelined ? $pipelined - 1 : $#$reqs;
     my $raw;
@@ -916,7 +912,7 @@ sub check_error_log {
     # Lines logged after the response (the log phase, timers) get the
     # same short pause as under Test::Nginx, no more: a line that needs
     # longer needs --- wait under both.
-    sleep $TestNginxSleep * 3 * ($ctx->{valgrind} ? 10 : 1) if nginx_alive($ctx);
+    sleep $TestNginxSleep * 3 * ($ctx->{valgrind} ? $Slow : 1) if nginx_alive($ctx);
     my @lines = read_new_log_lines($ctx);
 
     for my $pat (@$want) {
@@ -960,8 +956,9 @@ sub check_logs_clean {
             push @problems, "$short: $line" =~ s/\n$//r if $line =~ /$re/;
         }
     }
-    push @problems, "valgrind reported:\n" . slurp("$LogDir/valgrind.log")
-        if -s "$LogDir/valgrind.log";
+    if (my $vg = Test::AgentLocator::Valgrind::report($LogDir)) {
+        push @problems, "valgrind reported:\n$vg";
+    }
     ok(!@problems, "$name - clean shutdown, no alerts or sanitizer reports in the logs");
     if (@problems) {
         splice @problems, 30, @problems - 30, '...' if @problems > 31;

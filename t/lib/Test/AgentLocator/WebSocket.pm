@@ -17,6 +17,11 @@ use Protocol::WebSocket::Frame;
 use Protocol::WebSocket::Handshake::Client;
 use Time::HiRes qw(time sleep);
 use Test::AgentLocator::Twilio qw(form twilio_signature);
+use Test::AgentLocator::Valgrind ();
+
+# waits for nginx's answers grow by the harness's one valgrind factor; a
+# timeout a test passes itself is its own (it may be the point of it)
+my $Slow = Test::AgentLocator::Valgrind::slow();
 
 my $JSON = JSON::PP->new->canonical;
 
@@ -36,7 +41,7 @@ sub connect {
             or die "connect: $!";
     } else {
         $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                      Proto => 'tcp', Timeout => 5)
+                                      Proto => 'tcp', Timeout => 5 * $Slow)
             or die "connect: $!";
     }
     my $hs = Protocol::WebSocket::Handshake::Client->new(
@@ -53,7 +58,7 @@ sub connect {
     my $buf = '';
     my $sel = IO::Select->new($sock);
     while ($buf !~ /\r\n\r\n/) {
-        last unless $sel->can_read(5);
+        last unless $sel->can_read(5 * $Slow);
         my $n = sysread($sock, $buf, 65536, length $buf);
         last unless $n;
     }
@@ -101,7 +106,7 @@ sub register {
             . twilio_signature($signed->[0], "$signed->[1]$uri", @kv);
     }
     my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                     Proto => 'tcp', Timeout => 5)
+                                     Proto => 'tcp', Timeout => 5 * $Slow)
         or die "connect: $!";
     print $sock "POST $uri HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
         . join('', map { "$_\r\n" } @h)
@@ -180,7 +185,7 @@ sub send_json  { my ($self, $v) = @_; $self->send_text($JSON->encode($v)) }
 # The next server frame as { opcode, payload }, or undef at EOF/timeout.
 sub recv_frame {
     my ($self, $timeout) = @_;
-    my $until = time + ($timeout // 3);
+    my $until = time + ($timeout // 3 * $Slow);
     for (;;) {
         my $payload = $self->{frames}->next_bytes;
         if (defined $payload) {
