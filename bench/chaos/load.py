@@ -70,6 +70,7 @@ def simulate_call():
 SIM = simulate_call()
 PUBLIC = "https://voice.example.com"
 RETRIES = 3
+RETRY_AFTER = 5.0         # what the module asks with its 503
 TWILIO_TIMEOUT = 15.0
 
 OUT = []
@@ -130,7 +131,7 @@ async def webhook(port, kind, path, body, headers):
         if isinstance(status, int) and status != 503:
             break
         if attempt < RETRIES:
-            await asyncio.sleep(1.0 if status == 503 else 0.3)
+            await asyncio.sleep(RETRY_AFTER if status == 503 else 0.3)
     record({"wh": kind, "t": round(t0, 3), "attempts": attempt,
             "ms": round((time.monotonic() - m0) * 1000, 2), "status": status})
     return status, data
