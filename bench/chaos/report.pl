@@ -188,6 +188,15 @@ for my $pid (sort keys %$b4) {
         $pid, $x->{anon} // 0, $y->{anon} // 0, $danon, $x->{rss}, $y->{rss}, $y->{rss} - $x->{rss},
         $x->{fds}, $y->{fds}, $dfd, $ok ? 'ok' : 'LEAK?';
 }
+# where it grew: each phase's end (not a quiet moment: the load runs)
+my @mem = grep { $_->{mem} } map { decode_json($_) } lines("$W/readyz.jsonl");
+if (@mem) {
+    print "  RssAnon (KB) of these workers at each phase's end, under load:\n";
+    for my $m (@mem) {
+        printf "    %-11s %s\n", $m->{phase}, join '  ', map {
+            "$_ " . ($m->{mem}{$_} ? $m->{mem}{$_}{anon} : '-') } sort keys %$b4;
+    }
+}
 push @fail, 'a worker grew past the tolerance or was replaced' unless $leak_ok && %$b4;
 
 # --- webhooks' p99 per phase, and the phases' summary --------------------
