@@ -29,8 +29,12 @@ ngx_agentlocator_form_count(const unsigned char *buf, size_t len)
         return n;
     }
 
-    for (p = buf, last = buf + len; p < last; p++) {
-        n += (*p == '&');
+    /* libc's memchr skips the bytes between separators a vector at a time */
+    for (p = buf, last = buf + len;
+         (p = memchr(p, '&', last - p)) != NULL;
+         p++)
+    {
+        n++;
     }
 
     return n;

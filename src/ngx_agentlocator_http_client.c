@@ -792,6 +792,17 @@ ngx_agentlocator_http_timer(CURLM *multi, long timeout_ms, void *userp)
 
     ev = &ngx_agentlocator_http.timer;
 
+    /*
+     * curl announces its earliest deadline after nearly every socket
+     * action, mostly unchanged: a timer already at that very key stays
+     * (moving it is a delete and an insert in the worker's timer tree).
+     */
+    if (ev->timer_set && timeout_ms > 0
+        && ev->timer.key == ngx_current_msec + (ngx_msec_t) timeout_ms)
+    {
+        return 0;
+    }
+
     if (ev->timer_set) {
         ngx_del_timer(ev);
     }

@@ -980,12 +980,36 @@ ngx_agentlocator_registry_wake_check(ngx_msec_t due)
 }
 
 
+/*
+ * A webhook hashes its CallSid up to four times (prefetch, lookup, the
+ * ended set, the new entry): the last result is kept, keyed by all of
+ * the hash's inputs (key and SID), so a hit is always the same value.
+ */
+
 static uint64_t
 ngx_agentlocator_registry_hash(ngx_agentlocator_registry_sh_t *sh,
     u_char *call_sid)
 {
-    return ngx_agentlocator_siphash24(sh->hash_key, call_sid,
-                                      NGX_AGENTLOCATOR_SID_LEN);
+    static uint64_t    last_hash;
+    static u_char      last_key[NGX_AGENTLOCATOR_SIPHASH_KEY_LEN];
+    static u_char      last_sid[NGX_AGENTLOCATOR_SID_LEN];
+    static ngx_uint_t  last_set;
+
+    if (last_set
+        && ngx_memcmp(last_sid, call_sid, NGX_AGENTLOCATOR_SID_LEN) == 0
+        && ngx_memcmp(last_key, sh->hash_key,
+                      NGX_AGENTLOCATOR_SIPHASH_KEY_LEN) == 0)
+    {
+        return last_hash;
+    }
+
+    last_hash = ngx_agentlocator_siphash24(sh->hash_key, call_sid,
+                                           NGX_AGENTLOCATOR_SID_LEN);
+    ngx_memcpy(last_sid, call_sid, NGX_AGENTLOCATOR_SID_LEN);
+    ngx_memcpy(last_key, sh->hash_key, NGX_AGENTLOCATOR_SIPHASH_KEY_LEN);
+    last_set = 1;
+
+    return last_hash;
 }
 
 
