@@ -365,3 +365,17 @@ SIGNATURE_INVALID call=CA00000000000000000000000000000001 reason=mismatch
 --- no_error_log
 S3cr3t-T0k3n-zz
 QUFBQUFBQUFBQUFBQUFBQUFBQUE=
+
+
+
+=== TEST 24: one character changed anywhere in a good signature is refused
+(every character is compared: a change past the first 20 too)
+--- public_url: https://mycompany.com
+--- request eval
+[map { ::post('/myapp.php?foo=1&bar=2', @::P) } 0 .. 4]
+--- more_headers eval
+[map { my $s = 'RSOYDt4T1cUTdK1PDd93/VVr8B8=';
+       substr($s, $_, 1) = substr($s, $_, 1) eq 'A' ? 'B' : 'A'; ::hdr($s) }
+     0, 13, 21, 25, 26]
+--- error_code eval
+[403, 403, 403, 403, 403]
