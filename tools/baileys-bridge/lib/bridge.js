@@ -5,6 +5,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
 import { rename, stat, unlink } from 'node:fs/promises';
+import { once } from 'node:events';
 import http from 'node:http';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -354,6 +355,7 @@ export function createBridge(options) {
         const name = `${randomBytes(24).toString('base64url')}.${extForMime(media.mimetype)}`;
         const final = path.join(mediaDir, name);
         const tmp = path.join(mediaDir, `.part-${name}`);
+        let out = null;
         try {
             const data = await opts.downloadMedia(msg, s);
             const source = Buffer.isBuffer(data) || data instanceof Uint8Array ? Readable.from([data]) : data;
@@ -369,9 +371,12 @@ export function createBridge(options) {
                     }
                     yield chunk;
                 }
-            }, createWriteStream(tmp, { mode: 0o600 }));
+            }, (out = createWriteStream(tmp, { mode: 0o600 })));
             await rename(tmp, final);
         } catch (e) {
+            // The stream opens its file on the thread pool: an unlink before
+            // that open completes would find nothing and leave the file behind.
+            if (out && !out.closed) await once(out, 'close').catch(() => {});
             await unlink(tmp).catch(() => {});
             if (e && e.code === 'EMEDIATOOLARGE') {
                 log.warn(`message ${id}: ${media.kind} is over ${opts.maxMediaBytes} bytes, forwarded without media_url`);
