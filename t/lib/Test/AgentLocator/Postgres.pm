@@ -17,8 +17,28 @@ use warnings;
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
+use Scalar::Util ();
 
 my $WhyNot;
+
+# Every cluster still running, stopped by END below.  An object held until
+# global destruction is destroyed after File::Temp's END has removed its
+# directory: DESTROY then finds no postmaster.pid, and the server, its data
+# gone, lives on until it notices a minute later.  This END is compiled
+# after File::Temp's, so it runs first.
+my %Running;
+
+END {
+    local $?;
+    $_->stop('immediate') for grep { defined && $_->{owner} == $$ } values %Running;
+    %Running = ();
+}
+
+# A test killed by prove or by a timeout still stops its cluster.
+my %SigNum = (HUP => 1, INT => 2, TERM => 15);
+for my $sig (keys %SigNum) {
+    $SIG{$sig} = sub { exit 128 + $SigNum{$sig} } if ($SIG{$sig} // 'DEFAULT') eq 'DEFAULT';
+}
 
 sub why_not { $WhyNot // 'PostgreSQL is not installed (Debian: postgresql)' }
 
@@ -35,7 +55,8 @@ sub bindir {
 sub new {
     my ($class, %o) = @_;
     my $bin = bindir() or return undef;
-    my $self = bless { bin => $bin, port => free_port() }, $class;
+    # a forked child (a mock server) must not stop its parent's cluster
+    my $self = bless { bin => $bin, port => free_port(), owner => $$ }, $class;
     $self->{root} = tempdir('pg-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     $self->{data} = "$self->{root}/data";
     $self->{sock} = "$self->{root}/sock";
@@ -50,6 +71,8 @@ sub new {
     $self->run('initdb', '-D', $self->{data}, '-U', 'agentlocator', '--auth=trust',
                '-E', 'UTF8', '--no-locale', '--no-sync')
         or do { $WhyNot = "initdb failed: $self->{last}"; return undef };
+    $Running{"$self"} = $self;
+    Scalar::Util::weaken($Running{"$self"});
     $self->start or do { $WhyNot = "the server did not start: $self->{last}"; return undef };
     $self->psql('CREATE DATABASE agentlocator', 'postgres');
     return $self;
@@ -121,7 +144,8 @@ sub psql {
 sub DESTROY {
     my ($self) = @_;
     local $?;
-    $self->stop('immediate') if $self->{data};
+    $self->stop('immediate') if $self->{data} && $self->{owner} == $$;
+    delete $Running{"$self"};
 }
 
 1;
