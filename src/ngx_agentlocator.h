@@ -49,7 +49,7 @@
  * changing them.
  */
 
-#define NGX_AGENTLOCATOR_REGISTRY_LAYOUT  0x414c0005   /* "AL", layout 5 */
+#define NGX_AGENTLOCATOR_REGISTRY_LAYOUT  0x414c0006   /* "AL", layout 6 */
 #define NGX_AGENTLOCATOR_CALL_MAGIC       0x43414c4c   /* "CALL" */
 
 /* NGX_AGENTLOCATOR_SID_LEN, 34 ("CA" + 32 hex): ngx_agentlocator_valid.h */
@@ -144,6 +144,19 @@ typedef struct {
 } ngx_agentlocator_call_t;
 
 
+/*
+ * A process's count of its open media streams; "pid" 0 = free.  Enough
+ * slots for the workers of several reloads draining streams at once.
+ */
+
+#define NGX_AGENTLOCATOR_STREAM_SLOTS     64
+
+typedef struct {
+    ngx_atomic_t                  pid;
+    ngx_atomic_t                  open;
+} ngx_agentlocator_stream_slot_t;
+
+
 typedef struct {
     uint32_t                      layout;
     ngx_pid_t                     changing;     /* pid inside a tree change */
@@ -178,7 +191,6 @@ typedef struct {
 
     /* media stream counters, for the metrics endpoint (atomic, no lock) */
     ngx_atomic_t                  ws_accepted;
-    ngx_atomic_t                  ws_open;
     ngx_atomic_t                  ws_frames;
     ngx_atomic_t                  ws_bytes;
     ngx_atomic_t                  ws_bad_messages;
@@ -190,6 +202,10 @@ typedef struct {
     ngx_uint_t                    repaired;
     ngx_uint_t                    ended_forgotten;  /* before stale_after */
     ngx_uint_t                    replays;      /* incoming_call refused */
+
+    /* streams open now, by process (ngx_agentlocator_stream_count.c) */
+    ngx_agentlocator_stream_slot_t  stream_slot[NGX_AGENTLOCATOR_STREAM_SLOTS];
+    ngx_atomic_t                  stream_spare;
 } ngx_agentlocator_registry_sh_t;
 
 
@@ -629,6 +645,12 @@ ngx_int_t ngx_agentlocator_stream_url_parse(ngx_str_t *uri,
     ngx_str_t *call_sid, ngx_str_t *token);
 ngx_uint_t ngx_agentlocator_stream_token_valid(ngx_str_t *call_sid,
     ngx_str_t *token);
+
+/* ngx_agentlocator_stream_count.c */
+ngx_atomic_t *ngx_agentlocator_stream_count_mine(
+    ngx_agentlocator_registry_sh_t *sh);
+ngx_atomic_uint_t ngx_agentlocator_stream_count_open(
+    ngx_agentlocator_registry_sh_t *sh);
 
 /* ngx_agentlocator_registry.c */
 typedef void (*ngx_agentlocator_wake_pt)(ngx_msec_t due);

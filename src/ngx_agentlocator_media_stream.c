@@ -86,6 +86,7 @@ struct ngx_agentlocator_media_s {
     ngx_uint_t                        bad_messages;
 
     ngx_agentlocator_recording_t     *recording;
+    ngx_atomic_t                     *open_count;  /* ours, if "counted" */
 
     unsigned                          code;        /* close code */
     unsigned                          has_call:1;
@@ -98,7 +99,7 @@ struct ngx_agentlocator_media_s {
     unsigned                          lingering:1;
     unsigned                          peer_closed:1;
     unsigned                          finished:1;
-    unsigned                          counted:1;   /* in ws_open */
+    unsigned                          counted:1;   /* in open_count */
     unsigned                          paused:1;    /* queue over its bound */
 };
 
@@ -278,7 +279,8 @@ ngx_agentlocator_media_take_over(ngx_http_request_t *r,
 
     if (ms->registry) {
         (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_accepted, 1);
-        (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_open, 1);
+        ms->open_count = ngx_agentlocator_stream_count_mine(ms->registry->sh);
+        (void) ngx_atomic_fetch_add(ms->open_count, 1);
         ngx_agentlocator_metrics_streams(1);
         ms->counted = 1;
     }
@@ -1773,8 +1775,7 @@ ngx_agentlocator_media_cleanup(void *data)
     }
 
     if (ms->counted) {
-        (void) ngx_atomic_fetch_add(&ms->registry->sh->ws_open,
-                                    (ngx_atomic_int_t) -1);
+        (void) ngx_atomic_fetch_add(ms->open_count, (ngx_atomic_int_t) -1);
         ngx_agentlocator_metrics_streams(-1);
     }
 }

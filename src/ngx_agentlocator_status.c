@@ -102,7 +102,8 @@ ngx_agentlocator_status_handler(ngx_http_request_t *r)
     p = ngx_sprintf(p, "\"websocket\":{\"accepted\":%uA,\"open\":%uA,"
                     "\"frames\":%uA,\"bytes\":%uA,\"bad_messages\":%uA,"
                     "\"protocol_errors\":%uA},",
-                    sh->ws_accepted, sh->ws_open, sh->ws_frames, sh->ws_bytes,
+                    sh->ws_accepted,
+                    ngx_agentlocator_stream_count_open(sh), sh->ws_frames, sh->ws_bytes,
                     sh->ws_bad_messages, sh->ws_protocol_errors);
 
     p = ngx_sprintf(p, "\"truncated\":%s,\"calls\":[",

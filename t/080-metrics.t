@@ -263,10 +263,13 @@ Test::More::subtest('calls, streams, protocol errors and redirects, summed over 
     my $holder;
     ok(wait_until(sub { $holder = pid_of_stream($s, 4) }, 5),
        "the stream's worker: WS_START logged by " . ($holder // 'none'));
+    my $open = sub { decode_json($s->request('GET /status')->{body})->{websocket}{open} };
+    is($open->(), 1, '/status counts it too');
     $s->kill_worker($holder);
     $v = wait_metrics($s, 'its worker killed',
         sub { $_[0]{agentlocator_workers} == 2 });
     is($v->{agentlocator_media_streams_open}, 0, 'a dead worker\'s stream is not counted');
+    is(join(' ', map { $open->() } 1 .. 6), '0 0 0 0 0 0', 'nor by /status, whichever worker answers');
     $ws->close_socket;
     ok($s->stop, 'stopped');
 });
