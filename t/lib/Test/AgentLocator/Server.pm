@@ -20,6 +20,7 @@ use IO::Socket::INET;
 use JSON::PP ();
 use POSIX qw(WNOHANG);
 use Scalar::Util ();
+use Test::AgentLocator::LogMarkers qw(@FATAL_LOG_MARKERS);
 use Test::More ();
 use Time::HiRes qw(sleep time);
 use Test::AgentLocator::Valgrind ();
@@ -268,7 +269,10 @@ sub error_log { $_[0]->slurp('error.log') }
 
 # Lines that never belong in a healthy nginx's log, and those a test
 # caused on purpose (allow_log): a SIGKILL it sent, a fault it injected.
-my $Fatal = qr/\[alert\]|\[emerg\]|exited on signal|AddressSanitizer|LeakSanitizer|runtime error:/;
+my $Fatal = do {
+    my $re = join '|', map { quotemeta } @FATAL_LOG_MARKERS;
+    qr/$re/;
+};
 
 sub allow_log {
     my ($self, $re) = @_;

@@ -25,6 +25,7 @@ use HTTP::Response ();
 use IO::Select ();
 use IO::Socket::INET ();
 use List::Util qw(shuffle uniq);
+use Test::AgentLocator::LogMarkers ();
 use POSIX qw(WNOHANG);
 use Test::LongString ();
 use Time::HiRes qw(time sleep);
@@ -95,8 +96,7 @@ my $OwnerPid  = $$;
 my $CurrentProc;    # the running nginx, for END / signal cleanup
 
 # Lines that must never show up in the logs of a healthy run.
-my @FatalLogMarkers = ('[alert]', '[emerg]', 'AddressSanitizer',
-                       'LeakSanitizer', 'runtime error:');
+my @FatalLogMarkers = @Test::AgentLocator::LogMarkers::FATAL_LOG_MARKERS;
 
 # ---------------------------------------------------------------------------
 # Exported configuration functions (names and prototypes as in Test::Nginx)
@@ -945,7 +945,8 @@ sub check_logs_clean {
     my $expected = join "\n", map { "$_" } @{ log_patterns($ctx, $ctx->{block}->error_log) };
     my @markers = grep {
         !($_ eq '[emerg]' && ($ctx->{must_die} || $expected =~ /\[emerg/))
-        && !($_ eq '[alert]' && $expected =~ /\[alert/)
+        # nginx logs a worker's death at [alert]: expected with it
+        && !(($_ eq '[alert]' || $_ eq 'exited on signal') && $expected =~ /\[alert/)
     } @FatalLogMarkers;
     my $re = join '|', map { quotemeta } @markers;
 
