@@ -608,6 +608,7 @@ def wa_form_seeds():
         "num-media-010": b"\0" + inbound(sid=mm, media=ten, NumMedia="010"),
         "num-media-huge": b"\0" + inbound(NumMedia="99999999999999999999"),
         "num-media-sign": b"\0" + inbound(NumMedia="+1"),
+        "num-media-empty": b"\0" + inbound(NumMedia=""),
         "missing-url": b"\0" + inbound(NumMedia="1"),
         "long-url": b"\0" + inbound(sid=mm, media=[("https://x/" + "a" * 2039,
                                                      "image/png")]),
