@@ -24,6 +24,9 @@ corpus/wa_body/*: the Baileys bridge's webhook bodies and the API's send
 requests, good and refused.
 corpus/media_upgrade/*: byte 0 the header value's length, the value
 (Connection, Upgrade), then a Media Streams upgrade path.
+corpus/wa_form/*: byte 0 flags (see made() in wa_form.c), then Twilio's
+WhatsApp webhook bodies (inbound text, media, location, status callbacks)
+as Twilio posts them, and each way refused.
 Existing files in these directories are replaced.
 """
 
@@ -540,6 +543,100 @@ def media_upgrade_seeds():
     }
 
 
+def wa_form_seeds():
+    from urllib.parse import urlencode
+    sm = "SM" + "5a1b2c3d4e5f60718293a4b5c6d7e8f9"
+    mm = "MM" + "0f9e8d7c6b5a49382716a5b4c3d2e1f0"
+    acct = "AC" + "1" * 32
+    # the keys and order of real inbound webhooks (../shared/twilio-facts.md 7)
+    def inbound(sid=sm, body="Hello world & more", media=(), **kw):
+        f = [("SmsMessageSid", sid), ("NumMedia", str(len(media))),
+             ("ProfileName", "Zo\u00eb"), ("MessageType",
+                                           "image" if media else "text"),
+             ("SmsSid", sid), ("WaId", "972541112222"),
+             ("SmsStatus", "received"), ("Body", body),
+             ("To", "whatsapp:+14155238886"), ("NumSegments", "1"),
+             ("ReferralNumMedia", "0"), ("MessageSid", sid),
+             ("AccountSid", acct), ("From", "whatsapp:+972541112222"),
+             ("ApiVersion", "2010-04-01")]
+        for i, (url, ctype) in enumerate(media):
+            f += [("MediaContentType%d" % i, ctype), ("MediaUrl%d" % i, url)]
+        d = dict(f)
+        d.update(kw)
+        f = [(k, d[k]) for k, _ in f] + [(k, v) for k, v in kw.items()
+                                          if k not in dict(f)]
+        return urlencode([(k, v) for k, v in f if v is not None]).encode()
+
+    def status(st, sid=sm, **kw):
+        f = [("ChannelPrefix", "whatsapp"), ("ApiVersion", "2010-04-01"),
+             ("MessageStatus", st), ("SmsSid", sid), ("SmsStatus", st),
+             ("ChannelInstallSid", "XE" + "2" * 32),
+             ("To", "whatsapp:+972541112222"),
+             ("From", "whatsapp:+14155238886"), ("MessageSid", sid),
+             ("StructuredMessage", "false"), ("AccountSid", acct),
+             ("ChannelToAddress", "+97254111XXXX")]
+        f += list(kw.items())
+        return urlencode([(k, v) for k, v in f if v is not None]).encode()
+
+    img = ("https://api.twilio.com/2010-04-01/Accounts/%s/Messages/%s/Media/"
+           "ME%s" % (acct, mm, "3" * 32), "image/jpeg")
+    ten = [(img[0][:-1] + "%x" % i, "image/png") for i in range(10)]
+    return {
+        "text": b"\0" + inbound(),
+        "hebrew": b"\0" + inbound(body="\u05e9\u05dc\u05d5\u05dd"),
+        "empty-body": b"\0" + inbound(body=""),
+        "image": b"\0" + inbound(sid=mm, body="", media=[img]),
+        "ten-media": b"\0" + inbound(sid=mm, media=ten),
+        "location": b"\0" + inbound(body="", Latitude="32.0853",
+                                     Longitude="34.7818",
+                                     Address="Tel Aviv", Label="Home"),
+        "button": b"\0" + inbound(body="Yes", ButtonText="Yes",
+                                   ButtonPayload="confirm-1",
+                                   OriginalRepliedMessageSid=sm),
+        "upper-prefix": b"\0" + inbound(From="WhatsApp:+972541112222"),
+        "no-whatsapp-prefix": b"\0" + inbound(From="+972541112222"),
+        "from-zero": b"\0" + inbound(From="whatsapp:+0541112222"),
+        "no-to": b"\0" + inbound(To=None),
+        "bad-sid": b"\0" + inbound(sid="SM" + "g" * 32),
+        "call-sid": b"\0" + inbound(sid="CA" + "0" * 32),
+        "no-sid": b"\0" + inbound(sid=None),
+        "two-sids": b"\0" + inbound() + b"&MessageSid=" + mm.encode(),
+        "two-bodies": b"\0" + inbound() + b"&Body=other",
+        "latin1-body": b"\0" + inbound().replace(b"Hello", b"H%E9llo"),
+        "nul-body": b"\0" + inbound().replace(b"Hello", b"He%00llo"),
+        "num-media-11": b"\0" + inbound(NumMedia="11"),
+        "num-media-010": b"\0" + inbound(sid=mm, media=ten, NumMedia="010"),
+        "num-media-huge": b"\0" + inbound(NumMedia="99999999999999999999"),
+        "num-media-sign": b"\0" + inbound(NumMedia="+1"),
+        "num-media-empty": b"\0" + inbound(NumMedia=""),
+        "missing-url": b"\0" + inbound(NumMedia="1"),
+        "long-url": b"\0" + inbound(sid=mm, media=[("https://x/" + "a" * 2039,
+                                                     "image/png")]),
+        "long-type": b"\0" + inbound(sid=mm, media=[(img[0], "x/" + "y" * 127)]),
+        "two-types": b"\0" + inbound(sid=mm, media=[img])
+                     + b"&MediaContentType0=image%2Fpng",
+        "long-name": b"\0" + inbound(ProfileName="n" * 257),
+        "sent": b"\0" + status("sent"),
+        "delivered": b"\0" + status("delivered", EventType="DELIVERED"),
+        "read": b"\0" + status("read", EventType="READ"),
+        "failed": b"\0" + status("failed", ErrorCode="63016",
+                                  ErrorMessage="Outside messaging window"),
+        "undelivered": b"\0" + status("undelivered", ErrorCode="63024"),
+        "sms-status-only": b"\0" + status(None, SmsStatus="queued"),
+        "status-capitals": b"\0" + status("DELIVERED"),
+        "status-dash": b"\0" + status("not-yet-known", ErrorCode=""),
+        "status-long": b"\0" + status("x" * 33),
+        "error-code-letters": b"\0" + status("failed", ErrorCode="12ab"),
+        "error-code-long": b"\0" + status("failed", ErrorCode="12345678901"),
+        "no-status": b"\0" + status(None, SmsStatus=None),
+        # made bodies: flags, then the bytes they are made of
+        "made-media": bytes([0, 3, 1, 2, 11, 9]) + bytes(range(40, 140)),
+        "made-faults": bytes([0xff, 12, 1, 5, 11, 9]) + bytes(range(200)),
+        "bad-percent": b"\0" + inbound() + b"&x=%g1",
+        "empty": b"\0",
+    }
+
+
 def write(sub, seeds):
     d = os.path.join(HERE, "corpus", sub)
     os.makedirs(d, exist_ok=True)
@@ -561,7 +658,8 @@ def main():
                        ("signature", signature_seeds()),
                        ("api_args", api_args_seeds()),
                        ("wa_body", wa_body_seeds()),
-                       ("media_upgrade", media_upgrade_seeds())):
+                       ("media_upgrade", media_upgrade_seeds()),
+                       ("wa_form", wa_form_seeds())):
         n, size = write(sub, seeds)
         print("corpus/%s: %d files, %d bytes" % (sub, n, size))
 

@@ -12,10 +12,7 @@
 #include "ngx_agentlocator.h"
 #include "ngx_agentlocator_json.h"
 #include "ngx_agentlocator_wa_body.h"
-
-
-/* and the bounds of the bridge's fields: ngx_agentlocator_wa_body.h */
-#define NGX_AGENTLOCATOR_WA_MAX_MEDIA       10
+#include "ngx_agentlocator_wa_form.h"
 
 
 static void ngx_agentlocator_wa_body_handler(ngx_http_request_t *r);
@@ -26,6 +23,8 @@ static ngx_int_t ngx_agentlocator_wa_twilio_status(ngx_http_request_t *r,
     ngx_agentlocator_form_t *form, ngx_str_t *sid);
 static ngx_int_t ngx_agentlocator_wa_baileys(ngx_http_request_t *r,
     ngx_str_t *body);
+static void ngx_agentlocator_wa_str(ngx_str_t *dst,
+    ngx_agentlocator_form_str_t *src);
 static ngx_int_t ngx_agentlocator_wa_address(ngx_str_t *value,
     ngx_str_t *number);
 static ngx_int_t ngx_agentlocator_wa_media(ngx_pool_t *pool,
@@ -69,6 +68,7 @@ ngx_agentlocator_wa_process(ngx_http_request_t *r)
     ngx_str_t                     body, sid;
     const char                   *err;
     ngx_agentlocator_form_t      *form;
+    ngx_agentlocator_form_str_t   s;
     ngx_agentlocator_loc_conf_t  *alcf;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
@@ -100,16 +100,12 @@ ngx_agentlocator_wa_process(ngx_http_request_t *r)
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    rc = ngx_agentlocator_form_get(form, "MessageSid", &sid);
-
-    if (rc == NGX_ERROR) {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                                            "conflicting MessageSid values");
+    err = ngx_agentlocator_wa_form_sid(form, &s);
+    if (err) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST, err);
     }
 
-    if (rc == NGX_DECLINED) {
-        ngx_str_null(&sid);
-    }
+    ngx_agentlocator_wa_str(&sid, &s);
 
     /* authenticate before judging the content: strangers learn nothing */
 
@@ -126,16 +122,9 @@ ngx_agentlocator_wa_process(ngx_http_request_t *r)
         }
     }
 
-    if (sid.len == 0) {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                                            "missing MessageSid");
-    }
-
-    if (ngx_agentlocator_valid_sid(&sid, "SM") != NGX_OK
-        && ngx_agentlocator_valid_sid(&sid, "MM") != NGX_OK)
-    {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                                            "malformed MessageSid");
+    err = ngx_agentlocator_wa_form_sid_ok(&s);
+    if (err) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST, err);
     }
 
     if (alcf->whatsapp == NGX_AGENTLOCATOR_WA_TWILIO) {
@@ -147,98 +136,46 @@ ngx_agentlocator_wa_process(ngx_http_request_t *r)
 
 
 /*
- * An inbound message through Twilio: From and To are "whatsapp:+E164",
- * Body up to 1600 characters, media as MediaUrlN/MediaContentTypeN for N
- * below NumMedia.  Answered with empty TwiML: nothing is said back.
+ * An inbound message through Twilio, its fields checked by
+ * ngx_agentlocator_wa_form.c.  Answered with empty TwiML: nothing is
+ * said back.
  */
 
 static ngx_int_t
 ngx_agentlocator_wa_twilio(ngx_http_request_t *r,
     ngx_agentlocator_form_t *form, ngx_str_t *sid)
 {
-    u_char                          key[32];
-    ngx_int_t                       rc, nmedia;
-    ngx_str_t                       from, to, num, twiml, name;
+    ngx_int_t                       rc;
+    ngx_str_t                       twiml;
     ngx_str_t                       urls[NGX_AGENTLOCATOR_WA_MAX_MEDIA];
     ngx_str_t                       types[NGX_AGENTLOCATOR_WA_MAX_MEDIA];
     ngx_uint_t                      i;
+    const char                     *err;
+    ngx_agentlocator_wa_twilio_t    in;
     ngx_agentlocator_crm_message_t  m;
+
+    err = ngx_agentlocator_wa_form_inbound(form, &in);
+    if (err) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST, err);
+    }
 
     ngx_memzero(&m, sizeof(ngx_agentlocator_crm_message_t));
     m.provider = "twilio";
     m.msg_id = *sid;
 
-    if (ngx_agentlocator_form_get(form, "From", &from) != NGX_OK
-        || ngx_agentlocator_wa_address(&from, &m.peer) != NGX_OK)
-    {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                   "From must be one whatsapp:+E164 number");
+    ngx_agentlocator_wa_str(&m.peer, &in.peer);
+    ngx_agentlocator_wa_str(&m.business_number, &in.business_number);
+    ngx_agentlocator_wa_str(&m.body, &in.body);
+    ngx_agentlocator_wa_str(&m.name, &in.name);
+
+    for (i = 0; i < in.nmedia; i++) {
+        ngx_agentlocator_wa_str(&urls[i], &in.media_url[i]);
+        ngx_agentlocator_wa_str(&types[i], &in.media_type[i]);
     }
 
-    if (ngx_agentlocator_form_get(form, "To", &to) != NGX_OK
-        || ngx_agentlocator_wa_address(&to, &m.business_number) != NGX_OK)
-    {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                   "To must be one whatsapp:+E164 number");
-    }
-
-    if (ngx_agentlocator_form_get(form, "Body", &m.body) == NGX_ERROR) {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                                            "conflicting Body values");
-    }
-
-    if (ngx_agentlocator_storable_text(&m.body) != NGX_OK) {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                                            "Body is not UTF-8 text");
-    }
-
-    if (ngx_agentlocator_form_get(form, "ProfileName", &name) == NGX_OK
-        && name.len <= NGX_AGENTLOCATOR_WA_MAX_NAME
-        && ngx_agentlocator_storable_text(&name) == NGX_OK)
-    {
-        m.name = name;
-    }
-
-    nmedia = 0;
-    rc = ngx_agentlocator_form_get(form, "NumMedia", &num);
-
-    if (rc != NGX_DECLINED) {
-        nmedia = (rc == NGX_OK) ? ngx_atoi(num.data, num.len) : NGX_ERROR;
-
-        if (nmedia == NGX_ERROR || nmedia > NGX_AGENTLOCATOR_WA_MAX_MEDIA) {
-            return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                       "NumMedia must be 0 to 10");
-        }
-    }
-
-    for (i = 0; i < (ngx_uint_t) nmedia; i++) {
-        ngx_sprintf(key, "MediaUrl%ui%Z", i);
-
-        if (ngx_agentlocator_form_get(form, (char *) key, &urls[i]) != NGX_OK
-            || urls[i].len == 0 || urls[i].len > NGX_AGENTLOCATOR_WA_MAX_URL)
-        {
-            return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                       "a MediaUrlN below NumMedia is missing or too long");
-        }
-
-        ngx_sprintf(key, "MediaContentType%ui%Z", i);
-
-        ngx_str_null(&types[i]);
-        rc = ngx_agentlocator_form_get(form, (char *) key, &types[i]);
-
-        if (rc == NGX_ERROR || types[i].len > NGX_AGENTLOCATOR_WA_MAX_TYPE
-            || ngx_agentlocator_storable_text(&urls[i]) != NGX_OK
-            || (rc == NGX_OK
-                && ngx_agentlocator_storable_text(&types[i]) != NGX_OK))
-        {
-            return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                       "a MediaUrlN or MediaContentTypeN is malformed");
-        }
-
-    }
-
-    if (nmedia
-        && ngx_agentlocator_wa_media(r->pool, urls, types, nmedia, &m.media)
+    if (in.nmedia
+        && ngx_agentlocator_wa_media(r->pool, urls, types, in.nmedia,
+                                     &m.media)
            != NGX_OK)
     {
         return NGX_HTTP_SERVICE_UNAVAILABLE;
@@ -251,8 +188,8 @@ ngx_agentlocator_wa_twilio(ngx_http_request_t *r,
     }
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "WA_INBOUND provider=twilio message=%V media=%i",
-                  sid, nmedia);
+                  "WA_INBOUND provider=twilio message=%V media=%uz",
+                  sid, in.nmedia);
 
     (void) ngx_agentlocator_twiml_empty(&twiml);
 
@@ -272,43 +209,18 @@ static ngx_int_t
 ngx_agentlocator_wa_twilio_status(ngx_http_request_t *r,
     ngx_agentlocator_form_t *form, ngx_str_t *sid)
 {
-    u_char                          ch;
     ngx_int_t                       rc;
     ngx_str_t                       status, code;
-    ngx_uint_t                      i;
+    const char                     *err;
+    ngx_agentlocator_wa_status_t    st;
 
-    if (ngx_agentlocator_form_get(form, "MessageStatus", &status) != NGX_OK
-        && ngx_agentlocator_form_get(form, "SmsStatus", &status) != NGX_OK)
-    {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                                            "missing MessageStatus");
+    err = ngx_agentlocator_wa_form_status(form, &st);
+    if (err) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST, err);
     }
 
-    if (status.len == 0 || status.len > 32) {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                                            "malformed MessageStatus");
-    }
-
-    for (i = 0; i < status.len; i++) {
-        ch = status.data[i];
-
-        if (!((ch >= 'a' && ch <= 'z') || ch == '_' || ch == '-')) {
-            return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                                                "malformed MessageStatus");
-        }
-    }
-
-    rc = ngx_agentlocator_form_get(form, "ErrorCode", &code);
-
-    if (rc == NGX_DECLINED) {
-        ngx_str_null(&code);
-
-    } else if (rc == NGX_ERROR || code.len > 10
-               || (code.len && ngx_atoi(code.data, code.len) == NGX_ERROR))
-    {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                                            "malformed ErrorCode");
-    }
+    ngx_agentlocator_wa_str(&status, &st.status);
+    ngx_agentlocator_wa_str(&code, &st.error_code);
 
     rc = ngx_agentlocator_crm_wa_status("twilio", sid, &status, &code);
 
@@ -436,6 +348,16 @@ ngx_agentlocator_baileys_verify(ngx_str_t *secret, ngx_str_t *body,
                                            body->data, body->len,
                                            signature->data, signature->len)
            ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* the cores' strings are laid out as ngx_str_t, copied field by field */
+
+static void
+ngx_agentlocator_wa_str(ngx_str_t *dst, ngx_agentlocator_form_str_t *src)
+{
+    dst->data = src->data;
+    dst->len = src->len;
 }
 
 
