@@ -611,3 +611,19 @@ CallSid=CA00000000000000000000000000000008&From=a%FF%C3b%E2%82&To=%2B1%C3%A9",
  qr/"from":"a\\ufffd\\ufffdb\\ufffd\\ufffd","to":"\+1\x{c3}\x{a9}"/]
 --- no_error_log
 [error]
+
+
+
+=== TEST 33: a CallSid's 32 digits are hex: each neighbour of 0-9, A-F, a-f is 400
+--- request eval
+[map { ::post('/webhook/incoming_call', ::incoming(1, CallSid => 'CA' . '0' x 31 . $_)) }
+ '/', ':', '@', 'G', '`', 'g', '.']
+--- more_headers eval
+[map { ::hdrs('/webhook/incoming_call', ::incoming(1, CallSid => 'CA' . '0' x 31 . $_)) }
+ '/', ':', '@', 'G', '`', 'g', '.']
+--- error_code eval
+[(400) x 7]
+--- response_body eval
+[("malformed CallSid\n") x 7]
+--- no_error_log
+[error]

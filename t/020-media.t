@@ -131,6 +131,27 @@ subtest 'handshake rejections' => sub {
     }
 };
 
+subtest 'Upgrade and Connection are token lists, as clients send them' => sub {
+    my $key = 'dGhlIHNhbXBsZSBub25jZQ==';
+    my $req = sub {
+        "GET /ws/twilio-media HTTP/1.1\r\nHost: x\r\nUpgrade: $_[0]\r\nConnection: $_[1]\r\n"
+        . "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: $key\r\n\r\n";
+    };
+    # Firefox's "keep-alive, Upgrade"; tokens in any case, with spaces and tabs
+    for my $ok (['websocket', 'keep-alive, Upgrade'], ['WebSocket', "keep-alive ,\tupgrade\t"],
+                ['h2c, websocket', 'close,upgrade'], ['websocket', ',, UPGRADE,']) {
+        my $ws = $WS->connect($port, '/ws/twilio-media', request => $req->(@$ok));
+        is($ws->status, 101, "Upgrade: $ok->[0], Connection: $ok->[1]: 101");
+        $ws->close_socket;
+    }
+    # a token is the whole item, not its beginning
+    for my $bad (['websocketx', 'Upgrade', 426], ['websocket/2', 'Upgrade', 426],
+                 ['websocket', 'upgraded', 400], ['websocket', 'keep-alive, upgrade-insecure', 400]) {
+        my $ws = $WS->connect($port, '/ws/twilio-media', request => $req->(@$bad[0, 1]));
+        is($ws->status, $bad->[2], "Upgrade: $bad->[0], Connection: $bad->[1]: $bad->[2]");
+    }
+};
+
 subtest 'a subprotocol is echoed only if offered and configured' => sub {
     my $ws = stream('/ws/twilio-media', headers => ['Sec-WebSocket-Protocol: audio.v1']);
     is($ws->status, 101, 'offered, not configured: 101');

@@ -122,6 +122,13 @@ subtest 'a captured upgrade opens a stream for its own call at most' => sub {
     like($ws->{body}, qr/invalid stream URL token/, 'reason');
     ok(wait_log($s, qr/WS_URL_INVALID call=CA0{31}2 reason=token/), 'logged');
 
+    # a CallSid that is not one, even with its MAC as token and a signature
+    for my $sid ('CA' . 'g' x 32, 'CA' . '0' x 31 . '.', 'MZ' . '0' x 32, 'ca' . '0' x 32) {
+        $ws = upgrade($s, "/ws/twilio-media/$sid/" . stream_token($TOKEN, $sid));
+        is($ws->status, 403, "$sid: 403");
+        like($ws->{body}, qr{must end in /\{CallSid\}/\{token\}}, "$sid: not a call's URL");
+    }
+
     # the plain URL names no call
     $ws = upgrade($s, '/ws/twilio-media/');
     is($ws->status, 403, 'the plain URL: 403 (agentlocator_media_plain_url is off)');

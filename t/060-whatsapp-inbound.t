@@ -180,6 +180,13 @@ subtest 'Baileys: what is refused, and why' => sub {
     my $body = JSON::PP->new->utf8->canonical->encode($good);
     is(baileys($body, signature => hmac_sha256_hex("$body ", $BRIDGE_SECRET))->{status}, 403,
        'the signature of another body: 403');
+    # every one of the 64 digits counts, the last as much as the first
+    my $sig = hmac_sha256_hex($body, $BRIDGE_SECRET);
+    for my $at (0, 31, 32, 63) {
+        my $bad = $sig;
+        substr($bad, $at, 1) = substr($sig, $at, 1) eq '0' ? '1' : '0';
+        is(baileys($body, signature => $bad)->{status}, 403, "digit $at changed: 403");
+    }
     is(baileys($good, type => 'Content-Type: text/plain')->{status}, 415, 'not JSON: 415');
     my @bad = (
         ['{"from":', 'malformed JSON'],
@@ -189,6 +196,9 @@ subtest 'Baileys: what is refused, and why' => sub {
         ['{"from":"0541112222","text":"x","provider_msg_id":"R3"}', 'from must be'],
         ['{"from":"+972541112222","text":"x"}', 'provider_msg_id'],
         ['{"from":"+972541112222","text":"x","provider_msg_id":"has space"}', 'provider_msg_id'],
+        ['{"from":"+972541112222","text":"x","provider_msg_id":"R\\u007f9"}', 'provider_msg_id'],
+        ['{"from":"+972541112222","text":"x","provider_msg_id":"R\\u00e99"}', 'provider_msg_id'],
+        ['{"from":"+0541112222","text":"x","provider_msg_id":"R10"}', 'from must be'],
         ['{"from":"+972541112222","provider_msg_id":"R4"}', 'needs text or a media_url'],
         ['{"from":"+972541112222","text":5,"provider_msg_id":"R5"}', 'wrong type'],
         ['{"from":"+972541112222","text":"x","media_url":"file:///etc/passwd","provider_msg_id":"R6"}',
@@ -206,6 +216,17 @@ subtest 'Baileys: what is refused, and why' => sub {
     is($s->request('GET /webhook/whatsapp/baileys')->{status}, 405, 'GET: 405');
     sleep 0.3;
     is(count(q{provider_msg_id LIKE 'R%'}), 0, 'nothing stored');
+};
+
+subtest "Twilio: the whatsapp: prefix in any case" => sub {
+    is(twilio('/webhook/whatsapp/twilio', MessageSid => sid(6), AccountSid => 'AC' . '1' x 32,
+              From => 'WhatsApp:+972541113333', To => "WHATSAPP:$SANDBOX", Body => 'caps')
+       ->{status}, 200, 'answered 200');
+    ok(wait_rows(q{provider_msg_id = '} . sid(6) . q{'}, 1), 'stored');
+    is($pg->psql(q{SELECT c.phone FROM messages m JOIN threads t ON t.id = m.thread_id
+                   JOIN customers c ON c.id = t.customer_id
+                   WHERE m.provider_msg_id = '} . sid(6) . q{'}),
+       '+972541113333', 'the customer is the number after the prefix');
 };
 
 subtest 'Twilio: what is refused, and why' => sub {

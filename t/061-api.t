@@ -224,6 +224,9 @@ subtest 'a thread\'s messages; pagination and its bounds' => sub {
        'limit=1, page 3');
     is(api('/api/threads/99999/messages')->{status}, 404, 'no such thread: 404');
     is(api('/api/threads/abc/messages')->{status}, 404, 'a malformed thread id: 404');
+    for my $tail ('messagesX', 'messages/', 'messages/1') {
+        is(api("/api/threads/$id/$tail")->{status}, 404, "threads/{id}/$tail: 404");
+    }
 };
 
 subtest 'calls, a call with its timeline, recording and transcript' => sub {
@@ -260,6 +263,8 @@ subtest 'customers, searched' => sub {
     is(api('/api/crm/customers?q=541000002')->{json}{total}, 1, 'by a part of the phone');
     is(api('/api/crm/customers?q=%25')->{json}{total}, 1, '"%" is a character, not a wildcard');
     is(api('/api/crm/customers?q=_')->{json}{total}, 1, '"_" too');
+    # unescaped, "\o" would be LIKE's "o" and find 'Yossi 100%_off'
+    is(api('/api/crm/customers?q=%5Co')->{json}{total}, 0, '"\\" too: no name has "\\o"');
     is(api('/api/crm/customers?q=%FF')->{status}, 400, 'q not UTF-8: 400');
     is(api('/api/crm/customers?q=' . 'x' x 101)->{status}, 400, 'q over 100 bytes: 400');
 };
@@ -401,6 +406,7 @@ subtest 'send: what is refused' => sub {
         [{ to => '+972541000001' }, 400], [{ to => '+972541000001', text => '' }, 400],
         [{ to => '+972541000001', text => 'x', provider => 'sms' }, 400],
         [{ to => '+972541000001', text => 'x', media_url => 'ftp://x' }, 400],
+        [{ to => '+0541000001', text => 'x' }, 400], [{ to => '+9725410000011234', text => 'x' }, 400],
         [{ to => '+972541000001', text => 'x' x 4097 }, 400],
         [{ to => '+972541000001', text => 'x' x 17000 }, 413],
     );
