@@ -153,7 +153,7 @@ static ngx_command_t  ngx_agentlocator_commands[] = {
       NULL },
 
     { ngx_string("agentlocator_spool"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
       ngx_agentlocator_spool,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -1337,7 +1337,7 @@ ngx_agentlocator_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* agentlocator_spool PATH [fsync=...] (ngx_agentlocator_spool.c) */
+/* agentlocator_spool PATH [fsync=...] [journal_size=...] (_spool.c) */
 
 static char *
 ngx_agentlocator_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)

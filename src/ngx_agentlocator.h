@@ -310,6 +310,7 @@ typedef struct {
     ngx_uint_t                    pg_pool;      /* connections per worker */
     ngx_path_t                   *spool;        /* NULL: no spool */
     ngx_uint_t                    spool_fsync;
+    off_t                         spool_journal;  /* rotate past this */
 
     ngx_str_t                     baileys_url;  /* empty: no bridge */
     ngx_str_t                     baileys_secret;
