@@ -452,6 +452,36 @@ subtest 'steady writes with the database behind: old journals go as they are tak
     unhold();
 };
 
+subtest 'the database away for long: few journals, not one per journal_size' => sub {
+    # each journal holds a descriptor (its lock): past four journals'
+    # worth, a new one is started only once the current one is also a
+    # quarter of the older ones' bytes, so their number grows with the
+    # logarithm of the backlog
+    my $J = 16 * 1024;
+    $pg->stop;
+    my $dir = spool_dir();
+    my $s = server($dir, "journal_size=16k", workers => 1);
+    my ($bad) = calls($s, 1001 .. 2500);
+    is($bad, 0, 'every webhook answered 200');
+    my $j = journals($dir);
+    my $bytes = 0;
+    $bytes += $_ for values %$j;
+    my $files = keys %$j;
+    cmp_ok($bytes, '>', 20 * $J, "$bytes bytes spooled");
+    # 5 of 16k, then each 1.25 times the last, the current one, and one
+    # for records' sizes
+    my $most = 7 + POSIX::ceil(log($bytes / (5 * $J)) / log(1.25));
+    cmp_ok($files, '<=', $most, "in $files journals (at most $most; "
+           . POSIX::ceil($bytes / $J) . ' at 16k each)');
+    $pg->start or die 'pg start';
+    ok(wait_stored_between('1500 3000', 60, 1001, 2500), 'then every write, once')
+        or diag stored_between(1001, 2500);
+    ok(wait_until(sub { spool_total($s, 'files') == 0 }, 5), 'the spool emptied');
+    unlike($s->error_log, qr/CRM_LOST|CRM_QUEUE_FULL|SPOOL_WRITE_FAILED|SPOOL_ROTATE_FAILED/, 'nothing lost');
+    ok($s->stop, 'stopped');
+    is(join(' ', glob("$dir/*")), '', 'no journal left');
+};
+
 # strace delivers SIGKILL to a worker as it enters the system call named:
 # a crash at that very step of making or removing a journal
 sub strace_kill {
