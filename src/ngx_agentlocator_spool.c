@@ -63,6 +63,7 @@ typedef struct {
     ngx_uint_t                  pending;    /* loaded, not yet taken */
     unsigned                    current:1;  /* appended to */
     unsigned                    dirty:1;    /* written since its fsync */
+    time_t                      mtime;      /* adopted: last written */
     unsigned                    adopted:1;  /* another worker's */
     u_char                      path[1];
 } ngx_agentlocator_spool_file_t;
@@ -108,6 +109,8 @@ static void ngx_agentlocator_spool_close(ngx_agentlocator_spool_file_t *f,
 static void ngx_agentlocator_spool_scan(ngx_agentlocator_spool_t *sp);
 static void ngx_agentlocator_spool_adopt(ngx_agentlocator_spool_t *sp,
     u_char *path, size_t len);
+static ngx_uint_t ngx_agentlocator_spool_before(
+    ngx_agentlocator_spool_file_t *a, ngx_agentlocator_spool_file_t *b);
 static void ngx_agentlocator_spool_tick(ngx_event_t *ev);
 
 
@@ -957,7 +960,7 @@ ngx_agentlocator_spool_adopt(ngx_agentlocator_spool_t *sp, u_char *path,
     ngx_fd_t                        fd;
     ngx_queue_t                    *q;
     ngx_file_info_t                 fi, now;
-    ngx_agentlocator_spool_file_t  *f;
+    ngx_agentlocator_spool_file_t  *f, *g;
 
     for (q = ngx_queue_head(&sp->files);
          q != ngx_queue_sentinel(&sp->files);
@@ -997,10 +1000,27 @@ ngx_agentlocator_spool_adopt(ngx_agentlocator_spool_t *sp, u_char *path,
     }
 
     f->size = ngx_file_size(&fi);
+    f->mtime = ngx_file_mtime(&fi);
     f->adopted = 1;
 
-    /* older than anything of this worker's: replayed first */
-    ngx_queue_insert_head(&sp->files, &f->queue);
+    /*
+     * older than anything of this worker's: replayed first; among the
+     * adopted ones, in the order they were written (a directory lists
+     * them in any order)
+     */
+    for (q = ngx_queue_head(&sp->files);
+         q != ngx_queue_sentinel(&sp->files);
+         q = ngx_queue_next(q))
+    {
+        g = ngx_queue_data(q, ngx_agentlocator_spool_file_t, queue);
+
+        if (!g->adopted || !ngx_agentlocator_spool_before(g, f)) {
+            break;
+        }
+    }
+
+    /* before q */
+    ngx_queue_insert_tail(q, &f->queue);
 
     if (f->size == 0) {
         ngx_agentlocator_spool_finish(sp, f);
@@ -1012,6 +1032,43 @@ ngx_agentlocator_spool_adopt(ngx_agentlocator_spool_t *sp, u_char *path,
     ngx_log_error(NGX_LOG_NOTICE, sp->log, 0,
                   "SPOOL_ADOPTED file=\"%s\" bytes=%O: left by a worker "
                   "that is gone; replaying it", path, f->size);
+}
+
+
+/*
+ * Whether journal "a" was written before "b": one worker's by their
+ * sequence (PID-SEQ.spool), different workers' by when they were last
+ * written.
+ */
+
+static ngx_uint_t
+ngx_agentlocator_spool_before(ngx_agentlocator_spool_file_t *a,
+    ngx_agentlocator_spool_file_t *b)
+{
+    u_char     *na, *nb, *da, *db;
+    ngx_int_t   sa, sb;
+
+    na = (u_char *) strrchr((char *) a->path, '/');
+    nb = (u_char *) strrchr((char *) b->path, '/');
+    na = na ? na + 1 : a->path;
+    nb = nb ? nb + 1 : b->path;
+
+    da = (u_char *) ngx_strchr(na, '-');
+    db = (u_char *) ngx_strchr(nb, '-');
+
+    if (da && db && da - na == db - nb
+        && ngx_strncmp(na, nb, da - na) == 0)
+    {
+        /* every journal's name ends in ".spool" */
+        sa = ngx_atoi(da + 1, ngx_strlen(da + 1) - (sizeof(".spool") - 1));
+        sb = ngx_atoi(db + 1, ngx_strlen(db + 1) - (sizeof(".spool") - 1));
+
+        if (sa != NGX_ERROR && sb != NGX_ERROR) {
+            return sa < sb;
+        }
+    }
+
+    return a->mtime < b->mtime;
 }
 
 

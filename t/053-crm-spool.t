@@ -482,6 +482,32 @@ subtest 'the database away for long: few journals, not one per journal_size' => 
     is(join(' ', glob("$dir/*")), '', 'no journal left');
 };
 
+subtest 'a killed worker\'s journals are replayed oldest first' => sub {
+    # a dead worker leaves several journals; whoever takes them over
+    # replays them in the order they were written, whatever order the
+    # directory lists them in
+    $pg->stop;
+    my $dir = spool_dir();
+    my $s = server($dir, "journal_size=16k", workers => 1);
+    my ($bad) = calls($s, 3001 .. 3500);
+    is($bad, 0, 'every webhook answered 200');
+    my @journals = glob("$dir/*.spool");
+    cmp_ok(scalar @journals, '>=', 4, 'journals: ' . scalar @journals);
+    $s->kill_all;
+    $pg->start or die 'pg start';
+    $s->start;
+    ok(wait_stored_between('500 1000', 30, 3001, 3500), 'every write, once')
+        or diag stored_between(3001, 3500);
+    # a batch of 64 on each of the 2 connections may overtake another:
+    # the first 100 writes against the last 100 of 1000
+    my ($first, $last) = split ' ', $pg->psql(
+        "SELECT (SELECT max(id) FROM call_events WHERE call_sid BETWEEN '" . call_sid(3001)
+        . "' AND '" . call_sid(3050) . "') || ' ' || (SELECT min(id) FROM call_events "
+        . "WHERE call_sid BETWEEN '" . call_sid(3451) . "' AND '" . call_sid(3500) . "')");
+    cmp_ok($first, '<', $last, 'the first calls\' writes landed before the last ones\'');
+    ok($s->stop, 'stopped');
+};
+
 # strace delivers SIGKILL to a worker as it enters the system call named:
 # a crash at that very step of making or removing a journal
 sub strace_kill {
