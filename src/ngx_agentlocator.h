@@ -430,6 +430,7 @@ typedef struct {
     ngx_flag_t                    metrics;
     ngx_flag_t                    signature;
     size_t                        max_body;
+    ngx_msec_t                    body_timeout; /* the whole body; 0: off */
 
     ngx_uint_t                    media;        /* 1 stream, 2 echo */
     ngx_flag_t                    media_plain_url;

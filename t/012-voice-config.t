@@ -338,3 +338,14 @@ invalid agentlocator_spool "journal_size=lots", expected a size from 16k to 1g
 --- error_log
 [emerg]
 invalid agentlocator_spool "journal_size=2g", expected a size from 16k to 1g
+
+
+
+=== TEST 28: agentlocator_body_timeout takes a time
+--- http_config
+    agentlocator_body_timeout soon;
+--- config
+--- must_die
+--- error_log
+[emerg]
+"agentlocator_body_timeout" directive invalid value
