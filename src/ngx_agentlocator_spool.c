@@ -61,9 +61,9 @@ typedef struct {
     off_t                       size;       /* bytes written */
     off_t                       read;       /* loaded into the queue up to */
     ngx_uint_t                  pending;    /* loaded, not yet taken */
+    time_t                      mtime;      /* adopted: last written */
     unsigned                    current:1;  /* appended to */
     unsigned                    dirty:1;    /* written since its fsync */
-    time_t                      mtime;      /* adopted: last written */
     unsigned                    adopted:1;  /* another worker's */
     u_char                      path[1];
 } ngx_agentlocator_spool_file_t;
