@@ -50,6 +50,10 @@ DEB_TEST     := libtest-base-perl libtest-longstring-perl \
                 libhttp-message-perl libprotocol-websocket-perl curl \
                 python3-websockets sox openssl rsync prometheus \
                 chromium
+
+# t/053-crm-spool.t kills a worker at a chosen system call
+DEB_TEST     += strace
+
 DEB_ALL      := $(DEB_BUILD) $(DEB_TEST)
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

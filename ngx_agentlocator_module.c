@@ -153,7 +153,7 @@ static ngx_command_t  ngx_agentlocator_commands[] = {
       NULL },
 
     { ngx_string("agentlocator_spool"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
       ngx_agentlocator_spool,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -262,6 +262,13 @@ static ngx_command_t  ngx_agentlocator_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_agentlocator_loc_conf_t, max_body),
+      NULL },
+
+    { ngx_string("agentlocator_body_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_agentlocator_loc_conf_t, body_timeout),
       NULL },
 
     { ngx_string("agentlocator_twilio_account_sid"),
@@ -568,6 +575,7 @@ ngx_agentlocator_create_loc_conf(ngx_conf_t *cf)
     alcf->signature = NGX_CONF_UNSET;
     alcf->media_plain_url = NGX_CONF_UNSET;
     alcf->max_body = NGX_CONF_UNSET_SIZE;
+    alcf->body_timeout = NGX_CONF_UNSET_MSEC;
     alcf->media_max_message = NGX_CONF_UNSET_SIZE;
     alcf->media_send_buffer = NGX_CONF_UNSET_SIZE;
     alcf->media_idle_timeout = NGX_CONF_UNSET_MSEC;
@@ -598,6 +606,7 @@ ngx_agentlocator_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->signature, prev->signature, 1);
     ngx_conf_merge_value(conf->media_plain_url, prev->media_plain_url, 0);
     ngx_conf_merge_size_value(conf->max_body, prev->max_body, 64 * 1024);
+    ngx_conf_merge_msec_value(conf->body_timeout, prev->body_timeout, 10000);
     ngx_conf_merge_size_value(conf->media_max_message,
                               prev->media_max_message, 64 * 1024);
     ngx_conf_merge_size_value(conf->media_send_buffer,
@@ -1337,7 +1346,7 @@ ngx_agentlocator_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* agentlocator_spool PATH [fsync=...] (ngx_agentlocator_spool.c) */
+/* agentlocator_spool PATH [fsync=...] [journal_size=...] (_spool.c) */
 
 static char *
 ngx_agentlocator_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)

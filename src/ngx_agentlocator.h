@@ -326,6 +326,7 @@ typedef struct {
     ngx_uint_t                    pg_pool;      /* connections per worker */
     ngx_path_t                   *spool;        /* NULL: no spool */
     ngx_uint_t                    spool_fsync;
+    off_t                         spool_journal;  /* rotate past this */
 
     ngx_str_t                     baileys_url;  /* empty: no bridge */
     ngx_str_t                     baileys_secret;
@@ -445,6 +446,7 @@ typedef struct {
     ngx_flag_t                    metrics;
     ngx_flag_t                    signature;
     size_t                        max_body;
+    ngx_msec_t                    body_timeout; /* the whole body; 0: off */
 
     ngx_uint_t                    media;        /* 1 stream, 2 echo */
     ngx_flag_t                    media_plain_url;

@@ -11,6 +11,29 @@
 
 
 /*
+ * A webhook's body must arrive whole within agentlocator_body_timeout:
+ * client_body_timeout runs between two reads, so a client sending a byte
+ * every few seconds would hold its connection (and an old worker after a
+ * reload) for ever.  The timer lives in a cleanup of the request's pool,
+ * so it goes with the request whatever way the request ends.
+ */
+
+typedef struct {
+    ngx_event_t                       timer;
+    ngx_http_request_t               *r;
+    ngx_http_client_body_handler_pt   done;
+    ngx_msec_t                        timeout;
+} ngx_agentlocator_body_wait_t;
+
+
+static ngx_int_t ngx_agentlocator_read_post_body(ngx_http_request_t *r,
+    ngx_msec_t timeout, ngx_http_client_body_handler_pt done);
+static void ngx_agentlocator_body_read(ngx_http_request_t *r);
+static void ngx_agentlocator_body_timeout(ngx_event_t *ev);
+static void ngx_agentlocator_body_cleanup(void *data);
+
+
+/*
  * The body as one buffer, read back from the temp file when nginx spilled
  * it there (client_body_buffer_size).  NGX_DECLINED: over "max".
  */
@@ -98,9 +121,10 @@ ngx_int_t
 ngx_agentlocator_read_post(ngx_http_request_t *r, const char *type,
     size_t max, ngx_http_client_body_handler_pt done)
 {
-    u_char     *p;
-    ngx_int_t   rc;
-    u_char      reason[128];
+    u_char                       *p;
+    ngx_int_t                     rc;
+    ngx_agentlocator_loc_conf_t  *alcf;
+    u_char                        reason[128];
 
     rc = ngx_agentlocator_allow_methods(r, NGX_HTTP_POST, "POST");
     if (rc != NGX_DECLINED) {
@@ -123,13 +147,145 @@ ngx_agentlocator_read_post(ngx_http_request_t *r, const char *type,
                                             "request body too large");
     }
 
-    rc = ngx_http_read_client_request_body(r, done);
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
+
+    if (alcf->body_timeout && r == r->main) {
+        rc = ngx_agentlocator_read_post_body(r, alcf->body_timeout, done);
+
+    } else {
+        rc = ngx_http_read_client_request_body(r, done);
+    }
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
     }
 
     return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_agentlocator_read_post_body(ngx_http_request_t *r, ngx_msec_t timeout,
+    ngx_http_client_body_handler_pt done)
+{
+    ngx_int_t                      rc;
+    ngx_pool_cleanup_t            *cln;
+    ngx_agentlocator_body_wait_t  *bw;
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_agentlocator_body_wait_t));
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    bw = cln->data;
+    ngx_memzero(bw, sizeof(ngx_agentlocator_body_wait_t));
+
+    bw->r = r;
+    bw->done = done;
+    bw->timeout = timeout;
+
+    /* the connection, as ngx_event_ident() expects of a timer's data */
+    bw->timer.handler = ngx_agentlocator_body_timeout;
+    bw->timer.data = r->connection;
+    bw->timer.log = r->connection->log;
+    bw->timer.cancelable = 1;
+
+    cln->handler = ngx_agentlocator_body_cleanup;
+
+    /* armed first: a body that came with the header is handled at once */
+    ngx_add_timer(&bw->timer, timeout);
+
+    rc = ngx_http_read_client_request_body(r, ngx_agentlocator_body_read);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE && bw->timer.timer_set) {
+        ngx_del_timer(&bw->timer);
+    }
+
+    return rc;
+}
+
+
+/* The whole body is here: the deadline goes, the handler has it. */
+
+static void
+ngx_agentlocator_body_read(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t            *cln;
+    ngx_agentlocator_body_wait_t  *bw;
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_agentlocator_body_cleanup) {
+            break;
+        }
+    }
+
+    if (cln == NULL) {
+        /* never: only read_post_body() passes this handler */
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    bw = cln->data;
+
+    if (bw->timer.timer_set) {
+        ngx_del_timer(&bw->timer);
+    }
+
+    bw->done(r);
+}
+
+
+/*
+ * Not all of it in time: the request ends as nginx ends one whose
+ * client_body_timeout expired (408 in the access log, the connection
+ * closed, no answer to a client that is not reading one), with one line.
+ */
+
+static void
+ngx_agentlocator_body_timeout(ngx_event_t *ev)
+{
+    ngx_connection_t              *c;
+    ngx_http_request_t            *r;
+    ngx_agentlocator_body_wait_t  *bw;
+
+    /* the timer is its first member */
+    bw = (ngx_agentlocator_body_wait_t *) ev;
+    r = bw->r;
+    c = r->connection;
+
+    /* nginx ended it already (a 413 mid-body): its pool, and this, go soon */
+    if (r->done) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "WEBHOOK_BODY_TIMEOUT timeout=%M length=%O rest=%O: the "
+                  "body did not arrive within agentlocator_body_timeout",
+                  bw->timeout, r->headers_in.content_length_n,
+                  r->request_body ? r->request_body->rest : (off_t) -1);
+
+    c->timedout = 1;
+
+#if (NGX_HTTP_V2)
+    if (r->stream) {
+        /* the stream's DATA frames that come later never complete it */
+        r->stream->skip_data = 1;
+    }
+#endif
+
+    ngx_http_finalize_request(r, NGX_HTTP_REQUEST_TIME_OUT);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_agentlocator_body_cleanup(void *data)
+{
+    ngx_agentlocator_body_wait_t  *bw = data;
+
+    if (bw->timer.timer_set) {
+        ngx_del_timer(&bw->timer);
+    }
 }
 
 

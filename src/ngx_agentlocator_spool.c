@@ -1,12 +1,21 @@
 
 /*
- * The CRM's spool (agentlocator_spool PATH [fsync=always|interval|off],
- * SPEC §7): every CRM write is appended to this worker's journal before
- * it is queued for the database, so what Twilio was answered about
- * survives the database being away, slow or behind, a reload, and the
- * worker being killed.  A write leaves the journal when the database has
- * taken it; the journal is emptied (truncated) whenever nothing in it is
- * pending.
+ * The CRM's spool (agentlocator_spool PATH [fsync=always|interval|off]
+ * [journal_size=SIZE], SPEC §7): every CRM write is appended to this
+ * worker's journal before it is queued for the database, so what Twilio
+ * was answered about survives the database being away, slow or behind, a
+ * reload, and the worker being killed.  A write leaves the journal when
+ * the database has taken it; the journal is emptied (truncated) whenever
+ * nothing in it is pending.
+ *
+ * Under steady load something always is, so a journal past journal_size
+ * is left to drain and the next write starts a new one; an older journal
+ * is removed as soon as the database has taken everything in it.  The
+ * database takes writes oldest first, so the disk holds what is pending
+ * plus the taken part of one journal.  While older journals still wait
+ * (the database away for long), a new one is started only once the
+ * current one is also a quarter of their bytes: a long outage keeps a few
+ * dozen journals (and descriptors, each holds its lock), not thousands.
  *
  * A journal is a file "PID-SEQ.spool" in PATH (a name no other file has
  * at the time: see ngx_agentlocator_spool_start_file), held by its worker
@@ -34,8 +43,13 @@
 #error "a spooled write could have more parameters than a queued one"
 #endif
 
-/* a journal this big is left to drain and a new one started */
-#define NGX_AGENTLOCATOR_SPOOL_FILE_MAX     (64 * 1024 * 1024)
+/* journal_size=: past it, a new journal (the default, the bounds) */
+#define NGX_AGENTLOCATOR_SPOOL_JOURNAL      (1024 * 1024)
+#define NGX_AGENTLOCATOR_SPOOL_JOURNAL_MIN  (16 * 1024)
+#define NGX_AGENTLOCATOR_SPOOL_JOURNAL_MAX  (1024 * 1024 * 1024)
+
+/* while older journals wait, a new one only past 1/N of their bytes */
+#define NGX_AGENTLOCATOR_SPOOL_GROWTH       4
 
 #define NGX_AGENTLOCATOR_SPOOL_TICK         1000    /* ms: fsync=interval */
 #define NGX_AGENTLOCATOR_SPOOL_SCAN_TICKS   5       /* look for orphans */
@@ -47,7 +61,9 @@ typedef struct {
     off_t                       size;       /* bytes written */
     off_t                       read;       /* loaded into the queue up to */
     ngx_uint_t                  pending;    /* loaded, not yet taken */
+    time_t                      mtime;      /* adopted: last written */
     unsigned                    current:1;  /* appended to */
+    unsigned                    dirty:1;    /* written since its fsync */
     unsigned                    adopted:1;  /* another worker's */
     u_char                      path[1];
 } ngx_agentlocator_spool_file_t;
@@ -56,16 +72,19 @@ typedef struct {
 typedef struct {
     ngx_str_t                   dir;
     ngx_uint_t                  fsync;      /* NGX_AGENTLOCATOR_SPOOL_FSYNC_* */
+    off_t                       journal;    /* journal_size= */
     ngx_queue_t                 files;      /* oldest first */
     ngx_agentlocator_spool_file_t  *current;
     ngx_uint_t                  seq;        /* of the journals' names */
     ngx_uint_t                  tmp_seq;    /* of the temporary ones */
-    ngx_uint_t                  dirty;      /* written since the last fsync */
+    ngx_uint_t                  dirty;      /* a journal is, or the dir */
+    ngx_uint_t                  dir_dirty;  /* a journal named since */
     ngx_uint_t                  ticks;
     ngx_event_t                 tick;
     ngx_log_t                  *log;
     u_char                     *buf;        /* NGX_AGENTLOCATOR_SPOOL_READ */
     ngx_uint_t                  write_failed;
+    ngx_uint_t                  rotate_failed;
     ngx_uint_t                  torn;
     ngx_uint_t                  adopted;
     ngx_uint_t                  replayed;   /* records loaded from disk */
@@ -77,8 +96,12 @@ static ngx_agentlocator_spool_t  *ngx_agentlocator_spool;
 
 static ngx_agentlocator_spool_file_t *ngx_agentlocator_spool_file(
     ngx_agentlocator_spool_t *sp, u_char *path, size_t len, ngx_fd_t fd);
+static ngx_uint_t ngx_agentlocator_spool_full(ngx_agentlocator_spool_t *sp);
 static ngx_int_t ngx_agentlocator_spool_start_file(
     ngx_agentlocator_spool_t *sp);
+static void ngx_agentlocator_spool_start_failed(ngx_agentlocator_spool_t *sp,
+    ngx_err_t err, const char *what, u_char *path);
+static void ngx_agentlocator_spool_sync_dir(ngx_agentlocator_spool_t *sp);
 static void ngx_agentlocator_spool_finish(ngx_agentlocator_spool_t *sp,
     ngx_agentlocator_spool_file_t *f);
 static void ngx_agentlocator_spool_close(ngx_agentlocator_spool_file_t *f,
@@ -86,15 +109,18 @@ static void ngx_agentlocator_spool_close(ngx_agentlocator_spool_file_t *f,
 static void ngx_agentlocator_spool_scan(ngx_agentlocator_spool_t *sp);
 static void ngx_agentlocator_spool_adopt(ngx_agentlocator_spool_t *sp,
     u_char *path, size_t len);
+static ngx_uint_t ngx_agentlocator_spool_before(
+    ngx_agentlocator_spool_file_t *a, ngx_agentlocator_spool_file_t *b);
 static void ngx_agentlocator_spool_tick(ngx_event_t *ev);
 
 
-/* agentlocator_spool PATH [fsync=always|interval|off] */
+/* agentlocator_spool PATH [fsync=always|interval|off] [journal_size=SIZE] */
 
 char *
 ngx_agentlocator_spool_conf(ngx_conf_t *cf, ngx_agentlocator_main_conf_t *amcf)
 {
-    ngx_str_t   *value;
+    ssize_t      size;
+    ngx_str_t   *value, s;
     ngx_uint_t   i;
 
     if (amcf->spool) {
@@ -104,6 +130,7 @@ ngx_agentlocator_spool_conf(ngx_conf_t *cf, ngx_agentlocator_main_conf_t *amcf)
     value = cf->args->elts;
 
     amcf->spool_fsync = NGX_AGENTLOCATOR_SPOOL_FSYNC_INTERVAL;
+    amcf->spool_journal = NGX_AGENTLOCATOR_SPOOL_JOURNAL;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -116,11 +143,31 @@ ngx_agentlocator_spool_conf(ngx_conf_t *cf, ngx_agentlocator_main_conf_t *amcf)
         } else if (ngx_strcmp(value[i].data, "fsync=off") == 0) {
             amcf->spool_fsync = NGX_AGENTLOCATOR_SPOOL_FSYNC_OFF;
 
+        } else if (ngx_strncmp(value[i].data, "journal_size=", 13) == 0) {
+            s.data = value[i].data + 13;
+            s.len = value[i].len - 13;
+
+            size = ngx_parse_size(&s);
+
+            if (size == NGX_ERROR
+                || size < NGX_AGENTLOCATOR_SPOOL_JOURNAL_MIN
+                || size > NGX_AGENTLOCATOR_SPOOL_JOURNAL_MAX)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid agentlocator_spool \"%V\", "
+                                   "expected a size from 16k to 1g",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            amcf->spool_journal = size;
+
         } else {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid agentlocator_spool parameter \"%V\", "
-                               "expected \"fsync=always\", \"fsync=interval\" "
-                               "or \"fsync=off\"", &value[i]);
+                               "expected \"fsync=always\", \"fsync=interval\", "
+                               "\"fsync=off\" or \"journal_size=SIZE\"",
+                               &value[i]);
             return NGX_CONF_ERROR;
         }
     }
@@ -148,6 +195,7 @@ ngx_agentlocator_spool_init_worker(ngx_cycle_t *cycle,
 
     sp->dir = amcf->spool->name;
     sp->fsync = amcf->spool_fsync;
+    sp->journal = amcf->spool_journal;
     sp->log = cycle->log;
     ngx_queue_init(&sp->files);
 
@@ -270,13 +318,13 @@ ngx_agentlocator_spool_append(const char *name, ngx_uint_t n,
         return NGX_ERROR;
     }
 
-    if (sp->current == NULL
-        || sp->current->size >= NGX_AGENTLOCATOR_SPOOL_FILE_MAX)
+    /* a journal that cannot be started: the current one grows instead */
+    if (ngx_agentlocator_spool_full(sp)
+        && ngx_agentlocator_spool_start_file(sp) != NGX_OK
+        && sp->current == NULL)
     {
-        if (ngx_agentlocator_spool_start_file(sp) != NGX_OK) {
-            sp->write_failed++;
-            return NGX_ERROR;
-        }
+        sp->write_failed++;
+        return NGX_ERROR;
     }
 
     f = sp->current;
@@ -322,7 +370,11 @@ ngx_agentlocator_spool_append(const char *name, ngx_uint_t n,
     }
 
     f->size += len;
-    sp->dirty = 1;
+
+    if (sp->fsync == NGX_AGENTLOCATOR_SPOOL_FSYNC_INTERVAL) {
+        f->dirty = 1;
+        sp->dirty = 1;
+    }
 
     if (sp->fsync == NGX_AGENTLOCATOR_SPOOL_FSYNC_ALWAYS
         && fdatasync(f->fd) == -1)
@@ -562,6 +614,74 @@ ngx_agentlocator_spool_status(ngx_agentlocator_spool_status_t *st)
 
 
 /*
+ * Whether the next write starts a new journal: the current one is past
+ * journal_size and, while older journals still hold writes, a quarter of
+ * their bytes as well.
+ */
+
+static ngx_uint_t
+ngx_agentlocator_spool_full(ngx_agentlocator_spool_t *sp)
+{
+    off_t                           older;
+    ngx_queue_t                    *q;
+    ngx_agentlocator_spool_file_t  *f;
+
+    if (sp->current == NULL) {
+        return 1;
+    }
+
+    if (sp->current->size < sp->journal) {
+        return 0;
+    }
+
+    older = 0;
+
+    for (q = ngx_queue_head(&sp->files);
+         q != ngx_queue_sentinel(&sp->files);
+         q = ngx_queue_next(q))
+    {
+        f = ngx_queue_data(q, ngx_agentlocator_spool_file_t, queue);
+
+        if (!f->current) {
+            older += f->size;
+        }
+    }
+
+    return sp->current->size >= older / NGX_AGENTLOCATOR_SPOOL_GROWTH;
+}
+
+
+/*
+ * Tried again at the next write, said at the first failure and then every
+ * 1000th: without a journal the writes are kept in memory only; with one,
+ * they go on into it.
+ */
+
+static void
+ngx_agentlocator_spool_start_failed(ngx_agentlocator_spool_t *sp,
+    ngx_err_t err, const char *what, u_char *path)
+{
+    if (sp->current) {
+        if (sp->rotate_failed++ % 1000 == 0) {
+            ngx_log_error(NGX_LOG_ERR, sp->log, err,
+                          "SPOOL_ROTATE_FAILED failed=%ui: cannot %s "
+                          "\"%s\"; writes go on into \"%s\"",
+                          sp->rotate_failed, what, path, sp->current->path);
+        }
+
+        return;
+    }
+
+    if (sp->write_failed % 1000 == 0) {
+        ngx_log_error(NGX_LOG_ERR, sp->log, err,
+                      "SPOOL_WRITE_FAILED failed=%ui: cannot %s \"%s\"; "
+                      "writes are kept in memory only",
+                      sp->write_failed + 1, what, path);
+    }
+}
+
+
+/*
  * A new journal: made under a temporary name, locked, then linked to its
  * name, so no other worker ever sees it unlocked.  Neither name may be
  * taken over: a journal left by a dead process can have the very name
@@ -606,16 +726,8 @@ ngx_agentlocator_spool_start_file(ngx_agentlocator_spool_t *sp)
         }
     }
 
-    /* tried again at the next write: said at the first, then every 1000th */
-
     if (fd == NGX_INVALID_FILE) {
-        if (sp->write_failed % 1000 == 0) {
-            ngx_log_error(NGX_LOG_ERR, sp->log, err,
-                          "SPOOL_WRITE_FAILED failed=%ui: cannot create "
-                          "\"%s\"; writes are kept in memory only",
-                          sp->write_failed + 1, tmp);
-        }
-
+        ngx_agentlocator_spool_start_failed(sp, err, "create", tmp);
         return NGX_ERROR;
     }
 
@@ -647,6 +759,15 @@ ngx_agentlocator_spool_start_file(ngx_agentlocator_spool_t *sp)
 
     (void) ngx_delete_file(tmp);
 
+    /* the name as durable as what is written under it */
+    if (sp->fsync == NGX_AGENTLOCATOR_SPOOL_FSYNC_ALWAYS) {
+        ngx_agentlocator_spool_sync_dir(sp);
+
+    } else if (sp->fsync == NGX_AGENTLOCATOR_SPOOL_FSYNC_INTERVAL) {
+        sp->dir_dirty = 1;
+        sp->dirty = 1;
+    }
+
     f = ngx_agentlocator_spool_file(sp, path, p - path, fd);
     if (f == NULL) {
         (void) ngx_delete_file(path);
@@ -667,12 +788,7 @@ ngx_agentlocator_spool_start_file(ngx_agentlocator_spool_t *sp)
 
 failed:
 
-    if (sp->write_failed % 1000 == 0) {
-        ngx_log_error(NGX_LOG_ERR, sp->log, err,
-                      "SPOOL_WRITE_FAILED failed=%ui: cannot make \"%s\"; "
-                      "writes are kept in memory only",
-                      sp->write_failed + 1, path);
-    }
+    ngx_agentlocator_spool_start_failed(sp, err, "make", path);
 
     (void) ngx_delete_file(tmp);
     (void) ngx_close_file(fd);
@@ -748,6 +864,33 @@ ngx_agentlocator_spool_close(ngx_agentlocator_spool_file_t *f,
 }
 
 
+/* A journal's new name survives the machine going down (not a crash). */
+
+static void
+ngx_agentlocator_spool_sync_dir(ngx_agentlocator_spool_t *sp)
+{
+    ngx_fd_t  fd;
+    u_char    path[NGX_MAX_PATH];
+
+    (void) ngx_snprintf(path, sizeof(path) - 1, "%V%Z", &sp->dir);
+    path[sizeof(path) - 1] = '\0';
+
+    fd = ngx_open_file(path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
+                      ngx_open_file_n " \"%s\" failed", path);
+        return;
+    }
+
+    if (fsync(fd) == -1) {
+        ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
+                      "fsync(\"%s\") failed", path);
+    }
+
+    (void) ngx_close_file(fd);
+}
+
+
 /* Journals nobody holds, and temporary names a killed worker left. */
 
 static void
@@ -817,7 +960,7 @@ ngx_agentlocator_spool_adopt(ngx_agentlocator_spool_t *sp, u_char *path,
     ngx_fd_t                        fd;
     ngx_queue_t                    *q;
     ngx_file_info_t                 fi, now;
-    ngx_agentlocator_spool_file_t  *f;
+    ngx_agentlocator_spool_file_t  *f, *g;
 
     for (q = ngx_queue_head(&sp->files);
          q != ngx_queue_sentinel(&sp->files);
@@ -857,10 +1000,27 @@ ngx_agentlocator_spool_adopt(ngx_agentlocator_spool_t *sp, u_char *path,
     }
 
     f->size = ngx_file_size(&fi);
+    f->mtime = ngx_file_mtime(&fi);
     f->adopted = 1;
 
-    /* older than anything of this worker's: replayed first */
-    ngx_queue_insert_head(&sp->files, &f->queue);
+    /*
+     * older than anything of this worker's: replayed first; among the
+     * adopted ones, in the order they were written (a directory lists
+     * them in any order)
+     */
+    for (q = ngx_queue_head(&sp->files);
+         q != ngx_queue_sentinel(&sp->files);
+         q = ngx_queue_next(q))
+    {
+        g = ngx_queue_data(q, ngx_agentlocator_spool_file_t, queue);
+
+        if (!g->adopted || !ngx_agentlocator_spool_before(g, f)) {
+            break;
+        }
+    }
+
+    /* before q */
+    ngx_queue_insert_tail(q, &f->queue);
 
     if (f->size == 0) {
         ngx_agentlocator_spool_finish(sp, f);
@@ -876,25 +1036,80 @@ ngx_agentlocator_spool_adopt(ngx_agentlocator_spool_t *sp, u_char *path,
 
 
 /*
- * Each second: the journal synced (fsync=interval); every few seconds,
- * journals left by workers that are gone are looked for.
+ * Whether journal "a" was written before "b": one worker's by their
+ * sequence (PID-SEQ.spool), different workers' by when they were last
+ * written.
+ */
+
+static ngx_uint_t
+ngx_agentlocator_spool_before(ngx_agentlocator_spool_file_t *a,
+    ngx_agentlocator_spool_file_t *b)
+{
+    u_char     *na, *nb, *da, *db;
+    ngx_int_t   sa, sb;
+
+    na = (u_char *) strrchr((char *) a->path, '/');
+    nb = (u_char *) strrchr((char *) b->path, '/');
+    na = na ? na + 1 : a->path;
+    nb = nb ? nb + 1 : b->path;
+
+    da = (u_char *) ngx_strchr(na, '-');
+    db = (u_char *) ngx_strchr(nb, '-');
+
+    if (da && db && da - na == db - nb
+        && ngx_strncmp(na, nb, da - na) == 0)
+    {
+        /* every journal's name ends in ".spool" */
+        sa = ngx_atoi(da + 1, ngx_strlen(da + 1) - (sizeof(".spool") - 1));
+        sb = ngx_atoi(db + 1, ngx_strlen(db + 1) - (sizeof(".spool") - 1));
+
+        if (sa != NGX_ERROR && sb != NGX_ERROR) {
+            return sa < sb;
+        }
+    }
+
+    return a->mtime < b->mtime;
+}
+
+
+/*
+ * Each second: the journals written since synced (fsync=interval: a
+ * journal rotated away within the second too), and the directory if one
+ * was named; every few seconds, journals left by workers that are gone
+ * are looked for.
  */
 
 static void
 ngx_agentlocator_spool_tick(ngx_event_t *ev)
 {
-    ngx_agentlocator_spool_t  *sp = ev->data;
+    ngx_queue_t                    *q;
+    ngx_agentlocator_spool_t       *sp;
+    ngx_agentlocator_spool_file_t  *f;
 
-    if (sp->dirty && sp->current
-        && sp->fsync == NGX_AGENTLOCATOR_SPOOL_FSYNC_INTERVAL)
-    {
-        if (fdatasync(sp->current->fd) == -1) {
-            ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
-                          "fdatasync(\"%s\") failed", sp->current->path);
+    sp = ev->data;
+
+    if (sp->dirty) {
+        for (q = ngx_queue_head(&sp->files);
+             q != ngx_queue_sentinel(&sp->files);
+             q = ngx_queue_next(q))
+        {
+            f = ngx_queue_data(q, ngx_agentlocator_spool_file_t, queue);
+
+            if (f->dirty && fdatasync(f->fd) == -1) {
+                ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
+                              "fdatasync(\"%s\") failed", f->path);
+            }
+
+            f->dirty = 0;
         }
-    }
 
-    sp->dirty = 0;
+        if (sp->dir_dirty) {
+            ngx_agentlocator_spool_sync_dir(sp);
+            sp->dir_dirty = 0;
+        }
+
+        sp->dirty = 0;
+    }
 
     if (++sp->ticks % NGX_AGENTLOCATOR_SPOOL_SCAN_TICKS == 0
         && !ngx_exiting)

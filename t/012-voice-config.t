@@ -301,4 +301,51 @@ agentlocator_postgres "pool=0": pool is 1 to 32 connections per worker
 --- must_die
 --- error_log
 [emerg]
-invalid agentlocator_spool parameter "fsync=sometimes", expected "fsync=always", "fsync=interval" or "fsync=off"
+invalid agentlocator_spool parameter "fsync=sometimes", expected "fsync=always", "fsync=interval", "fsync=off" or "journal_size=SIZE"
+
+
+
+=== TEST 25: agentlocator_spool: a journal_size under 16k is refused
+--- http_config
+    agentlocator_postgres "host=127.0.0.1 port=1 dbname=crm";
+    agentlocator_spool spool fsync=off journal_size=4k;
+--- config
+--- must_die
+--- error_log
+[emerg]
+invalid agentlocator_spool "journal_size=4k", expected a size from 16k to 1g
+
+
+
+=== TEST 26: agentlocator_spool: a journal_size that is not a size is refused
+--- http_config
+    agentlocator_postgres "host=127.0.0.1 port=1 dbname=crm";
+    agentlocator_spool spool journal_size=lots;
+--- config
+--- must_die
+--- error_log
+[emerg]
+invalid agentlocator_spool "journal_size=lots", expected a size from 16k to 1g
+
+
+
+=== TEST 27: agentlocator_spool: a journal_size over 1g is refused
+--- http_config
+    agentlocator_postgres "host=127.0.0.1 port=1 dbname=crm";
+    agentlocator_spool spool journal_size=2g;
+--- config
+--- must_die
+--- error_log
+[emerg]
+invalid agentlocator_spool "journal_size=2g", expected a size from 16k to 1g
+
+
+
+=== TEST 28: agentlocator_body_timeout takes a time
+--- http_config
+    agentlocator_body_timeout soon;
+--- config
+--- must_die
+--- error_log
+[emerg]
+"agentlocator_body_timeout" directive invalid value

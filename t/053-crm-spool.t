@@ -8,6 +8,7 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use File::Temp qw(tempdir);
+use POSIX ();
 use JSON::PP qw(decode_json);
 use Time::HiRes qw(sleep time);
 use Test::AgentLocator::Postgres;
@@ -24,8 +25,8 @@ system('tools/migrate', $pg->conninfo) == 0 or die 'migrate';
 my $FORM = 'Content-Type: application/x-www-form-urlencoded';
 
 sub server {
-    my ($spool, $params) = @_;
-    return Test::AgentLocator::Server->new(workers => 2, http => <<"_EOC_",
+    my ($spool, $params, %o) = @_;
+    return Test::AgentLocator::Server->new(workers => $o{workers} // 2, http => <<"_EOC_",
     agentlocator_zone calls 4m;
     agentlocator_public_url https://voice.example.com;
     agentlocator_watchdog off;
@@ -87,7 +88,7 @@ sub spool_total {
     for (1 .. 30) {
         my $r = $s->request('GET /readyz');
         $seen{ $r->{worker} } = decode_json($r->{body})->{spool}{$key};
-        last if keys %seen == 2;
+        last if keys %seen == $s->{workers};
     }
     my $sum = 0;
     $sum += $_ for values %seen;
@@ -301,6 +302,328 @@ subtest 'a write the database refuses is dropped alone; one it asks to retry lan
     ok($s->stop, 'stopped');
     $pg->psql('DROP TRIGGER test_refuse ON calls; DROP FUNCTION test_refuse(); DROP SEQUENCE test_retry');
 };
+
+# The database behind on purpose: a trigger holds each call's event until
+# the test moves a mark past the call (lag()), and one call's until
+# release(); a held write holds its connection's batch.  Each look at the
+# gate is a new snapshot, so the trigger sees it move.  The held call has
+# its own caller, so that no other write waits on its rows.
+my $HELD_FROM = '+15550009999';
+
+sub hold {
+    my ($held) = @_;
+    $pg->psql(qq{
+        CREATE TABLE test_gate (upto int NOT NULL, held int NOT NULL,
+                                open boolean NOT NULL);
+        INSERT INTO test_gate VALUES (2147483647, $held, false);
+        CREATE FUNCTION test_hold() RETURNS trigger LANGUAGE plpgsql AS \$\$
+        DECLARE
+            n int := ('x' || right(NEW.call_sid, 8))::bit(32)::int;
+        BEGIN
+            WHILE n > (SELECT upto FROM test_gate)
+                  OR (n = (SELECT held FROM test_gate)
+                      AND NOT (SELECT open FROM test_gate))
+            LOOP
+                PERFORM pg_sleep(0.01);
+            END LOOP;
+            RETURN NEW;
+        END \$\$;
+        CREATE TRIGGER test_hold BEFORE INSERT ON call_events
+            FOR EACH ROW EXECUTE FUNCTION test_hold();
+    });
+}
+
+sub lag { $pg->psql("UPDATE test_gate SET upto = $_[0]") }
+
+sub release { $pg->psql('UPDATE test_gate SET upto = 2147483647, open = true') }
+
+sub unhold {
+    $pg->psql('DROP TRIGGER test_hold ON call_events; DROP FUNCTION test_hold(); DROP TABLE test_gate');
+}
+
+sub held_call {
+    my ($s, $n) = @_;
+    my $r = $s->request('POST /webhook/incoming_call', headers => [$FORM],
+                        body => form(CallSid => call_sid($n), From => $HELD_FROM));
+    return $r->{status};
+}
+
+sub connected {
+    my ($s) = @_;
+    return wait_until(sub {
+        (decode_json($s->request('GET /readyz')->{body})->{database}{connected} // 0) == 2
+    }, 10);
+}
+
+# the journals on disk: { name => bytes }
+sub journals {
+    my ($dir) = @_;
+    my %j;
+    for (glob("$dir/*.spool")) {
+        my $size = -s $_;
+        $j{ (m{([^/]+)$})[0] } = $size if defined $size;
+    }
+    return \%j;
+}
+
+# events of the calls $a .. $b
+sub events_between {
+    my ($a, $b) = @_;
+    return $pg->psql("SELECT count(*) FROM call_events WHERE call_sid BETWEEN '"
+                     . call_sid($a) . "' AND '" . call_sid($b) . "'");
+}
+
+# stored() of the calls $a .. $b, when they are many
+sub stored_between {
+    my ($a, $b) = @_;
+    my $in = "BETWEEN '" . call_sid($a) . "' AND '" . call_sid($b) . "'";
+    return $pg->psql("SELECT (SELECT count(*) FROM calls WHERE call_sid $in) || ' ' ||
+                             (SELECT count(*) FROM call_events WHERE call_sid $in)");
+}
+
+sub wait_stored_between {
+    my ($want, $secs, $a, $b) = @_;
+    return wait_until(sub { stored_between($a, $b) eq $want }, $secs);
+}
+
+subtest 'steady writes with the database behind: old journals go as they are taken, the spool stays near what is pending' => sub {
+    # the database takes each call's writes only when 50 calls more were
+    # sent, and the first write not at all until the end: under steady
+    # load something is always pending.  A journal is left at 16k; each
+    # must go as soon as all it holds is taken, the first (with the held
+    # write) stay until that is taken too.
+    my $J = 16 * 1024;
+    hold(800);
+    my $dir = spool_dir();
+    my $s = server($dir, "journal_size=16k", workers => 1);
+    ok(connected($s), 'both connections up');
+    is(held_call($s, 800), 200, 'the held call answered');
+    my ($first) = keys %{ journals($dir) };
+    ok($first, "the first journal: $first");
+    my (%max, $over, $written);
+    my ($sent, $last, $worst) = (1, 800, '');
+    for my $n (801 .. 3000) {
+        my ($bad) = calls($s, $n);
+        is($bad, 0, "call $n answered") or last if $bad;
+        ($last, $sent) = ($n, $sent + 2);
+        next if $n % 25;
+        lag($n - 50);
+        # the database's count first: what it has taken can only grow
+        my $missing = $sent - events_between(800, $n);
+        my $j = journals($dir);
+        for (keys %$j) { $max{$_} = $j->{$_} if $j->{$_} > ($max{$_} // 0) }
+        my $disk = 0;
+        $disk += $_ for values %$j;
+        # the held journal, one being taken, the current one, and the
+        # writes not taken at 512 bytes each (a record here is ~150)
+        my $bound = 3 * ($J + 1024) + 512 * $missing;
+        if ($disk > $bound && !$over++) {
+            $worst = "$disk bytes on disk with $missing writes pending: "
+                   . join(' ', map { "$_=$j->{$_}" } sort keys %$j);
+        }
+        $written = 0;
+        $written += $_ for values %max;
+        last if $written >= 10 * $J;
+    }
+    cmp_ok($written, '>=', 10 * $J, "written: $written bytes, in " . scalar(keys %max) . ' journals seen');
+    ok(!$over, 'the spool never held much more than what was pending') or diag $worst;
+    # all but the held write taken: what stays is the journal that holds it
+    lag($last);
+    my $want = 2 * ($last - 800) + 1;
+    ok(wait_until(sub { events_between(800, $last) == $want - 1 }, 30), 'all but the held write taken')
+        or diag events_between(800, $last) . " of $want";
+    is(events_between(800, 800), 0, 'the held write is still pending');
+    my $j;
+    ok(wait_until(sub { $j = journals($dir); !grep { $j->{$_} && $_ ne $first } keys %$j }, 5),
+       'every other journal removed or emptied while it is pending')
+        or diag join ' ', map { "$_=$j->{$_}" } sort keys %$j;
+    my @gone = grep { !exists $j->{$_} } keys %max;
+    cmp_ok(scalar @gone, '>=', 5, 'journals removed: ' . scalar @gone);
+    ok(exists $j->{$first}, 'the journal with the held write is kept');
+    cmp_ok($j->{$first} // 0, '<=', $J + 1024, "and it is one journal's size: " . ($j->{$first} // 0));
+    release();
+    ok(wait_stored_between(($last - 799) . " $want", 30, 800, $last), 'then every write, once')
+        or diag stored_between(800, $last);
+    ok(wait_until(sub { spool_total($s, 'files') == 0 }, 5), 'the spool emptied');
+    unlike($s->error_log, qr/CRM_LOST|CRM_QUEUE_FULL|SPOOL_WRITE_FAILED|SPOOL_ROTATE_FAILED|SPOOL_TORN/,
+           'nothing lost, nothing torn');
+    ok($s->stop, 'stopped');
+    is(join(' ', glob("$dir/*")), '', 'no journal left');
+    unhold();
+};
+
+subtest 'the database away for long: few journals, not one per journal_size' => sub {
+    # each journal holds a descriptor (its lock): past four journals'
+    # worth, a new one is started only once the current one is also a
+    # quarter of the older ones' bytes, so their number grows with the
+    # logarithm of the backlog
+    my $J = 16 * 1024;
+    $pg->stop;
+    my $dir = spool_dir();
+    my $s = server($dir, "journal_size=16k", workers => 1);
+    my ($bad) = calls($s, 1001 .. 2500);
+    is($bad, 0, 'every webhook answered 200');
+    my $j = journals($dir);
+    my $bytes = 0;
+    $bytes += $_ for values %$j;
+    my $files = keys %$j;
+    cmp_ok($bytes, '>', 20 * $J, "$bytes bytes spooled");
+    # 5 of 16k, then each 1.25 times the last, the current one, and one
+    # for records' sizes
+    my $most = 7 + POSIX::ceil(log($bytes / (5 * $J)) / log(1.25));
+    cmp_ok($files, '<=', $most, "in $files journals (at most $most; "
+           . POSIX::ceil($bytes / $J) . ' at 16k each)');
+    $pg->start or die 'pg start';
+    ok(wait_stored_between('1500 3000', 60, 1001, 2500), 'then every write, once')
+        or diag stored_between(1001, 2500);
+    ok(wait_until(sub { spool_total($s, 'files') == 0 }, 5), 'the spool emptied');
+    unlike($s->error_log, qr/CRM_LOST|CRM_QUEUE_FULL|SPOOL_WRITE_FAILED|SPOOL_ROTATE_FAILED/, 'nothing lost');
+    ok($s->stop, 'stopped');
+    is(join(' ', glob("$dir/*")), '', 'no journal left');
+};
+
+subtest 'a killed worker\'s journals are replayed oldest first' => sub {
+    # a dead worker leaves several journals; whoever takes them over
+    # replays them in the order they were written, whatever order the
+    # directory lists them in
+    $pg->stop;
+    my $dir = spool_dir();
+    my $s = server($dir, "journal_size=16k", workers => 1);
+    my ($bad) = calls($s, 3001 .. 3500);
+    is($bad, 0, 'every webhook answered 200');
+    my @journals = glob("$dir/*.spool");
+    cmp_ok(scalar @journals, '>=', 4, 'journals: ' . scalar @journals);
+    $s->kill_all;
+    $pg->start or die 'pg start';
+    $s->start;
+    ok(wait_stored_between('500 1000', 30, 3001, 3500), 'every write, once')
+        or diag stored_between(3001, 3500);
+    # a batch of 64 on each of the 2 connections may overtake another:
+    # the first 100 writes against the last 100 of 1000
+    my ($first, $last) = split ' ', $pg->psql(
+        "SELECT (SELECT max(id) FROM call_events WHERE call_sid BETWEEN '" . call_sid(3001)
+        . "' AND '" . call_sid(3050) . "') || ' ' || (SELECT min(id) FROM call_events "
+        . "WHERE call_sid BETWEEN '" . call_sid(3451) . "' AND '" . call_sid(3500) . "')");
+    cmp_ok($first, '<', $last, 'the first calls\' writes landed before the last ones\'');
+    ok($s->stop, 'stopped');
+};
+
+# strace delivers SIGKILL to a worker as it enters the system call named:
+# a crash at that very step of making or removing a journal
+sub strace_kill {
+    my ($s, $pid, $syscall, $log) = @_;
+    my $st = fork // die "fork: $!";
+    if (!$st) {
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', $log;
+        { exec 'strace', '-p', $pid, '-o', '/dev/null', '-e', "trace=$syscall",
+                    '-e', "inject=$syscall:signal=KILL" }
+        POSIX::_exit(127);
+    }
+    my $attached = wait_until(sub { (`cat $log 2>/dev/null` // '') =~ /attached/ }, 5);
+    if (!$attached) {
+        kill 'TERM', $st;
+        waitpid $st, 0;
+        return;
+    }
+    $s->allow_log(qr/worker process $pid exited on signal 9\b/);
+    return $st;
+}
+
+sub replaced {
+    my ($s, $pid) = @_;
+    return $s->wait_for(sub {
+        my @now = $s->workers;
+        @now == $s->{workers} && !(grep { $_ == $pid } @now)
+            && Test::AgentLocator::Server::waiting(@now);
+    }, 15);
+}
+
+# whether strace is there and may attach to a process (a container may
+# forbid ptrace)
+sub strace_works {
+    return 0 unless system('strace -V >/dev/null 2>&1') == 0;
+    my $child = fork // die "fork: $!";
+    if (!$child) { sleep 30; POSIX::_exit(0) }
+    my $log = File::Temp->new;
+    my $st = fork // die "fork: $!";
+    if (!$st) {
+        open STDERR, '>', $log->filename;
+        { exec 'strace', '-p', $child, '-o', '/dev/null', '-e', 'trace=none' }
+        POSIX::_exit(127);
+    }
+    my $ok = wait_until(sub { (`cat @{[ $log->filename ]}` // '') =~ /attached/ }, 3);
+    kill 'KILL', $child;
+    waitpid $child, 0;
+    waitpid $st, 0;
+    return $ok;
+}
+
+SKIP: {
+    skip 'needs strace, allowed to attach to a process (Debian: strace)', 1
+        unless strace_works();
+
+subtest 'a worker SIGKILLed in the middle of making or removing a journal: nothing lost, nothing twice' => sub {
+    # the database behind as above, so that journals are made and removed
+    # with writes pending; the worker killed at a chosen step, twice
+    hold(5000);
+    my $dir = spool_dir();
+    my $s = server($dir, "journal_size=16k", workers => 1);
+    ok(connected($s), 'both connections up');
+    is(held_call($s, 5000), 200, 'the held call answered');
+    my $log = "$dir.strace";
+    my $n = 5001;
+    # link(): a rotation's new journal made and locked, not yet named;
+    # the next unlink(): its temporary name let go, or a journal the
+    # database has taken all of being removed
+    for my $syscall (qw(link unlink)) {
+        my ($pid) = $s->workers;
+        # what the worker took over from the last one read back first
+        ok(wait_until(sub { spool_total($s, 'unread') == 0 }, 30), "$syscall: the spool read back");
+        my $st = strace_kill($s, $pid, $syscall, $log);
+        ok($st, "$syscall: strace attached to worker $pid") or last;
+        my $killed;
+        while ($n < 9000 && !$killed) {
+            for my $w (['incoming_call', From => '+15550001111'],
+                       ['call_status', CallStatus => 'completed']) {
+                my ($hook, @kv) = @$w;
+                my $body = form(CallSid => call_sid($n), @kv);
+                my $r = $s->request("POST /webhook/$hook", headers => [$FORM], body => $body);
+                next if $r->{status} == 200;
+                # killed while it answered: not answered, so Twilio sends it again
+                $killed = 1;
+                ok(replaced($s, $pid), "$syscall: the master started a new worker");
+                $r = $s->request("POST /webhook/$hook", headers => [$FORM], body => $body);
+                is($r->{status}, 200, "$syscall: the webhook sent again answered");
+            }
+            lag($n - 50) unless $n % 25;
+            $n++;
+        }
+        ok($killed, "$syscall: the worker was killed entering $syscall()") or kill 'TERM', $st;
+        waitpid $st, 0;
+        is(join(' ', glob("$dir/*.new")), '', "$syscall: no temporary journal left");
+        like($s->error_log, qr/SPOOL_ADOPTED file="\Q$dir\E\/$pid-\d+\.spool"/,
+             "$syscall: its journals taken over");
+    }
+    # and steady writes go on in the third worker
+    for (1 .. 100) {
+        my ($bad) = calls($s, $n);
+        is($bad, 0, "call $n") or last if $bad;
+        lag($n - 50) unless $n % 25;
+        $n++;
+    }
+    release();
+    my $want = ($n - 5000) . ' ' . (2 * ($n - 5001) + 1);
+    ok(wait_stored_between($want, 30, 5000, $n - 1), 'every write, once')
+        or diag stored_between(5000, $n - 1) . ", wanted $want";
+    ok(wait_until(sub { spool_total($s, 'files') == 0 }, 10), 'the spool emptied');
+    unlike($s->error_log, qr/CRM_LOST|CRM_QUEUE_FULL|SPOOL_WRITE_FAILED|SPOOL_ROTATE_FAILED/, 'nothing lost');
+    ok($s->stop, 'stopped');
+    is(join(' ', glob("$dir/*")), '', 'no journal left');
+    unlink $log;
+    unhold();
+};
+}
 
 SKIP: {
     my $dir = spool_dir();
