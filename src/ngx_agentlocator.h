@@ -267,6 +267,20 @@ typedef enum {
 } ngx_agentlocator_refusal_e;
 
 
+/*
+ * A call as every registry function that finds one by CallSid takes it:
+ * the CallSid, already checked by the caller (ngx_agentlocator_valid_sid,
+ * "CA" and 32 hex digits: the registry reads and hashes 34 bytes and
+ * checks nothing), and its keyed hash from ngx_agentlocator_registry_ref(),
+ * made once per request or stream however many registry calls follow.
+ */
+
+typedef struct {
+    ngx_str_t                     sid;
+    uint64_t                      hash;
+} ngx_agentlocator_call_ref_t;
+
+
 /* Who holds a call's live stream: a worker and its connection there. */
 
 typedef struct {
@@ -524,7 +538,7 @@ typedef struct {
 /* What a webhook tells the registry about a call. */
 
 typedef struct {
-    ngx_str_t                     call_sid;
+    ngx_agentlocator_call_ref_t   call;
     ngx_str_t                     account_sid;
     ngx_str_t                     from;
     ngx_str_t                     to;
@@ -661,8 +675,10 @@ char *ngx_agentlocator_registry_zone(ngx_conf_t *cf,
     ngx_agentlocator_main_conf_t *amcf, ngx_str_t *name, ngx_str_t *size);
 ngx_agentlocator_registry_t *ngx_agentlocator_registry_get(
     ngx_agentlocator_main_conf_t *amcf);
+void ngx_agentlocator_registry_ref(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_call_ref_t *ref);
 void ngx_agentlocator_registry_prefetch(ngx_agentlocator_registry_t *reg,
-    ngx_str_t *call_sid);
+    ngx_agentlocator_call_ref_t *ref);
 void ngx_agentlocator_registry_init_worker(ngx_cycle_t *cycle);
 void ngx_agentlocator_registry_wake(ngx_agentlocator_wake_pt waker,
     ngx_msec_t at);
@@ -679,24 +695,26 @@ ngx_int_t ngx_agentlocator_registry_incoming(ngx_agentlocator_registry_t *reg,
     ngx_uint_t *created);
 ngx_int_t ngx_agentlocator_registry_stream_event(
     ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
-    ngx_str_t *call_sid, ngx_uint_t started, ngx_uint_t error,
+    ngx_agentlocator_call_ref_t *ref, ngx_uint_t started, ngx_uint_t error,
     ngx_str_t *stream_sid);
 ngx_int_t ngx_agentlocator_registry_stream_ended(
     ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
-    ngx_str_t *call_sid, ngx_uint_t give_up_waiting, ngx_uint_t *answer);
+    ngx_agentlocator_call_ref_t *ref, ngx_uint_t give_up_waiting,
+    ngx_uint_t *answer);
 ngx_int_t ngx_agentlocator_registry_recording(
-    ngx_agentlocator_registry_t *reg, ngx_str_t *call_sid);
+    ngx_agentlocator_registry_t *reg, ngx_agentlocator_call_ref_t *ref);
 ngx_int_t ngx_agentlocator_registry_call_status(
     ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
-    ngx_str_t *call_sid, ngx_str_t *status, ngx_uint_t terminal);
+    ngx_agentlocator_call_ref_t *ref, ngx_str_t *status,
+    ngx_uint_t terminal);
 ngx_int_t ngx_agentlocator_registry_stream_attach(
     ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
-    ngx_str_t *call_sid, ngx_str_t *stream_sid, ngx_str_t *account_sid,
-    ngx_agentlocator_stream_ref_t *stream, ngx_pid_t dead_owner,
-    ngx_uint_t *refusal, ngx_pid_t *owner);
+    ngx_agentlocator_call_ref_t *ref, ngx_str_t *stream_sid,
+    ngx_str_t *account_sid, ngx_agentlocator_stream_ref_t *stream,
+    ngx_pid_t dead_owner, ngx_uint_t *refusal, ngx_pid_t *owner);
 ngx_int_t ngx_agentlocator_registry_stream_update(
     ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
-    ngx_str_t *call_sid, ngx_agentlocator_stream_ref_t *stream,
+    ngx_agentlocator_call_ref_t *ref, ngx_agentlocator_stream_ref_t *stream,
     ngx_agentlocator_stream_media_t *media, ngx_uint_t event,
     ngx_agentlocator_claim_t *claim);
 ngx_uint_t ngx_agentlocator_registry_due(ngx_agentlocator_registry_t *reg,
@@ -704,7 +722,7 @@ ngx_uint_t ngx_agentlocator_registry_due(ngx_agentlocator_registry_t *reg,
     ngx_uint_t max, ngx_msec_t *next);
 ngx_int_t ngx_agentlocator_registry_attempt_done(
     ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
-    u_char *call_sid, ngx_uint_t attempt, ngx_uint_t result,
+    ngx_agentlocator_call_ref_t *ref, ngx_uint_t attempt, ngx_uint_t result,
     ngx_uint_t status, ngx_msec_t retry_at);
 const char *ngx_agentlocator_call_state_name(ngx_uint_t state);
 const char *ngx_agentlocator_reason_name(ngx_uint_t reason);
@@ -900,8 +918,8 @@ char *ngx_agentlocator_watchdog_conf(ngx_conf_t *cf,
 ngx_int_t ngx_agentlocator_watchdog_init_worker(ngx_cycle_t *cycle);
 void ngx_agentlocator_watchdog_exit_worker(ngx_cycle_t *cycle);
 ngx_uint_t ngx_agentlocator_watchdog_on(void);
-void ngx_agentlocator_watchdog_stream_silent(ngx_str_t *call_sid,
-    ngx_agentlocator_stream_ref_t *stream,
+void ngx_agentlocator_watchdog_stream_silent(
+    ngx_agentlocator_call_ref_t *ref, ngx_agentlocator_stream_ref_t *stream,
     ngx_agentlocator_stream_media_t *media);
 
 /* ngx_agentlocator_media_handshake.c */

@@ -10,6 +10,10 @@
  * redirect.  Until one of those happened (or a final call_status), some
  * deadline in the tree will make a worker look at the call, never before
  * the moment the caller's silence began plus its timeout.
+ *
+ * A call is named by a ngx_agentlocator_call_ref_t: a CallSid its caller
+ * checked, hashed once by ngx_agentlocator_registry_ref(); nothing here
+ * checks or hashes it again.
  */
 
 
@@ -78,7 +82,7 @@ ngx_agentlocator_registry_incoming(ngx_agentlocator_registry_t *reg,
 
     ngx_agentlocator_registry_lock(reg);
 
-    call = ngx_agentlocator_registry_lookup(reg->sh, &info->call_sid);
+    call = ngx_agentlocator_registry_lookup(reg->sh, &info->call);
 
     if (call && call->state != NGX_AGENTLOCATOR_CALL_COMPLETED) {
         ngx_agentlocator_registry_touch(reg, call, now);
@@ -86,7 +90,7 @@ ngx_agentlocator_registry_incoming(ngx_agentlocator_registry_t *reg,
         return NGX_OK;
     }
 
-    if (call || ngx_agentlocator_registry_ended(reg, to, &info->call_sid)) {
+    if (call || ngx_agentlocator_registry_ended(reg, to, &info->call)) {
         reg->sh->replays++;
         ngx_agentlocator_registry_unlock(reg);
         return NGX_DECLINED;
@@ -95,7 +99,7 @@ ngx_agentlocator_registry_incoming(ngx_agentlocator_registry_t *reg,
     ngx_agentlocator_registry_expire(reg, to, now,
                                      NGX_AGENTLOCATOR_EXPIRE_BATCH);
 
-    call = ngx_agentlocator_registry_new(reg, to, &info->call_sid,
+    call = ngx_agentlocator_registry_new(reg, to, &info->call,
                                          now + to->start_timeout, now);
     if (call == NULL) {
         ngx_agentlocator_registry_unlock(reg);
@@ -135,8 +139,8 @@ ngx_agentlocator_registry_incoming(ngx_agentlocator_registry_t *reg,
 
 ngx_int_t
 ngx_agentlocator_registry_stream_event(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid, ngx_uint_t started,
-    ngx_uint_t error, ngx_str_t *stream_sid)
+    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_call_ref_t *ref,
+    ngx_uint_t started, ngx_uint_t error, ngx_str_t *stream_sid)
 {
     ngx_uint_t                same, state;
     ngx_msec_t                now;
@@ -144,7 +148,7 @@ ngx_agentlocator_registry_stream_event(ngx_agentlocator_registry_t *reg,
 
     now = ngx_current_msec;
 
-    call = ngx_agentlocator_registry_lock_call(reg, call_sid);
+    call = ngx_agentlocator_registry_lock_call(reg, ref);
     if (call == NULL) {
         return NGX_DECLINED;
     }
@@ -211,14 +215,14 @@ ngx_agentlocator_registry_stream_event(ngx_agentlocator_registry_t *reg,
 
 ngx_int_t
 ngx_agentlocator_registry_stream_ended(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid,
+    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_call_ref_t *ref,
     ngx_uint_t give_up_waiting, ngx_uint_t *answer)
 {
     ngx_agentlocator_call_t  *call;
 
     *answer = NGX_AGENTLOCATOR_ENDED_FALLBACK;
 
-    call = ngx_agentlocator_registry_lock_call(reg, call_sid);
+    call = ngx_agentlocator_registry_lock_call(reg, ref);
     if (call == NULL) {
         return NGX_DECLINED;
     }
@@ -269,11 +273,11 @@ ngx_agentlocator_registry_stream_ended(ngx_agentlocator_registry_t *reg,
 
 ngx_int_t
 ngx_agentlocator_registry_recording(ngx_agentlocator_registry_t *reg,
-    ngx_str_t *call_sid)
+    ngx_agentlocator_call_ref_t *ref)
 {
     ngx_agentlocator_call_t  *call;
 
-    call = ngx_agentlocator_registry_lock_call(reg, call_sid);
+    call = ngx_agentlocator_registry_lock_call(reg, ref);
     if (call == NULL) {
         return NGX_DECLINED;
     }
@@ -296,15 +300,15 @@ ngx_agentlocator_registry_recording(ngx_agentlocator_registry_t *reg,
 
 ngx_int_t
 ngx_agentlocator_registry_call_status(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid, ngx_str_t *status,
-    ngx_uint_t terminal)
+    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_call_ref_t *ref,
+    ngx_str_t *status, ngx_uint_t terminal)
 {
     ngx_msec_t                now;
     ngx_agentlocator_call_t  *call;
 
     now = ngx_current_msec;
 
-    call = ngx_agentlocator_registry_lock_call(reg, call_sid);
+    call = ngx_agentlocator_registry_lock_call(reg, ref);
     if (call == NULL) {
         return NGX_DECLINED;
     }
@@ -340,7 +344,7 @@ ngx_agentlocator_registry_call_status(ngx_agentlocator_registry_t *reg,
 
 ngx_int_t
 ngx_agentlocator_registry_stream_attach(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid,
+    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_call_ref_t *ref,
     ngx_str_t *stream_sid, ngx_str_t *account_sid,
     ngx_agentlocator_stream_ref_t *stream, ngx_pid_t dead_owner,
     ngx_uint_t *refusal, ngx_pid_t *owner)
@@ -352,7 +356,7 @@ ngx_agentlocator_registry_stream_attach(ngx_agentlocator_registry_t *reg,
     now = ngx_current_msec;
     *owner = 0;
 
-    call = ngx_agentlocator_registry_lock_call(reg, call_sid);
+    call = ngx_agentlocator_registry_lock_call(reg, ref);
     if (call == NULL) {
         *refusal = NGX_AGENTLOCATOR_REFUSE_UNKNOWN;
         return NGX_DECLINED;
@@ -435,7 +439,7 @@ refused:
 
 ngx_int_t
 ngx_agentlocator_registry_stream_update(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid,
+    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_call_ref_t *ref,
     ngx_agentlocator_stream_ref_t *stream,
     ngx_agentlocator_stream_media_t *media,
     ngx_uint_t event, ngx_agentlocator_claim_t *claim)
@@ -447,7 +451,7 @@ ngx_agentlocator_registry_stream_update(ngx_agentlocator_registry_t *reg,
 
     now = ngx_current_msec;
 
-    call = ngx_agentlocator_registry_lock_call(reg, call_sid);
+    call = ngx_agentlocator_registry_lock_call(reg, ref);
     if (call == NULL) {
         return NGX_DECLINED;
     }
@@ -657,20 +661,17 @@ ngx_agentlocator_registry_due(ngx_agentlocator_registry_t *reg,
 
 ngx_int_t
 ngx_agentlocator_registry_attempt_done(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, u_char *call_sid, ngx_uint_t attempt,
-    ngx_uint_t result, ngx_uint_t status, ngx_msec_t retry_at)
+    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_call_ref_t *ref,
+    ngx_uint_t attempt, ngx_uint_t result, ngx_uint_t status,
+    ngx_msec_t retry_at)
 {
-    ngx_str_t                 sid;
     ngx_uint_t                state;
     ngx_msec_t                now;
     ngx_agentlocator_call_t  *call;
 
     now = ngx_current_msec;
 
-    sid.data = call_sid;
-    sid.len = NGX_AGENTLOCATOR_SID_LEN;
-
-    call = ngx_agentlocator_registry_lock_call(reg, &sid);
+    call = ngx_agentlocator_registry_lock_call(reg, ref);
     if (call == NULL) {
         return NGX_DECLINED;
     }

@@ -315,7 +315,7 @@ ngx_agentlocator_crm_incoming(ngx_agentlocator_call_info_t *info)
     ngx_str_t   params[5];
     ngx_uint_t  i;
 
-    params[0] = info->call_sid;
+    params[0] = info->call.sid;
     params[1] = info->account_sid;
     params[2] = info->from;
     params[3] = info->to;

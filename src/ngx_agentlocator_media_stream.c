@@ -67,6 +67,7 @@ struct ngx_agentlocator_media_s {
 
     u_char                            call_sid[NGX_AGENTLOCATOR_SID_LEN];
     u_char                            stream_sid[NGX_AGENTLOCATOR_SID_LEN];
+    ngx_agentlocator_call_ref_t       call;        /* call_sid, hashed once */
     ngx_agentlocator_stream_ref_t     ref;         /* us, in the registry */
 
     /* the call the per-call stream URL named; empty on the plain URL */
@@ -125,8 +126,8 @@ static void ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
 static ngx_int_t ngx_agentlocator_media_attach(ngx_agentlocator_media_t *ms,
     ngx_str_t *call_sid, ngx_str_t *stream_sid, ngx_str_t *account_sid);
 static ngx_int_t ngx_agentlocator_media_take_call(ngx_agentlocator_media_t *ms,
-    ngx_str_t *call_sid, ngx_str_t *stream_sid, ngx_str_t *account_sid,
-    ngx_uint_t *refusal, ngx_pid_t *owner);
+    ngx_str_t *stream_sid, ngx_str_t *account_sid, ngx_uint_t *refusal,
+    ngx_pid_t *owner);
 static void ngx_agentlocator_media_audio(ngx_agentlocator_media_t *ms,
     ngx_agentlocator_twilio_event_t *ev);
 static void ngx_agentlocator_media_silence_handler(ngx_event_t *ev);
@@ -856,6 +857,14 @@ ngx_agentlocator_media_start(ngx_agentlocator_media_t *ms,
     ms->has_call = 1;
     ms->has_stream = 1;
 
+    /* checked above: the registry's name for the call from now on */
+    ms->call.sid.data = ms->call_sid;
+    ms->call.sid.len = NGX_AGENTLOCATOR_SID_LEN;
+
+    if (ms->registry) {
+        ngx_agentlocator_registry_ref(ms->registry, &ms->call);
+    }
+
     ms->media_started = ngx_current_msec;
     ms->last_flush = ngx_current_msec;
 
@@ -980,8 +989,8 @@ ngx_agentlocator_media_attach(ngx_agentlocator_media_t *ms,
         why = "no_registry";
         reason = "no registry to find the call in";
 
-    } else if (ngx_agentlocator_media_take_call(ms, call_sid, stream_sid,
-                                                account_sid, &refusal, &owner)
+    } else if (ngx_agentlocator_media_take_call(ms, stream_sid, account_sid,
+                                                &refusal, &owner)
                == NGX_OK)
     {
         ms->attached = 1;
@@ -1025,13 +1034,13 @@ ngx_agentlocator_media_attach(ngx_agentlocator_media_t *ms,
 
 static ngx_int_t
 ngx_agentlocator_media_take_call(ngx_agentlocator_media_t *ms,
-    ngx_str_t *call_sid, ngx_str_t *stream_sid, ngx_str_t *account_sid,
-    ngx_uint_t *refusal, ngx_pid_t *owner)
+    ngx_str_t *stream_sid, ngx_str_t *account_sid, ngx_uint_t *refusal,
+    ngx_pid_t *owner)
 {
     ngx_int_t  rc;
 
     rc = ngx_agentlocator_registry_stream_attach(ms->registry,
-             &ms->amcf->timeouts, call_sid, stream_sid, account_sid,
+             &ms->amcf->timeouts, &ms->call, stream_sid, account_sid,
              &ms->ref, 0, refusal, owner);
 
     if (rc == NGX_DECLINED && *refusal == NGX_AGENTLOCATOR_REFUSE_LIVE
@@ -1040,7 +1049,7 @@ ngx_agentlocator_media_take_call(ngx_agentlocator_media_t *ms,
     {
         /* its worker died, and its stream with it */
         rc = ngx_agentlocator_registry_stream_attach(ms->registry,
-                 &ms->amcf->timeouts, call_sid, stream_sid, account_sid,
+                 &ms->amcf->timeouts, &ms->call, stream_sid, account_sid,
                  &ms->ref, *owner, refusal, owner);
     }
 
@@ -1161,7 +1170,6 @@ ngx_agentlocator_media_silence_handler(ngx_event_t *ev)
 static void
 ngx_agentlocator_media_flush(ngx_agentlocator_media_t *ms, ngx_uint_t event)
 {
-    ngx_str_t                         call_sid;
     ngx_agentlocator_stream_media_t   media;
     ngx_agentlocator_registry_sh_t   *sh;
 
@@ -1177,20 +1185,17 @@ ngx_agentlocator_media_flush(ngx_agentlocator_media_t *ms, ngx_uint_t event)
     (void) ngx_atomic_fetch_add(&sh->ws_bytes, ms->unflushed_bytes);
 
     if (ms->attached) {
-        call_sid.data = ms->call_sid;
-        call_sid.len = NGX_AGENTLOCATOR_SID_LEN;
-
         media.frames = ms->unflushed_frames;
         media.bytes = ms->unflushed_bytes;
         media.last = ms->last_media;
 
         if (event == NGX_AGENTLOCATOR_STREAM_SILENT) {
-            ngx_agentlocator_watchdog_stream_silent(&call_sid, &ms->ref,
+            ngx_agentlocator_watchdog_stream_silent(&ms->call, &ms->ref,
                                                     &media);
 
         } else {
             (void) ngx_agentlocator_registry_stream_update(ms->registry,
-                       &ms->amcf->timeouts, &call_sid, &ms->ref, &media,
+                       &ms->amcf->timeouts, &ms->call, &ms->ref, &media,
                        event, NULL);
         }
     }

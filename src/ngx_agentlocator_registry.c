@@ -363,13 +363,13 @@ ngx_agentlocator_registry_wake(ngx_agentlocator_wake_pt waker, ngx_msec_t at)
 
 ngx_agentlocator_call_t *
 ngx_agentlocator_registry_lock_call(ngx_agentlocator_registry_t *reg,
-    ngx_str_t *call_sid)
+    ngx_agentlocator_call_ref_t *ref)
 {
     ngx_agentlocator_call_t  *call;
 
     ngx_agentlocator_registry_lock(reg);
 
-    call = ngx_agentlocator_registry_lookup(reg->sh, call_sid);
+    call = ngx_agentlocator_registry_lookup(reg->sh, ref);
 
     if (call == NULL) {
         ngx_agentlocator_registry_unlock(reg);
@@ -470,19 +470,17 @@ ngx_agentlocator_registry_link(ngx_agentlocator_registry_sh_t *sh,
 }
 
 
+/* "ref": a checked CallSid and its hash (ngx_agentlocator_call_ref_t) */
+
 ngx_agentlocator_call_t *
 ngx_agentlocator_registry_lookup(ngx_agentlocator_registry_sh_t *sh,
-    ngx_str_t *call_sid)
+    ngx_agentlocator_call_ref_t *ref)
 {
     uint32_t                  hash;
     ngx_uint_t                i;
     ngx_agentlocator_call_t  *call;
 
-    if (call_sid->len != NGX_AGENTLOCATOR_SID_LEN) {
-        return NULL;
-    }
-
-    hash = (uint32_t) ngx_agentlocator_registry_hash(sh, call_sid->data);
+    hash = (uint32_t) ref->hash;
 
     for (i = hash & sh->index_mask; /* void */ ; i = (i + 1) & sh->index_mask)
     {
@@ -493,7 +491,7 @@ ngx_agentlocator_registry_lookup(ngx_agentlocator_registry_sh_t *sh,
         }
 
         if (call->hash == hash
-            && ngx_memcmp(call->call_sid, call_sid->data,
+            && ngx_memcmp(call->call_sid, ref->sid.data,
                           NGX_AGENTLOCATOR_SID_LEN) == 0)
         {
             return call;
@@ -568,8 +566,8 @@ ngx_agentlocator_index_delete(ngx_agentlocator_registry_sh_t *sh,
 
 ngx_agentlocator_call_t *
 ngx_agentlocator_registry_new(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid, ngx_msec_t due,
-    ngx_msec_t now)
+    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_call_ref_t *ref,
+    ngx_msec_t due, ngx_msec_t now)
 {
     ngx_uint_t                       i, slot;
     ngx_agentlocator_call_t         *call;
@@ -616,8 +614,8 @@ ngx_agentlocator_registry_new(ngx_agentlocator_registry_t *reg,
     call->created_at = ngx_time();
     call->updated = now;
 
-    ngx_memcpy(call->call_sid, call_sid->data, NGX_AGENTLOCATOR_SID_LEN);
-    call->hash = (uint32_t) ngx_agentlocator_registry_hash(sh, call->call_sid);
+    ngx_memcpy(call->call_sid, ref->sid.data, NGX_AGENTLOCATOR_SID_LEN);
+    call->hash = (uint32_t) ref->hash;
     call->deadline.key = due ? due : 1;
 
     return call;
@@ -981,35 +979,32 @@ ngx_agentlocator_registry_wake_check(ngx_msec_t due)
 
 
 /*
- * A webhook hashes its CallSid up to four times (prefetch, lookup, the
- * ended set, the new entry): the last result is kept, keyed by all of
- * the hash's inputs (key and SID), so a hit is always the same value.
+ * The hash of ref->sid, a CallSid the caller checked
+ * (ngx_agentlocator_valid_sid): made here once by whoever holds the SID (a
+ * webhook, a stream, the watchdog) for all the registry calls that follow,
+ * up to four per webhook (prefetch, lookup, the ended set, the new entry).
+ * The hash is keyed by the zone: "reg" is the one "ref" is used with.
+ */
+
+void
+ngx_agentlocator_registry_ref(ngx_agentlocator_registry_t *reg,
+    ngx_agentlocator_call_ref_t *ref)
+{
+    ref->hash = ngx_agentlocator_registry_hash(reg->sh, ref->sid.data);
+}
+
+
+/*
+ * The keyed hash of a CallSid: the index's slot (its low 32 bits, kept in
+ * the entry) and the ended calls' set and tag (all 64).
  */
 
 static uint64_t
 ngx_agentlocator_registry_hash(ngx_agentlocator_registry_sh_t *sh,
     u_char *call_sid)
 {
-    static uint64_t    last_hash;
-    static u_char      last_key[NGX_AGENTLOCATOR_SIPHASH_KEY_LEN];
-    static u_char      last_sid[NGX_AGENTLOCATOR_SID_LEN];
-    static ngx_uint_t  last_set;
-
-    if (last_set
-        && ngx_memcmp(last_sid, call_sid, NGX_AGENTLOCATOR_SID_LEN) == 0
-        && ngx_memcmp(last_key, sh->hash_key,
-                      NGX_AGENTLOCATOR_SIPHASH_KEY_LEN) == 0)
-    {
-        return last_hash;
-    }
-
-    last_hash = ngx_agentlocator_siphash24(sh->hash_key, call_sid,
-                                           NGX_AGENTLOCATOR_SID_LEN);
-    ngx_memcpy(last_sid, call_sid, NGX_AGENTLOCATOR_SID_LEN);
-    ngx_memcpy(last_key, sh->hash_key, NGX_AGENTLOCATOR_SIPHASH_KEY_LEN);
-    last_set = 1;
-
-    return last_hash;
+    return ngx_agentlocator_siphash24(sh->hash_key, call_sid,
+                                      NGX_AGENTLOCATOR_SID_LEN);
 }
 
 
@@ -1041,6 +1036,7 @@ ngx_agentlocator_registry_remember(ngx_agentlocator_registry_sh_t *sh,
     uint16_t    age, oldest;
     ngx_uint_t  i, now;
 
+    /* the entry keeps 32 bits of it: the set and the tag need all 64 */
     h = ngx_agentlocator_registry_hash(sh, call->call_sid);
     tag = ngx_agentlocator_ended_tag(h);
     set = ngx_agentlocator_ended_set(sh, h);
@@ -1084,22 +1080,15 @@ ngx_agentlocator_registry_remember(ngx_agentlocator_registry_sh_t *sh,
 
 void
 ngx_agentlocator_registry_prefetch(ngx_agentlocator_registry_t *reg,
-    ngx_str_t *call_sid)
+    ngx_agentlocator_call_ref_t *ref)
 {
 #if (defined __GNUC__ || defined __clang__)
-    uint64_t                         h;
     ngx_agentlocator_registry_sh_t  *sh;
-
-    if (reg == NULL || call_sid->len != NGX_AGENTLOCATOR_SID_LEN) {
-        return;
-    }
 
     sh = reg->sh;
 
-    h = ngx_agentlocator_registry_hash(sh, call_sid->data);
-
-    __builtin_prefetch(&sh->index[(uint32_t) h & sh->index_mask]);
-    __builtin_prefetch(ngx_agentlocator_ended_set(sh, h));
+    __builtin_prefetch(&sh->index[(uint32_t) ref->hash & sh->index_mask]);
+    __builtin_prefetch(ngx_agentlocator_ended_set(sh, ref->hash));
 #endif
 }
 
@@ -1108,20 +1097,16 @@ ngx_agentlocator_registry_prefetch(ngx_agentlocator_registry_t *reg,
 
 ngx_uint_t
 ngx_agentlocator_registry_ended(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid)
+    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_call_ref_t *ref)
 {
     uint64_t                         h, tag, *set;
     ngx_uint_t                       i, now, minutes;
     ngx_agentlocator_registry_sh_t  *sh;
 
-    if (call_sid->len != NGX_AGENTLOCATOR_SID_LEN) {
-        return 0;
-    }
-
     sh = reg->sh;
     minutes = ngx_agentlocator_ended_minutes(to);
 
-    h = ngx_agentlocator_registry_hash(sh, call_sid->data);
+    h = ref->hash;
     tag = ngx_agentlocator_ended_tag(h);
     set = ngx_agentlocator_ended_set(sh, h);
     now = (ngx_uint_t) ngx_time() / 60;

@@ -25,18 +25,18 @@ typedef enum {
 void ngx_agentlocator_registry_lock(ngx_agentlocator_registry_t *reg);
 void ngx_agentlocator_registry_unlock(ngx_agentlocator_registry_t *reg);
 ngx_agentlocator_call_t *ngx_agentlocator_registry_lookup(
-    ngx_agentlocator_registry_sh_t *sh, ngx_str_t *call_sid);
+    ngx_agentlocator_registry_sh_t *sh, ngx_agentlocator_call_ref_t *ref);
 ngx_agentlocator_call_t *ngx_agentlocator_registry_lock_call(
-    ngx_agentlocator_registry_t *reg, ngx_str_t *call_sid);
+    ngx_agentlocator_registry_t *reg, ngx_agentlocator_call_ref_t *ref);
 ngx_agentlocator_call_t *ngx_agentlocator_registry_new(
     ngx_agentlocator_registry_t *reg, ngx_agentlocator_timeouts_t *to,
-    ngx_str_t *call_sid, ngx_msec_t due, ngx_msec_t now);
+    ngx_agentlocator_call_ref_t *ref, ngx_msec_t due, ngx_msec_t now);
 void ngx_agentlocator_registry_insert(ngx_agentlocator_registry_t *reg,
     ngx_agentlocator_call_t *call);
 void ngx_agentlocator_registry_free(ngx_agentlocator_registry_t *reg,
     ngx_agentlocator_timeouts_t *to, ngx_agentlocator_call_t *call);
 ngx_uint_t ngx_agentlocator_registry_ended(ngx_agentlocator_registry_t *reg,
-    ngx_agentlocator_timeouts_t *to, ngx_str_t *call_sid);
+    ngx_agentlocator_timeouts_t *to, ngx_agentlocator_call_ref_t *ref);
 void ngx_agentlocator_registry_refile(ngx_agentlocator_registry_t *reg,
     ngx_agentlocator_call_t *call, ngx_msec_t due);
 void ngx_agentlocator_registry_touch(ngx_agentlocator_registry_t *reg,

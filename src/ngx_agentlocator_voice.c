@@ -4,7 +4,9 @@
  * authenticate it, update the registry, answer TwiML.  Bad input gets a 4xx
  * with a reason; trouble of our own never becomes a 5xx for Twilio: the
  * caller gets the fallback (a recording) instead of "an application error
- * has occurred".
+ * has occurred".  The CallSid is checked once, where the form is read: the
+ * handlers get it as a ngx_agentlocator_call_ref_t, checked and (when there
+ * is a registry) hashed, and neither they nor the registry check it again.
  */
 
 
@@ -24,18 +26,18 @@ typedef struct {
     ngx_event_t                   poll;
     ngx_msec_t                    since;
     ngx_msec_t                    until;
-    ngx_str_t                     call_sid;
+    ngx_agentlocator_call_ref_t   call;         /* its SID copied */
 } ngx_agentlocator_ended_wait_t;
 
 
 static void ngx_agentlocator_voice_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_agentlocator_voice_process(ngx_http_request_t *r);
 static ngx_int_t ngx_agentlocator_voice_incoming_call(ngx_http_request_t *r,
-    ngx_agentlocator_form_t *form, ngx_str_t *call_sid);
+    ngx_agentlocator_form_t *form, ngx_agentlocator_call_ref_t *call);
 static ngx_int_t ngx_agentlocator_voice_stream_status(ngx_http_request_t *r,
-    ngx_agentlocator_form_t *form, ngx_str_t *call_sid);
+    ngx_agentlocator_form_t *form, ngx_agentlocator_call_ref_t *call);
 static ngx_int_t ngx_agentlocator_voice_stream_ended(ngx_http_request_t *r,
-    ngx_str_t *call_sid);
+    ngx_agentlocator_call_ref_t *call);
 static void ngx_agentlocator_voice_ended_poll(ngx_event_t *ev);
 static void ngx_agentlocator_voice_ended_cleanup(void *data);
 static ngx_int_t ngx_agentlocator_voice_ended_answer(ngx_http_request_t *r,
@@ -44,9 +46,9 @@ static ngx_int_t ngx_agentlocator_voice_ended_answer(ngx_http_request_t *r,
 static void ngx_agentlocator_voice_recording_sid(ngx_str_t *url,
     ngx_str_t *sid);
 static ngx_int_t ngx_agentlocator_voice_handle_recording(ngx_http_request_t *r,
-    ngx_agentlocator_form_t *form, ngx_str_t *call_sid);
+    ngx_agentlocator_form_t *form, ngx_agentlocator_call_ref_t *call);
 static ngx_int_t ngx_agentlocator_voice_call_status(ngx_http_request_t *r,
-    ngx_agentlocator_form_t *form, ngx_str_t *call_sid);
+    ngx_agentlocator_form_t *form, ngx_agentlocator_call_ref_t *call);
 static ngx_int_t ngx_agentlocator_voice_degraded(ngx_http_request_t *r);
 static ngx_int_t ngx_agentlocator_voice_twiml(ngx_http_request_t *r,
     ngx_str_t *twiml);
@@ -81,9 +83,12 @@ ngx_agentlocator_voice_process(ngx_http_request_t *r)
 {
     ngx_int_t                     rc;
     ngx_str_t                     body, call_sid;
+    ngx_uint_t                    sid_ok;
     const char                   *err;
     ngx_agentlocator_form_t      *form;
+    ngx_agentlocator_call_ref_t   call;
     ngx_agentlocator_loc_conf_t  *alcf;
+    ngx_agentlocator_registry_t  *reg;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentlocator_module);
 
@@ -120,10 +125,24 @@ ngx_agentlocator_voice_process(ngx_http_request_t *r)
         ngx_str_null(&call_sid);
     }
 
-    /* the registry's cache misses run during the signature's hashing */
-    ngx_agentlocator_registry_prefetch(ngx_agentlocator_registry_get(
-        ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module)),
-        &call_sid);
+    /*
+     * The CallSid's one check: every handler below, the registry, the CRM
+     * and the log lines take it as checked.  Its verdict is told after
+     * the signature's, so that strangers learn nothing.
+     */
+    sid_ok = (ngx_agentlocator_valid_sid(&call_sid, "CA") == NGX_OK);
+
+    reg = ngx_agentlocator_registry_get(
+              ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module));
+
+    call.sid = call_sid;
+    call.hash = 0;
+
+    if (sid_ok && reg) {
+        /* one hash for every registry call; its loads overlap the HMAC */
+        ngx_agentlocator_registry_ref(reg, &call);
+        ngx_agentlocator_registry_prefetch(reg, &call);
+    }
 
     /* authenticate before judging the content: strangers learn nothing */
 
@@ -145,7 +164,7 @@ ngx_agentlocator_voice_process(ngx_http_request_t *r)
                                             "missing CallSid");
     }
 
-    if (ngx_agentlocator_valid_sid(&call_sid, "CA") != NGX_OK) {
+    if (!sid_ok) {
         return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
                                             "malformed CallSid");
     }
@@ -153,30 +172,30 @@ ngx_agentlocator_voice_process(ngx_http_request_t *r)
     switch (alcf->voice) {
 
     case NGX_AGENTLOCATOR_VOICE_INCOMING_CALL:
-        return ngx_agentlocator_voice_incoming_call(r, form, &call_sid);
+        return ngx_agentlocator_voice_incoming_call(r, form, &call);
 
     case NGX_AGENTLOCATOR_VOICE_STREAM_STATUS:
-        return ngx_agentlocator_voice_stream_status(r, form, &call_sid);
+        return ngx_agentlocator_voice_stream_status(r, form, &call);
 
     case NGX_AGENTLOCATOR_VOICE_STREAM_ENDED:
-        return ngx_agentlocator_voice_stream_ended(r, &call_sid);
+        return ngx_agentlocator_voice_stream_ended(r, &call);
 
     case NGX_AGENTLOCATOR_VOICE_HANDLE_RECORDING:
-        return ngx_agentlocator_voice_handle_recording(r, form, &call_sid);
+        return ngx_agentlocator_voice_handle_recording(r, form, &call);
 
     default: /* NGX_AGENTLOCATOR_VOICE_CALL_STATUS */
-        return ngx_agentlocator_voice_call_status(r, form, &call_sid);
+        return ngx_agentlocator_voice_call_status(r, form, &call);
     }
 }
 
 
 static ngx_int_t
 ngx_agentlocator_voice_incoming_call(ngx_http_request_t *r,
-    ngx_agentlocator_form_t *form, ngx_str_t *call_sid)
+    ngx_agentlocator_form_t *form, ngx_agentlocator_call_ref_t *call)
 {
     u_char                         safe[80];
     ngx_int_t                      rc;
-    ngx_str_t                      twiml, idempotency;
+    ngx_str_t                      twiml, idempotency, *call_sid;
     ngx_table_elt_t               *h;
     ngx_uint_t                     created;
     ngx_agentlocator_registry_t   *reg;
@@ -187,8 +206,10 @@ ngx_agentlocator_voice_incoming_call(ngx_http_request_t *r,
     amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
     ascf = ngx_http_get_module_srv_conf(r, ngx_http_agentlocator_module);
 
+    call_sid = &call->sid;
+
     ngx_memzero(&info, sizeof(ngx_agentlocator_call_info_t));
-    info.call_sid = *call_sid;
+    info.call = *call;
 
     /* optional fields: a conflicting repeat is ignored, not trusted */
 
@@ -270,12 +291,12 @@ ngx_agentlocator_voice_incoming_call(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_agentlocator_voice_stream_status(ngx_http_request_t *r,
-    ngx_agentlocator_form_t *form, ngx_str_t *call_sid)
+    ngx_agentlocator_form_t *form, ngx_agentlocator_call_ref_t *call)
 {
     u_char                         safe[32];
     u_char                         key[NGX_AGENTLOCATOR_SID_LEN + 32];
     ngx_int_t                      rc;
-    ngx_str_t                      event, stream_sid;
+    ngx_str_t                      event, stream_sid, *call_sid;
     ngx_uint_t                     started, error;
     ngx_agentlocator_crm_event_t   ev;
 
@@ -284,6 +305,7 @@ ngx_agentlocator_voice_stream_status(ngx_http_request_t *r,
     ngx_agentlocator_main_conf_t  *amcf;
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
+    call_sid = &call->sid;
 
     if (ngx_agentlocator_form_get(form, "StreamEvent", &event) != NGX_OK) {
         ngx_str_null(&event);
@@ -317,7 +339,7 @@ ngx_agentlocator_voice_stream_status(ngx_http_request_t *r,
     reg = ngx_agentlocator_registry_get(amcf);
 
     rc = reg ? ngx_agentlocator_registry_stream_event(reg, &amcf->timeouts,
-                                                      call_sid, started, error,
+                                                      call, started, error,
                                                       &stream_sid)
              : NGX_DECLINED;
 
@@ -355,7 +377,7 @@ ngx_agentlocator_voice_stream_status(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_agentlocator_voice_stream_ended(ngx_http_request_t *r,
-    ngx_str_t *call_sid)
+    ngx_agentlocator_call_ref_t *call)
 {
     ngx_int_t                       rc;
     ngx_uint_t                      answer;
@@ -370,12 +392,12 @@ ngx_agentlocator_voice_stream_ended(ngx_http_request_t *r,
     answer = NGX_AGENTLOCATOR_ENDED_FALLBACK;
 
     rc = reg ? ngx_agentlocator_registry_stream_ended(reg, &amcf->timeouts,
-                                                      call_sid, 0, &answer)
+                                                      call, 0, &answer)
              : NGX_DECLINED;
 
     if (answer != NGX_AGENTLOCATOR_ENDED_WAIT) {
-        return ngx_agentlocator_voice_ended_answer(r, call_sid, rc == NGX_OK,
-                                                   answer, 0, 0);
+        return ngx_agentlocator_voice_ended_answer(r, &call->sid,
+                                                   rc == NGX_OK, answer, 0, 0);
     }
 
     wait = ngx_pcalloc(r->pool, sizeof(ngx_agentlocator_ended_wait_t));
@@ -385,12 +407,12 @@ ngx_agentlocator_voice_stream_ended(ngx_http_request_t *r,
         goto fallback;
     }
 
-    wait->call_sid.data = ngx_pstrdup(r->pool, call_sid);
-    if (wait->call_sid.data == NULL) {
+    wait->call = *call;
+    wait->call.sid.data = ngx_pstrdup(r->pool, &call->sid);
+    if (wait->call.sid.data == NULL) {
         goto fallback;
     }
 
-    wait->call_sid.len = call_sid->len;
     wait->since = ngx_current_msec;
     wait->until = wait->since + amcf->timeouts.rest_timeout
                   + NGX_AGENTLOCATOR_ENDED_MARGIN;
@@ -420,9 +442,10 @@ fallback:
 
     /* no memory to wait with: give up waiting now */
     (void) ngx_agentlocator_registry_stream_ended(reg, &amcf->timeouts,
-                                                  call_sid, 1, &answer);
+                                                  call, 1, &answer);
 
-    return ngx_agentlocator_voice_ended_answer(r, call_sid, 1, answer, 0, 1);
+    return ngx_agentlocator_voice_ended_answer(r, &call->sid, 1, answer,
+                                               0, 1);
 }
 
 
@@ -446,7 +469,7 @@ ngx_agentlocator_voice_ended_poll(ngx_event_t *ev)
     give_up = ((ngx_msec_int_t) (ngx_current_msec - wait->until) >= 0);
 
     if (ngx_agentlocator_registry_stream_ended(reg, &amcf->timeouts,
-                                               &wait->call_sid, give_up,
+                                               &wait->call, give_up,
                                                &answer)
         != NGX_OK)
     {
@@ -459,7 +482,7 @@ ngx_agentlocator_voice_ended_poll(ngx_event_t *ev)
     }
 
     ngx_http_finalize_request(r,
-        ngx_agentlocator_voice_ended_answer(r, &wait->call_sid, 1, answer,
+        ngx_agentlocator_voice_ended_answer(r, &wait->call.sid, 1, answer,
                                             ngx_current_msec - wait->since,
                                             give_up));
 
@@ -585,15 +608,16 @@ ngx_agentlocator_voice_recording_sid(ngx_str_t *url, ngx_str_t *sid)
 
 static ngx_int_t
 ngx_agentlocator_voice_handle_recording(ngx_http_request_t *r,
-    ngx_agentlocator_form_t *form, ngx_str_t *call_sid)
+    ngx_agentlocator_form_t *form, ngx_agentlocator_call_ref_t *call)
 {
     u_char                         duration[16], recording_sid[40];
     ngx_int_t                      rc;
-    ngx_str_t                      value, sid, url, none;
+    ngx_str_t                      value, sid, url, none, *call_sid;
     ngx_agentlocator_registry_t   *reg;
     ngx_agentlocator_main_conf_t  *amcf;
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
+    call_sid = &call->sid;
 
     if (ngx_agentlocator_form_get(form, "RecordingDuration", &value)
         != NGX_OK)
@@ -621,7 +645,7 @@ ngx_agentlocator_voice_handle_recording(ngx_http_request_t *r,
 
     reg = ngx_agentlocator_registry_get(amcf);
 
-    rc = reg ? ngx_agentlocator_registry_recording(reg, call_sid)
+    rc = reg ? ngx_agentlocator_registry_recording(reg, call)
              : NGX_DECLINED;
 
     ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
@@ -651,11 +675,11 @@ ngx_agentlocator_voice_handle_recording(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_agentlocator_voice_call_status(ngx_http_request_t *r,
-    ngx_agentlocator_form_t *form, ngx_str_t *call_sid)
+    ngx_agentlocator_form_t *form, ngx_agentlocator_call_ref_t *call)
 {
     u_char                         safe[NGX_AGENTLOCATOR_CALL_STATUS_LEN + 1];
     ngx_int_t                      rc;
-    ngx_str_t                      status, duration;
+    ngx_str_t                      status, duration, *call_sid;
     ngx_uint_t                     i, terminal;
     ngx_agentlocator_registry_t   *reg;
     ngx_agentlocator_main_conf_t  *amcf;
@@ -667,6 +691,7 @@ ngx_agentlocator_voice_call_status(ngx_http_request_t *r,
     };
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_agentlocator_module);
+    call_sid = &call->sid;
 
     if (ngx_agentlocator_form_get(form, "CallStatus", &status) != NGX_OK) {
         ngx_str_null(&status);
@@ -690,8 +715,7 @@ ngx_agentlocator_voice_call_status(ngx_http_request_t *r,
     reg = ngx_agentlocator_registry_get(amcf);
 
     rc = reg ? ngx_agentlocator_registry_call_status(reg, &amcf->timeouts,
-                                                     call_sid, &status,
-                                                     terminal)
+                                                     call, &status, terminal)
              : NGX_DECLINED;
 
     ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,

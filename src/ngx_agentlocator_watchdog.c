@@ -62,6 +62,8 @@ static ngx_uint_t ngx_agentlocator_watchdog_room(
     ngx_agentlocator_watchdog_t *wd);
 static void ngx_agentlocator_watchdog_crm(ngx_agentlocator_claim_t *claim,
     const char *outcome, ngx_uint_t http_status, ngx_uint_t code);
+static void ngx_agentlocator_watchdog_call(ngx_agentlocator_watchdog_t *wd,
+    ngx_agentlocator_claim_t *claim, ngx_agentlocator_call_ref_t *ref);
 static void ngx_agentlocator_watchdog_act(ngx_agentlocator_watchdog_t *wd,
     ngx_agentlocator_claim_t *claim);
 static void ngx_agentlocator_watchdog_redirect(
@@ -262,7 +264,7 @@ ngx_agentlocator_watchdog_exit_worker(ngx_cycle_t *cycle)
  */
 
 void
-ngx_agentlocator_watchdog_stream_silent(ngx_str_t *call_sid,
+ngx_agentlocator_watchdog_stream_silent(ngx_agentlocator_call_ref_t *ref,
     ngx_agentlocator_stream_ref_t *stream,
     ngx_agentlocator_stream_media_t *media)
 {
@@ -276,7 +278,7 @@ ngx_agentlocator_watchdog_stream_silent(ngx_str_t *call_sid,
     }
 
     if (ngx_agentlocator_registry_stream_update(wd->registry,
-            &wd->amcf->timeouts, call_sid, stream, media,
+            &wd->amcf->timeouts, ref, stream, media,
             NGX_AGENTLOCATOR_STREAM_SILENT,
             ngx_agentlocator_watchdog_room(wd) ? &claim : NULL)
         == NGX_OK)
@@ -489,12 +491,31 @@ ngx_agentlocator_watchdog_crm(ngx_agentlocator_claim_t *claim,
 }
 
 
+/*
+ * The claimed call as the registry names it.  The zone's entry keeps only
+ * part of its hash and the claim none (it is a copy out of the zone): it
+ * is hashed here, once per attempt.  The SID was checked before it entered
+ * the zone.
+ */
+
+static void
+ngx_agentlocator_watchdog_call(ngx_agentlocator_watchdog_t *wd,
+    ngx_agentlocator_claim_t *claim, ngx_agentlocator_call_ref_t *ref)
+{
+    ref->sid.data = claim->call_sid;
+    ref->sid.len = NGX_AGENTLOCATOR_SID_LEN;
+
+    ngx_agentlocator_registry_ref(wd->registry, ref);
+}
+
+
 static void
 ngx_agentlocator_watchdog_redirect(ngx_agentlocator_watchdog_t *wd,
     ngx_agentlocator_claim_t *claim)
 {
     u_char                        *p, *account;
     ngx_str_t                      url, user;
+    ngx_agentlocator_call_ref_t    ref;
     ngx_agentlocator_redirect_t   *rd;
     ngx_agentlocator_http_req_t   *http;
     ngx_agentlocator_main_conf_t  *amcf;
@@ -562,8 +583,10 @@ failed:
 
     ngx_agentlocator_watchdog_crm(claim, "error", 0, 0);
 
+    ngx_agentlocator_watchdog_call(wd, claim, &ref);
+
     (void) ngx_agentlocator_registry_attempt_done(wd->registry,
-               &amcf->timeouts, claim->call_sid, claim->attempt,
+               &amcf->timeouts, &ref, claim->attempt,
                NGX_AGENTLOCATOR_ATTEMPT_RETRY, 0,
                ngx_current_msec + NGX_AGENTLOCATOR_BACKOFF_BASE);
 
@@ -586,6 +609,7 @@ ngx_agentlocator_watchdog_done(ngx_agentlocator_http_result_t *result,
     ngx_msec_t                     delay, retry_at;
     ngx_uint_t                     outcome, code, level, was_full;
     const char                    *what, *token;
+    ngx_agentlocator_call_ref_t    ref;
     ngx_agentlocator_watchdog_t   *wd;
     ngx_agentlocator_timeouts_t   *to;
 
@@ -662,9 +686,10 @@ ngx_agentlocator_watchdog_done(ngx_agentlocator_http_result_t *result,
         token = "retrying";
     }
 
-    if (ngx_agentlocator_registry_attempt_done(wd->registry, to,
-            rd->claim.call_sid, rd->claim.attempt, outcome, result->status,
-            retry_at)
+    ngx_agentlocator_watchdog_call(wd, &rd->claim, &ref);
+
+    if (ngx_agentlocator_registry_attempt_done(wd->registry, to, &ref,
+            rd->claim.attempt, outcome, result->status, retry_at)
         != NGX_OK)
     {
         what = "the call had moved on (stream_ended served the fallback, "
