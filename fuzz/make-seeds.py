@@ -24,6 +24,8 @@ corpus/wa_body/*: the Baileys bridge's webhook bodies and the API's send
 requests, good and refused.
 corpus/media_upgrade/*: byte 0 the header value's length, the value
 (Connection, Upgrade), then a Media Streams upgrade path.
+corpus/hide_token/*: 8 bytes of offsets (the line, the span, where the
+query begins), then request lines of the Media Streams upgrade.
 Existing files in these directories are replaced.
 """
 
@@ -540,6 +542,35 @@ def media_upgrade_seeds():
     }
 
 
+def hide_token_seeds():
+    tok = b"0123456789abcdef0123456789abcdef"
+    path = b"/ws/twilio-media/" + CALL.encode() + b"/" + tok
+
+    def seed(line, span_at, span_len, line_at=0, cut=0, split=None):
+        if split is None:
+            split = len(line) & 0xfe
+        return (struct.pack(">HHHBB", line_at, cut, span_at, span_len,
+                            split & 0xff) + line)
+
+    line = b"GET " + path + b" HTTP/1.1"
+    at = line.index(tok)
+    query = b"GET " + path + b"?a=" + tok + b" HTTP/1.1"
+    return {
+        "request-line": seed(line, at, 32),
+        "request-line-slash": seed(b"GET " + path + b"/ HTTP/1.1", at, 32,
+                                   split=17),
+        "token-in-query": seed(query, at, 32, split=16),
+        "token-at-start": seed(line, 0, 32),
+        "token-at-end": seed(line, len(line) - 32, 32),
+        "span-straddles-end": seed(line, len(line) - 8, 32, cut=4),
+        "span-before-line": seed(line, 2, 32, line_at=8),
+        "empty-span": seed(line, at, 0),
+        "short-span": seed(line, at, 2),
+        "whole-line": seed(tok, 0, 32),
+        "empty": bytes(8),
+    }
+
+
 def write(sub, seeds):
     d = os.path.join(HERE, "corpus", sub)
     os.makedirs(d, exist_ok=True)
@@ -561,7 +592,8 @@ def main():
                        ("signature", signature_seeds()),
                        ("api_args", api_args_seeds()),
                        ("wa_body", wa_body_seeds()),
-                       ("media_upgrade", media_upgrade_seeds())):
+                       ("media_upgrade", media_upgrade_seeds()),
+                       ("hide_token", hide_token_seeds())):
         n, size = write(sub, seeds)
         print("corpus/%s: %d files, %d bytes" % (sub, n, size))
 
