@@ -26,6 +26,9 @@ corpus/media_upgrade/*: byte 0 the header value's length, the value
 (Connection, Upgrade), then a Media Streams upgrade path.
 corpus/hide_token/*: 8 bytes of offsets (the line, the span, where the
 query begins), then request lines of the Media Streams upgrade.
+corpus/service_reply/*: Twilio's and the Baileys bridge's replies to a
+send (sent, refused with a code), the transcriber's answers, and broken
+ones; the target also reads byte 0 as which fields to make.
 Existing files in these directories are replaced.
 """
 
@@ -571,6 +574,42 @@ def hide_token_seeds():
     }
 
 
+def service_reply_seeds():
+    sm = "SM" + "0123456789abcdef0123456789abcdef"
+    return {
+        "twilio-queued": dumps({"sid": sm, "status": "queued",
+                                "error_code": None, "error_message": None,
+                                "num_segments": "1", "price": None,
+                                "subresource_uris": {"media": "/Media.json"}}),
+        "twilio-refused": dumps({"code": 21211, "message":
+                                 "The 'To' number +1555 is not a valid "
+                                 "phone number.", "more_info":
+                                 "https://www.twilio.com/docs/errors/21211",
+                                 "status": 400}),
+        "twilio-code-null": dumps({"sid": sm, "code": None, "message": None}),
+        "bridge-sent": dumps({"provider_msg_id": "3EB0C767D26A1B2C",
+                              "status": "sent"}),
+        "bridge-error": dumps({"error": "not connected to WhatsApp"}),
+        "transcript": json.dumps({"text": "\u05e9\u05dc\u05d5\u05dd, "
+                                  "I need a plumber.", "language": "he",
+                                  "duration": 4.5, "segments":
+                                  [{"id": 0, "text": "x"}]},
+                                 ensure_ascii=False).encode(),
+        "transcript-escapes": b'{"text":"a\\"b\\\\c\\n\\ud83d\\udc4b"}',
+        "transcript-null": b'{"text":null}',
+        "code-float": b'{"sid":"SM1","code":1.5}',
+        "code-huge": b'{"code":9223372036854775808}',
+        "code-llong-min": b'{"code":-9223372036854775808}',
+        "key-with-nul": b'{"code\\u0000x":2,"sid\\u0000":"SM1"}',
+        "sid-twice": b'{"sid":"SM1","sid":"SM2"}',
+        "sid-too-long": dumps({"sid": "S" * 129}),
+        "nul": b'{"message":"a\\u0000b","text":"a\\u0000b"}',
+        "cut-after-sid": ('{"sid":"%s","sta' % sm).encode(),
+        "array": b'[{"sid":"SM1"}]',
+        "empty": b"",
+    }
+
+
 def write(sub, seeds):
     d = os.path.join(HERE, "corpus", sub)
     os.makedirs(d, exist_ok=True)
@@ -593,7 +632,8 @@ def main():
                        ("api_args", api_args_seeds()),
                        ("wa_body", wa_body_seeds()),
                        ("media_upgrade", media_upgrade_seeds()),
-                       ("hide_token", hide_token_seeds())):
+                       ("hide_token", hide_token_seeds()),
+                       ("service_reply", service_reply_seeds())):
         n, size = write(sub, seeds)
         print("corpus/%s: %d files, %d bytes" % (sub, n, size))
 
