@@ -27,6 +27,11 @@ corpus/media_upgrade/*: byte 0 the header value's length, the value
 corpus/wa_form/*: byte 0 flags (see made() in wa_form.c), then Twilio's
 WhatsApp webhook bodies (inbound text, media, location, status callbacks)
 as Twilio posts them, and each way refused.
+corpus/hide_token/*: 8 bytes of offsets (the line, the span, where the
+query begins), then request lines of the Media Streams upgrade.
+corpus/service_reply/*: Twilio's and the Baileys bridge's replies to a
+send (sent, refused with a code), the transcriber's answers, and broken
+ones; the target also reads byte 0 as which fields to make.
 Existing files in these directories are replaced.
 """
 
@@ -637,6 +642,71 @@ def wa_form_seeds():
     }
 
 
+def hide_token_seeds():
+    tok = b"0123456789abcdef0123456789abcdef"
+    path = b"/ws/twilio-media/" + CALL.encode() + b"/" + tok
+
+    def seed(line, span_at, span_len, line_at=0, cut=0, split=None):
+        if split is None:
+            split = len(line) & 0xfe
+        return (struct.pack(">HHHBB", line_at, cut, span_at, span_len,
+                            split & 0xff) + line)
+
+    line = b"GET " + path + b" HTTP/1.1"
+    at = line.index(tok)
+    query = b"GET " + path + b"?a=" + tok + b" HTTP/1.1"
+    return {
+        "request-line": seed(line, at, 32),
+        "request-line-slash": seed(b"GET " + path + b"/ HTTP/1.1", at, 32,
+                                   split=17),
+        "token-in-query": seed(query, at, 32, split=16),
+        "token-at-start": seed(line, 0, 32),
+        "token-at-end": seed(line, len(line) - 32, 32),
+        "span-straddles-end": seed(line, len(line) - 8, 32, cut=4),
+        "span-before-line": seed(line, 2, 32, line_at=8),
+        "empty-span": seed(line, at, 0),
+        "short-span": seed(line, at, 2),
+        "whole-line": seed(tok, 0, 32),
+        "empty": bytes(8),
+    }
+
+
+def service_reply_seeds():
+    sm = "SM" + "0123456789abcdef0123456789abcdef"
+    return {
+        "twilio-queued": dumps({"sid": sm, "status": "queued",
+                                "error_code": None, "error_message": None,
+                                "num_segments": "1", "price": None,
+                                "subresource_uris": {"media": "/Media.json"}}),
+        "twilio-refused": dumps({"code": 21211, "message":
+                                 "The 'To' number +1555 is not a valid "
+                                 "phone number.", "more_info":
+                                 "https://www.twilio.com/docs/errors/21211",
+                                 "status": 400}),
+        "twilio-code-null": dumps({"sid": sm, "code": None, "message": None}),
+        "bridge-sent": dumps({"provider_msg_id": "3EB0C767D26A1B2C",
+                              "status": "sent"}),
+        "bridge-error": dumps({"error": "not connected to WhatsApp"}),
+        "transcript": json.dumps({"text": "\u05e9\u05dc\u05d5\u05dd, "
+                                  "I need a plumber.", "language": "he",
+                                  "duration": 4.5, "segments":
+                                  [{"id": 0, "text": "x"}]},
+                                 ensure_ascii=False).encode(),
+        "transcript-escapes": b'{"text":"a\\"b\\\\c\\n\\ud83d\\udc4b"}',
+        "transcript-null": b'{"text":null}',
+        "code-float": b'{"sid":"SM1","code":1.5}',
+        "code-huge": b'{"code":9223372036854775808}',
+        "code-llong-min": b'{"code":-9223372036854775808}',
+        "key-with-nul": b'{"code\\u0000x":2,"sid\\u0000":"SM1"}',
+        "sid-twice": b'{"sid":"SM1","sid":"SM2"}',
+        "sid-too-long": dumps({"sid": "S" * 129}),
+        "nul": b'{"message":"a\\u0000b","text":"a\\u0000b"}',
+        "cut-after-sid": ('{"sid":"%s","sta' % sm).encode(),
+        "array": b'[{"sid":"SM1"}]',
+        "empty": b"",
+    }
+
+
 def write(sub, seeds):
     d = os.path.join(HERE, "corpus", sub)
     os.makedirs(d, exist_ok=True)
@@ -659,7 +729,9 @@ def main():
                        ("api_args", api_args_seeds()),
                        ("wa_body", wa_body_seeds()),
                        ("media_upgrade", media_upgrade_seeds()),
-                       ("wa_form", wa_form_seeds())):
+                       ("wa_form", wa_form_seeds()),
+                       ("hide_token", hide_token_seeds()),
+                       ("service_reply", service_reply_seeds())):
         n, size = write(sub, seeds)
         print("corpus/%s: %d files, %d bytes" % (sub, n, size))
 

@@ -345,7 +345,8 @@ ngx_agentlocator_media_url_check(ngx_http_request_t *r,
 /*
  * The request line, which nginx puts in the error log's context and the
  * access log's $request, with "..." for the token: a copy, as r->uri and
- * r->unparsed_uri point into the same bytes.
+ * r->unparsed_uri point into the same bytes.  The byte work is
+ * ngx_agentlocator_hide_span()'s (fuzz/hide_token.c).
  */
 
 static ngx_int_t
@@ -356,24 +357,22 @@ ngx_agentlocator_media_hide_token(ngx_http_request_t *r, ngx_str_t *token)
 
     line = &r->request_line;
 
-    if (token->data < line->data
-        || token->data + token->len > line->data + line->len)
+    if (!ngx_agentlocator_span_inside(line->data, line->len, token->data,
+                                      token->len))
     {
         /* the URI was decoded into a copy: find it no further */
         return NGX_OK;
     }
 
-    p = ngx_pnalloc(r->pool, line->len);
+    p = ngx_pnalloc(r->pool,
+                    line->len - token->len + NGX_AGENTLOCATOR_HIDDEN_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memcpy(p, line->data, token->data - line->data);
-    ngx_memcpy(p + (token->data - line->data), "...", 3);
-    ngx_memcpy(p + (token->data - line->data) + 3, token->data + token->len,
-               line->data + line->len - (token->data + token->len));
-
-    line->len -= token->len - 3;
+    line->len = ngx_agentlocator_hide_span(p, line->data, line->len,
+                                           token->data - line->data,
+                                           token->len);
     line->data = p;
 
     return NGX_OK;

@@ -22,7 +22,7 @@
 
 
 #include "ngx_agentlocator.h"
-#include "ngx_agentlocator_json.h"
+#include "ngx_agentlocator_service_reply.h"
 
 
 #define NGX_AGENTLOCATOR_TRANSCRIBE_JOBS      8     /* per worker */
@@ -31,9 +31,6 @@
 
 /* the transcript kept: one spool record holds it with room to spare */
 #define NGX_AGENTLOCATOR_TRANSCRIPT_MAX       (48 * 1024)
-
-/* the service's answer: {"text": ...} and a little more */
-#define NGX_AGENTLOCATOR_TRANSCRIBE_ANSWER    (256 * 1024)
 
 
 /* ms to wait before each try again: a recording Twilio is still writing */
@@ -558,7 +555,7 @@ ngx_agentlocator_transcribe_answered(ngx_agentlocator_http_result_t *result,
     size_t                          len;
     ngx_str_t                       call_sid, recording_sid, text;
     const char                     *err;
-    ngx_agentlocator_json_field_t   fields[1];
+    ngx_agentlocator_form_str_t     answer;
 
     job->in_flight = 0;
 
@@ -580,26 +577,20 @@ ngx_agentlocator_transcribe_answered(ngx_agentlocator_http_result_t *result,
         return;
     }
 
-    ngx_memzero(fields, sizeof(fields));
-    fields[0].name = "text";
-    fields[0].accept = NGX_AGENTLOCATOR_JSON_STRING;
-    fields[0].max_len = NGX_AGENTLOCATOR_TRANSCRIBE_ANSWER;
-
-    err = ngx_agentlocator_json_fields(result->body.data, result->body.len,
-                                       fields, 1, buf, result->body.len + 1);
-
-    if (err || fields[0].kind == 0) {
+    err = ngx_agentlocator_transcript_reply(result->body.data,
+                                            result->body.len, buf,
+                                            result->body.len + 1, &answer);
+    if (err) {
         ngx_log_error(NGX_LOG_ERR, job->log, 0,
                       "TRANSCRIBE_FAILED call=%*s stage=answer reason=%s",
-                      NGX_AGENTLOCATOR_SID_LEN, job->call_sid,
-                      err ? err : "no \"text\" in the answer");
+                      NGX_AGENTLOCATOR_SID_LEN, job->call_sid, err);
         ngx_free(buf);
         ngx_agentlocator_transcribe_free(job);
         return;
     }
 
-    text.data = (u_char *) fields[0].str;
-    text.len = fields[0].len;
+    text.data = answer.data;
+    text.len = answer.len;
 
     /* what the database takes: UTF-8 without NUL, within a spool record */
     len = ngx_agentlocator_storable_prefix(text.data,

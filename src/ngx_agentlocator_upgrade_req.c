@@ -1,12 +1,13 @@
 
 /*
- * The Media Streams upgrade request's header lists and stream URL
- * (ngx_agentlocator_upgrade_req.h).
+ * The Media Streams upgrade request's header lists and stream URL, and
+ * its request line as the logs show it (ngx_agentlocator_upgrade_req.h).
  */
 
 
 #include "ngx_agentlocator_upgrade_req.h"
 
+#include <stdint.h>
 #include <string.h>
 
 
@@ -101,4 +102,44 @@ ngx_agentlocator_stream_path(const unsigned char *uri, size_t len,
     token->len = NGX_AGENTLOCATOR_STREAM_TOKEN_LEN;
 
     return 1;
+}
+
+
+int
+ngx_agentlocator_span_inside(const unsigned char *line, size_t len,
+    const unsigned char *span, size_t n)
+{
+    uintptr_t  l, s;
+
+    /* unrelated pointers may not be compared in C; their integers may */
+    l = (uintptr_t) line;
+    s = (uintptr_t) span;
+
+    return s >= l && n <= len && s - l <= len - n;
+}
+
+
+size_t
+ngx_agentlocator_hide_span(unsigned char *out, const unsigned char *line,
+    size_t len, size_t off, size_t n)
+{
+    unsigned char  *p;
+
+    p = out;
+
+    /* memcpy() with a NULL pointer is undefined even for 0 bytes */
+    if (off) {
+        memcpy(p, line, off);
+        p += off;
+    }
+
+    memcpy(p, NGX_AGENTLOCATOR_HIDDEN, NGX_AGENTLOCATOR_HIDDEN_LEN);
+    p += NGX_AGENTLOCATOR_HIDDEN_LEN;
+
+    if (len - off - n) {
+        memcpy(p, line + off + n, len - off - n);
+        p += len - off - n;
+    }
+
+    return p - out;
 }

@@ -14,6 +14,7 @@
 
 #include "ngx_agentlocator.h"
 #include "ngx_agentlocator_json.h"
+#include "ngx_agentlocator_service_reply.h"
 #include "ngx_agentlocator_wa_body.h"
 
 #include <openssl/rand.h>
@@ -21,7 +22,6 @@
 
 /* the send request's bounds: ngx_agentlocator_wa_body.h */
 #define NGX_AGENTLOCATOR_SEND_MAX_ERROR    256
-#define NGX_AGENTLOCATOR_SEND_MAX_MSG_ID   128
 #define NGX_AGENTLOCATOR_SEND_REF_LEN      34      /* "WA" + 32 hex */
 
 
@@ -516,28 +516,14 @@ static ngx_int_t
 ngx_agentlocator_send_answer(ngx_agentlocator_send_t *snd,
     ngx_agentlocator_http_result_t *result)
 {
-    u_char                           *buf, sbuf[NGX_INT_T_LEN];
-    ngx_str_t                         id, msg, code, status;
-    ngx_uint_t                        twilio;
-    ngx_agentlocator_send_attempt_t  *a;
-
-    enum { F_ID = 0, F_CODE, F_MESSAGE, F_N };
-
-    ngx_agentlocator_json_field_t  fields[F_N] = {
-        { NULL, NGX_AGENTLOCATOR_JSON_STRING,
-          NGX_AGENTLOCATOR_SEND_MAX_MSG_ID, 0, NULL, 0, 0, 0, 0 },
-        { "code",
-          NGX_AGENTLOCATOR_JSON_INTEGER | NGX_AGENTLOCATOR_JSON_NULL, 0,
-          0, NULL, 0, 0, 0, 0 },
-        { NULL, NGX_AGENTLOCATOR_JSON_STRING | NGX_AGENTLOCATOR_JSON_NULL,
-          1024, 0, NULL, 0, 0, 0, 0 }
-    };
+    u_char                             *buf, sbuf[NGX_INT_T_LEN];
+    ngx_str_t                           id, msg, code, status;
+    ngx_uint_t                          twilio;
+    ngx_agentlocator_send_attempt_t    *a;
+    ngx_agentlocator_provider_reply_t   reply;
 
     a = &snd->attempts[snd->attempt];
     twilio = (a->provider == NGX_AGENTLOCATOR_WA_PROVIDER_TWILIO);
-
-    fields[F_ID].name = twilio ? "sid" : "provider_msg_id";
-    fields[F_MESSAGE].name = twilio ? "message" : "error";
 
     a->status = result->status;
 
@@ -550,20 +536,18 @@ ngx_agentlocator_send_answer(ngx_agentlocator_send_t *snd,
 
     buf = ngx_alloc(result->body.len + 1, snd->log);
 
-    if (buf == NULL
-        || ngx_agentlocator_json_fields(result->body.data, result->body.len,
-                                        fields, F_N, buf,
-                                        result->body.len + 1)
-           != NULL)
-    {
-        /* not the JSON we know: the status says enough */
-        fields[F_ID].kind = 0;
-        fields[F_CODE].kind = 0;
-        fields[F_MESSAGE].kind = 0;
+    if (buf == NULL) {
+        ngx_memzero(&reply, sizeof(ngx_agentlocator_provider_reply_t));
+
+    } else {
+        /* JSON it refuses: the status says enough, with what it named */
+        (void) ngx_agentlocator_provider_reply(result->body.data,
+                                               result->body.len, twilio, buf,
+                                               result->body.len + 1, &reply);
     }
 
-    id.data = (u_char *) fields[F_ID].str;
-    id.len = fields[F_ID].len;
+    id.data = reply.id.data;
+    id.len = reply.id.len;
 
     if (result->status >= 200 && result->status < 300 && id.len
         && (!twilio || ngx_agentlocator_valid_sid(&id, "SM") == NGX_OK
@@ -575,13 +559,12 @@ ngx_agentlocator_send_answer(ngx_agentlocator_send_t *snd,
         return NGX_OK;
     }
 
-    msg.data = (u_char *) fields[F_MESSAGE].str;
-    msg.len = fields[F_MESSAGE].len;
+    msg.data = reply.message.data;
+    msg.len = reply.message.len;
 
-    if (fields[F_CODE].kind == NGX_AGENTLOCATOR_JSON_INTEGER) {
+    if (reply.has_code) {
         code.data = a->code_buf;
-        code.len = ngx_sprintf(a->code_buf, "%L",
-                               (int64_t) fields[F_CODE].integer)
+        code.len = ngx_sprintf(a->code_buf, "%L", (int64_t) reply.code)
                    - a->code_buf;
         a->code = code;
 
