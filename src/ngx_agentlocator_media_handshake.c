@@ -352,16 +352,27 @@ ngx_agentlocator_media_url_check(ngx_http_request_t *r,
 static ngx_int_t
 ngx_agentlocator_media_hide_token(ngx_http_request_t *r, ngx_str_t *token)
 {
-    u_char     *p;
+    u_char     *p, *at;
     ngx_str_t  *line;
 
     line = &r->request_line;
 
-    if (!ngx_agentlocator_span_inside(line->data, line->len, token->data,
-                                      token->len))
+    if (ngx_agentlocator_span_inside(line->data, line->len, token->data,
+                                     token->len))
     {
-        /* the URI was decoded into a copy: find it no further */
-        return NGX_OK;
+        at = token->data;
+
+    } else {
+        /*
+         * nginx decoded the URI into a copy (an escape, "//" or "/./"
+         * somewhere in it): the token is still in the line as sent,
+         * unless it was itself escaped, and then no reader sees it whole
+         */
+        at = ngx_strlcasestrn(line->data, line->data + line->len,
+                              token->data, token->len - 1);
+        if (at == NULL) {
+            return NGX_OK;
+        }
     }
 
     p = ngx_pnalloc(r->pool,
@@ -371,8 +382,7 @@ ngx_agentlocator_media_hide_token(ngx_http_request_t *r, ngx_str_t *token)
     }
 
     line->len = ngx_agentlocator_hide_span(p, line->data, line->len,
-                                           token->data - line->data,
-                                           token->len);
+                                           at - line->data, token->len);
     line->data = p;
 
     return NGX_OK;

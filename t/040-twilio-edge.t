@@ -103,6 +103,27 @@ subtest 'each call gets its own stream URL, signed by a MAC of its CallSid' => s
     unlike($access, qr/${\ stream_token($TOKEN, call_sid(1))}/, 'without the token');
 };
 
+subtest 'the token stays out of the logs when nginx decoded the URI into a copy' => sub {
+    my ($s, $mock, $public) = setup();
+    my $token = stream_token($TOKEN, call_sid(1));
+    (my $path = stream_path(incoming($s, $public, 1))) =~ s{^/ws/}{/ws/./};
+    my $ws = upgrade($s, $path);
+    is($ws->status, 101, '/ws/./twilio-media/...: the same URL, 101');
+    $ws->twilio_start(1);
+    ok(wait_log($s, qr/WS_START call=CA0{31}1/), 'the stream took its call');
+    $ws->close_ws;
+    (my $escaped = stream_path(incoming($s, $public, 2))) =~ s{/CA}{/%43A};
+    $ws = upgrade($s, $escaped);
+    ok($ws->status, "an escaped CallSid: answered ${\ $ws->status }");
+    $ws->close_socket;
+    ok($s->stop, 'stopped');
+    my $logs = $s->error_log . $s->slurp('access.log');
+    unlike($logs, qr/$token/, 'the logs never show the token of a dot segment\'s URI');
+    my $token2 = stream_token($TOKEN, call_sid(2));
+    unlike($logs, qr/$token2/, 'nor of an escaped one');
+    like($logs, qr{"GET /ws/\./twilio-media/CA0{31}1/\.\.\. HTTP/1\.1" 101 }, 'the line as sent, "..." for the token');
+};
+
 subtest 'a captured upgrade opens a stream for its own call at most' => sub {
     my ($s, $mock, $public) = setup();
     my $one = stream_path(incoming($s, $public, 1));
