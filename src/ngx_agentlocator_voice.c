@@ -81,7 +81,7 @@ ngx_agentlocator_voice_body_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_agentlocator_voice_process(ngx_http_request_t *r)
 {
-    ngx_int_t                     rc;
+    ngx_int_t                     rc, sid_rc;
     ngx_str_t                     body, call_sid;
     ngx_uint_t                    sid_ok;
     const char                   *err;
@@ -114,14 +114,9 @@ ngx_agentlocator_voice_process(ngx_http_request_t *r)
         return ngx_agentlocator_voice_degraded(r);
     }
 
-    rc = ngx_agentlocator_form_get(form, "CallSid", &call_sid);
+    sid_rc = ngx_agentlocator_form_get(form, "CallSid", &call_sid);
 
-    if (rc == NGX_ERROR) {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
-                                            "conflicting CallSid values");
-    }
-
-    if (rc == NGX_DECLINED) {
+    if (sid_rc != NGX_OK) {
         ngx_str_null(&call_sid);
     }
 
@@ -157,6 +152,11 @@ ngx_agentlocator_voice_process(ngx_http_request_t *r)
         if (rc != NGX_OK) {
             return ngx_agentlocator_voice_degraded(r);
         }
+    }
+
+    if (sid_rc == NGX_ERROR) {
+        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "conflicting CallSid values");
     }
 
     if (call_sid.len == 0) {

@@ -47,7 +47,8 @@ typedef struct {
 /*
  * The MessageSid as given, empty when absent (it is checked after the
  * signature, so a stranger learns nothing of its shape).  NULL, or the
- * reason for a 400 when it repeats with different values.
+ * reason for a 400 when it repeats with different values, which the
+ * handler also tells only after the signature.
  */
 const char *ngx_agentlocator_wa_form_sid(const ngx_agentlocator_form_t *form,
     ngx_agentlocator_form_str_t *sid);

@@ -66,7 +66,7 @@ ngx_agentlocator_wa_process(ngx_http_request_t *r)
 {
     ngx_int_t                     rc;
     ngx_str_t                     body, sid;
-    const char                   *err;
+    const char                   *err, *sid_err;
     ngx_agentlocator_form_t      *form;
     ngx_agentlocator_form_str_t   s;
     ngx_agentlocator_loc_conf_t  *alcf;
@@ -100,9 +100,11 @@ ngx_agentlocator_wa_process(ngx_http_request_t *r)
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    err = ngx_agentlocator_wa_form_sid(form, &s);
-    if (err) {
-        return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST, err);
+    /* its verdict, as the shape's, is told after the signature's */
+    sid_err = ngx_agentlocator_wa_form_sid(form, &s);
+    if (sid_err) {
+        s.data = NULL;
+        s.len = 0;
     }
 
     ngx_agentlocator_wa_str(&sid, &s);
@@ -122,7 +124,7 @@ ngx_agentlocator_wa_process(ngx_http_request_t *r)
         }
     }
 
-    err = ngx_agentlocator_wa_form_sid_ok(&s);
+    err = sid_err ? sid_err : ngx_agentlocator_wa_form_sid_ok(&s);
     if (err) {
         return ngx_agentlocator_reply_error(r, NGX_HTTP_BAD_REQUEST, err);
     }

@@ -379,3 +379,22 @@ QUFBQUFBQUFBQUFBQUFBQUFBQUE=
      0, 13, 21, 25, 26]
 --- error_code eval
 [403, 403, 403, 403, 403]
+
+
+
+=== TEST 25: what the form says is judged only after the signature
+(two CallSids, or none, from a stranger are a 403 like any unsigned request;
+signed, they are the 400 that names them)
+--- request eval
+[::post('/webhook/incoming_call', CallSid => ::call_sid(1), CallSid => ::call_sid(2)),
+ ::post('/webhook/incoming_call', From => '+14158675309'),
+ ::post('/webhook/incoming_call', CallSid => ::call_sid(1), CallSid => ::call_sid(2))]
+--- more_headers eval
+[::hdr('QUFBQUFBQUFBQUFBQUFBQUFBQUE='), ::hdr('QUFBQUFBQUFBQUFBQUFBQUFBQUE='),
+ ::sign('https://voice.example.com/webhook/incoming_call',
+        CallSid => ::call_sid(1), CallSid => ::call_sid(2))]
+--- error_code eval
+[403, 403, 400]
+--- response_body eval
+["invalid X-Twilio-Signature\n", "invalid X-Twilio-Signature\n",
+ "conflicting CallSid values\n"]

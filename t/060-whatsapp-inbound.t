@@ -235,6 +235,14 @@ subtest 'Twilio: what is refused, and why' => sub {
         headers => ['Content-Type: application/x-www-form-urlencoded',
                     'X-Twilio-Signature: AAAAAAAAAAAAAAAAAAAAAAAAAAA=']);
     is($r->{status}, 403, 'a bad signature: 403');
+    $r = $s->request('POST /webhook/whatsapp/twilio',
+        body => form(MessageSid => sid(9), MessageSid => sid(8)),
+        headers => ['Content-Type: application/x-www-form-urlencoded',
+                    'X-Twilio-Signature: AAAAAAAAAAAAAAAAAAAAAAAAAAA=']);
+    is($r->{status}, 403, 'two MessageSids and a bad signature: 403, the form not judged first');
+    $r = twilio('/webhook/whatsapp/twilio', MessageSid => sid(9), MessageSid => sid(8),
+                From => 'whatsapp:+972541112222');
+    is("$r->{status} $r->{body}", "400 conflicting MessageSid values\n", 'signed: 400, with its reason');
     is(inbound(9, '0541112222')->{status}, 400, 'From not E.164: 400');
     is(twilio('/webhook/whatsapp/twilio', MessageSid => 'SM123', From => 'whatsapp:+1555')
        ->{status}, 400, 'a malformed MessageSid: 400');
