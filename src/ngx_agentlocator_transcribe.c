@@ -519,8 +519,9 @@ ngx_agentlocator_transcribe_due(ngx_agentlocator_main_conf_t *amcf,
 /*
  * A recording the sweep claimed: Twilio's (recording_sid, url) or a
  * stream's WAV (wav_path).  NGX_BUSY: no free job; NGX_DECLINED: not for
- * this host (a URL outside agentlocator_twilio_api_url, a WAV another
- * host keeps); NGX_ERROR: it could not start.  Either way its claim runs
+ * this host (a URL outside agentlocator_twilio_api_url, a WAV that is not
+ * this host's agentlocator_recordings/{CallSid}.wav); NGX_ERROR: it could
+ * not start.  Either way its claim runs
  * out and the sweep takes it again, within its attempts.
  */
 
@@ -529,7 +530,7 @@ ngx_agentlocator_transcribe_resume(ngx_agentlocator_main_conf_t *amcf,
     ngx_str_t *call_sid, ngx_str_t *recording_sid, ngx_str_t *url,
     ngx_str_t *wav_path)
 {
-    u_char                              name[NGX_MAX_PATH];
+    u_char                              name[NGX_MAX_PATH], *p;
     ngx_int_t                           rc;
     ngx_file_info_t                     fi;
     ngx_agentlocator_transcribe_job_t  *job;
@@ -544,13 +545,29 @@ ngx_agentlocator_transcribe_resume(ngx_agentlocator_main_conf_t *amcf,
         }
 
     } else {
-        if (wav_path->len == 0 || wav_path->len >= NGX_MAX_PATH) {
+        /*
+         * only a WAV this module writes, PATH/{CallSid}.wav of its call:
+         * whoever can write the CRM must not choose a file to upload
+         */
+        if (amcf->recordings == NULL
+            || amcf->recordings->name.len + 1 + NGX_AGENTLOCATOR_SID_LEN
+               + sizeof(".wav") > NGX_MAX_PATH)
+        {
             return NGX_DECLINED;
         }
 
-        /* a local stat: the WAV is this host's, or another's */
-        (void) ngx_cpystrn(name, wav_path->data, wav_path->len + 1);
+        p = ngx_sprintf(name, "%V/%V.wav", &amcf->recordings->name,
+                        call_sid);
 
+        if (wav_path->len != (size_t) (p - name)
+            || ngx_strncmp(wav_path->data, name, wav_path->len) != 0)
+        {
+            return NGX_DECLINED;
+        }
+
+        *p = '\0';
+
+        /* a local stat: the WAV is this host's, or another's */
         if (ngx_file_info(name, &fi) == NGX_FILE_ERROR) {
             return NGX_DECLINED;
         }

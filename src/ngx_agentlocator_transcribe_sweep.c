@@ -38,8 +38,9 @@
 
 static const char  ngx_agentlocator_sweep_renew_sql[] =
     "UPDATE recordings"
-    " SET transcript_due_at = greatest(transcript_due_at,"
-    "                                  now() + make_interval(secs => $3::integer))"
+    " SET transcript_due_at ="
+    "     greatest(transcript_due_at,"
+    "              now() + make_interval(secs => $3::integer))"
     " WHERE transcript_due_at IS NOT NULL"
     "   AND (recording_sid = ANY($1::text[])"
     "        OR (recording_sid IS NULL AND call_sid = ANY($2::text[])))";
@@ -214,13 +215,14 @@ ngx_agentlocator_sweep_arm(void)
 static void
 ngx_agentlocator_sweep_handler(ngx_event_t *ev)
 {
-    u_char                        twilio_buf[NGX_AGENTLOCATOR_TRANSCRIBE_KEYS_LEN];
-    u_char                        streams_buf[NGX_AGENTLOCATOR_TRANSCRIBE_KEYS_LEN];
-    u_char                        lease[NGX_INT_T_LEN], limit[NGX_INT_T_LEN];
-    u_char                        age[NGX_INT_T_LEN], attempts[NGX_INT_T_LEN];
-    ngx_str_t                     renew[3], claim[4];
-    ngx_uint_t                    free;
-    const char                   *error;
+    u_char        twilio[NGX_AGENTLOCATOR_TRANSCRIBE_KEYS_LEN];
+    u_char        streams[NGX_AGENTLOCATOR_TRANSCRIBE_KEYS_LEN];
+    u_char        lease[NGX_INT_T_LEN], limit[NGX_INT_T_LEN];
+    u_char        age[NGX_INT_T_LEN], attempts[NGX_INT_T_LEN];
+    ngx_str_t     renew[3], claim[4];
+    ngx_uint_t    free;
+    const char   *error;
+
     ngx_agentlocator_sweep_t     *sw;
     ngx_agentlocator_pg_query_t   q[2];
 
@@ -237,8 +239,8 @@ ngx_agentlocator_sweep_handler(ngx_event_t *ev)
         return;
     }
 
-    renew[0].data = twilio_buf;
-    renew[1].data = streams_buf;
+    renew[0].data = twilio;
+    renew[1].data = streams;
     ngx_agentlocator_transcribe_running(&renew[0], &renew[1]);
 
     renew[2].data = lease;
@@ -368,7 +370,8 @@ ngx_agentlocator_sweep_row(PGresult *res, int row)
                       recording_sid.len
                       ? "recording_url (not under "
                         "agentlocator_twilio_api_url)"
-                      : "no such file on this host");
+                      : "wav_path (not a WAV of agentlocator_recordings "
+                        "on this host)");
         break;
 
     case NGX_BUSY:

@@ -170,7 +170,7 @@ subtest 'many recordings due at once, two hosts of two workers: each transcribed
     undef $t2;
 };
 
-subtest 'a stream\'s WAV is resumed from disk; one this host does not have is left' => sub {
+subtest 'a stream\'s WAV is resumed from disk, only this host\'s own' => sub {
     $t->incoming(3);
     my $ws = $t->stream(3);
     $t->media($ws) for 1 .. 20;
@@ -189,11 +189,20 @@ subtest 'a stream\'s WAV is resumed from disk; one this host does not have is le
     my $bytes = do { local $/; <$fh> };
     like(transcript(3), qr/^sha256=\Q@{[ sha256_hex($bytes) ]}\E /, 'of the WAV on disk');
 
+    my $before = @{ $svc->requests };
     $pg->psql(qq{INSERT INTO recordings (call_sid, wav_path, transcript_due_at)
-                 VALUES ('@{[ call_sid(4) ]}', '/nonexistent/@{[ call_sid(4) ]}.wav', now())});
-    ok(logged(qr/TRANSCRIBE_SKIPPED call=\Q@{[ call_sid(4) ]}\E recording=\d+ source=stream reason=no such file on this host/),
-       'a WAV another host keeps: skipped here, its claim left to run out');
-    $pg->psql(qq{UPDATE recordings SET transcript_due_at = NULL WHERE call_sid = '@{[ call_sid(4) ]}'});
+                 VALUES ('@{[ call_sid(4) ]}', '$wavs/@{[ call_sid(4) ]}.wav', now()),
+                        ('@{[ call_sid(12) ]}', '/etc/passwd', now()),
+                        ('@{[ call_sid(13) ]}', '$wavs/@{[ call_sid(3) ]}.wav', now())});
+    for my $n (4, 12, 13) {
+        ok(logged(qr/TRANSCRIBE_SKIPPED call=\Q@{[ call_sid($n) ]}\E recording=\d+ source=stream reason=wav_path/),
+           "skipped: " . ($n == 4 ? 'a WAV another host keeps'
+                         : $n == 12 ? 'a file the module did not write'
+                         : 'another call\'s WAV'));
+    }
+    $pg->psql(q{UPDATE recordings SET transcript_due_at = NULL WHERE call_sid IN ('}
+              . join("','", map { call_sid($_) } 4, 12, 13) . q{')});
+    is(scalar @{ $svc->requests }, $before, 'nothing posted');
 };
 
 subtest 'given up for good: out of attempts, too old, or would fail the same way' => sub {
