@@ -85,7 +85,6 @@ typedef struct {
 
     ngx_str_t                       audio;      /* fetched from Twilio */
     ngx_msec_t                      started;
-    ngx_uint_t                      resumed;    /* by the sweep */
 } ngx_agentlocator_transcribe_job_t;
 
 
@@ -521,8 +520,8 @@ ngx_agentlocator_transcribe_due(ngx_agentlocator_main_conf_t *amcf,
  * stream's WAV (wav_path).  NGX_BUSY: no free job; NGX_DECLINED: not for
  * this host (a URL outside agentlocator_twilio_api_url, a WAV that is not
  * this host's agentlocator_recordings/{CallSid}.wav); NGX_ERROR: it could
- * not start.  Either way its claim runs
- * out and the sweep takes it again, within its attempts.
+ * not start.  Either way its claim runs out and the sweep takes it again,
+ * within its attempts.
  */
 
 ngx_int_t
@@ -581,8 +580,6 @@ ngx_agentlocator_transcribe_resume(ngx_agentlocator_main_conf_t *amcf,
     if (job == NULL) {
         return NGX_ERROR;
     }
-
-    job->resumed = 1;
 
     if (recording_sid->len) {
         rc = ngx_agentlocator_transcribe_start_twilio(amcf, job,

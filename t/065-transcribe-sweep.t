@@ -123,6 +123,25 @@ subtest 'a job cut by a reload: transcribed after it, by a new worker, once' => 
     is(lines($s->error_log, qr/TRANSCRIBE_RESUMED call=\Q@{[ call_sid(1) ]}\E/), 1, 'resumed once');
 };
 
+subtest 'a worker killed with its job: another transcribes it, once' => sub {
+    my $audio = wav(2000);
+    put_recording(9, $audio);
+    $svc->mode(mode => 'slow', delay_ms => 4500);
+    $t->incoming(9);
+    my $r = recording_done(9);
+    ok($r->{worker}, 'the job is in worker ' . $r->{worker});
+    ok(wait_until(sub { posts_of(re_sid(9) . '.wav') == 1 }, 10), 'the service holds the request');
+    $s->kill_worker($r->{worker});
+    $svc->mode(mode => 'ok');
+    ok(wait_until(sub { transcript(9) ne '' }, 20), 'transcribed') or diag $s->error_log;
+    like(transcript(9), qr/^sha256=\Q@{[ sha256_hex($audio) ]}\E /, 'of Twilio\'s bytes');
+    sleep 5;
+    is(posts_of(re_sid(9) . '.wav'), 2, 'posted twice: the job killed, and the one resumed');
+    is(lines($s->error_log, qr/TRANSCRIBE_RESUMED call=\Q@{[ call_sid(9) ]}\E/), 1, 'resumed once');
+    is(count_sql(qq{SELECT count(*) FROM transcripts WHERE call_sid = '@{[ call_sid(9) ]}'}), 1,
+       'one transcript');
+};
+
 subtest 'the service away past every retry, then back: the sweep transcribes it' => sub {
     put_recording(2, wav(1200));
     $svc->mode(mode => '500');
