@@ -368,6 +368,10 @@ ngx_agentlocator_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_agentlocator_transcribe_init_worker(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_agentlocator_watchdog_init_worker(cycle);
 }
 
@@ -376,6 +380,9 @@ static void
 ngx_agentlocator_exit_process(ngx_cycle_t *cycle)
 {
     ngx_agentlocator_watchdog_exit_worker(cycle);
+
+    /* its read goes before the connections do */
+    ngx_agentlocator_transcribe_sweep_exit_worker();
     ngx_agentlocator_pg_exit_worker();
     ngx_agentlocator_spool_exit_worker();
     ngx_agentlocator_transcribe_exit_worker();

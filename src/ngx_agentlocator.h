@@ -644,6 +644,11 @@ void ngx_agentlocator_crm_transcript(ngx_str_t *call_sid,
 void ngx_agentlocator_crm_recording(ngx_str_t *call_sid,
     ngx_str_t *recording_sid, ngx_str_t *url, ngx_str_t *duration,
     ngx_str_t *wav_path);
+void ngx_agentlocator_crm_transcribe_due(ngx_str_t *call_sid,
+    ngx_str_t *recording_sid, ngx_str_t *url, ngx_str_t *wav_path,
+    ngx_uint_t delay);
+void ngx_agentlocator_crm_transcribe_failed(ngx_str_t *call_sid,
+    ngx_str_t *recording_sid, ngx_str_t *wav_path, const char *stage);
 ngx_int_t ngx_agentlocator_crm_wa_inbound(ngx_agentlocator_crm_message_t *m);
 ngx_int_t ngx_agentlocator_crm_wa_status(const char *provider,
     ngx_str_t *msg_id, ngx_str_t *status, ngx_str_t *error_code);
@@ -1073,6 +1078,35 @@ void ngx_agentlocator_transcribe_twilio(ngx_agentlocator_main_conf_t *amcf,
 void ngx_agentlocator_transcribe_file(ngx_agentlocator_main_conf_t *amcf,
     ngx_str_t *call_sid, ngx_str_t *wav_path, ngx_log_t *log);
 void ngx_agentlocator_transcribe_exit_worker(void);
+
+/*
+ * What the sweep (ngx_agentlocator_transcribe_sweep.c) needs of the jobs:
+ * a recording it claimed becomes one, and the keys of those running.
+ */
+ngx_uint_t ngx_agentlocator_transcribe_free_slots(void);
+ngx_int_t ngx_agentlocator_transcribe_resume(
+    ngx_agentlocator_main_conf_t *amcf, ngx_str_t *call_sid,
+    ngx_str_t *recording_sid, ngx_str_t *url, ngx_str_t *wav_path);
+void ngx_agentlocator_transcribe_running(ngx_str_t *twilio,
+    ngx_str_t *streams);
+ngx_msec_t ngx_agentlocator_transcribe_sweep_every(
+    ngx_agentlocator_main_conf_t *amcf);
+
+/* a job's claim on its recording, in seconds: three sweeps (ms) */
+#define NGX_AGENTLOCATOR_CLAIM(every)  (3 * ((every) + 999) / 1000)
+
+/* jobs per worker: each holds up to max_size of audio */
+#define NGX_AGENTLOCATOR_TRANSCRIBE_JOBS      8
+
+/* {SID,...} of every job: room for each */
+#define NGX_AGENTLOCATOR_TRANSCRIBE_KEYS_LEN                                  \
+    (2 + NGX_AGENTLOCATOR_TRANSCRIBE_JOBS * (NGX_AGENTLOCATOR_SID_LEN + 1))
+
+/* ngx_agentlocator_transcribe_sweep.c */
+ngx_int_t ngx_agentlocator_transcribe_init_worker(ngx_cycle_t *cycle);
+void ngx_agentlocator_transcribe_sweep_exit_worker(void);
+ngx_agentlocator_crm_statement_t *ngx_agentlocator_transcribe_statement_at(
+    ngx_uint_t i);
 
 /* ngx_agentlocator_whatsapp_send.c */
 ngx_int_t ngx_agentlocator_whatsapp_send(ngx_http_request_t *r,

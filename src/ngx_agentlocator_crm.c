@@ -219,6 +219,65 @@ static const char  ngx_agentlocator_crm_transcript_sql[] =
 
 
 /*
+ * A transcription job started ($5 seconds: its claim) or could not start
+ * ($5 = 0: the sweep may take it at once), for Twilio's recording ($2,
+ * its URL $3) or a stream's WAV ($4): the recording is due for the sweep
+ * (sql/003_transcribe.sql) from then on, unless a transcript lands first.
+ * Its row is made if its own write has not landed yet; a claim already
+ * further ahead is kept.
+ */
+
+static const char  ngx_agentlocator_crm_transcribe_due_sql[] =
+    "WITH twilio AS ("
+    "  INSERT INTO recordings (call_sid, recording_sid, url,"
+    "                          transcript_due_at, transcript_attempts)"
+    "  SELECT $1::text, $2::text, $3::text,"
+    "         now() + make_interval(secs => $5::integer),"
+    "         CASE WHEN $5::integer > 0 THEN 1 ELSE 0 END"
+    "  WHERE $2::text IS NOT NULL"
+    "  ON CONFLICT ON CONSTRAINT recordings_recording_sid DO UPDATE"
+    "  SET url = coalesce(recordings.url, EXCLUDED.url),"
+    "      transcript_due_at = greatest(recordings.transcript_due_at,"
+    "                                   EXCLUDED.transcript_due_at),"
+    "      transcript_attempts = recordings.transcript_attempts"
+    "                            + EXCLUDED.transcript_attempts"
+    ")"
+    " INSERT INTO recordings (call_sid, wav_path, transcript_due_at,"
+    "                         transcript_attempts)"
+    " SELECT $1::text, $4::text, now() + make_interval(secs => $5::integer),"
+    "        CASE WHEN $5::integer > 0 THEN 1 ELSE 0 END"
+    " WHERE $2::text IS NULL AND $4::text IS NOT NULL"
+    " ON CONFLICT (call_sid, wav_path) WHERE wav_path IS NOT NULL DO UPDATE"
+    " SET transcript_due_at = greatest(recordings.transcript_due_at,"
+    "                                  EXCLUDED.transcript_due_at),"
+    "     transcript_attempts = recordings.transcript_attempts"
+    "                           + EXCLUDED.transcript_attempts";
+
+
+/*
+ * A transcription that would fail the same way again ($4: the stage): the
+ * recording is no longer due, and its timeline says so, once.
+ */
+
+static const char  ngx_agentlocator_crm_transcribe_failed_sql[] =
+    "WITH r AS ("
+    "  UPDATE recordings SET transcript_due_at = NULL"
+    "  WHERE CASE WHEN $2::text IS NOT NULL THEN recording_sid = $2::text"
+    "             ELSE call_sid = $1::text AND wav_path = $3::text END"
+    "    AND NOT EXISTS (SELECT 1 FROM transcripts t"
+    "                    WHERE t.recording_id = recordings.id)"
+    "  RETURNING id"
+    ")"
+    " INSERT INTO call_events (call_sid, event, reason, detail, at,"
+    "                          idempotency_key)"
+    " SELECT $1::text, 'transcript_failed', $4::text,"
+    "        jsonb_build_object('recording_id', id),"
+    "        to_timestamp($5::double precision),"
+    "        $1::text || ':transcript_failed:' || id FROM r"
+    " ON CONFLICT ON CONSTRAINT call_events_idempotency_key DO NOTHING";
+
+
+/*
  * An inbound WhatsApp message (Twilio's or the Baileys bridge's): the
  * business that owns the number it was sent to (else the default one), the
  * sender as its customer (named by their profile if not named yet), their
@@ -287,6 +346,8 @@ static ngx_agentlocator_crm_statement_t  ngx_agentlocator_crm_statements[] = {
     { "wa_outbound", ngx_agentlocator_crm_wa_outbound_sql, 11 },
     { "transcript", ngx_agentlocator_crm_transcript_sql, 7 },
     { "recording_file", ngx_agentlocator_crm_recording_file_sql, 3 },
+    { "transcribe_due", ngx_agentlocator_crm_transcribe_due_sql, 5 },
+    { "transcribe_failed", ngx_agentlocator_crm_transcribe_failed_sql, 5 },
     { NULL, NULL, 0 }
 };
 
@@ -300,6 +361,10 @@ static ngx_agentlocator_crm_statement_t  ngx_agentlocator_crm_statements[] = {
 #define NGX_AGENTLOCATOR_CRM_TRANSCRIPT (&ngx_agentlocator_crm_statements[7])
 #define NGX_AGENTLOCATOR_CRM_RECORDING_FILE                                   \
     (&ngx_agentlocator_crm_statements[8])
+#define NGX_AGENTLOCATOR_CRM_TRANSCRIBE_DUE                                   \
+    (&ngx_agentlocator_crm_statements[9])
+#define NGX_AGENTLOCATOR_CRM_TRANSCRIBE_FAILED                                \
+    (&ngx_agentlocator_crm_statements[10])
 
 
 static ngx_str_t *ngx_agentlocator_crm_now(u_char *buf, ngx_str_t *at);
@@ -527,6 +592,67 @@ ngx_agentlocator_crm_transcript(ngx_str_t *call_sid, ngx_str_t *recording_sid,
 
     (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_TRANSCRIPT, 7,
                                      params);
+}
+
+
+/*
+ * A recording is due for the sweep in "delay" seconds (a job holds it
+ * until then), or at once: Twilio's (recording_sid, url) or a stream's
+ * WAV (wav_path).
+ */
+
+void
+ngx_agentlocator_crm_transcribe_due(ngx_str_t *call_sid,
+    ngx_str_t *recording_sid, ngx_str_t *url, ngx_str_t *wav_path,
+    ngx_uint_t delay)
+{
+    u_char      secs[NGX_INT_T_LEN];
+    ngx_str_t   params[5];
+    ngx_uint_t  i;
+
+    params[0] = *call_sid;
+    params[1] = *recording_sid;
+    params[2] = *url;
+    params[3] = *wav_path;
+    params[4].data = secs;
+    params[4].len = ngx_sprintf(secs, "%ui", delay) - secs;
+
+    for (i = 1; i < 4; i++) {
+        if (params[i].len == 0) {
+            params[i].data = NULL;
+        }
+    }
+
+    (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_TRANSCRIBE_DUE, 5,
+                                     params);
+}
+
+
+/* A transcription that would fail the same way again: not due any more. */
+
+void
+ngx_agentlocator_crm_transcribe_failed(ngx_str_t *call_sid,
+    ngx_str_t *recording_sid, ngx_str_t *wav_path, const char *stage)
+{
+    u_char      at[NGX_TIME_T_LEN + 8];
+    ngx_str_t   params[5];
+    ngx_uint_t  i;
+
+    params[0] = *call_sid;
+    params[1] = *recording_sid;
+    params[2] = *wav_path;
+    params[3].data = (u_char *) stage;
+    params[3].len = ngx_strlen(stage);
+    (void) ngx_agentlocator_crm_now(at, &params[4]);
+
+    for (i = 1; i < 3; i++) {
+        if (params[i].len == 0) {
+            params[i].data = NULL;
+        }
+    }
+
+    (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_TRANSCRIBE_FAILED,
+                                     5, params);
 }
 
 

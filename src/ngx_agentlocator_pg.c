@@ -37,7 +37,7 @@
 #define NGX_AGENTLOCATOR_PG_CONNECT_TIMEOUT  10000
 
 /* what sql/ holds: the highest NNN of sql/NNN_*.sql */
-#define NGX_AGENTLOCATOR_SCHEMA_VERSION   2
+#define NGX_AGENTLOCATOR_SCHEMA_VERSION   3
 
 #define NGX_AGENTLOCATOR_PG_VERSION_SQL                                       \
     "SELECT coalesce(max(version), 0) FROM schema_version"
@@ -1196,7 +1196,8 @@ ngx_agentlocator_pg_ready(ngx_agentlocator_pg_conn_t *pc)
 
     static ngx_agentlocator_crm_statement_t  *(*statements[])(ngx_uint_t) = {
         ngx_agentlocator_crm_statement_at,
-        ngx_agentlocator_api_statement_at
+        ngx_agentlocator_api_statement_at,
+        ngx_agentlocator_transcribe_statement_at
     };
 
     pool = ngx_agentlocator_pg;
@@ -1211,9 +1212,9 @@ ngx_agentlocator_pg_ready(ngx_agentlocator_pg_conn_t *pc)
         return;
     }
 
-    /* the CRM's writes, then the API's reads */
+    /* the CRM's writes, then the API's and the transcription sweep's reads */
 
-    for (t = 0; t < 2; t++) {
+    for (t = 0; t < 3; t++) {
         for (i = 0; (st = statements[t](i)); i++) {
             if (PQsendPrepare(pc->conn,
                               ngx_agentlocator_pg_statement_name(st, name),

@@ -17,7 +17,14 @@
  *
  * A job belongs to the worker that started it and ends with it: a worker
  * that exits gives up the jobs it has (TRANSCRIBE_FAILED ... worker
- * exiting), and does not wait for them.
+ * exiting), and does not wait for them.  The recording does not end with
+ * it: a job that starts marks its recording due for the sweep once its
+ * claim (sweep=, three times over) runs out, the sweep of every worker
+ * (ngx_agentlocator_transcribe_sweep.c) keeps its own jobs' claims ahead
+ * and takes what is due, so a recording whose job was given up (a worker
+ * that exited, a service away past the retries, no free job) is done
+ * again later by some worker, once.  Only what would fail the same way
+ * again is given up for good.
  */
 
 
@@ -25,9 +32,9 @@
 #include "ngx_agentlocator_service_reply.h"
 
 
-#define NGX_AGENTLOCATOR_TRANSCRIBE_JOBS      8     /* per worker */
 #define NGX_AGENTLOCATOR_TRANSCRIBE_TIMEOUT   120000
 #define NGX_AGENTLOCATOR_TRANSCRIBE_MAX_SIZE  (25 * 1024 * 1024)
+#define NGX_AGENTLOCATOR_TRANSCRIBE_SWEEP     30000
 
 /* the transcript kept: one spool record holds it with room to spare */
 #define NGX_AGENTLOCATOR_TRANSCRIPT_MAX       (48 * 1024)
@@ -51,6 +58,7 @@ struct ngx_agentlocator_transcribe_s {
     ngx_str_t                     header;       /* Authorization, or empty */
     ngx_msec_t                    timeout;
     size_t                        max_size;
+    ngx_msec_t                    sweep;        /* 0: off */
 };
 
 
@@ -80,6 +88,17 @@ typedef struct {
 } ngx_agentlocator_transcribe_job_t;
 
 
+static ngx_uint_t ngx_agentlocator_transcribe_url_ok(
+    ngx_agentlocator_main_conf_t *amcf, ngx_str_t *recording_sid,
+    ngx_str_t *recording_url);
+static ngx_int_t ngx_agentlocator_transcribe_start_twilio(
+    ngx_agentlocator_main_conf_t *amcf, ngx_agentlocator_transcribe_job_t *job,
+    ngx_str_t *recording_sid, ngx_str_t *recording_url);
+static ngx_int_t ngx_agentlocator_transcribe_start_file(
+    ngx_agentlocator_transcribe_job_t *job, ngx_str_t *wav_path);
+static void ngx_agentlocator_transcribe_due(ngx_agentlocator_main_conf_t *amcf,
+    ngx_str_t *call_sid, ngx_str_t *recording_sid, ngx_str_t *url,
+    ngx_str_t *wav_path, ngx_uint_t started);
 static ngx_agentlocator_transcribe_job_t *ngx_agentlocator_transcribe_job(
     ngx_agentlocator_main_conf_t *amcf, ngx_str_t *call_sid, ngx_log_t *log);
 static ngx_int_t ngx_agentlocator_transcribe_fetch(
@@ -90,6 +109,8 @@ static ngx_uint_t ngx_agentlocator_transcribe_again(
     ngx_agentlocator_transcribe_job_t *job, const char *stage,
     ngx_agentlocator_http_result_t *result, ngx_msec_t *delays,
     ngx_uint_t ndelays);
+static ngx_uint_t ngx_agentlocator_transcribe_passing(
+    ngx_agentlocator_http_result_t *result);
 static void ngx_agentlocator_transcribe_retry(ngx_event_t *ev);
 static void ngx_agentlocator_transcribe_fetched(
     ngx_agentlocator_http_result_t *result, void *data);
@@ -100,6 +121,8 @@ static void ngx_agentlocator_transcribe_answered(
 static void ngx_agentlocator_transcribe_failed(
     ngx_agentlocator_transcribe_job_t *job, const char *stage,
     ngx_agentlocator_http_result_t *result);
+static void ngx_agentlocator_transcribe_final(
+    ngx_agentlocator_transcribe_job_t *job, const char *stage);
 static void ngx_agentlocator_transcribe_free(
     ngx_agentlocator_transcribe_job_t *job);
 
@@ -110,7 +133,7 @@ static ngx_queue_t ngx_agentlocator_transcribe_queue;
 
 /*
  * agentlocator_transcribe_url URL [model=NAME] [language=CODE]
- * [key=SECRET] [timeout=TIME] [max_size=SIZE]
+ * [key=SECRET] [timeout=TIME] [max_size=SIZE] [sweep=TIME|off]
  */
 
 char *
@@ -149,6 +172,7 @@ ngx_agentlocator_transcribe_conf(ngx_conf_t *cf,
     ngx_str_set(&tc->model, "whisper-1");
     tc->timeout = NGX_AGENTLOCATOR_TRANSCRIBE_TIMEOUT;
     tc->max_size = NGX_AGENTLOCATOR_TRANSCRIBE_MAX_SIZE;
+    tc->sweep = NGX_AGENTLOCATOR_TRANSCRIBE_SWEEP;
     ngx_str_null(&key);
 
     for (i = 2; i < cf->args->nelts; i++) {
@@ -241,12 +265,36 @@ ngx_agentlocator_transcribe_conf(ngx_conf_t *cf,
             continue;
         }
 
+        if (ngx_strncmp(v.data, "sweep=", 6) == 0) {
+            v.data += 6;
+            v.len -= 6;
+
+            if (v.len == 3 && ngx_strncmp(v.data, "off", 3) == 0) {
+                tc->sweep = 0;
+                continue;
+            }
+
+            ms = ngx_parse_time(&v, 0);
+            if (ms == (ngx_msec_t) NGX_ERROR || ms < 1000
+                || ms > 3600 * 1000)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "agentlocator_transcribe_url \"%V\": "
+                                   "sweep= must be from 1s to 1h, or off",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            tc->sweep = ms;
+            continue;
+        }
+
     invalid:
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid agentlocator_transcribe_url parameter "
                            "\"%V\", expected model=, language=, key=, "
-                           "timeout= or max_size=", &value[i]);
+                           "timeout=, max_size= or sweep=", &value[i]);
         return NGX_CONF_ERROR;
     }
 
@@ -277,23 +325,15 @@ ngx_agentlocator_transcribe_twilio(ngx_agentlocator_main_conf_t *amcf,
     ngx_str_t *call_sid, ngx_str_t *recording_sid, ngx_str_t *recording_url,
     ngx_log_t *log)
 {
-    u_char                             *p;
+    ngx_str_t                           none;
     ngx_agentlocator_transcribe_job_t  *job;
 
     if (amcf->transcribe == NULL) {
         return;
     }
 
-    if (recording_sid->len != NGX_AGENTLOCATOR_SID_LEN
-        || recording_url->len <= amcf->api_url.len + 1
-        || recording_url->len > 2048
-        || ngx_strncmp(recording_url->data, amcf->api_url.data,
-                       amcf->api_url.len) != 0
-        || recording_url->data[amcf->api_url.len] != '/'
-        || ngx_strlchr(recording_url->data,
-                       recording_url->data + recording_url->len, '?')
-        || ngx_strlchr(recording_url->data,
-                       recording_url->data + recording_url->len, '#'))
+    if (!ngx_agentlocator_transcribe_url_ok(amcf, recording_sid,
+                                            recording_url))
     {
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "TRANSCRIBE_SKIPPED call=%V reason=recording_url "
@@ -301,10 +341,51 @@ ngx_agentlocator_transcribe_twilio(ngx_agentlocator_main_conf_t *amcf,
         return;
     }
 
+    ngx_str_null(&none);
+
     job = ngx_agentlocator_transcribe_job(amcf, call_sid, log);
+
+    ngx_agentlocator_transcribe_due(amcf, call_sid, recording_sid,
+                                    recording_url, &none, job != NULL);
+
     if (job == NULL) {
         return;
     }
+
+    if (ngx_agentlocator_transcribe_start_twilio(amcf, job, recording_sid,
+                                                 recording_url)
+        != NGX_OK)
+    {
+        ngx_agentlocator_transcribe_failed(job, "fetch", NULL);
+    }
+}
+
+
+static ngx_uint_t
+ngx_agentlocator_transcribe_url_ok(ngx_agentlocator_main_conf_t *amcf,
+    ngx_str_t *recording_sid, ngx_str_t *recording_url)
+{
+    return !(recording_sid->len != NGX_AGENTLOCATOR_SID_LEN
+             || recording_url->len <= amcf->api_url.len + 1
+             || recording_url->len > 2048
+             || ngx_strncmp(recording_url->data, amcf->api_url.data,
+                            amcf->api_url.len) != 0
+             || recording_url->data[amcf->api_url.len] != '/'
+             || ngx_strlchr(recording_url->data,
+                            recording_url->data + recording_url->len, '?')
+             || ngx_strlchr(recording_url->data,
+                            recording_url->data + recording_url->len, '#'));
+}
+
+
+/* NGX_ERROR: the job is the caller's to give up */
+
+static ngx_int_t
+ngx_agentlocator_transcribe_start_twilio(ngx_agentlocator_main_conf_t *amcf,
+    ngx_agentlocator_transcribe_job_t *job, ngx_str_t *recording_sid,
+    ngx_str_t *recording_url)
+{
+    u_char  *p;
 
     job->twilio = 1;
     ngx_memcpy(job->recording_sid, recording_sid->data,
@@ -313,10 +394,10 @@ ngx_agentlocator_transcribe_twilio(ngx_agentlocator_main_conf_t *amcf,
                 job->recording_sid);
 
     job->url.len = recording_url->len + sizeof(".wav") - 1;
-    job->url.data = ngx_alloc(job->url.len, log);
+    job->url.data = ngx_alloc(job->url.len, job->log);
     if (job->url.data == NULL) {
-        ngx_agentlocator_transcribe_free(job);
-        return;
+        job->url.len = 0;
+        return NGX_ERROR;
     }
 
     p = ngx_cpymem(job->url.data, recording_url->data, recording_url->len);
@@ -325,9 +406,7 @@ ngx_agentlocator_transcribe_twilio(ngx_agentlocator_main_conf_t *amcf,
     job->user = amcf->account_sid;
     job->password = amcf->auth_token;
 
-    if (ngx_agentlocator_transcribe_fetch(job) != NGX_OK) {
-        ngx_agentlocator_transcribe_failed(job, "fetch", NULL);
-    }
+    return ngx_agentlocator_transcribe_fetch(job);
 }
 
 
@@ -365,21 +444,39 @@ void
 ngx_agentlocator_transcribe_file(ngx_agentlocator_main_conf_t *amcf,
     ngx_str_t *call_sid, ngx_str_t *wav_path, ngx_log_t *log)
 {
+    ngx_str_t                           none;
     ngx_agentlocator_transcribe_job_t  *job;
 
     if (amcf->transcribe == NULL) {
         return;
     }
 
+    ngx_str_null(&none);
+
     job = ngx_agentlocator_transcribe_job(amcf, call_sid, log);
+
+    if (call_sid->len == NGX_AGENTLOCATOR_SID_LEN) {
+        ngx_agentlocator_transcribe_due(amcf, call_sid, &none, &none,
+                                        wav_path, job != NULL);
+    }
+
     if (job == NULL) {
         return;
     }
 
-    job->wav_path.data = ngx_alloc(wav_path->len + 1, log);
+    if (ngx_agentlocator_transcribe_start_file(job, wav_path) != NGX_OK) {
+        ngx_agentlocator_transcribe_failed(job, "post", NULL);
+    }
+}
+
+
+static ngx_int_t
+ngx_agentlocator_transcribe_start_file(ngx_agentlocator_transcribe_job_t *job,
+    ngx_str_t *wav_path)
+{
+    job->wav_path.data = ngx_alloc(wav_path->len + 1, job->log);
     if (job->wav_path.data == NULL) {
-        ngx_agentlocator_transcribe_free(job);
-        return;
+        return NGX_ERROR;
     }
 
     (void) ngx_cpystrn(job->wav_path.data, wav_path->data, wav_path->len + 1);
@@ -388,9 +485,182 @@ ngx_agentlocator_transcribe_file(ngx_agentlocator_main_conf_t *amcf,
     ngx_sprintf(job->filename, "%*s.wav%Z", NGX_AGENTLOCATOR_SID_LEN,
                 job->call_sid);
 
-    if (ngx_agentlocator_transcribe_post(job) != NGX_OK) {
-        ngx_agentlocator_transcribe_failed(job, "post", NULL);
+    return ngx_agentlocator_transcribe_post(job);
+}
+
+
+/*
+ * The recording is due for the sweep: once a started job's claim runs out
+ * (the sweep keeps it ahead while the job runs), or at once for a job
+ * that could not start.  Without the sweep nothing is ever due.
+ */
+
+static void
+ngx_agentlocator_transcribe_due(ngx_agentlocator_main_conf_t *amcf,
+    ngx_str_t *call_sid, ngx_str_t *recording_sid, ngx_str_t *url,
+    ngx_str_t *wav_path, ngx_uint_t started)
+{
+    ngx_msec_t  every;
+
+    every = amcf->transcribe->sweep;
+
+    if (every == 0) {
+        return;
     }
+
+    ngx_agentlocator_crm_transcribe_due(call_sid, recording_sid, url,
+                                        wav_path,
+                                        started ? NGX_AGENTLOCATOR_CLAIM(every)
+                                                : 0);
+}
+
+
+/*
+ * A recording the sweep claimed: Twilio's (recording_sid, url) or a
+ * stream's WAV (wav_path).  NGX_BUSY: no free job; NGX_DECLINED: not for
+ * this host (a URL outside agentlocator_twilio_api_url, a WAV that is not
+ * this host's agentlocator_recordings/{CallSid}.wav); NGX_ERROR: it could
+ * not start.  Either way its claim runs out and the sweep takes it again,
+ * within its attempts.
+ */
+
+ngx_int_t
+ngx_agentlocator_transcribe_resume(ngx_agentlocator_main_conf_t *amcf,
+    ngx_str_t *call_sid, ngx_str_t *recording_sid, ngx_str_t *url,
+    ngx_str_t *wav_path)
+{
+    u_char                              name[NGX_MAX_PATH], *p;
+    ngx_int_t                           rc;
+    ngx_file_info_t                     fi;
+    ngx_agentlocator_transcribe_job_t  *job;
+
+    if (call_sid->len != NGX_AGENTLOCATOR_SID_LEN) {
+        return NGX_DECLINED;
+    }
+
+    if (recording_sid->len) {
+        if (!ngx_agentlocator_transcribe_url_ok(amcf, recording_sid, url)) {
+            return NGX_DECLINED;
+        }
+
+    } else {
+        /*
+         * only a WAV this module writes, PATH/{CallSid}.wav of its call:
+         * whoever can write the CRM must not choose a file to upload
+         */
+        if (amcf->recordings == NULL
+            || amcf->recordings->name.len + 1 + NGX_AGENTLOCATOR_SID_LEN
+               + sizeof(".wav") > NGX_MAX_PATH)
+        {
+            return NGX_DECLINED;
+        }
+
+        p = ngx_sprintf(name, "%V/%V.wav", &amcf->recordings->name,
+                        call_sid);
+
+        if (wav_path->len != (size_t) (p - name)
+            || ngx_strncmp(wav_path->data, name, wav_path->len) != 0)
+        {
+            return NGX_DECLINED;
+        }
+
+        *p = '\0';
+
+        /* a local stat: the WAV is this host's, or another's */
+        if (ngx_file_info(name, &fi) == NGX_FILE_ERROR) {
+            return NGX_DECLINED;
+        }
+    }
+
+    if (ngx_agentlocator_transcribe_jobs >= NGX_AGENTLOCATOR_TRANSCRIBE_JOBS) {
+        return NGX_BUSY;
+    }
+
+    job = ngx_agentlocator_transcribe_job(amcf, call_sid, ngx_cycle->log);
+    if (job == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (recording_sid->len) {
+        rc = ngx_agentlocator_transcribe_start_twilio(amcf, job,
+                                                      recording_sid, url);
+    } else {
+        rc = ngx_agentlocator_transcribe_start_file(job, wav_path);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_agentlocator_transcribe_failed(job, recording_sid->len
+                                                ? "fetch" : "post", NULL);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_uint_t
+ngx_agentlocator_transcribe_free_slots(void)
+{
+    return NGX_AGENTLOCATOR_TRANSCRIBE_JOBS - ngx_agentlocator_transcribe_jobs;
+}
+
+
+ngx_msec_t
+ngx_agentlocator_transcribe_sweep_every(ngx_agentlocator_main_conf_t *amcf)
+{
+    return amcf->transcribe ? amcf->transcribe->sweep : 0;
+}
+
+
+/*
+ * The jobs running, as two arrays for PostgreSQL ({RE..,RE..} of Twilio's
+ * recordings, {CA..} of the calls whose WAV is being transcribed): the
+ * sweep keeps their claims ahead.  SIDs are letters and digits, nothing to
+ * quote.  Each buffer holds NGX_AGENTLOCATOR_TRANSCRIBE_KEYS_LEN bytes.
+ */
+
+void
+ngx_agentlocator_transcribe_running(ngx_str_t *twilio, ngx_str_t *streams)
+{
+    u_char                             *t, *w;
+    ngx_queue_t                        *q;
+    ngx_agentlocator_transcribe_job_t  *job;
+
+    t = twilio->data;
+    w = streams->data;
+    *t++ = '{';
+    *w++ = '{';
+
+    if (ngx_agentlocator_transcribe_queue.next) {
+        for (q = ngx_queue_head(&ngx_agentlocator_transcribe_queue);
+             q != ngx_queue_sentinel(&ngx_agentlocator_transcribe_queue);
+             q = ngx_queue_next(q))
+        {
+            job = ngx_queue_data(q, ngx_agentlocator_transcribe_job_t, queue);
+
+            if (job->twilio) {
+                if (t - twilio->data > 1) {
+                    *t++ = ',';
+                }
+
+                t = ngx_cpymem(t, job->recording_sid,
+                               NGX_AGENTLOCATOR_SID_LEN);
+
+            } else {
+                if (w - streams->data > 1) {
+                    *w++ = ',';
+                }
+
+                w = ngx_cpymem(w, job->call_sid, NGX_AGENTLOCATOR_SID_LEN);
+            }
+        }
+    }
+
+    *t++ = '}';
+    *w++ = '}';
+
+    twilio->len = t - twilio->data;
+    streams->len = w - streams->data;
 }
 
 
@@ -585,6 +855,7 @@ ngx_agentlocator_transcribe_answered(ngx_agentlocator_http_result_t *result,
                       "TRANSCRIBE_FAILED call=%*s stage=answer reason=%s",
                       NGX_AGENTLOCATOR_SID_LEN, job->call_sid, err);
         ngx_free(buf);
+        ngx_agentlocator_transcribe_final(job, "answer");
         ngx_agentlocator_transcribe_free(job);
         return;
     }
@@ -696,15 +967,8 @@ ngx_agentlocator_transcribe_again(ngx_agentlocator_transcribe_job_t *job,
 {
     ngx_msec_t  delay;
 
-    if (result->aborted || result->oversize || ngx_exiting || ngx_quit
-        || job->tries >= ndelays)
-    {
-        return 0;
-    }
-
-    if (!(result->status == 0 || result->status == 404
-          || result->status == 408 || result->status == 429
-          || result->status >= 500))
+    if (result->aborted || ngx_exiting || ngx_quit || job->tries >= ndelays
+        || !ngx_agentlocator_transcribe_passing(result))
     {
         return 0;
     }
@@ -722,6 +986,28 @@ ngx_agentlocator_transcribe_again(ngx_agentlocator_transcribe_job_t *job,
     ngx_add_timer(&job->retry, delay);
 
     return 1;
+}
+
+
+/*
+ * What may pass: nothing there yet (404), too many requests, a server
+ * error, a timeout or a connection refused, or our own abort.
+ */
+
+static ngx_uint_t
+ngx_agentlocator_transcribe_passing(ngx_agentlocator_http_result_t *result)
+{
+    if (result->aborted) {
+        return 1;
+    }
+
+    if (result->oversize) {
+        return 0;
+    }
+
+    return result->status == 0 || result->status == 404
+           || result->status == 408 || result->status == 429
+           || result->status >= 500;
 }
 
 
@@ -783,7 +1069,11 @@ ngx_agentlocator_transcribe_exit_worker(void)
 }
 
 
-/* One line: the stage, the HTTP status or curl's reason; never a secret. */
+/*
+ * One line: the stage, the HTTP status or curl's reason; never a secret.
+ * What would fail the same way again is given up for good; anything else
+ * is left to the sweep.
+ */
 
 static void
 ngx_agentlocator_transcribe_failed(ngx_agentlocator_transcribe_job_t *job,
@@ -798,7 +1088,39 @@ ngx_agentlocator_transcribe_failed(ngx_agentlocator_transcribe_job_t *job,
                   : result->status != 200 ? "not 200"
                   : "empty");
 
+    if (result && !ngx_agentlocator_transcribe_passing(result)) {
+        ngx_agentlocator_transcribe_final(job, stage);
+    }
+
     ngx_agentlocator_transcribe_free(job);
+}
+
+
+/* Its recording is no longer due: the sweep will not try it again. */
+
+static void
+ngx_agentlocator_transcribe_final(ngx_agentlocator_transcribe_job_t *job,
+    const char *stage)
+{
+    ngx_str_t  call_sid, recording_sid;
+
+    if (job->conf->sweep == 0) {
+        return;
+    }
+
+    call_sid.data = job->call_sid;
+    call_sid.len = NGX_AGENTLOCATOR_SID_LEN;
+
+    if (job->twilio) {
+        recording_sid.data = job->recording_sid;
+        recording_sid.len = NGX_AGENTLOCATOR_SID_LEN;
+
+    } else {
+        ngx_str_null(&recording_sid);
+    }
+
+    ngx_agentlocator_crm_transcribe_failed(&call_sid, &recording_sid,
+                                           &job->wav_path, stage);
 }
 
 

@@ -303,7 +303,7 @@ $::PG . "agentlocator_transcribe_url http://127.0.0.1:9000/v1/audio/transcriptio
     location = /t { return 200; }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*invalid agentlocator_transcribe_url parameter "modle=whisper-1", expected model=, language=, key=, timeout= or max_size=/
+qr/\[emerg\] .*invalid agentlocator_transcribe_url parameter "modle=whisper-1", expected model=, language=, key=, timeout=, max_size= or sweep=/
 
 
 
@@ -337,3 +337,39 @@ $::PG . "agentlocator_transcribe_url http://127.0.0.1:9000/v1/audio/transcriptio
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*agentlocator_transcribe_url "timeout=5ms": timeout= must be from 1s to 1h/
+
+
+
+=== TEST 28: agentlocator_transcribe_url sweep= out of range
+--- http_config eval
+$::PG . "agentlocator_transcribe_url http://127.0.0.1:9000/v1/audio/transcriptions sweep=500ms;"
+--- config
+    location = /t { return 200; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*agentlocator_transcribe_url "sweep=500ms": sweep= must be from 1s to 1h, or off/
+
+
+
+=== TEST 29: agentlocator_transcribe_url sweep= that is not a time
+--- http_config eval
+$::PG . "agentlocator_transcribe_url http://127.0.0.1:9000/v1/audio/transcriptions sweep=soon;"
+--- config
+    location = /t { return 200; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*agentlocator_transcribe_url "sweep=soon": sweep= must be from 1s to 1h, or off/
+
+
+
+=== TEST 30: agentlocator_transcribe_url sweep=off is taken
+--- http_config eval
+$::PG . "agentlocator_transcribe_url http://127.0.0.1:9000/v1/audio/transcriptions sweep=off;"
+--- config
+    location = /t { return 200 "ok"; }
+--- request
+GET /t
+--- response_body chomp
+ok
+--- no_error_log
+[emerg]

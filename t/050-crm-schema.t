@@ -27,12 +27,12 @@ sub fails {
 subtest 'tools/migrate applies sql/ and applying it again changes nothing' => sub {
     my ($rc, $out) = migrate('--check', $pg->conninfo);
     is($rc, 1, '--check on an empty database: older than sql/');
-    like($out, qr/database schema version 0, sql\/ has 2/, 'and says so');
+    like($out, qr/database schema version 0, sql\/ has 3/, 'and says so');
 
     ($rc, $out) = migrate($pg->conninfo);
     is($rc, 0, 'applied') or diag $out;
-    like($out, qr/applying 001_crm\.sql.*applying 002_whatsapp\.sql.*schema version 2/s,
-         'versions 1 and 2');
+    like($out, qr/applying 001_crm\.sql.*applying 002_whatsapp\.sql.*applying 003_transcribe\.sql.*schema version 3/s,
+         'versions 1 to 3');
     my $tables = $pg->psql(q{SELECT string_agg(tablename, ' ' ORDER BY tablename)
                              FROM pg_tables WHERE schemaname = 'public'});
     is($tables, 'business_numbers businesses call_events calls customers message_statuses '
@@ -42,7 +42,7 @@ subtest 'tools/migrate applies sql/ and applying it again changes nothing' => su
     ($rc, $out) = migrate($pg->conninfo);
     is($rc, 0, 'applied again') or diag $out;
     unlike($out, qr/NOTICE|ERROR/, 'quietly');
-    is($pg->psql('SELECT count(*) FROM schema_version'), 2, 'one row per version');
+    is($pg->psql('SELECT count(*) FROM schema_version'), 3, 'one row per version');
     is($pg->psql(q{SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'}), $before,
        'no index added twice');
     is($pg->psql('SELECT count(*) FROM businesses WHERE is_default'), 1, 'one default business');

@@ -72,12 +72,12 @@ subtest 'a database not migrated yet: said once per worker, and in /readyz' => s
     my $s = server();
     ok(wait_state($s, 'old_schema', 10), 'every worker: "old_schema"');
     my ($j) = values %{ databases($s) };
-    is_deeply($j->{database}, { schema => 0, needed => 2, connected => 0, pool => 2,
+    is_deeply($j->{database}, { schema => 0, needed => 3, connected => 0, pool => 2,
                                 queued => 0, in_flight => 0, written => 0, refused => 0,
                                 dropped => 0 },
-              'schema 0 of 2 needed, the connections let go (tried again after the backoff)');
+              'schema 0 of 3 needed, the connections let go (tried again after the backoff)');
     is($j->{ready}, JSON::PP::true, 'still ready: calls go on without the CRM');
-    my @old = $s->error_log =~ /\[error\] .*CRM_SCHEMA_OLD version=0 needed=2: the database has not been migrated; run tools\/migrate/g;
+    my @old = $s->error_log =~ /\[error\] .*CRM_SCHEMA_OLD version=0 needed=3: the database has not been migrated; run tools\/migrate/g;
     is(scalar @old, 2, 'logged once by each worker');
     ok($s->stop, 'stopped');
 };
@@ -93,10 +93,10 @@ subtest 'migrated: ok' => sub {
         ($j) = values %$d;
         keys %$d == 2 && !grep { $_->{database}{connected} != 2 } values %$d;
     }, 10);
-    is_deeply($j->{database}, { schema => 2, needed => 2, connected => 2, pool => 2,
+    is_deeply($j->{database}, { schema => 3, needed => 3, connected => 2, pool => 2,
                                 queued => 0, in_flight => 0, written => 0, refused => 0,
                                 dropped => 0 },
-              'schema 2, both connections up');
+              'schema 3, both connections up');
     is($pg->psql(q{SELECT count(*) FROM pg_stat_activity WHERE usename = 'agentlocator'
                    AND backend_type = 'client backend' AND pid <> pg_backend_pid()}), 4,
        'the database sees 2 workers x 2 connections')

@@ -28,7 +28,7 @@ const table = {
         stream_stop: 'הזרם הסתיים', stream_drop: 'הזרם נפל', stream_error: 'תקלה בזרם',
         stream_status: 'דיווח זרם מ־Twilio', stream_ended: 'חזרה מהזרם',
         watchdog_attempt: 'ניסיון העברה להקלטה', watchdog_outcome: 'תוצאת ההעברה',
-        recording: 'הקלטה',
+        recording: 'הקלטה', transcript: 'תמלול', transcript_failed: 'התמלול נכשל',
     },
     // a WhatsApp message's status
     message: {
