@@ -34,6 +34,10 @@ _EOC_
         agentlocator_body_timeout 0;
         agentlocator_voice incoming_call;
     }
+    location = /slow-reader/incoming_call {
+        limit_rate 64;
+        agentlocator_voice incoming_call;
+    }
 _EOC_
 }
 
@@ -125,6 +129,23 @@ subtest 'a body in time: answered, its deadline gone with it' => sub {
     is(count_lines($s, qr/WEBHOOK_BODY_TIMEOUT/), 0, 'no timeout logged');
     is($s->request('GET /nothing')->{status}, 404, 'the worker answers');
     is(($s->workers)[0], $worker, 'the same worker');
+    ok($s->stop, 'stopped cleanly');
+};
+
+subtest 'an answer still being sent at the deadline: sent whole' => sub {
+    # the deadline is the body's: once the body is whole it goes, though
+    # the request lives on while its answer is sent (here at 64 bytes a
+    # second, as to a client reading slowly)
+    my $s = server(timeout => '1s');
+    my $short = form(CallSid => call_sid(6));
+    my $t0 = time;
+    my ($sent, $closed, $answer) = dribble($s, '/slow-reader/incoming_call', $FORM, $short, 0);
+    my $took = time - $t0;
+    ok(!$closed, "all $sent bytes taken");
+    cmp_ok($took, '>', 1.5, sprintf('the answer took %.1f s, past the deadline', $took));
+    like($answer, qr{^HTTP/1\.1 200 .*</Response>\s*\z}s, 'answered 200, all of it')
+        or diag $answer;
+    is(count_lines($s, qr/WEBHOOK_BODY_TIMEOUT/), 0, 'no timeout logged');
     ok($s->stop, 'stopped cleanly');
 };
 

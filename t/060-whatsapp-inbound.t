@@ -248,8 +248,16 @@ subtest 'Twilio: what is refused, and why' => sub {
        ->{status}, 400, 'a malformed MessageSid: 400');
     is(twilio('/webhook/whatsapp/twilio', From => 'whatsapp:+15550001111')->{status}, 400,
        'no MessageSid: 400');
-    is(inbound(9, '+972541112222', NumMedia => 11)->{status}, 400, 'NumMedia over 10: 400');
+    # with ten media and an eleventh under the key '0' + 10 makes: refused
+    # for NumMedia itself, never looked up past the ten slots
+    $r = inbound(9, '+972541112222', NumMedia => 11,
+                 (map { ("MediaUrl$_" => "https://x.example/$_", "MediaContentType$_" => 'image/png') } 0 .. 9),
+                 'MediaUrl:' => 'https://x.example/10');
+    is("$r->{status} $r->{body}", "400 NumMedia must be 0 to 10\n", 'NumMedia over 10: 400, for NumMedia');
     is(inbound(9, '+972541112222', NumMedia => 1)->{status}, 400, 'a missing MediaUrl0: 400');
+    $r = inbound(9, '+972541112222', NumMedia => 1, MediaUrl0 => '', MediaContentType0 => 'image/png');
+    is("$r->{status} $r->{body}", "400 a MediaUrlN below NumMedia is missing or too long\n",
+       'an empty MediaUrl0: 400');
     is(inbound(9, '+972541112222', NumMedia => 0, NumMedia => 1)->{status}, 400,
        'two NumMedia: 400');
     is($s->request('POST /webhook/whatsapp/twilio', body => '{}',

@@ -398,6 +398,17 @@ subtest 'auto: both fail' => sub {
     $mock->mode(messages => 'ok');
 };
 
+subtest 'a provider\'s message id longer than any it gives: not taken' => sub {
+    # 128 bytes at most are kept for it: a longer one is refused, never copied
+    $bridge->http('POST', '/__mode', '{"mode":"longid"}');
+    my $r = send_msg({ to => '+972541000004', text => 'long id', provider => 'baileys' });
+    is($r->{status}, 502, 'answered 502') or diag $r->{body};
+    like($r->{json}{attempts}[0]{error} // '', qr/without a message id/, 'as an answer without one');
+    is(row($r->{json}{ref}, q{status || ' ' || coalesce(provider_msg_id, '-') || ' ' || body}),
+       'failed - long id', 'the row: failed, no id, the text intact');
+    $bridge->http('POST', '/__mode', '{"mode":"ok"}');
+};
+
 subtest 'send: what is refused' => sub {
     is(send_msg({ to => '+972541000001', text => 'x' }, token => token(1, 'viewer'))->{status},
        403, 'a viewer may not send: 403');

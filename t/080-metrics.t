@@ -274,6 +274,31 @@ Test::More::subtest('calls, streams, protocol errors and redirects, summed over 
     ok($s->stop, 'stopped');
 });
 
+Test::More::subtest('a killed worker\'s counter taken over by the next: from zero' => sub {
+    # one worker: the one that replaces it takes the dead one's slot, the
+    # only one that is free, and must not inherit the stream it counted
+    my $t = Test::AgentLocator::Calls->new(workers => 1, watchdog => 'off');
+    my $s = $t->server;
+    my $open = sub { decode_json($s->request('GET /status')->{body})->{websocket}{open} };
+    $t->incoming(1);
+    my $ws = $t->stream(1);
+    $t->media($ws);
+    ok(wait_until(sub { $open->() == 1 }, 5), 'a stream open');
+    my ($worker) = $s->workers;
+    $s->kill_worker($worker);
+    is($open->(), 0, 'its worker killed: none');
+    $ws->close_socket;
+    $t->incoming(2);
+    my $ws2 = $t->stream(2);
+    $t->media($ws2);
+    ok(wait_until(sub { $open->() >= 1 }, 5), 'a stream in the new worker');
+    is(join(' ', map { $open->() } 1 .. 3), '1 1 1', 'counted once, not with the dead one\'s');
+    $t->stop($ws2);
+    $ws2->close_ws(1000);
+    ok(wait_until(sub { $open->() == 0 }, 5), 'and none when it ends');
+    ok($s->stop, 'stopped');
+});
+
 # ---------------------------------------------------------------------------
 # The database, the CRM's writes and the spool
 

@@ -7,7 +7,8 @@ only.
     baileys_bridge.py --secret S [--port N]    prints "PORT <n>" when listening
 
 Control (JSON bodies):
-    POST /__mode      {"mode": "ok" | "503" | "garbage"}
+    POST /__mode      {"mode": "ok" | "503" | "garbage" | "longid"}
+                      (longid: a 200 whose provider_msg_id is 300 characters)
     GET  /__requests  -> [{"time", "path", "signature_ok", "content_type", "json"}, ...]
     POST /__reset
 """
@@ -83,6 +84,8 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(503, {"error": "not connected to WhatsApp"})
         elif mode == "garbage":
             self.reply(200, None, raw=b"<html>hello</html>")
+        elif mode == "longid":
+            self.reply(200, {"provider_msg_id": "L" * 300, "status": "sent"})
         else:
             self.reply(200, {"provider_msg_id": "3EB0%012X" % sent, "status": "sent"})
 
