@@ -367,6 +367,8 @@ static ngx_agentlocator_crm_statement_t  ngx_agentlocator_crm_statements[] = {
     (&ngx_agentlocator_crm_statements[10])
 
 
+static void ngx_agentlocator_crm_nulls(ngx_str_t *params, ngx_uint_t from,
+    ngx_uint_t to);
 static ngx_str_t *ngx_agentlocator_crm_now(u_char *buf, ngx_str_t *at);
 static ngx_uint_t ngx_agentlocator_crm_whole_seconds(ngx_str_t *s);
 static ngx_int_t ngx_agentlocator_crm_wa_write(
@@ -378,7 +380,6 @@ ngx_agentlocator_crm_incoming(ngx_agentlocator_call_info_t *info)
 {
     u_char      at[NGX_TIME_T_LEN + 8];
     ngx_str_t   params[5];
-    ngx_uint_t  i;
 
     params[0] = info->call.sid;
     params[1] = info->account_sid;
@@ -387,11 +388,7 @@ ngx_agentlocator_crm_incoming(ngx_agentlocator_call_info_t *info)
     (void) ngx_agentlocator_crm_now(at, &params[4]);
 
     /* an absent field is SQL NULL, not an empty string */
-    for (i = 1; i < 4; i++) {
-        if (params[i].len == 0) {
-            params[i].data = NULL;
-        }
-    }
+    ngx_agentlocator_crm_nulls(params, 1, 4);
 
     (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_INCOMING, 5,
                                      params);
@@ -520,7 +517,6 @@ ngx_agentlocator_crm_recording(ngx_str_t *call_sid, ngx_str_t *recording_sid,
 {
     u_char      at[NGX_TIME_T_LEN + 8];
     ngx_str_t   params[6];
-    ngx_uint_t  i;
 
     params[0] = *call_sid;
     params[1] = *recording_sid;
@@ -533,11 +529,7 @@ ngx_agentlocator_crm_recording(ngx_str_t *call_sid, ngx_str_t *recording_sid,
         ngx_str_null(&params[3]);
     }
 
-    for (i = 1; i < 5; i++) {
-        if (params[i].len == 0) {
-            params[i].data = NULL;
-        }
-    }
+    ngx_agentlocator_crm_nulls(params, 1, 5);
 
     (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_RECORDING, 6,
                                      params);
@@ -570,7 +562,6 @@ ngx_agentlocator_crm_transcript(ngx_str_t *call_sid, ngx_str_t *recording_sid,
 {
     u_char      at[NGX_TIME_T_LEN + 8];
     ngx_str_t   params[7];
-    ngx_uint_t  i;
 
     params[0] = *call_sid;
     params[1] = *recording_sid;
@@ -580,11 +571,9 @@ ngx_agentlocator_crm_transcript(ngx_str_t *call_sid, ngx_str_t *recording_sid,
     params[5] = *engine;
     (void) ngx_agentlocator_crm_now(at, &params[6]);
 
-    for (i = 1; i < 6; i++) {
-        if (params[i].len == 0 && i != 3) {
-            params[i].data = NULL;
-        }
-    }
+    /* the text stays text, '' when empty (below) */
+    ngx_agentlocator_crm_nulls(params, 1, 3);
+    ngx_agentlocator_crm_nulls(params, 4, 6);
 
     if (params[3].len == 0) {
         ngx_str_set(&params[3], "");
@@ -608,7 +597,6 @@ ngx_agentlocator_crm_transcribe_due(ngx_str_t *call_sid,
 {
     u_char      secs[NGX_INT_T_LEN];
     ngx_str_t   params[5];
-    ngx_uint_t  i;
 
     params[0] = *call_sid;
     params[1] = *recording_sid;
@@ -617,11 +605,7 @@ ngx_agentlocator_crm_transcribe_due(ngx_str_t *call_sid,
     params[4].data = secs;
     params[4].len = ngx_sprintf(secs, "%ui", delay) - secs;
 
-    for (i = 1; i < 4; i++) {
-        if (params[i].len == 0) {
-            params[i].data = NULL;
-        }
-    }
+    ngx_agentlocator_crm_nulls(params, 1, 4);
 
     (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_TRANSCRIBE_DUE, 5,
                                      params);
@@ -636,7 +620,6 @@ ngx_agentlocator_crm_transcribe_failed(ngx_str_t *call_sid,
 {
     u_char      at[NGX_TIME_T_LEN + 8];
     ngx_str_t   params[5];
-    ngx_uint_t  i;
 
     params[0] = *call_sid;
     params[1] = *recording_sid;
@@ -645,11 +628,7 @@ ngx_agentlocator_crm_transcribe_failed(ngx_str_t *call_sid,
     params[3].len = ngx_strlen(stage);
     (void) ngx_agentlocator_crm_now(at, &params[4]);
 
-    for (i = 1; i < 3; i++) {
-        if (params[i].len == 0) {
-            params[i].data = NULL;
-        }
-    }
+    ngx_agentlocator_crm_nulls(params, 1, 3);
 
     (void) ngx_agentlocator_pg_write(NGX_AGENTLOCATOR_CRM_TRANSCRIBE_FAILED,
                                      5, params);
@@ -733,13 +712,8 @@ static ngx_int_t
 ngx_agentlocator_crm_wa_write(ngx_agentlocator_crm_statement_t *st,
     ngx_uint_t n, ngx_str_t *params)
 {
-    ngx_uint_t  i;
 
-    for (i = 0; i < n; i++) {
-        if (params[i].len == 0) {
-            params[i].data = NULL;
-        }
-    }
+    ngx_agentlocator_crm_nulls(params, 0, n);
 
     return ngx_agentlocator_pg_write(st, n, params);
 }
@@ -803,6 +777,21 @@ ngx_agentlocator_crm_whole_seconds(ngx_str_t *s)
  * event loop's cached time, as two webhooks of one call a moment apart,
  * in two workers, must still be told apart in the timeline.
  */
+
+/* params[from .. to - 1] that are empty are sent as SQL NULL */
+
+static void
+ngx_agentlocator_crm_nulls(ngx_str_t *params, ngx_uint_t from, ngx_uint_t to)
+{
+    ngx_uint_t  i;
+
+    for (i = from; i < to; i++) {
+        if (params[i].len == 0) {
+            params[i].data = NULL;
+        }
+    }
+}
+
 
 static ngx_str_t *
 ngx_agentlocator_crm_now(u_char *buf, ngx_str_t *at)
