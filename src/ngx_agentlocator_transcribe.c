@@ -88,6 +88,9 @@ typedef struct {
 } ngx_agentlocator_transcribe_job_t;
 
 
+static ngx_int_t ngx_agentlocator_transcribe_bounded(ngx_conf_t *cf,
+    ngx_str_t *arg, const char *name, ngx_uint_t size, ngx_int_t min,
+    ngx_int_t max, const char *range);
 static ngx_uint_t ngx_agentlocator_transcribe_url_ok(
     ngx_agentlocator_main_conf_t *amcf, ngx_str_t *recording_sid,
     ngx_str_t *recording_url);
@@ -141,9 +144,8 @@ ngx_agentlocator_transcribe_conf(ngx_conf_t *cf,
     ngx_agentlocator_main_conf_t *amcf)
 {
     u_char                         *p;
-    ssize_t                         size;
+    ngx_int_t                       n;
     ngx_str_t                      *value, v, key;
-    ngx_msec_t                      ms;
     ngx_uint_t                      i;
     const char                     *err;
     ngx_agentlocator_public_url_t   url;
@@ -228,64 +230,43 @@ ngx_agentlocator_transcribe_conf(ngx_conf_t *cf,
         }
 
         if (ngx_strncmp(v.data, "timeout=", 8) == 0) {
-            v.data += 8;
-            v.len -= 8;
-
-            ms = ngx_parse_time(&v, 0);
-            if (ms == (ngx_msec_t) NGX_ERROR || ms < 1000
-                || ms > 3600 * 1000)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "agentlocator_transcribe_url \"%V\": "
-                                   "timeout= must be from 1s to 1h",
-                                   &value[i]);
+            n = ngx_agentlocator_transcribe_bounded(cf, &v, "timeout=", 0,
+                                                    1000, 3600 * 1000,
+                                                    "1s to 1h");
+            if (n == NGX_ERROR) {
                 return NGX_CONF_ERROR;
             }
 
-            tc->timeout = ms;
+            tc->timeout = (ngx_msec_t) n;
             continue;
         }
 
         if (ngx_strncmp(v.data, "max_size=", 9) == 0) {
-            v.data += 9;
-            v.len -= 9;
-
-            size = ngx_parse_size(&v);
-            if (size == NGX_ERROR || size < 1024
-                || size > 1024 * 1024 * 1024)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "agentlocator_transcribe_url \"%V\": "
-                                   "max_size= must be from 1k to 1g",
-                                   &value[i]);
+            n = ngx_agentlocator_transcribe_bounded(cf, &v, "max_size=", 1,
+                                                    1024, 1024 * 1024 * 1024,
+                                                    "1k to 1g");
+            if (n == NGX_ERROR) {
                 return NGX_CONF_ERROR;
             }
 
-            tc->max_size = (size_t) size;
+            tc->max_size = (size_t) n;
+            continue;
+        }
+
+        if (v.len == 9 && ngx_strncmp(v.data, "sweep=off", 9) == 0) {
+            tc->sweep = 0;
             continue;
         }
 
         if (ngx_strncmp(v.data, "sweep=", 6) == 0) {
-            v.data += 6;
-            v.len -= 6;
-
-            if (v.len == 3 && ngx_strncmp(v.data, "off", 3) == 0) {
-                tc->sweep = 0;
-                continue;
-            }
-
-            ms = ngx_parse_time(&v, 0);
-            if (ms == (ngx_msec_t) NGX_ERROR || ms < 1000
-                || ms > 3600 * 1000)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "agentlocator_transcribe_url \"%V\": "
-                                   "sweep= must be from 1s to 1h, or off",
-                                   &value[i]);
+            n = ngx_agentlocator_transcribe_bounded(cf, &v, "sweep=", 0,
+                                                    1000, 3600 * 1000,
+                                                    "1s to 1h, or off");
+            if (n == NGX_ERROR) {
                 return NGX_CONF_ERROR;
             }
 
-            tc->sweep = ms;
+            tc->sweep = (ngx_msec_t) n;
             continue;
         }
 
@@ -311,6 +292,39 @@ ngx_agentlocator_transcribe_conf(ngx_conf_t *cf,
     amcf->transcribe = tc;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The value of "name=VALUE", a time in ms or (size) a size in bytes, from
+ * min to max; out of bounds, the error says so in an operator's words
+ * (range), and NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_agentlocator_transcribe_bounded(ngx_conf_t *cf, ngx_str_t *arg,
+    const char *name, ngx_uint_t size, ngx_int_t min, ngx_int_t max,
+    const char *range)
+{
+    size_t     len;
+    ngx_int_t  n;
+    ngx_str_t  v;
+
+    len = ngx_strlen(name);
+
+    v.data = arg->data + len;
+    v.len = arg->len - len;
+
+    n = size ? (ngx_int_t) ngx_parse_size(&v) : ngx_parse_time(&v, 0);
+
+    if (n == NGX_ERROR || n < min || n > max) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "agentlocator_transcribe_url \"%V\": "
+                           "%s must be from %s", arg, name, range);
+        return NGX_ERROR;
+    }
+
+    return n;
 }
 
 

@@ -373,3 +373,39 @@ GET /t
 ok
 --- no_error_log
 [emerg]
+
+
+
+=== TEST 31: agentlocator_transcribe_url max_size= out of range
+--- http_config eval
+$::PG . "agentlocator_transcribe_url http://127.0.0.1:9000/v1/audio/transcriptions max_size=2g;"
+--- config
+    location = /t { return 200; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*agentlocator_transcribe_url "max_size=2g": max_size= must be from 1k to 1g/
+
+
+
+=== TEST 32: agentlocator_transcribe_url timeout= that is not a time
+--- http_config eval
+$::PG . "agentlocator_transcribe_url http://127.0.0.1:9000/v1/audio/transcriptions timeout=soon;"
+--- config
+    location = /t { return 200; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*agentlocator_transcribe_url "timeout=soon": timeout= must be from 1s to 1h/
+
+
+
+=== TEST 33: agentlocator_transcribe_url at its bounds is taken
+--- http_config eval
+$::PG . "agentlocator_transcribe_url http://127.0.0.1:9000/v1/audio/transcriptions timeout=1h max_size=1024m sweep=1s;"
+--- config
+    location = /t { return 200 "ok"; }
+--- request
+GET /t
+--- response_body chomp
+ok
+--- no_error_log
+[emerg]
