@@ -20,6 +20,7 @@ use MIME::Base64 qw(encode_base64);
 use Test::AgentLocator::Postgres;
 use Test::AgentLocator::Calls;
 use Test::AgentLocator::TwilioMock;
+use Test::AgentLocator::Transcriber qw(re_sid wav);
 use Test::AgentLocator::Twilio qw(call_sid);
 
 my $pg = Test::AgentLocator::Postgres->new
@@ -34,40 +35,15 @@ my $wavs = tempdir('wav-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 chmod 0777, $wavs;
 
 # one mock plays Twilio's recordings and the transcription service
-my $svc = Test::AgentLocator::TwilioMock->new(script => 'transcriber.py',
-    args => ['--account', $ACCOUNT, '--token', 'secret-token']);
+my $svc = Test::AgentLocator::Transcriber->new;
 
-my $t = Test::AgentLocator::Calls->new(
-    api => $svc->url,
-    watchdog => 'start_timeout=30s no_media_timeout=30s',
-    http => qq{agentlocator_postgres "@{[ $pg->conninfo ]}" pool=2;
-    agentlocator_recordings $wavs;
-    agentlocator_transcribe_url @{[ $svc->url ]}/v1/audio/transcriptions
-        model=whisper-large-v3 language=he key=$KEY timeout=5s max_size=1m;},
-    server => 'location = /webhook/handle_recording { agentlocator_voice handle_recording; }');
+my $t = $svc->host($pg, $wavs,
+    "model=whisper-large-v3 language=he key=$KEY timeout=5s max_size=1m");
 my $s = $t->server;
 
-sub re_sid { sprintf 'RE%032x', $_[0] }
+sub recording_url { $svc->recording_url(@_) }
 
-sub recording_url { $svc->url . "/2010-04-01/Accounts/$ACCOUNT/Recordings/" . re_sid($_[0]) }
-
-# a WAV header and n bytes of mu-law noise
-sub wav {
-    my ($n) = @_;
-    my $data = join '', map { chr(int rand 256) } 1 .. $n;
-    return 'RIFF' . pack('V', 36 + $n) . 'WAVEfmt ' . pack('VvvVVvv', 16, 7, 1, 8000, 8000, 1, 8)
-           . 'data' . pack('V', $n) . $data;
-}
-
-sub put_recording {
-    my ($n, $bytes) = @_;
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $svc->port) or die;
-    print $sock 'PUT /__recordings/' . re_sid($n) . " HTTP/1.1\r\nHost: m\r\nConnection: close\r\n"
-                . 'Content-Length: ' . length($bytes) . "\r\n\r\n$bytes";
-    local $/;
-    my $r = <$sock>;
-    die "PUT: $r" unless $r =~ m{^HTTP/1\.\d 200};
-}
+sub put_recording { $svc->put_recording(@_) }
 
 sub transcript {
     my ($n) = @_;
@@ -85,7 +61,7 @@ sub recording_done {
 
 sub logged { my ($re) = @_; wait_until(sub { $s->error_log =~ $re }, 15) }
 
-sub posts { grep { $_->{method} eq 'POST' } @{ $svc->requests } }
+sub posts { $svc->posts }
 
 subtest 'Twilio\'s recording: fetched with Basic auth, the same bytes transcribed' => sub {
     my $audio = wav(16000);

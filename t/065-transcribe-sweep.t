@@ -14,10 +14,9 @@ use File::Temp qw(tempdir);
 use Time::HiRes qw(sleep time);
 use Digest::SHA qw(sha256_hex);
 use Encode qw(decode_utf8);
-use IO::Socket::INET;
 use Test::AgentLocator::Postgres;
 use Test::AgentLocator::Calls;
-use Test::AgentLocator::TwilioMock;
+use Test::AgentLocator::Transcriber qw(re_sid wav);
 use Test::AgentLocator::Twilio qw(call_sid);
 
 my $pg = Test::AgentLocator::Postgres->new
@@ -26,48 +25,20 @@ system('tools/migrate', $pg->conninfo) == 0 or die 'migrate';
 
 *wait_until = \&Test::AgentLocator::Calls::wait_until;
 
-my $ACCOUNT = $Test::AgentLocator::Calls::ACCOUNT;
 my $wavs = tempdir('wav-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 chmod 0777, $wavs;
 
-my $svc = Test::AgentLocator::TwilioMock->new(script => 'transcriber.py',
-    args => ['--account', $ACCOUNT, '--token', 'secret-token']);
+my $svc = Test::AgentLocator::Transcriber->new;
 
 # sweep=1s: a claim is 3 s, so a job's claim that nobody keeps runs out fast
-sub host {
-    return Test::AgentLocator::Calls->new(
-        api => $svc->url,
-        watchdog => 'start_timeout=30s no_media_timeout=30s',
-        http => qq{agentlocator_postgres "@{[ $pg->conninfo ]}" pool=2;
-        agentlocator_recordings $wavs;
-        agentlocator_transcribe_url @{[ $svc->url ]}/v1/audio/transcriptions
-            model=whisper-large-v3 timeout=5s sweep=1s;},
-        server => 'location = /webhook/handle_recording { agentlocator_voice handle_recording; }');
-}
+sub host { $svc->host($pg, $wavs, 'model=whisper-large-v3 timeout=5s sweep=1s') }
 
 my $t = host();
 my $s = $t->server;
 
-sub re_sid { sprintf 'RE%032x', $_[0] }
+sub recording_url { $svc->recording_url(@_) }
 
-sub recording_url { $svc->url . "/2010-04-01/Accounts/$ACCOUNT/Recordings/" . re_sid($_[0]) }
-
-sub wav {
-    my ($n) = @_;
-    my $data = join '', map { chr(int rand 256) } 1 .. $n;
-    return 'RIFF' . pack('V', 36 + $n) . 'WAVEfmt ' . pack('VvvVVvv', 16, 7, 1, 8000, 8000, 1, 8)
-           . 'data' . pack('V', $n) . $data;
-}
-
-sub put_recording {
-    my ($n, $bytes) = @_;
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $svc->port) or die;
-    print $sock 'PUT /__recordings/' . re_sid($n) . " HTTP/1.1\r\nHost: m\r\nConnection: close\r\n"
-                . 'Content-Length: ' . length($bytes) . "\r\n\r\n$bytes";
-    local $/;
-    my $r = <$sock>;
-    die "PUT: $r" unless $r =~ m{^HTTP/1\.\d 200};
-}
+sub put_recording { $svc->put_recording(@_) }
 
 sub transcript {
     my ($n) = @_;
