@@ -962,6 +962,15 @@ ngx_int_t ngx_agentlocator_status_handler(ngx_http_request_t *r);
 #define NGX_AGENTLOCATOR_METRICS_CRM_FAILED   1   /* refused for good */
 #define NGX_AGENTLOCATOR_METRICS_CRM_DROPPED  2   /* no room: lost */
 
+/* agentlocator_transcriptions_total: one for each TRANSCRIBE_* line */
+#define NGX_AGENTLOCATOR_METRICS_TX_TRANSCRIBED  0   /* TRANSCRIPT */
+#define NGX_AGENTLOCATOR_METRICS_TX_RETRIED      1   /* TRANSCRIBE_RETRY */
+#define NGX_AGENTLOCATOR_METRICS_TX_FAILED       2   /* left to the sweep */
+#define NGX_AGENTLOCATOR_METRICS_TX_GIVEN_UP     3   /* would fail again */
+#define NGX_AGENTLOCATOR_METRICS_TX_RESUMED      4   /* by the sweep */
+#define NGX_AGENTLOCATOR_METRICS_TX_ABANDONED    5   /* by the sweep */
+#define NGX_AGENTLOCATOR_METRICS_TX_SKIPPED      6   /* TRANSCRIBE_SKIPPED */
+
 char *ngx_agentlocator_metrics_zone(ngx_conf_t *cf,
     ngx_agentlocator_main_conf_t *amcf);
 void ngx_agentlocator_metrics_init_worker(ngx_cycle_t *cycle);
@@ -974,6 +983,7 @@ void ngx_agentlocator_metrics_redirect(ngx_uint_t reason,
 void ngx_agentlocator_metrics_rest(ngx_agentlocator_http_result_t *result,
     ngx_msec_t ms);
 void ngx_agentlocator_metrics_crm(ngx_uint_t result);
+void ngx_agentlocator_metrics_transcribe(ngx_uint_t result);
 
 /* ngx_agentlocator_reply.c */
 ngx_int_t ngx_agentlocator_reply(ngx_http_request_t *r, ngx_uint_t status,

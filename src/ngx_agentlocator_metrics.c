@@ -18,7 +18,7 @@
 #include <curl/curl.h>
 
 
-#define NGX_AGENTLOCATOR_METRICS_LAYOUT    0x4d450001   /* "ME", layout 1 */
+#define NGX_AGENTLOCATOR_METRICS_LAYOUT    0x4d450002   /* "ME", layout 2 */
 
 /* how often a worker publishes its gauges for the others' scrapes */
 #define NGX_AGENTLOCATOR_METRICS_PUBLISH   1000         /* ms */
@@ -51,6 +51,7 @@
 #define NGX_AGENTLOCATOR_REST_RESULTS      8
 #define NGX_AGENTLOCATOR_REST_BUCKETS      10   /* and +Inf */
 #define NGX_AGENTLOCATOR_CRM_RESULTS       3
+#define NGX_AGENTLOCATOR_TX_RESULTS        7
 
 /* a REST request's result: index in ngx_agentlocator_metrics_rest_results */
 #define NGX_AGENTLOCATOR_REST_SUCCESS      0
@@ -89,6 +90,7 @@ typedef struct {
                                               + 1];
     ngx_atomic_t                      rest_ms;  /* the observations' sum */
     ngx_atomic_t                      crm[NGX_AGENTLOCATOR_CRM_RESULTS];
+    ngx_atomic_t                      tx[NGX_AGENTLOCATOR_TX_RESULTS];
     ngx_agentlocator_metrics_slot_t   slot[NGX_AGENTLOCATOR_METRICS_SLOTS];
 } ngx_agentlocator_metrics_sh_t;
 
@@ -153,6 +155,8 @@ static void ngx_agentlocator_metrics_database(
     ngx_agentlocator_metrics_sum_t *sum);
 static void ngx_agentlocator_metrics_spool(ngx_agentlocator_metrics_out_t *out,
     ngx_agentlocator_metrics_sum_t *sum);
+static void ngx_agentlocator_metrics_transcriptions(
+    ngx_agentlocator_metrics_out_t *out, ngx_agentlocator_metrics_sh_t *sh);
 static void ngx_agentlocator_metrics_family(
     ngx_agentlocator_metrics_out_t *out, const char *name, const char *type,
     const char *help);
@@ -215,6 +219,14 @@ static const char  *ngx_agentlocator_metrics_rest_le[] = {
 
 static const char  *ngx_agentlocator_metrics_crm_results[] = {
     "done", "failed", "dropped"
+};
+
+
+/* by NGX_AGENTLOCATOR_METRICS_TX_*: each a log line of its own */
+
+static const char  *ngx_agentlocator_metrics_tx_results[] = {
+    "transcribed", "retried", "failed", "given_up", "resumed", "abandoned",
+    "skipped"
 };
 
 
@@ -664,6 +676,21 @@ ngx_agentlocator_metrics_crm(ngx_uint_t result)
 }
 
 
+void
+ngx_agentlocator_metrics_transcribe(ngx_uint_t result)
+{
+    ngx_agentlocator_metrics_sh_t  *sh;
+
+    sh = ngx_agentlocator_metrics_worker.sh;
+
+    if (sh == NULL || result >= NGX_AGENTLOCATOR_TX_RESULTS) {
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&sh->tx[result], 1);
+}
+
+
 ngx_int_t
 ngx_agentlocator_metrics_handler(ngx_http_request_t *r)
 {
@@ -720,6 +747,10 @@ ngx_agentlocator_metrics_handler(ngx_http_request_t *r)
 
     if (amcf->spool) {
         ngx_agentlocator_metrics_spool(&out, &sum);
+    }
+
+    if (amcf->transcribe) {
+        ngx_agentlocator_metrics_transcriptions(&out, sh);
     }
 
     if (out.pos == out.last) {
@@ -1006,6 +1037,39 @@ ngx_agentlocator_metrics_spool(ngx_agentlocator_metrics_out_t *out,
         "the queue yet.");
     ngx_agentlocator_metrics_print(out, "agentlocator_spool_unread_bytes %uA\n",
                                    sum->gauge[NGX_AGENTLOCATOR_G_SPOOL_UNREAD]);
+}
+
+
+/*
+ * One count per log line.  A job ends once: transcribed, failed (it may
+ * pass: the sweep takes the recording again) or given_up; a job that
+ * could not start (no free one) is a failed too.  retried and skipped are
+ * the jobs' other lines, resumed and abandoned the sweep's.
+ */
+
+static void
+ngx_agentlocator_metrics_transcriptions(ngx_agentlocator_metrics_out_t *out,
+    ngx_agentlocator_metrics_sh_t *sh)
+{
+    ngx_uint_t  i;
+
+    ngx_agentlocator_metrics_family(out, "agentlocator_transcriptions_total",
+        "counter", "Transcription events by result: transcribed (a "
+        "transcript handed to the CRM as a write, TRANSCRIPT), retried (a "
+        "fetch or post failed, tried again by its job, TRANSCRIBE_RETRY), "
+        "failed (a job ended or could not start; a sweep takes its "
+        "recording again, TRANSCRIBE_FAILED), given_up (a job ended for "
+        "good: it would fail the same way again, TRANSCRIBE_FAILED), resumed "
+        "(a recording taken up again by the sweep, TRANSCRIBE_RESUMED), "
+        "abandoned (out of attempts or a day old, given up by the sweep, "
+        "TRANSCRIBE_ABANDONED), skipped (a recording not sent: its URL not "
+        "Twilio's API, its WAV not this host's, TRANSCRIBE_SKIPPED).");
+
+    for (i = 0; i < NGX_AGENTLOCATOR_TX_RESULTS; i++) {
+        ngx_agentlocator_metrics_print(out,
+            "agentlocator_transcriptions_total{result=\"%s\"} %uA\n",
+            ngx_agentlocator_metrics_tx_results[i], sh->tx[i]);
+    }
 }
 
 

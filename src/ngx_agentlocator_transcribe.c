@@ -349,6 +349,8 @@ ngx_agentlocator_transcribe_twilio(ngx_agentlocator_main_conf_t *amcf,
     if (!ngx_agentlocator_transcribe_url_ok(amcf, recording_sid,
                                             recording_url))
     {
+        ngx_agentlocator_metrics_transcribe(
+            NGX_AGENTLOCATOR_METRICS_TX_SKIPPED);
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "TRANSCRIBE_SKIPPED call=%V reason=recording_url "
                       "(not under agentlocator_twilio_api_url)", call_sid);
@@ -690,6 +692,8 @@ ngx_agentlocator_transcribe_job(ngx_agentlocator_main_conf_t *amcf,
 
     /* each holds up to max_size of audio: a bounded number of them */
     if (ngx_agentlocator_transcribe_jobs >= NGX_AGENTLOCATOR_TRANSCRIBE_JOBS) {
+        ngx_agentlocator_metrics_transcribe(
+            NGX_AGENTLOCATOR_METRICS_TX_FAILED);
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "TRANSCRIBE_FAILED call=%V stage=start reason=busy "
                       "(%d transcriptions in flight in this worker)",
@@ -865,6 +869,8 @@ ngx_agentlocator_transcribe_answered(ngx_agentlocator_http_result_t *result,
                                             result->body.len, buf,
                                             result->body.len + 1, &answer);
     if (err) {
+        ngx_agentlocator_metrics_transcribe(
+            NGX_AGENTLOCATOR_METRICS_TX_GIVEN_UP);
         ngx_log_error(NGX_LOG_ERR, job->log, 0,
                       "TRANSCRIBE_FAILED call=%*s stage=answer reason=%s",
                       NGX_AGENTLOCATOR_SID_LEN, job->call_sid, err);
@@ -894,6 +900,8 @@ ngx_agentlocator_transcribe_answered(ngx_agentlocator_http_result_t *result,
         ngx_str_null(&recording_sid);
     }
 
+    ngx_agentlocator_metrics_transcribe(
+        NGX_AGENTLOCATOR_METRICS_TX_TRANSCRIBED);
     ngx_log_error(NGX_LOG_NOTICE, job->log, 0,
                   "TRANSCRIPT call=%V recording=%s bytes=%uz ms=%M",
                   &call_sid, job->twilio ? "twilio" : "stream", text.len,
@@ -990,6 +998,7 @@ ngx_agentlocator_transcribe_again(ngx_agentlocator_transcribe_job_t *job,
     delay = ngx_max(delays[job->tries], result->retry_after);
     job->tries++;
 
+    ngx_agentlocator_metrics_transcribe(NGX_AGENTLOCATOR_METRICS_TX_RETRIED);
     ngx_log_error(NGX_LOG_WARN, job->log, 0,
                   "TRANSCRIBE_RETRY call=%*s stage=%s status=%ui try=%ui "
                   "in=%Mms reason=%s",
@@ -1071,6 +1080,8 @@ ngx_agentlocator_transcribe_exit_worker(void)
             continue;
         }
 
+        ngx_agentlocator_metrics_transcribe(
+            NGX_AGENTLOCATOR_METRICS_TX_FAILED);
         ngx_log_error(NGX_LOG_ERR, job->log, 0,
                       "TRANSCRIBE_FAILED call=%*s stage=%s status=0 "
                       "reason=worker exiting",
@@ -1093,6 +1104,13 @@ static void
 ngx_agentlocator_transcribe_failed(ngx_agentlocator_transcribe_job_t *job,
     const char *stage, ngx_agentlocator_http_result_t *result)
 {
+    ngx_uint_t  final;
+
+    final = result && !ngx_agentlocator_transcribe_passing(result);
+
+    ngx_agentlocator_metrics_transcribe(final
+                                        ? NGX_AGENTLOCATOR_METRICS_TX_GIVEN_UP
+                                        : NGX_AGENTLOCATOR_METRICS_TX_FAILED);
     ngx_log_error(NGX_LOG_ERR, job->log, 0,
                   "TRANSCRIBE_FAILED call=%*s stage=%s status=%ui reason=%s",
                   NGX_AGENTLOCATOR_SID_LEN, job->call_sid, stage,
@@ -1102,7 +1120,7 @@ ngx_agentlocator_transcribe_failed(ngx_agentlocator_transcribe_job_t *job,
                   : result->status != 200 ? "not 200"
                   : "empty");
 
-    if (result && !ngx_agentlocator_transcribe_passing(result)) {
+    if (final) {
         ngx_agentlocator_transcribe_final(job, stage);
     }
 

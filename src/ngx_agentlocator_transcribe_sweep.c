@@ -338,6 +338,8 @@ ngx_agentlocator_sweep_row(PGresult *res, int row)
     }
 
     if (kind.len == 9 && ngx_strncmp(kind.data, "abandoned", 9) == 0) {
+        ngx_agentlocator_metrics_transcribe(
+            NGX_AGENTLOCATOR_METRICS_TX_ABANDONED);
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "TRANSCRIBE_ABANDONED call=%V recording=%V "
                       "attempts=%V reason=%V", &call_sid, &id, &attempts,
@@ -358,12 +360,16 @@ ngx_agentlocator_sweep_row(PGresult *res, int row)
     switch (rc) {
 
     case NGX_OK:
+        ngx_agentlocator_metrics_transcribe(
+            NGX_AGENTLOCATOR_METRICS_TX_RESUMED);
         ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
                       "TRANSCRIBE_RESUMED call=%V recording=%V source=%s "
                       "attempt=%V", &call_sid, &id, source, &attempts);
         break;
 
     case NGX_DECLINED:
+        ngx_agentlocator_metrics_transcribe(
+            NGX_AGENTLOCATOR_METRICS_TX_SKIPPED);
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "TRANSCRIBE_SKIPPED call=%V recording=%V source=%s "
                       "reason=%s", &call_sid, &id, source,

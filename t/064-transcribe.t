@@ -7,6 +7,7 @@
 # RecordingUrl outside agentlocator_twilio_api_url (the credentials go only
 # there), a recording Twilio does not have, the service failing or
 # answering garbage: one log line each, nothing stored, Twilio still 204.
+# Each counted in agentlocator_transcriptions_total, exactly.
 use strict;
 use warnings;
 use utf8;
@@ -20,7 +21,7 @@ use MIME::Base64 qw(encode_base64);
 use Test::AgentLocator::Postgres;
 use Test::AgentLocator::Calls;
 use Test::AgentLocator::TwilioMock;
-use Test::AgentLocator::Transcriber qw(re_sid wav);
+use Test::AgentLocator::Transcriber qw(re_sid wav transcriptions_are);
 use Test::AgentLocator::Twilio qw(call_sid);
 
 my $pg = Test::AgentLocator::Postgres->new
@@ -63,6 +64,10 @@ sub logged { my ($re) = @_; wait_until(sub { $s->error_log =~ $re }, 15) }
 
 sub posts { $svc->posts }
 
+subtest 'every result counted from the start, at 0' => sub {
+    transcriptions_are($s, {}, 'before any recording');
+};
+
 subtest 'Twilio\'s recording: fetched with Basic auth, the same bytes transcribed' => sub {
     my $audio = wav(16000);
     put_recording(1, $audio);
@@ -99,6 +104,7 @@ subtest 'Twilio\'s recording: fetched with Basic auth, the same bytes transcribe
         eq "$copy " . recording_url(1) . ' 3' }, 5), 'its row: the copy, Twilio\'s URL, its duration');
     open my $fh, '<:raw', $copy or die "$copy: $!";
     is(do { local $/; <$fh> }, $audio, 'the copy is Twilio\'s bytes');
+    transcriptions_are($s, { transcribed => 1 }, 'one transcribed');
 };
 
 subtest 'no RecordingSid in the callback: taken from RecordingUrl' => sub {
@@ -110,6 +116,7 @@ subtest 'no RecordingSid in the callback: taken from RecordingUrl' => sub {
     like(transcript(11), qr/^sha256=\Q@{[ sha256_hex($audio) ]}\E /, 'the same bytes');
     is($pg->psql(qq{SELECT count(*) FROM recordings WHERE recording_sid = '@{[ re_sid(11) ]}'
                     AND call_sid = '@{[ call_sid(11) ]}'}), 1, 'the recording row, with its SID');
+    transcriptions_are($s, { transcribed => 2 }, 'two');
 };
 
 subtest 'the same recording again: one transcript, one event' => sub {
@@ -121,6 +128,7 @@ subtest 'the same recording again: one transcript, one event' => sub {
        'one transcript');
     is($pg->psql(qq{SELECT count(*) FROM call_events WHERE call_sid = '@{[ call_sid(1) ]}'
                     AND event = 'transcript'}), 1, 'one event');
+    transcriptions_are($s, { transcribed => 3 }, 'transcribed twice, counted twice');
 };
 
 subtest 'a stream\'s WAV, read from disk once the stream is over' => sub {
@@ -140,6 +148,7 @@ subtest 'a stream\'s WAV, read from disk once the stream is over' => sub {
     ok($post, 'named after the call');
     is($pg->psql(qq{SELECT count(*) FROM transcripts t JOIN recordings r ON r.id = t.recording_id
                     WHERE r.wav_path = '$file'}), 1, 'the transcript of that recording');
+    transcriptions_are($s, { transcribed => 4 }, 'a stream\'s too');
 };
 
 subtest 'a stream without audio is not transcribed' => sub {
@@ -150,6 +159,7 @@ subtest 'a stream without audio is not transcribed' => sub {
     $ws->close_ws(1000);
     sleep 1;
     is(scalar posts(), $before, 'nothing posted');
+    transcriptions_are($s, { transcribed => 4 }, 'nothing counted');
 };
 
 subtest 'a RecordingUrl outside the Twilio API URL: the credentials stay home' => sub {
@@ -169,6 +179,7 @@ subtest 'a RecordingUrl outside the Twilio API URL: the credentials stay home' =
     is(scalar @{ $svc->requests }, $before, 'nothing fetched here either');
     my $skipped = () = $s->error_log =~ /TRANSCRIBE_SKIPPED call=\Q@{[ call_sid(4) ]}\E reason=recording_url/g;
     is($skipped, 3, 'each said so');
+    transcriptions_are($s, { transcribed => 4, skipped => 3 }, 'each skipped');
 };
 
 subtest 'tried again: a recording Twilio is still writing, a busy or slow service' => sub {
@@ -199,6 +210,8 @@ subtest 'tried again: a recording Twilio is still writing, a busy or slow servic
        'the service too slow for timeout=: tried again');
     $svc->mode(mode => 'ok');
     ok(wait_until(sub { transcript(8) ne '' }, 15), 'then transcribed');
+    transcriptions_are($s, { transcribed => 7, retried => 3, skipped => 3 },
+                       'one retry each, then transcribed');
 };
 
 subtest 'failures that would fail again: one line each, nothing stored' => sub {
@@ -219,6 +232,8 @@ subtest 'failures that would fail again: one line each, nothing stored' => sub {
            'neither tried again');
     is($pg->psql(q{SELECT count(*) FROM transcripts WHERE call_sid IN ('}
                  . join("','", map { call_sid($_) } 7, 9) . q{')}), 0, 'no transcript stored');
+    transcriptions_are($s, { transcribed => 7, retried => 3, skipped => 3, given_up => 2 },
+                       'both given up');
 };
 
 subtest 'a reload does not wait for a transcription' => sub {
@@ -235,6 +250,8 @@ subtest 'a reload does not wait for a transcription' => sub {
     like($s->error_log, qr/TRANSCRIBE_FAILED call=\Q@{[ call_sid(10) ]}\E stage=transcribe status=0 reason=worker exiting/,
          'the job given up, said so');
     $svc->mode(mode => 'ok');
+    transcriptions_are($s, { transcribed => 7, retried => 3, skipped => 3, given_up => 2,
+                             failed => 1 }, 'the job cut: failed, and the counts kept by the reload');
 };
 
 subtest 'no secret in the log' => sub {

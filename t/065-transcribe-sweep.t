@@ -4,7 +4,8 @@
 # on one CRM, and the mock service of t/064 (Twilio's recordings and the
 # transcriber), which counts every request: a job cut by a reload, a
 # service away past the retries, many recordings due at once for four
-# workers, a stream's WAV, and what is given up for good.
+# workers, a stream's WAV, and what is given up for good; each counted in
+# agentlocator_transcriptions_total.
 use strict;
 use warnings;
 use utf8;
@@ -16,7 +17,7 @@ use Digest::SHA qw(sha256_hex);
 use Encode qw(decode_utf8);
 use Test::AgentLocator::Postgres;
 use Test::AgentLocator::Calls;
-use Test::AgentLocator::Transcriber qw(re_sid wav);
+use Test::AgentLocator::Transcriber qw(re_sid wav transcriptions transcriptions_are);
 use Test::AgentLocator::Twilio qw(call_sid);
 
 my $pg = Test::AgentLocator::Postgres->new
@@ -66,6 +67,10 @@ sub logged { my ($re, $secs) = @_; wait_until(sub { $s->error_log =~ $re }, $sec
 
 sub lines { my ($log, $re) = @_; scalar(() = $log =~ /$re/g) }
 
+subtest 'every result counted from the start, at 0' => sub {
+    transcriptions_are($s, {}, 'before any recording');
+};
+
 subtest 'a job cut by a reload: transcribed after it, by a new worker, once' => sub {
     my $audio = wav(4000);
     put_recording(1, $audio);
@@ -92,6 +97,8 @@ subtest 'a job cut by a reload: transcribed after it, by a new worker, once' => 
     is(count_sql(qq{SELECT count(*) FROM call_events WHERE call_sid = '@{[ call_sid(1) ]}'
                     AND event = 'transcript'}), 1, 'one transcript event');
     is(lines($s->error_log, qr/TRANSCRIBE_RESUMED call=\Q@{[ call_sid(1) ]}\E/), 1, 'resumed once');
+    transcriptions_are($s, { failed => 1, resumed => 1, transcribed => 1 },
+                       'the job cut, resumed, transcribed');
 };
 
 subtest 'a worker killed with its job: another transcribes it, once' => sub {
@@ -111,6 +118,8 @@ subtest 'a worker killed with its job: another transcribes it, once' => sub {
     is(lines($s->error_log, qr/TRANSCRIBE_RESUMED call=\Q@{[ call_sid(9) ]}\E/), 1, 'resumed once');
     is(count_sql(qq{SELECT count(*) FROM transcripts WHERE call_sid = '@{[ call_sid(9) ]}'}), 1,
        'one transcript');
+    transcriptions_are($s, { failed => 1, resumed => 2, transcribed => 2 },
+                       'a killed job says nothing; resumed, transcribed');
 };
 
 subtest 'the service away past every retry, then back: the sweep transcribes it' => sub {
@@ -129,9 +138,12 @@ subtest 'the service away past every retry, then back: the sweep transcribes it'
          'TRANSCRIBE_RESUMED');
     is(count_sql(qq{SELECT count(*) FROM transcripts WHERE call_sid = '@{[ call_sid(2) ]}'}), 1,
        'one transcript');
+    transcriptions_are($s, { retried => 2, failed => 2, resumed => 3, transcribed => 3 },
+                       'two retries, failed, resumed, transcribed');
 };
 
 subtest 'many recordings due at once, two hosts of two workers: each transcribed once' => sub {
+    my $before = transcriptions($s);
     my $t2 = host();
     my @n = (101 .. 124);
     put_recording($_, wav(800)) for @n;
@@ -157,10 +169,23 @@ subtest 'many recordings due at once, two hosts of two workers: each transcribed
        && lines($s->error_log, qr/TRANSCRIBE_RESUMED call=(?:$ours) /) > 0,
        'both hosts took some');
     is_deeply([ $t2->server->log_problems ], [], 'the other host: no alerts or crashes');
+    # each host counts its own; together, one of each per recording
+    my ($one, $two) = (transcriptions($s), transcriptions($t2->server));
+    transcriptions_are($s, { resumed => $one->{resumed} - $before->{resumed},
+                             transcribed => $one->{transcribed} - $before->{transcribed} },
+                       'this host: resumed and transcribed, nothing else', $before);
+    transcriptions_are($t2->server, { resumed => $two->{resumed},
+                                      transcribed => $two->{transcribed} },
+                       'the other host: resumed and transcribed, nothing else');
+    is($one->{resumed} - $before->{resumed} + $two->{resumed}, scalar @n,
+       'resumed: one per recording, both hosts together');
+    is($one->{transcribed} - $before->{transcribed} + $two->{transcribed}, scalar @n,
+       'transcribed: one per recording, both hosts together');
     undef $t2;
 };
 
 subtest 'a stream\'s WAV is resumed from disk, only this host\'s own' => sub {
+    my $before = transcriptions($s);
     $t->incoming(3);
     my $ws = $t->stream(3);
     $t->media($ws) for 1 .. 20;
@@ -179,7 +204,7 @@ subtest 'a stream\'s WAV is resumed from disk, only this host\'s own' => sub {
     my $bytes = do { local $/; <$fh> };
     like(transcript(3), qr/^sha256=\Q@{[ sha256_hex($bytes) ]}\E /, 'of the WAV on disk');
 
-    my $before = @{ $svc->requests };
+    my $before_requests = @{ $svc->requests };
     $pg->psql(qq{INSERT INTO recordings (call_sid, wav_path, transcript_due_at)
                  VALUES ('@{[ call_sid(4) ]}', '$wavs/@{[ call_sid(4) ]}.wav', now()),
                         ('@{[ call_sid(12) ]}', '/etc/passwd', now()),
@@ -192,10 +217,17 @@ subtest 'a stream\'s WAV is resumed from disk, only this host\'s own' => sub {
     }
     $pg->psql(q{UPDATE recordings SET transcript_due_at = NULL WHERE call_sid IN ('}
               . join("','", map { call_sid($_) } 4, 12, 13) . q{')});
-    is(scalar @{ $svc->requests }, $before, 'nothing posted');
+    is(scalar @{ $svc->requests }, $before_requests, 'nothing posted');
+    # a claim runs out after 3 s: one may have been skipped twice
+    sleep 2;
+    my $skipped = lines($s->error_log, qr/TRANSCRIBE_SKIPPED /);
+    cmp_ok($skipped, '>=', 3, 'three skipped at least');
+    transcriptions_are($s, { transcribed => 2, resumed => 1, skipped => $skipped },
+                       'transcribed, resumed, transcribed; each skip', $before);
 };
 
 subtest 'given up for good: out of attempts, too old, or would fail the same way' => sub {
+    my $counted = transcriptions($s);
     my $before = @{ $svc->requests };
     $pg->psql(qq{INSERT INTO recordings (call_sid, recording_sid, url, transcript_due_at,
                                          transcript_attempts, created_at)
@@ -228,6 +260,8 @@ subtest 'given up for good: out of attempts, too old, or would fail the same way
     sleep 5;
     unlike($s->error_log, qr/TRANSCRIBE_RESUMED call=\Q@{[ call_sid(7) ]}\E/, 'not tried again');
     is(transcript(7), '', 'no transcript');
+    transcriptions_are($s, { abandoned => 2, given_up => 1 }, 'two abandoned, one given up',
+                       $counted);
 };
 
 subtest 'sweep=off: nothing is due' => sub {

@@ -1,7 +1,8 @@
 # agentlocator_metrics (SPEC §9): Prometheus's text format that passes
 # `promtool check metrics`, the same sums whichever of two workers answers,
 # values that move as calls, streams, bad frames, redirects and CRM writes
-# happen, and counters that outlive a reload and a killed worker.  First
+# happen, and counters that outlive a reload and a killed worker (the
+# transcriptions' counts move in t/064 and t/065; here, their family).  First
 # what `nginx -t` says of a misplaced directive and the simplest answers
 # (blocks, as in t/015), then scenarios on a real master with two workers
 # (t/lib/Test/AgentLocator/Server.pm, as in t/030 and t/052).
@@ -315,6 +316,7 @@ Test::More::subtest('the database pool, CRM writes and the spool' => sub {
     agentlocator_watchdog off;
     agentlocator_postgres "@{[ $pg->conninfo ]}" pool=2;
     agentlocator_spool $spool;
+    agentlocator_transcribe_url http://127.0.0.1:9/v1/audio/transcriptions sweep=off;
 _EOC_
     agentlocator_signature off;
     location = /webhook/incoming_call { agentlocator_voice incoming_call; }
@@ -330,6 +332,11 @@ _EOC_
        'two connections in each worker, all ready');
     is($v->{agentlocator_db_writes_queued}, 0, 'nothing queued');
     is($v->{agentlocator_spool_bytes}, 0, 'nothing spooled');
+    is(join(' ', grep { /^agentlocator_transcriptions_total/ } sort keys %$v),
+       join(' ', map { qq{agentlocator_transcriptions_total{result="$_"}} }
+                 sort qw(transcribed retried failed given_up resumed abandoned skipped)),
+       'with agentlocator_transcribe_url: every transcription result');
+    is(nonzero($v, 'agentlocator_transcriptions_total'), '', 'each at 0 from the start');
 
     my $calls = sub {
         for my $n (@_) {

@@ -10,16 +10,22 @@ package Test::AgentLocator::Transcriber;
 #   $svc->put_recording(1, wav(4000));   # Twilio has RE...01 now
 #   $t->webhook('handle_recording', 1, RecordingSid => re_sid(1),
 #               RecordingUrl => $svc->recording_url(1));
+#   transcriptions_are($t->server, { transcribed => 1 }, 'one');
 
 use strict;
 use warnings;
 use Exporter 'import';
 use IO::Socket::INET;
+use Test::More ();
 use Test::AgentLocator::Calls;
 use Test::AgentLocator::TwilioMock;
 
 our @ISA = ('Test::AgentLocator::TwilioMock');
-our @EXPORT_OK = qw(re_sid wav);
+our @EXPORT_OK = qw(re_sid wav transcriptions transcriptions_are);
+
+# agentlocator_transcriptions_total's labels, as the module prints them
+our @RESULTS = qw(transcribed retried failed given_up resumed abandoned
+                  skipped);
 
 sub new {
     my ($class) = @_;
@@ -30,7 +36,7 @@ sub new {
 
 # Calls (t/lib/Test/AgentLocator/Calls.pm) with the CRM, the streams' WAVs
 # in $wavs, agentlocator_transcribe_url at this mock with $params, and
-# handle_recording
+# handle_recording and /metrics
 sub host {
     my ($self, $pg, $wavs, $params) = @_;
     return Test::AgentLocator::Calls->new(
@@ -40,7 +46,8 @@ sub host {
     agentlocator_recordings $wavs;
     agentlocator_transcribe_url @{[ $self->url ]}/v1/audio/transcriptions
         $params;},
-        server => 'location = /webhook/handle_recording { agentlocator_voice handle_recording; }');
+        server => 'location = /webhook/handle_recording { agentlocator_voice handle_recording; }
+    location = /metrics { agentlocator_metrics; }');
 }
 
 # a well-formed RecordingSid from a small number
@@ -73,5 +80,28 @@ sub put_recording {
 
 # what the service was asked to transcribe
 sub posts { grep { $_->{method} eq 'POST' } @{ $_[0]->requests } }
+
+# agentlocator_transcriptions_total of nginx $s: { result => count }
+sub transcriptions {
+    my ($s) = @_;
+    my $r = $s->request('GET /metrics');
+    die "GET /metrics: $r->{status}" unless $r->{status} == 200;
+    return { $r->{body} =~ /^agentlocator_transcriptions_total\{result="(\w+)"\} (\d+)$/mg };
+}
+
+# Every label, each at its count in %$want (0 if not there), or that many
+# more than in %$since (an earlier transcriptions()): within a few seconds,
+# as the events the test caused have their log lines
+sub transcriptions_are {
+    my ($s, $want, $what, $since) = @_;
+    my %want = map { $_ => ($since ? $since->{$_} : 0) + ($want->{$_} // 0) } @RESULTS;
+    my $got;
+    Test::AgentLocator::Calls::wait_until(sub {
+        $got = transcriptions($s);
+        !grep { ($got->{$_} // -1) != $want{$_} } @RESULTS;
+    }, 5);
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    Test::More::is_deeply($got, \%want, "agentlocator_transcriptions_total: $what");
+}
 
 1;
