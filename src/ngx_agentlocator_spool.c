@@ -119,7 +119,7 @@ static void ngx_agentlocator_spool_tick(ngx_event_t *ev);
 char *
 ngx_agentlocator_spool_conf(ngx_conf_t *cf, ngx_agentlocator_main_conf_t *amcf)
 {
-    ssize_t      size;
+    off_t        size;
     ngx_str_t   *value, s;
     ngx_uint_t   i;
 
@@ -147,7 +147,8 @@ ngx_agentlocator_spool_conf(ngx_conf_t *cf, ngx_agentlocator_main_conf_t *amcf)
             s.data = value[i].data + 13;
             s.len = value[i].len - 13;
 
-            size = ngx_parse_size(&s);
+            /* an offset: nginx 1.22's sizes know no "g", its offsets do */
+            size = ngx_parse_offset(&s);
 
             if (size == NGX_ERROR
                 || size < NGX_AGENTLOCATOR_SPOOL_JOURNAL_MIN

@@ -306,8 +306,8 @@ ngx_agentlocator_transcribe_bounded(ngx_conf_t *cf, ngx_str_t *arg,
     const char *name, ngx_uint_t size, ngx_int_t min, ngx_int_t max,
     const char *range)
 {
+    off_t      off;
     size_t     len;
-    ngx_int_t  n;
     ngx_str_t  v;
 
     len = ngx_strlen(name);
@@ -315,16 +315,17 @@ ngx_agentlocator_transcribe_bounded(ngx_conf_t *cf, ngx_str_t *arg,
     v.data = arg->data + len;
     v.len = arg->len - len;
 
-    n = size ? (ngx_int_t) ngx_parse_size(&v) : ngx_parse_time(&v, 0);
+    /* a size as an offset: nginx 1.22's sizes know no "g", its offsets do */
+    off = size ? ngx_parse_offset(&v) : (off_t) ngx_parse_time(&v, 0);
 
-    if (n == NGX_ERROR || n < min || n > max) {
+    if (off == NGX_ERROR || off < min || off > max) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "agentlocator_transcribe_url \"%V\": "
                            "%s must be from %s", arg, name, range);
         return NGX_ERROR;
     }
 
-    return n;
+    return (ngx_int_t) off;
 }
 
 

@@ -400,7 +400,7 @@ qr/\[emerg\] .*agentlocator_transcribe_url "timeout=soon": timeout= must be from
 
 === TEST 33: agentlocator_transcribe_url at its bounds is taken
 --- http_config eval
-$::PG . "agentlocator_transcribe_url http://127.0.0.1:9000/v1/audio/transcriptions timeout=1h max_size=1024m sweep=1s;"
+$::PG . "agentlocator_transcribe_url http://127.0.0.1:9000/v1/audio/transcriptions timeout=1h max_size=1g sweep=1s;"
 --- config
     location = /t { return 200 "ok"; }
 --- request
