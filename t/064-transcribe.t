@@ -41,6 +41,7 @@ my $svc = Test::AgentLocator::Transcriber->new;
 my $t = $svc->host($pg, $wavs,
     "model=whisper-large-v3 language=he key=$KEY timeout=5s max_size=1m");
 my $s = $t->server;
+my $retries;    # TRANSCRIBE_RETRY lines, each counted once
 
 sub recording_url { $svc->recording_url(@_) }
 
@@ -210,8 +211,11 @@ subtest 'tried again: a recording Twilio is still writing, a busy or slow servic
        'the service too slow for timeout=: tried again');
     $svc->mode(mode => 'ok');
     ok(wait_until(sub { transcript(8) ne '' }, 15), 'then transcribed');
-    transcriptions_are($s, { transcribed => 7, retried => 3, skipped => 3 },
-                       'one retry each, then transcribed');
+    # one a line: a loaded machine may let the 404's 1 s pass before the put
+    $retries = () = $s->error_log =~ /TRANSCRIBE_RETRY /g;
+    cmp_ok($retries, '>=', 3, 'at least one retry each');
+    transcriptions_are($s, { transcribed => 7, retried => $retries, skipped => 3 },
+                       'one count a retry, then transcribed');
 };
 
 subtest 'failures that would fail again: one line each, nothing stored' => sub {
@@ -232,7 +236,7 @@ subtest 'failures that would fail again: one line each, nothing stored' => sub {
            'neither tried again');
     is($pg->psql(q{SELECT count(*) FROM transcripts WHERE call_sid IN ('}
                  . join("','", map { call_sid($_) } 7, 9) . q{')}), 0, 'no transcript stored');
-    transcriptions_are($s, { transcribed => 7, retried => 3, skipped => 3, given_up => 2 },
+    transcriptions_are($s, { transcribed => 7, retried => $retries, skipped => 3, given_up => 2 },
                        'both given up');
 };
 
@@ -250,7 +254,7 @@ subtest 'a reload does not wait for a transcription' => sub {
     like($s->error_log, qr/TRANSCRIBE_FAILED call=\Q@{[ call_sid(10) ]}\E stage=transcribe status=0 reason=worker exiting/,
          'the job given up, said so');
     $svc->mode(mode => 'ok');
-    transcriptions_are($s, { transcribed => 7, retried => 3, skipped => 3, given_up => 2,
+    transcriptions_are($s, { transcribed => 7, retried => $retries, skipped => 3, given_up => 2,
                              failed => 1 }, 'the job cut: failed, and the counts kept by the reload');
 };
 
