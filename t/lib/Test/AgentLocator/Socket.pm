@@ -239,7 +239,17 @@ sub env_value {
 sub prepare_servroot {
     # Remove only what we create, in case TEST_NGINX_SERVROOT points at
     # something the user cares about.
-    remove_tree(map { "$ServRoot/$_" } qw(conf html logs), glob("$ServRoot/*_temp"));
+    remove_tree((map { "$ServRoot/$_" } qw(conf html logs cache)),
+                glob("$ServRoot/*_temp"), glob("$ServRoot/*_cache"));
+    # and, as openresty's Test::Nginx does, nothing else: a block that left
+    # anything more (a directory its nginx made) stops that harness here
+    if (-d $ServRoot && !rmdir $ServRoot) {
+        my $left = join ' ', map { s{.*/}{}r } glob("$ServRoot/*");
+        bail_out("Can't remove $ServRoot (not empty?): $! ($left: a"
+                 . " block's nginx made something there other than conf, cache,"
+                 . " html, logs, *_temp or *_cache, which openresty's"
+                 . " Test::Nginx would not remove either)");
+    }
     make_path(map { "$ServRoot/$_" } qw(conf html logs));
     write_file("$ServRoot/html/index.html",
                "<html><head><title>It works!</title></head><body>It works!</body></html>");
