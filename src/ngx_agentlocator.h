@@ -656,8 +656,8 @@ ngx_int_t ngx_agentlocator_crm_wa_outbound(ngx_agentlocator_crm_message_t *m,
     ngx_int_t business_id, const char *status);
 ngx_agentlocator_crm_statement_t *ngx_agentlocator_crm_statement(u_char *name,
     size_t len);
-ngx_agentlocator_crm_statement_t *ngx_agentlocator_crm_statement_at(
-    ngx_uint_t i);
+/* each connection prepares them; a NULL name ends the table */
+extern ngx_agentlocator_crm_statement_t  ngx_agentlocator_crm_statements[];
 
 /* ngx_agentlocator_stream_url.c */
 void ngx_agentlocator_stream_url_init_worker(ngx_cycle_t *cycle);
@@ -1045,8 +1045,8 @@ extern ngx_agentlocator_crm_statement_t  *ngx_agentlocator_api_live_statement;
 extern ngx_agentlocator_crm_statement_t
     *ngx_agentlocator_api_recording_file_statement;
 
-ngx_agentlocator_crm_statement_t *ngx_agentlocator_api_statement_at(
-    ngx_uint_t i);
+/* each connection prepares them; a NULL name ends the table */
+extern ngx_agentlocator_crm_statement_t  ngx_agentlocator_api_statements[];
 
 /* ngx_agentlocator_api.c */
 ngx_int_t ngx_agentlocator_api_handler(ngx_http_request_t *r);
@@ -1115,8 +1115,8 @@ ngx_msec_t ngx_agentlocator_transcribe_sweep_every(
 /* ngx_agentlocator_transcribe_sweep.c */
 ngx_int_t ngx_agentlocator_transcribe_init_worker(ngx_cycle_t *cycle);
 void ngx_agentlocator_transcribe_sweep_exit_worker(void);
-ngx_agentlocator_crm_statement_t *ngx_agentlocator_transcribe_statement_at(
-    ngx_uint_t i);
+/* each connection prepares them; a NULL name ends the table */
+extern ngx_agentlocator_crm_statement_t  ngx_agentlocator_sweep_statements[];
 
 /* ngx_agentlocator_whatsapp_send.c */
 ngx_int_t ngx_agentlocator_whatsapp_send(ngx_http_request_t *r,

@@ -234,7 +234,7 @@ static const char  ngx_agentlocator_api_recording_file_sql[] =
     "   AND r.id = $3::bigint";
 
 
-static ngx_agentlocator_crm_statement_t  ngx_agentlocator_api_statements[] = {
+ngx_agentlocator_crm_statement_t  ngx_agentlocator_api_statements[] = {
     { "api_threads_count", ngx_agentlocator_api_threads_count_sql, 2 },
     { "api_threads", ngx_agentlocator_api_threads_sql, 4 },
     { "api_messages_count", ngx_agentlocator_api_messages_count_sql, 2 },
@@ -279,18 +279,3 @@ ngx_agentlocator_crm_statement_t  *ngx_agentlocator_api_live_statement =
 
 ngx_agentlocator_crm_statement_t  *ngx_agentlocator_api_recording_file_statement
     = &ngx_agentlocator_api_statements[12];
-
-
-/* The i-th statement, NULL past the last: each connection prepares them. */
-
-ngx_agentlocator_crm_statement_t *
-ngx_agentlocator_api_statement_at(ngx_uint_t i)
-{
-    if (i >= sizeof(ngx_agentlocator_api_statements)
-             / sizeof(ngx_agentlocator_crm_statement_t) - 1)
-    {
-        return NULL;
-    }
-
-    return &ngx_agentlocator_api_statements[i];
-}

@@ -336,7 +336,7 @@ static const char  ngx_agentlocator_crm_wa_outbound_sql[] =
  * one has for it.  A statement whose parameters change gets a new name.
  */
 
-static ngx_agentlocator_crm_statement_t  ngx_agentlocator_crm_statements[] = {
+ngx_agentlocator_crm_statement_t  ngx_agentlocator_crm_statements[] = {
     { "incoming_call", ngx_agentlocator_crm_incoming_sql, 5 },
     { "call_status", ngx_agentlocator_crm_status_sql, 5 },
     { "call_event", ngx_agentlocator_crm_event_sql, 13 },
@@ -716,21 +716,6 @@ ngx_agentlocator_crm_wa_write(ngx_agentlocator_crm_statement_t *st,
     ngx_agentlocator_crm_nulls(params, 0, n);
 
     return ngx_agentlocator_pg_write(st, n, params);
-}
-
-
-/* The i-th statement, NULL past the last: each connection prepares them. */
-
-ngx_agentlocator_crm_statement_t *
-ngx_agentlocator_crm_statement_at(ngx_uint_t i)
-{
-    if (i >= sizeof(ngx_agentlocator_crm_statements)
-             / sizeof(ngx_agentlocator_crm_statement_t) - 1)
-    {
-        return NULL;
-    }
-
-    return &ngx_agentlocator_crm_statements[i];
 }
 
 

@@ -1190,14 +1190,14 @@ static void
 ngx_agentlocator_pg_ready(ngx_agentlocator_pg_conn_t *pc)
 {
     u_char                             name[64];
-    ngx_uint_t                         i, t;
+    ngx_uint_t                         t;
     ngx_agentlocator_pg_pool_t        *pool;
     ngx_agentlocator_crm_statement_t  *st;
 
-    static ngx_agentlocator_crm_statement_t  *(*statements[])(ngx_uint_t) = {
-        ngx_agentlocator_crm_statement_at,
-        ngx_agentlocator_api_statement_at,
-        ngx_agentlocator_transcribe_statement_at
+    static ngx_agentlocator_crm_statement_t  *tables[] = {
+        ngx_agentlocator_crm_statements,
+        ngx_agentlocator_api_statements,
+        ngx_agentlocator_sweep_statements
     };
 
     pool = ngx_agentlocator_pg;
@@ -1214,8 +1214,8 @@ ngx_agentlocator_pg_ready(ngx_agentlocator_pg_conn_t *pc)
 
     /* the CRM's writes, then the API's and the transcription sweep's reads */
 
-    for (t = 0; t < 3; t++) {
-        for (i = 0; (st = statements[t](i)); i++) {
+    for (t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+        for (st = tables[t]; st->name; st++) {
             if (PQsendPrepare(pc->conn,
                               ngx_agentlocator_pg_statement_name(st, name),
                               st->sql, (int) st->nparams, NULL)
@@ -1603,7 +1603,7 @@ ngx_agentlocator_pg_requeue(ngx_agentlocator_pg_conn_t *pc)
 
 
 /*
- * Starts a read: "nq" statements (from ngx_agentlocator_api_statement_at)
+ * Starts a read: "nq" statements (of ngx_agentlocator_api_statements)
  * and their parameters, copied.  "done" is called once, from the event
  * loop, with the statements' results (freed when it returns) or with an
  * error; never if the read is cancelled first.  NULL and *error: it cannot

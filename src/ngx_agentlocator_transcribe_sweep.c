@@ -106,7 +106,7 @@ static const char  ngx_agentlocator_sweep_claim_sql[] =
     "        transcript_attempts, why FROM settled WHERE failed";
 
 
-static ngx_agentlocator_crm_statement_t  ngx_agentlocator_sweep_statements[] = {
+ngx_agentlocator_crm_statement_t  ngx_agentlocator_sweep_statements[] = {
     { "transcribe_renew", ngx_agentlocator_sweep_renew_sql, 3 },
     { "transcribe_claim", ngx_agentlocator_sweep_claim_sql, 4 },
     { NULL, NULL, 0 }
@@ -404,19 +404,4 @@ ngx_agentlocator_sweep_value(PGresult *res, int row, int col,
 
     value->data = (u_char *) PQgetvalue(res, row, col);
     value->len = PQgetlength(res, row, col);
-}
-
-
-/* The i-th statement, NULL past the last: each connection prepares them. */
-
-ngx_agentlocator_crm_statement_t *
-ngx_agentlocator_transcribe_statement_at(ngx_uint_t i)
-{
-    if (i >= sizeof(ngx_agentlocator_sweep_statements)
-             / sizeof(ngx_agentlocator_crm_statement_t) - 1)
-    {
-        return NULL;
-    }
-
-    return &ngx_agentlocator_sweep_statements[i];
 }
