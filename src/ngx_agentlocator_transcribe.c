@@ -124,6 +124,9 @@ static void ngx_agentlocator_transcribe_answered(
 static void ngx_agentlocator_transcribe_failed(
     ngx_agentlocator_transcribe_job_t *job, const char *stage,
     ngx_agentlocator_http_result_t *result);
+static void ngx_agentlocator_transcribe_sids(
+    ngx_agentlocator_transcribe_job_t *job, ngx_str_t *call_sid,
+    ngx_str_t *recording_sid);
 static void ngx_agentlocator_transcribe_final(
     ngx_agentlocator_transcribe_job_t *job, const char *stage);
 static void ngx_agentlocator_transcribe_free(
@@ -890,16 +893,7 @@ ngx_agentlocator_transcribe_answered(ngx_agentlocator_http_result_t *result,
                                                NGX_AGENTLOCATOR_TRANSCRIPT_MAX));
     text.len = len;
 
-    call_sid.data = job->call_sid;
-    call_sid.len = NGX_AGENTLOCATOR_SID_LEN;
-
-    if (job->twilio) {
-        recording_sid.data = job->recording_sid;
-        recording_sid.len = NGX_AGENTLOCATOR_SID_LEN;
-
-    } else {
-        ngx_str_null(&recording_sid);
-    }
+    ngx_agentlocator_transcribe_sids(job, &call_sid, &recording_sid);
 
     ngx_agentlocator_metrics_transcribe(
         NGX_AGENTLOCATOR_METRICS_TX_TRANSCRIBED);
@@ -966,10 +960,7 @@ ngx_agentlocator_transcribe_keep(ngx_agentlocator_transcribe_job_t *job)
         return;
     }
 
-    call_sid.data = job->call_sid;
-    call_sid.len = NGX_AGENTLOCATOR_SID_LEN;
-    recording_sid.data = job->recording_sid;
-    recording_sid.len = NGX_AGENTLOCATOR_SID_LEN;
+    ngx_agentlocator_transcribe_sids(job, &call_sid, &recording_sid);
     path.data = name;
     path.len = p - name;
 
@@ -1141,19 +1132,29 @@ ngx_agentlocator_transcribe_final(ngx_agentlocator_transcribe_job_t *job,
         return;
     }
 
-    call_sid.data = job->call_sid;
-    call_sid.len = NGX_AGENTLOCATOR_SID_LEN;
-
-    if (job->twilio) {
-        recording_sid.data = job->recording_sid;
-        recording_sid.len = NGX_AGENTLOCATOR_SID_LEN;
-
-    } else {
-        ngx_str_null(&recording_sid);
-    }
+    ngx_agentlocator_transcribe_sids(job, &call_sid, &recording_sid);
 
     ngx_agentlocator_crm_transcribe_failed(&call_sid, &recording_sid,
                                            &job->wav_path, stage);
+}
+
+
+/* The job's CallSid, and Twilio's RecordingSid ("" for a stream's WAV). */
+
+static void
+ngx_agentlocator_transcribe_sids(ngx_agentlocator_transcribe_job_t *job,
+    ngx_str_t *call_sid, ngx_str_t *recording_sid)
+{
+    call_sid->data = job->call_sid;
+    call_sid->len = NGX_AGENTLOCATOR_SID_LEN;
+
+    if (job->twilio) {
+        recording_sid->data = job->recording_sid;
+        recording_sid->len = NGX_AGENTLOCATOR_SID_LEN;
+
+    } else {
+        ngx_str_null(recording_sid);
+    }
 }
 
 
